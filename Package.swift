@@ -1,0 +1,41 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+/// A system library reached through pkg-config, with the Debian package that provides it.
+func systemLibrary(_ name: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, path: "Sources/\(name)", pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let package = Package(
+    name: "provision",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "provision", targets: ["Provision"]),
+        .executable(name: "producer", targets: ["Producer"]),
+        .executable(name: "processor", targets: ["Processor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        systemLibrary("CSQLite", pkgConfig: "sqlite3", apt: "libsqlite3-dev"),
+        systemLibrary("CCurl", pkgConfig: "libcurl", apt: "libcurl4-openssl-dev"),
+        systemLibrary("CSSH2", pkgConfig: "libssh2", apt: "libssh2-1-dev"),
+        systemLibrary("CRdKafka", pkgConfig: "rdkafka", apt: "librdkafka-dev"),
+        systemLibrary("CMongoc", pkgConfig: "libmongoc-1.0", apt: "libmongoc-dev"),
+        // What Swift cannot import directly: variadic functions, function-like macros, fork/spawn details.
+        .target(name: "CShim", dependencies: ["CSQLite", "CCurl", "CSSH2"]),
+        .target(name: "Engine", dependencies: ["CSQLite", "CShim"]),
+        .target(name: "Steps", dependencies: ["Engine", "Yams"]),
+        .executableTarget(
+            name: "Provision",
+            dependencies: ["Engine", "Steps", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(name: "Producer", dependencies: ["CRdKafka"], path: "Sources/Workloads/Producer"),
+        .executableTarget(name: "Processor", dependencies: ["CMongoc", "CRdKafka"], path: "Sources/Workloads/Processor"),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine"]),
+        .testTarget(name: "ProvisionTests", dependencies: ["Engine"]),
+    ]
+)

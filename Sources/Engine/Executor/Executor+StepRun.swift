@@ -1,0 +1,114 @@
+import Foundation
+
+/// The state machine of one step during `up`:
+///
+/// ```
+/// succeeded, same fingerprint, no upstream applied ─► unchanged
+/// succeeded but changed ─────────────────────────────► apply
+/// new / failed / cancelled / running (interrupted) ──► check ─ satisfied ─► adopted
+///                                                             └ unsatisfied ─► apply
+/// apply: markRunning (intent) ─► apply ─ ok ─► markSucceeded (outputs + state, one transaction)
+///                                       └ error ─► retry with backoff, or failed
+/// ```
+extension Executor {
+    func converge(_ step: any Step, item: String?, record: StepRecord?, upstream: GraphWalker.Upstream) async throws -> Outcome {
+        let fingerprint = Self.fingerprint(step, upstream: upstream.outputs)
+        if let record, record.state == .succeeded {
+            if record.fingerprint == fingerprint && !upstream.applied {
+                notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
+                return .unchanged(record.outputs)
+            }
+        } else if let adopted = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs) {
+            return adopted
+        }
+        if Task.isCancelled { return try cancelled(step.id, attempt: record?.attempts ?? 0) }
+        return try await applyWithRetries(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs)
+    }
+
+    /// Runs `check`; records and returns `adopted` when the world is already right.
+    private func adoptIfSatisfied(
+        _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, upstream: [StepID: StepOutputs]
+    ) async throws -> Outcome? {
+        let context = context(for: step.id, attempt: 0, item: item, upstream: upstream)
+        let started = ContinuousClock.now
+        do {
+            guard case .satisfied(let outputs) = try await step.check(context) else { return nil }
+            let clean = outputs.mapValues { $0.mapStrings(redactor.redact) }
+            try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean,
+                                    duration: ContinuousClock.now - started, adopted: true)
+            let reason = record?.state == .running ? "interrupted attempt found already done" : "already satisfied"
+            notify(Event(run: run.id, step: step.id, kind: .stepAdopted, message: reason))
+            return .adopted(clean)
+        } catch is CancellationError {
+            return nil
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            context.log.write("check failed, applying instead: \(error)")
+            return nil
+        }
+    }
+
+    private func applyWithRetries(
+        _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, upstream: [StepID: StepOutputs]
+    ) async throws -> Outcome {
+        let policy = step.retry
+        // A resumed run keeps counting attempts where the interrupted one stopped.
+        let firstAttempt = (record?.run == run.id ? record?.attempts ?? 0 : 0) + 1
+        for attempt in firstAttempt..<(firstAttempt + policy.attempts) {
+            try store.markRunning(step.id, run: run.id, attempt: attempt, fingerprint: fingerprint)
+            notify(Event(run: run.id, step: step.id, kind: .stepStarted, attempt: attempt))
+            let context = context(for: step.id, attempt: attempt, item: item, upstream: upstream)
+            context.log.write("=== \(step.id) attempt \(attempt) (run \(run.id)) \(ISO8601DateFormatter().string(from: Date())) ===")
+            let started = ContinuousClock.now
+            do {
+                let outputs = try await withTimeout(policy.timeout) { try await step.apply(context) }
+                let clean = outputs.mapValues { $0.mapStrings(redactor.redact) }
+                let duration = ContinuousClock.now - started
+                try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean, duration: duration, adopted: false)
+                notify(Event(run: run.id, step: step.id, kind: .stepSucceeded, attempt: attempt, message: duration.formatted))
+                return .applied(clean)
+            } catch let error as StoreError {
+                throw error
+            } catch where Task.isCancelled {
+                return try cancelled(step.id, attempt: attempt)
+            } catch {
+                let message = redactor.redact(String(describing: error))
+                let retryable = (error as? StepFailure)?.retryable ?? true
+                let final = !retryable || attempt == firstAttempt + policy.attempts - 1
+                let duration = ContinuousClock.now - started
+                try store.markAttemptFailed(step.id, run: run.id, attempt: attempt, error: message, duration: duration, final: final)
+                notify(Event(run: run.id, step: step.id, kind: final ? .stepFailed : .stepRetrying, attempt: attempt, message: message))
+                context.log.write("attempt \(attempt) failed after \(duration.formatted): \(message)")
+                if final { return .failed(message) }
+                do {
+                    try await Task.sleep(for: policy.delay(after: attempt - firstAttempt + 1))
+                } catch {
+                    return try cancelled(step.id, attempt: attempt)
+                }
+            }
+        }
+        return .failed("no attempt was made")
+    }
+
+    private func cancelled(_ id: StepID, attempt: Int) throws -> Outcome {
+        let message = "interrupted by cancellation in attempt \(attempt); 'provision resume' runs it again"
+        try store.mark(id, run: run.id, state: .cancelled, message: message)
+        notify(Event(run: run.id, step: id, kind: .stepCancelled, attempt: attempt, message: message))
+        return .cancelled
+    }
+}
+
+/// Runs `body`, cancelling it and throwing `StepTimedOut` once `limit` has passed.
+func withTimeout<T: Sendable>(_ limit: Duration?, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    guard let limit else { return try await body() }
+    return try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw StepTimedOut(limit: limit)
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}

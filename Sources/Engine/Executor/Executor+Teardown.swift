@@ -1,0 +1,69 @@
+import Foundation
+
+/// `provision down`: teardowns in reverse dependency order, recorded as `destroyed`.
+extension Executor {
+    /// Tears down every step that may have changed the world (succeeded, failed, cancelled or
+    /// interrupted), dependents before their dependencies. A failed teardown keeps the steps it
+    /// depends on standing (they are reported skipped), so nothing is pulled out from under it.
+    public func down() async throws -> RunSummary {
+        let records = try store.steps()
+        let steps = try expandedSteps()
+        var childrenOf: [StepID: [StepID]] = [:]
+        for case .fanOut(let fanOut) in graph.nodes.values {
+            childrenOf[fanOut.id] = try (store.expansion(fanOut.id) ?? []).map { fanOut.id.child($0) }
+        }
+        var dependents: [StepID: [StepID]] = [:]
+        for step in steps {
+            for dependency in step.dependencies.flatMap({ childrenOf[$0] ?? [$0] }) {
+                dependents[dependency, default: []].append(step.id)
+            }
+        }
+        let vertices = steps.reversed().map { step in
+            GraphWalker.Vertex(id: step.id, dependencies: dependents[step.id] ?? [], kind: .step(step, item: nil))
+        }
+        return try await GraphWalker(parallelism: parallelism).walk(
+            vertices,
+            work: { vertex, _ in
+                guard case .step(let step, _) = vertex.kind else { return .unchanged([:]) }
+                return try await self.tearDown(step, record: records[step.id])
+            },
+            skip: { vertex, reason in
+                try store.append([Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason)])
+                notify(Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason))
+            },
+            expand: { _, _ in [] }
+        )
+    }
+
+    private func tearDown(_ step: any Step, record: StepRecord?) async throws -> Outcome {
+        guard let record, [.succeeded, .failed, .cancelled, .running].contains(record.state) else { return .unchanged([:]) }
+        guard step.hasTeardown else {
+            try store.mark(step.id, run: run.id, state: .destroyed, message: "")
+            notify(Event(run: run.id, step: step.id, kind: .stepTornDown))
+            return .applied([:])
+        }
+        let policy = step.retry
+        for attempt in 1...policy.attempts {
+            let context = context(for: step.id, attempt: attempt, item: nil, upstream: [:])
+            context.log.write("=== teardown \(step.id) attempt \(attempt) (run \(run.id)) ===")
+            do {
+                try await withTimeout(policy.timeout) { try await step.teardown(context) }
+                try store.mark(step.id, run: run.id, state: .destroyed, message: "")
+                notify(Event(run: run.id, step: step.id, kind: .stepTornDown, attempt: attempt))
+                return .applied([:])
+            } catch let error as StoreError {
+                throw error
+            } catch where Task.isCancelled {
+                return .cancelled
+            } catch {
+                let message = redactor.redact("teardown: \(error)")
+                let final = attempt == policy.attempts || (error as? StepFailure)?.retryable == false
+                try store.markAttemptFailed(step.id, run: run.id, attempt: attempt, error: message, duration: .zero, final: final)
+                notify(Event(run: run.id, step: step.id, kind: final ? .stepFailed : .stepRetrying, attempt: attempt, message: message))
+                if final { return .failed(message) }
+                try? await Task.sleep(for: policy.delay(after: attempt))
+            }
+        }
+        return .failed("no teardown attempt was made")
+    }
+}

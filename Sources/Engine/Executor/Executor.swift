@@ -1,0 +1,129 @@
+import Foundation
+
+/// Converges the world to a step graph (`up`), or tears it down (`down`), recording everything in
+/// a run store.
+///
+/// `up` visits every step in dependency order (see `GraphWalker` for the concurrency, failure and
+/// cancellation contract). A step that succeeded before with the same fingerprint, and none of
+/// whose dependencies was applied in this run, is left alone. Otherwise the step's state machine
+/// (`Executor+StepRun.swift`) runs it. `down` runs teardowns in reverse dependency order.
+public struct Executor: Sendable {
+    /// The graph to run.
+    public let graph: StepGraph
+    /// Where progress is recorded.
+    public let store: any RunStore
+    /// The run being executed (new for `up`/`down`, reopened for `resume`).
+    public let run: RunRecord
+    /// The per-plan state directory; step logs go to its `logs/` folder.
+    public let stateDirectory: URL
+    /// Hides secrets in logs, events, errors and outputs.
+    public let redactor: Redactor
+    /// Starts and interrupts child processes.
+    public let processes: ProcessSupervisor
+    /// Most steps running at once.
+    public let parallelism: Int
+    /// Receives every event as it happens (the CLI renders them).
+    public let observer: @Sendable (Event) -> Void
+
+    /// Creates an executor.
+    public init(
+        graph: StepGraph, store: any RunStore, run: RunRecord, stateDirectory: URL, redactor: Redactor,
+        processes: ProcessSupervisor, parallelism: Int = 10, observer: @escaping @Sendable (Event) -> Void = { _ in }
+    ) {
+        self.graph = graph
+        self.store = store
+        self.run = run
+        self.stateDirectory = stateDirectory
+        self.redactor = redactor
+        self.processes = processes
+        self.parallelism = max(1, parallelism)
+        self.observer = observer
+    }
+
+    /// Converges every step; returns what happened. Throws only when the run store fails, after
+    /// which nothing more is started (the store still holds a consistent state for `resume`).
+    public func up() async throws -> RunSummary {
+        let records = try store.steps()
+        let vertices = graph.order.map { vertex(for: graph.nodes[$0]!) }
+        return try await GraphWalker(parallelism: parallelism).walk(
+            vertices,
+            work: { vertex, upstream in
+                guard case .step(let step, let item) = vertex.kind else { return .unchanged([:]) }
+                return try await self.converge(step, item: item, record: records[step.id], upstream: upstream)
+            },
+            skip: { vertex, reason in
+                try store.mark(vertex.id, run: run.id, state: .skipped, message: reason)
+                notify(Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason))
+            },
+            expand: { fanOut, outcomes in try expand(fanOut, sourceOutputs: outcomes[fanOut.source]?.outputs ?? [:]) }
+        )
+    }
+
+    /// The concrete steps of the graph, fan-outs expanded from their persisted items (a fan-out
+    /// never expanded contributes nothing).
+    public func expandedSteps() throws -> [any Step] {
+        try graph.order.flatMap { id -> [any Step] in
+            switch graph.nodes[id]! {
+            case .step(let step): return [step]
+            case .fanOut(let fanOut): return try (store.expansion(fanOut.id) ?? []).map(fanOut.make)
+            }
+        }
+    }
+
+    func vertex(for node: StepGraph.Node) -> GraphWalker.Vertex {
+        switch node {
+        case .step(let step): GraphWalker.Vertex(id: step.id, dependencies: step.dependencies, kind: .step(step, item: nil))
+        case .fanOut(let fanOut): GraphWalker.Vertex(id: fanOut.id, dependencies: fanOut.allDependencies, kind: .fanOut(fanOut))
+        }
+    }
+
+    private func expand(_ fanOut: FanOut, sourceOutputs: StepOutputs) throws -> [GraphWalker.Vertex] {
+        guard let items = sourceOutputs[fanOut.output]?.items else {
+            throw GraphError.badFanOutItems(fanOut: fanOut.id, source: fanOut.source, output: fanOut.output)
+        }
+        if try store.expansion(fanOut.id) != items {
+            try store.saveExpansion(fanOut.id, items: items)
+            let event = Event(run: run.id, step: fanOut.id, kind: .stepExpanded, message: items.joined(separator: ", "))
+            try store.append([event])
+            notify(event)
+        }
+        return items.map { item in
+            let child = fanOut.make(item)
+            return GraphWalker.Vertex(id: child.id, dependencies: fanOut.allDependencies, kind: .step(child, item: item))
+        }
+    }
+
+    /// The fingerprint of a step's inputs together with its dependencies' outputs.
+    public static func fingerprint(_ step: any Step, upstream: [StepID: StepOutputs]) -> String {
+        var text = step.inputs
+        for (id, outputs) in upstream.sorted(by: { $0.key < $1.key }) {
+            text += "\n\u{1}\(id)\u{1}"
+            for (key, value) in outputs.sorted(by: { $0.key < $1.key }) { text += "\(key)=\(value)\u{2}" }
+        }
+        return SHA256.hex(text)
+    }
+
+    func notify(_ event: Event) { observer(event) }
+
+    /// A context for `step`; its log forwards output lines to the event table.
+    func context(for step: StepID, attempt: Int, item: String?, upstream: [StepID: StepOutputs]) -> StepContext {
+        let logs = stateDirectory.appendingPathComponent("logs", isDirectory: true)
+        try? FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let runID = run.id
+        let store = store
+        let observer = observer
+        let log = StepLog(path: logs.appendingPathComponent(Self.logFileName(step)), redactor: redactor) { lines in
+            let events = lines.map { Event(run: runID, step: step, kind: .output, attempt: attempt, message: $0) }
+            try? store.append(events)
+            events.forEach(observer)
+        }
+        return StepContext(runID: run.id, stepID: step, attempt: attempt, upstream: upstream, item: item,
+                           stateDirectory: stateDirectory, log: log, redactor: redactor, processes: processes)
+    }
+
+    /// The log file name for a step: its id with anything but letters, digits, `.`, `_` and `-` escaped.
+    public static func logFileName(_ step: StepID) -> String {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        return step.rawValue.map { allowed.contains($0) ? String($0) : String(format: "%%%02X", $0.asciiValue ?? 0x3F) }.joined() + ".log"
+    }
+}

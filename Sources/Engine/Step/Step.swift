@@ -1,0 +1,38 @@
+/// One idempotent unit of work in a step graph.
+///
+/// The executor calls `check` (read-only: is the world already as this step wants it?) before it
+/// applies a step that is new, failed or was interrupted, and `apply` to make it so. `apply` must be
+/// safe to repeat: execution is at-least-once, because a process can die after the effect and
+/// before the store records it.
+public protocol Step: Sendable {
+    /// Stable identifier, unique in the graph.
+    var id: StepID { get }
+    /// Steps (or fan-outs) that must succeed before this one runs.
+    var dependencies: [StepID] { get }
+    /// A canonical description of this step's configuration; with upstream outputs it makes the
+    /// fingerprint that decides whether a succeeded step must run again.
+    var inputs: String { get }
+    /// Attempts, backoff and per-attempt timeout.
+    var retry: RetryPolicy { get }
+    /// Whether `teardown` does anything; `provision down` only visits steps that have one.
+    var hasTeardown: Bool { get }
+
+    /// Reports whether the world is already as this step wants it. Must not change anything.
+    func check(_ context: StepContext) async throws -> CheckResult
+    /// Makes the world as this step wants it and returns the outputs for downstream steps.
+    func apply(_ context: StepContext) async throws -> StepOutputs
+    /// Undoes what `apply` did; safe to repeat.
+    func teardown(_ context: StepContext) async throws
+}
+
+extension Step {
+    public var dependencies: [StepID] { [] }
+    public var retry: RetryPolicy { RetryPolicy() }
+    public var hasTeardown: Bool { false }
+
+    public func check(_ context: StepContext) async throws -> CheckResult {
+        .unsatisfied("this step has no check")
+    }
+
+    public func teardown(_ context: StepContext) async throws {}
+}

@@ -1,0 +1,39 @@
+import Foundation
+
+/// Everything a step may use while it runs, handed to it by the executor.
+public struct StepContext: Sendable {
+    /// The run this attempt belongs to.
+    public let runID: Int64
+    /// The step being run.
+    public let stepID: StepID
+    /// 1-based attempt number within the run (0 for `check` and teardown calls).
+    public let attempt: Int
+    /// Outputs of the step's dependencies, by step id; a fan-out dependency contributes each child.
+    public let upstream: [StepID: StepOutputs]
+    /// The item a fan-out created this step for, if any.
+    public let item: String?
+    /// The per-plan state directory (0700).
+    public let stateDirectory: URL
+    /// Where the step's log lines go (already redacted when written).
+    public let log: StepLog
+    /// Removes secret values from any text.
+    public let redactor: Redactor
+    /// Starts child processes so that cancellation and a second Ctrl-C reach them.
+    public let processes: ProcessSupervisor
+
+    /// Creates a context; the executor does this, tests may too.
+    public init(
+        runID: Int64, stepID: StepID, attempt: Int, upstream: [StepID: StepOutputs], item: String?,
+        stateDirectory: URL, log: StepLog, redactor: Redactor, processes: ProcessSupervisor
+    ) {
+        self.runID = runID
+        self.stepID = stepID
+        self.attempt = attempt
+        self.upstream = upstream
+        self.item = item
+        self.stateDirectory = stateDirectory
+        self.log = log
+        self.redactor = redactor
+        self.processes = processes
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// Durable record of runs, steps, attempts, events, fan-out expansions, pinned host keys and the
+/// writer lock. Every method is atomic; the executor relies on "intent before effect":
+/// `markRunning` is committed before a step's `apply` starts, and `markSucceeded` records outputs
+/// and the new state in one transaction after it returns.
+public protocol RunStore: Sendable {
+    /// Takes the one-writer lock or throws `LockError` naming the holder.
+    func acquireLock(_ holder: LockHolder) throws
+    /// Releases the lock if `pid` holds it.
+    func releaseLock(pid: Int32) throws
+    /// The current holder, if any.
+    func lockHolder() throws -> LockHolder?
+    /// Removes the lock whoever holds it, recording who it was.
+    func clearLock() throws
+
+    /// Starts a new run.
+    func beginRun(command: RunCommand, planPath: String, planText: String) throws -> RunRecord
+    /// Marks an unfinished run as running again (for `resume`).
+    func resumeRun(_ id: Int64) throws
+    /// Records how a run ended.
+    func finishRun(_ id: Int64, status: RunStatus) throws
+    /// The newest run, if any.
+    func lastRun() throws -> RunRecord?
+
+    /// Every step ever recorded, by id.
+    func steps() throws -> [StepID: StepRecord]
+    /// Intent: attempt `attempt` of `step` starts now in `run`.
+    func markRunning(_ step: StepID, run: Int64, attempt: Int, fingerprint: String) throws
+    /// Effect recorded: outputs and `succeeded` together.
+    func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool) throws
+    /// Records a failed attempt; `final` also moves the step to `failed`.
+    func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws
+    /// Moves a step to `skipped`, `cancelled`, `pending` or `destroyed` with a reason.
+    func mark(_ step: StepID, run: Int64, state: StepState, message: String) throws
+
+    /// Appends events (one transaction).
+    func append(_ events: [Event]) throws
+    /// Events, oldest first, filtered by run and step.
+    func events(run: Int64?, step: StepID?, limit: Int) throws -> [Event]
+
+    /// Persists a fan-out's items so every later run and `down` sees the same graph.
+    func saveExpansion(_ fanOut: StepID, items: [String]) throws
+    /// The persisted items of a fan-out, if it was expanded.
+    func expansion(_ fanOut: StepID) throws -> [String]?
+
+    /// The pinned host key fingerprint for `host`, if any.
+    func pinnedHostKey(_ host: String) throws -> String?
+    /// Pins (or deliberately replaces) the key fingerprint for `host`.
+    func pinHostKey(_ host: String, fingerprint: String) throws
+
+    /// SQLite's `PRAGMA integrity_check` answer ("ok" when healthy).
+    func integrityCheck() throws -> String
+}

@@ -1,0 +1,43 @@
+import Foundation
+
+/// How a run ended (or that it has not).
+public enum RunStatus: String, Sendable, Codable {
+    case running, succeeded, failed, cancelled
+}
+
+/// What `provision` was asked to do in a run.
+public enum RunCommand: String, Sendable, Codable {
+    case up, down
+}
+
+/// One invocation of `up` or `down` (continued by `resume`).
+public struct RunRecord: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var command: RunCommand
+    public var planPath: String
+    /// The plan text the run started with: `resume` continues exactly this plan.
+    public var planText: String
+    public var startedAt: Date
+    public var finishedAt: Date?
+    public var status: RunStatus
+}
+
+/// The last known state of one step, across runs.
+public struct StepRecord: Sendable, Codable, Equatable {
+    public var id: StepID
+    public var state: StepState
+    /// Fingerprint of the inputs it last succeeded (or was started) with.
+    public var fingerprint: String
+    /// Attempts made in `run`.
+    public var attempts: Int
+    /// The run that last touched it.
+    public var run: Int64
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// Duration of the last finished attempt, milliseconds.
+    public var durationMs: Int?
+    /// The last error, redacted.
+    public var lastError: String?
+    /// Outputs of the last success, redacted.
+    public var outputs: StepOutputs
+}

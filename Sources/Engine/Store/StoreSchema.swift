@@ -1,0 +1,39 @@
+/// The run store's schema, as numbered migrations tracked in `PRAGMA user_version`.
+enum StoreSchema {
+    /// Each entry moves the schema one version up; never edit one that has shipped, append instead.
+    static let migrations: [String] = [
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, command TEXT NOT NULL, plan_path TEXT NOT NULL, plan_text TEXT NOT NULL,
+            started_at REAL NOT NULL, finished_at REAL, status TEXT NOT NULL);
+        CREATE TABLE steps (
+            id TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            run_id INTEGER NOT NULL, started_at REAL, finished_at REAL, duration_ms INTEGER, last_error TEXT, outputs TEXT);
+        CREATE TABLE attempts (
+            run_id INTEGER NOT NULL, step_id TEXT NOT NULL, attempt INTEGER NOT NULL, started_at REAL NOT NULL,
+            finished_at REAL, outcome TEXT NOT NULL, error TEXT, PRIMARY KEY (run_id, step_id, attempt));
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, at REAL NOT NULL, step_id TEXT,
+            kind TEXT NOT NULL, attempt INTEGER, message TEXT NOT NULL);
+        CREATE INDEX events_by_step ON events (step_id, seq);
+        CREATE TABLE expansions (fanout_id TEXT PRIMARY KEY, items TEXT NOT NULL);
+        CREATE TABLE host_keys (host TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, pinned_at REAL NOT NULL);
+        CREATE TABLE lock (
+            id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL, since REAL NOT NULL,
+            command TEXT NOT NULL, process_start TEXT);
+        """
+    ]
+
+    static func migrate(_ database: SQLiteDatabase) throws {
+        let current = Int(try database.query("PRAGMA user_version").first?[0].int ?? 0)
+        guard current <= migrations.count else {
+            throw StoreError.newerSchema(path: database.path, found: current, supported: migrations.count)
+        }
+        for version in current..<migrations.count {
+            try database.transaction {
+                try database.execute(migrations[version])
+                try database.execute("PRAGMA user_version = \(version + 1)")
+            }
+        }
+    }
+}
