@@ -1,0 +1,36 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Steps
+
+/// Prints an error the way every command does (text on stderr; also JSON on stdout with
+/// `--json`) and returns the exit code that names its kind.
+func report(_ error: any Error, json: Bool) -> ExitCode {
+    let code: ExitCode
+    switch error {
+    case is PlanError, is GraphError: code = ExitCodes.invalidInput
+    case is LockError: code = ExitCodes.locked
+    case is StoreError: code = ExitCodes.storeFailure
+    case is NothingToResume: code = ExitCodes.nothingToResume
+    case let exit as ExitCode: return exit
+    default: code = ExitCodes.stepFailed
+    }
+    let text = String(describing: error)
+    FileHandle.standardError.write(Data("provision: \(text)\n".utf8))
+    if json {
+        let object: [String: Any] = ["kind": "error", "message": text, "exit_code": code.rawValue]
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            FileHandle.standardOutput.write(data + Data("\n".utf8))
+        }
+    }
+    return code
+}
+
+/// Runs `body`, turning any error into its documented exit code.
+func withExitCodes(json: Bool, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch {
+        throw report(error, json: json)
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Steps
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs `up`, `resume` or `down` with signal handling and the right renderer, and maps the
+/// outcome to an exit code.
+///
+/// The first Ctrl-C (or SIGTERM) cancels the run: nothing new starts, running children get
+/// SIGINT and are waited for, their steps are recorded as cancelled. A second Ctrl-C kills every
+/// child at once and exits; the store stays consistent and `resume` continues either way.
+enum RunDriver {
+    static func run(_ request: RunRequest, options: GlobalOptions, parallelism: Int?) async throws {
+        try await withExitCodes(json: options.json) {
+            let workspace = try Workspace(planPath: options.plan, stateRoot: options.stateDir)
+            let renderer: any RunRenderer = options.json ? JSONRenderer() : (isatty(STDERR_FILENO) == 1 ? LiveRenderer() as any RunRenderer : PlainRenderer())
+            let supervisor = ProcessSupervisor()
+            let commandLine = (["provision"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
+            let task = Task {
+                try await workspace.execute(
+                    request, parallelism: parallelism, processes: supervisor, commandLine: commandLine,
+                    willStart: { run, graph, records in renderer.start(run: run, graph: graph, records: records) },
+                    observer: { renderer.event($0) })
+            }
+            let signals = SignalTrap { count in
+                if count == 1 {
+                    renderer.note("stopping: waiting for running steps to finish cleanly (Ctrl-C again to stop at once)")
+                    task.cancel()
+                } else {
+                    renderer.note("stopping now: killing running steps; 'provision resume' continues")
+                    supervisor.signalAll(SIGKILL)
+                    if let store = try? SQLiteRunStore(directory: workspace.stateDirectory) { try? store.releaseLock(pid: getpid()) }
+                    exit(ExitCodes.interrupted.rawValue)
+                }
+            }
+            defer { signals.cancel() }
+            let report = try await task.value
+            renderer.finish(report)
+            if report.summary.cancelled { throw ExitCodes.interrupted }
+            if report.summary.status == .failed { throw ExitCodes.stepFailed }
+        }
+    }
+}
+
+/// Catches SIGINT and SIGTERM on a dispatch queue and counts them.
+final class SignalTrap: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private var count = 0
+    private let lock = NSLock()
+
+    init(_ handler: @escaping @Sendable (Int) -> Void) {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                let n = self.lock.withLock { self.count += 1; return self.count }
+                handler(n)
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func cancel() {
+        sources.forEach { $0.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}

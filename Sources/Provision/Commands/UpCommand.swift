@@ -1,0 +1,61 @@
+import ArgumentParser
+import Steps
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Converge the world to the plan.",
+        discussion: """
+            Starts a new run. Steps that succeeded before with the same inputs are skipped; steps whose
+            inputs changed, and everything downstream of them, run again; new, failed and interrupted
+            steps are checked first and applied only if their check says they are not done.
+            """
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(help: "Most steps running at once (default: the plan's, else 10).")
+    var parallelism: Int?
+
+    func run() async throws {
+        try await RunDriver.run(.up, options: options, parallelism: parallelism)
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Continue the last run where it stopped.",
+        discussion: """
+            Uses the plan text the run started with (not the file as it is now). Steps that were
+            running when the run died are checked first and adopted if their effect is already there.
+            If a killed run left a stale lock, 'provision unlock' clears it first.
+            """
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(help: "Most steps running at once (default: the plan's, else 10).")
+    var parallelism: Int?
+
+    func run() async throws {
+        try await RunDriver.run(.resume, options: options, parallelism: parallelism)
+    }
+}
+
+struct DownCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "down",
+        abstract: "Tear down what the plan created, in reverse order.",
+        discussion: "Runs each step's teardown ('down:' for exec steps) after the steps that depend on it, and records them as destroyed."
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Option(help: "Most teardowns running at once (default: the plan's, else 10).")
+    var parallelism: Int?
+
+    func run() async throws {
+        try await RunDriver.run(.down, options: options, parallelism: parallelism)
+    }
+}

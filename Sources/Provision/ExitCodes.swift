@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// Every exit code `provision` uses, in one place (the README lists them too).
+enum ExitCodes {
+    /// A step failed (others may have succeeded); `provision status` shows which.
+    static let stepFailed = ExitCode(1)
+    /// The plan or the arguments are wrong; nothing was run.
+    static let invalidInput = ExitCode(2)
+    /// Another process holds the state lock, or a dead one left it.
+    static let locked = ExitCode(3)
+    /// The run store cannot be opened or written (full disk, damaged file, permissions).
+    static let storeFailure = ExitCode(4)
+    /// `resume` found no unfinished run.
+    static let nothingToResume = ExitCode(5)
+    /// Stopped by Ctrl-C (or SIGTERM); `provision resume` continues.
+    static let interrupted = ExitCode(130)
+}

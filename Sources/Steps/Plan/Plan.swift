@@ -1,0 +1,69 @@
+import Engine
+
+/// A declarative plan (plans/*.yaml), decoded and validated. See the README's "Plan language".
+public struct Plan: Sendable, Equatable {
+    /// Where the plan runs its steps.
+    public enum Target: String, Sendable, CaseIterable {
+        /// Only `exec` steps, on this machine.
+        case local
+    }
+
+    /// Names the plan and its state folder (`state/<name>/`): lowercase letters, digits and `-`.
+    public var name: String
+    /// Where it runs.
+    public var target: Target
+    /// Most steps at once (the CLI's `--parallelism` overrides it).
+    public var parallelism: Int?
+    /// Named secrets and where their values come from.
+    public var secrets: [String: SecretSource]
+    /// The steps, in declaration order.
+    public var steps: [StepSpec]
+    /// The file the plan came from.
+    public var path: String
+}
+
+/// Where a secret's value comes from: never the plan file itself.
+public enum SecretSource: Sendable, Equatable {
+    /// An environment variable of the provisioner.
+    case environment(String)
+    /// A file (its contents, trailing newline removed).
+    case file(String)
+}
+
+/// One step as the plan declares it.
+public struct StepSpec: Sendable, Equatable {
+    /// Unique id: letters, digits, `.`, `_`, `-`.
+    public var id: String
+    /// Ids of steps that must succeed first.
+    public var needs: [String]
+    /// Attempts, backoff and timeout.
+    public var retry: RetryPolicy
+    /// Run once per item of another step's list output (`{{item}}` in commands).
+    public var forEach: ForEach?
+    /// The `exec` body.
+    public var exec: ExecSpec
+    /// Line of the step in the plan file, for errors found after parsing.
+    public var line: Int
+
+    /// A fan-out declaration.
+    public struct ForEach: Sendable, Equatable {
+        public var step: String
+        public var output: String
+    }
+}
+
+/// A local command, with an optional read-only check that decides whether it is already done.
+public struct ExecSpec: Sendable, Equatable {
+    /// Shell script run by `/bin/sh -c`.
+    public var run: String
+    /// Shell script: exit 0 means "already done" (its stdout becomes the step's outputs).
+    public var check: String?
+    /// Shell script `provision down` runs.
+    public var down: String?
+    /// Extra environment variables.
+    public var env: [String: String]
+    /// Working directory (relative to the plan's directory).
+    public var dir: String?
+    /// Secrets exported as environment variables named after them in upper case.
+    public var secrets: [String]
+}

@@ -1,0 +1,187 @@
+import Engine
+import Foundation
+import Yams
+
+/// Reads a plan file into a validated `Plan`. Every problem is a `PlanError` with file, line,
+/// column, the offending text and what is allowed instead.
+public enum PlanLoader {
+    static let topKeys = ["name", "description", "target", "parallelism", "secrets", "steps"]
+    static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
+    static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
+    static let retryKeys = ["attempts", "backoff", "max_backoff", "timeout"]
+
+    /// Loads and validates the plan at `path`.
+    public static func load(path: String) throws -> Plan {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw PlanError(file: path, message: exists ? "cannot read the plan (permission denied?)" : "no plan file here",
+                            hint: exists ? nil : "pass --plan with the path of a plan, such as plans/demo.yaml")
+        }
+        return try parse(data, path: path)
+    }
+
+    /// Parses plan bytes; `path` is used in messages and to resolve relative directories.
+    public static func parse(_ data: Data, path: String) throws -> Plan {
+        guard let text = String(data: data, encoding: .utf8), !text.contains("\0") else {
+            throw PlanError(file: path, message: "the plan is not UTF-8 text (is it a binary file?)", hint: "a plan is a YAML text file; see plans/demo.yaml")
+        }
+        let reader = PlanReader(file: path, text: text)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw yamlError(error, reader: reader)
+        }
+        guard let root, !(root.scalar.map(reader.isNull) ?? false) else {
+            throw PlanError(file: path, message: "the plan is empty", hint: "a plan needs at least 'name:' and 'steps:'; see plans/demo.yaml")
+        }
+        return try plan(root, reader: reader, path: path)
+    }
+
+    private static func plan(_ root: Node, reader: PlanReader, path: String) throws -> Plan {
+        let top = try reader.mapping(root, "the plan", allowed: topKeys, required: ["name", "steps"])
+        let nameNode = top["name"]!.value
+        let name = try reader.string(nameNode, "name")
+        guard name.range(of: "^[a-z0-9][a-z0-9-]{0,62}$", options: .regularExpression) != nil else {
+            throw reader.error(at: nameNode, "name '\(name)' is not allowed", hint: "use lowercase letters, digits and '-' (it names the state folder), like 'gpu-pipeline'")
+        }
+        var target = Plan.Target.local
+        if let node = top["target"]?.value {
+            let text = try reader.string(node, "target")
+            let allowed = Plan.Target.allCases.map(\.rawValue)
+            guard let value = Plan.Target(rawValue: text) else {
+                let suggestion = EditDistance.suggestion(for: text, among: allowed).map { "did you mean '\($0)'? " } ?? ""
+                throw reader.error(at: node, "unknown target '\(text)'", hint: "\(suggestion)allowed: \(allowed.joined(separator: ", "))")
+            }
+            target = value
+        }
+        let parallelism = try top["parallelism"].map { try reader.int($0.value, "parallelism", range: 1...256) }
+        let secrets = try top["secrets"].map { try self.secrets($0.value, reader: reader) } ?? [:]
+
+        let stepsNode = top["steps"]!.value
+        guard case .sequence(let sequence) = stepsNode, !sequence.isEmpty else {
+            throw reader.error(at: stepsNode, "steps must be a non-empty list", hint: "write each step as '- id: NAME' followed by 'exec:'")
+        }
+        var steps: [StepSpec] = []
+        var seen: [String: Int] = [:]
+        for node in sequence {
+            let spec = try step(node, reader: reader, secrets: secrets)
+            if let first = seen[spec.id] {
+                throw reader.error(at: node, "step id '\(spec.id)' is already used on line \(first)", hint: "give every step its own id")
+            }
+            seen[spec.id] = spec.line
+            steps.append(spec)
+        }
+        let plan = Plan(name: name, target: target, parallelism: parallelism, secrets: secrets, steps: steps, path: path)
+        try checkReferences(plan, sequence: Array(sequence), reader: reader)
+        return plan
+    }
+
+    private static func secrets(_ node: Node, reader: PlanReader) throws -> [String: SecretSource] {
+        guard case .mapping(let mapping) = node else {
+            throw reader.error(at: node, "secrets must map names to sources", hint: "write 'api_token: {env: API_TOKEN}' or 'api_token: {file: secrets/token}'")
+        }
+        var result: [String: SecretSource] = [:]
+        for (key, value) in mapping {
+            let name = try reader.string(key, "a secret name")
+            guard name.range(of: "^[A-Za-z_][A-Za-z0-9_]*$", options: .regularExpression) != nil else {
+                throw reader.error(at: key, "secret name '\(name)' is not allowed", hint: "use letters, digits and '_' (it becomes an environment variable name)")
+            }
+            let source = try reader.mapping(value, "secret '\(name)'", allowed: ["env", "file"])
+            switch (source["env"], source["file"]) {
+            case (let env?, nil): result[name] = .environment(try reader.string(env.value, "secrets.\(name).env"))
+            case (nil, let file?): result[name] = .file(try reader.string(file.value, "secrets.\(name).file"))
+            default:
+                throw reader.error(at: value, "secret '\(name)' needs exactly one of 'env' or 'file'",
+                                   hint: "secret values never go in the plan itself: write '{env: VARIABLE}' or '{file: path}'")
+            }
+        }
+        return result
+    }
+
+    private static func step(_ node: Node, reader: PlanReader, secrets: [String: SecretSource]) throws -> StepSpec {
+        let keys = try reader.mapping(node, "a step", allowed: stepKeys, required: ["id", "exec"])
+        let idNode = keys["id"]!.value
+        let id = try reader.string(idNode, "id")
+        guard id.range(of: "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", options: .regularExpression) != nil else {
+            throw reader.error(at: idNode, "step id '\(id)' is not allowed",
+                               hint: "use letters, digits, '.', '_' and '-' ('/' is reserved for fan-out children), like 'k3s.install'")
+        }
+        let needs = try keys["needs"].map { try reader.stringList($0.value, "needs") } ?? []
+        let retry = try keys["retry"].map { try self.retry($0.value, reader: reader) } ?? RetryPolicy()
+        var forEach: StepSpec.ForEach?
+        if let node = keys["for_each"]?.value {
+            let f = try reader.mapping(node, "for_each", allowed: ["step", "output"], required: ["step"])
+            forEach = .init(step: try reader.string(f["step"]!.value, "for_each.step"),
+                            output: try f["output"].map { try reader.string($0.value, "for_each.output") } ?? "lines")
+        }
+        let execNode = keys["exec"]!.value
+        let e = try reader.mapping(execNode, "exec", allowed: execKeys, required: ["run"])
+        let execSecrets = try e["secrets"].map { try reader.stringList($0.value, "exec.secrets") } ?? []
+        for name in execSecrets where secrets[name] == nil {
+            let suggestion = EditDistance.suggestion(for: name, among: Array(secrets.keys)).map { "did you mean '\($0)'? " } ?? ""
+            throw reader.error(at: e["secrets"]!.value, "step '\(id)' uses secret '\(name)', which the plan's 'secrets:' section does not declare",
+                               hint: "\(suggestion)declare it at the top: 'secrets: {\(name): {env: \(name.uppercased())}}'")
+        }
+        let exec = ExecSpec(
+            run: try reader.string(e["run"]!.value, "exec.run"),
+            check: try e["check"].map { try reader.string($0.value, "exec.check") },
+            down: try e["down"].map { try reader.string($0.value, "exec.down") },
+            env: try e["env"].map { try reader.stringMap($0.value, "exec.env") } ?? [:],
+            dir: try e["dir"].map { try reader.string($0.value, "exec.dir") },
+            secrets: execSecrets)
+        return StepSpec(id: id, needs: needs, retry: retry, forEach: forEach, exec: exec, line: node.mark?.line ?? 0)
+    }
+
+    private static func retry(_ node: Node, reader: PlanReader) throws -> RetryPolicy {
+        let r = try reader.mapping(node, "retry", allowed: retryKeys)
+        var policy = RetryPolicy()
+        if let n = r["attempts"] { policy.attempts = try reader.int(n.value, "retry.attempts", range: 1...100) }
+        if let n = r["backoff"] { policy.backoff = try reader.duration(n.value, "retry.backoff") }
+        if let n = r["max_backoff"] { policy.maxBackoff = try reader.duration(n.value, "retry.max_backoff") }
+        if let n = r["timeout"] { policy.timeout = try reader.duration(n.value, "retry.timeout") }
+        return policy
+    }
+
+    /// Dependencies and fan-out sources must name steps; the graph must have no cycle.
+    private static func checkReferences(_ plan: Plan, sequence: [Node], reader: PlanReader) throws {
+        let ids = plan.steps.map(\.id)
+        for (spec, node) in zip(plan.steps, sequence) {
+            let keys = try reader.mapping(node, "a step", allowed: stepKeys)
+            for need in spec.needs where !ids.contains(need) || need == spec.id {
+                let at = keys["needs"]!.value
+                if need == spec.id {
+                    throw reader.error(at: at, "step '\(spec.id)' needs itself", hint: "remove '\(need)' from its needs")
+                }
+                let suggestion = EditDistance.suggestion(for: need, among: ids).map { "did you mean '\($0)'? " } ?? ""
+                throw reader.error(at: at, "step '\(spec.id)' needs '\(need)', which is not a step in this plan",
+                                   hint: "\(suggestion)steps are: \(ids.prefix(12).joined(separator: ", "))\(ids.count > 12 ? ", …" : "")")
+            }
+            if let forEach = spec.forEach, !ids.contains(forEach.step) || forEach.step == spec.id {
+                let suggestion = EditDistance.suggestion(for: forEach.step, among: ids).map { "did you mean '\($0)'? " } ?? ""
+                throw reader.error(at: keys["for_each"]!.value, "for_each names step '\(forEach.step)', which is not another step in this plan",
+                                   hint: "\(suggestion)name the step whose output lists the items")
+            }
+        }
+        do {
+            _ = try plan.graph(secrets: [:])
+        } catch let error as GraphError {
+            guard case .cycle(let cycle) = error, let first = plan.steps.first(where: { $0.id == cycle.first?.rawValue }) else { throw error }
+            throw reader.error(line: first.line, column: nil, error.description)
+        }
+    }
+
+    private static func yamlError(_ error: YamlError, reader: PlanReader) -> PlanError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return reader.error(line: mark.line, column: mark.column, "this is not valid YAML: \(problem)",
+                                hint: "check the indentation (spaces, not tabs) and quote values that contain ': ', '#' or start with '{', '[', '*', '&'")
+        case .reader(let problem, _, _, _):
+            return reader.error(line: nil, column: nil, "the plan cannot be read as YAML text: \(problem)", hint: "save it as UTF-8 text")
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return reader.error(line: nil, column: nil, "keys appear twice in one mapping: \(duplicates.joined(separator: ", "))", hint: "keep one of each")
+        default:
+            return reader.error(line: nil, column: nil, "this is not valid YAML: \(error)")
+        }
+    }
+}

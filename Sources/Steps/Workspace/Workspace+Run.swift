@@ -1,0 +1,75 @@
+import Engine
+import Foundation
+
+/// What a command asks of the executor.
+public enum RunRequest: Sendable {
+    /// Converge to the plan on disk.
+    case up
+    /// Continue the last run with the plan it started with.
+    case resume
+    /// Tear down.
+    case down
+}
+
+/// What a finished `up`, `resume` or `down` reports.
+public struct RunReport: Sendable {
+    public let run: RunRecord
+    public let summary: RunSummary
+}
+
+/// Raised when `resume` finds nothing to continue.
+public struct NothingToResume: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+extension Workspace {
+    /// Runs `request` under the state lock: loads secrets, builds the graph, records the run and
+    /// walks it. Cancelling the calling task stops it gracefully.
+    /// - Parameters:
+    ///   - parallelism: overrides the plan's.
+    ///   - willStart: called with the run and the durations earlier runs took, before any step starts.
+    public func execute(
+        _ request: RunRequest, parallelism: Int?, processes: ProcessSupervisor, commandLine: String,
+        willStart: @Sendable (RunRecord, StepGraph, [StepID: StepRecord]) -> Void = { _, _, _ in },
+        observer: @escaping @Sendable (Event) -> Void
+    ) async throws -> RunReport {
+        let store = try openStore()
+        let holder = LockHolder.current(command: commandLine)
+        try store.acquireLock(holder)
+        defer { try? store.releaseLock(pid: holder.pid) }
+
+        var plan = self.plan
+        var command: RunCommand = request == .down ? .down : .up
+        var previous: RunRecord?
+        if request == .resume {
+            guard let last = try store.lastRun() else {
+                throw NothingToResume(message: "there is no run to resume in \(stateDirectory.path); start one with 'provision up'")
+            }
+            guard last.status != .succeeded else {
+                throw NothingToResume(message: "the last run (\(last.id), \(last.command.rawValue)) finished successfully; nothing to resume. Run 'provision up' to converge again")
+            }
+            plan = try PlanLoader.parse(Data(last.planText.utf8), path: last.planPath)
+            command = last.command
+            previous = last
+        }
+        let secrets = try plan.resolveSecrets()
+        let graph = try plan.graph(secrets: secrets)
+        var run: RunRecord
+        if let previous {
+            run = previous
+            try store.resumeRun(previous.id)
+        } else {
+            let text = (try? String(contentsOfFile: plan.path, encoding: .utf8)) ?? ""
+            run = try store.beginRun(command: command, planPath: plan.path, planText: text)
+        }
+        willStart(run, graph, try store.steps())
+        let executor = Executor(
+            graph: graph, store: store, run: run, stateDirectory: stateDirectory, redactor: Redactor(secrets: Array(secrets.values)),
+            processes: processes, parallelism: parallelism ?? plan.parallelism ?? 10, observer: observer)
+        let summary = command == .down ? try await executor.down() : try await executor.up()
+        try store.finishRun(run.id, status: summary.status)
+        run.status = summary.status
+        return RunReport(run: run, summary: summary)
+    }
+}
