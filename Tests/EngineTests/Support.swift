@@ -1,0 +1,84 @@
+import Foundation
+import Synchronization
+@testable import Engine
+
+/// A temporary directory removed when the test ends.
+final class TemporaryDirectory: Sendable {
+    let url: URL
+    init() {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("provision-test-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Counts calls and concurrency across test steps.
+final class Probe: Sendable {
+    private let state = Mutex<(applies: [StepID: Int], checks: [StepID: Int], order: [StepID], running: Int, peak: Int)>(([:], [:], [], 0, 0))
+
+    func applied(_ id: StepID) -> Int { state.withLock { $0.applies[id] ?? 0 } }
+    func checked(_ id: StepID) -> Int { state.withLock { $0.checks[id] ?? 0 } }
+    var order: [StepID] { state.withLock { $0.order } }
+    var peak: Int { state.withLock { $0.peak } }
+
+    func enter(_ id: StepID) -> Int {
+        state.withLock {
+            $0.applies[id, default: 0] += 1
+            $0.order.append(id)
+            $0.running += 1
+            $0.peak = max($0.peak, $0.running)
+            return $0.applies[id]!
+        }
+    }
+    func leave() { state.withLock { $0.running -= 1 } }
+    func check(_ id: StepID) { state.withLock { $0.checks[id, default: 0] += 1 } }
+}
+
+/// A step whose behaviour a test scripts: how long apply takes, how many attempts fail first, and
+/// whether check says it is done.
+struct ScriptedStep: Step {
+    let id: StepID
+    var dependencies: [StepID] = []
+    var retry = RetryPolicy()
+    var inputs = "v1"
+    var failures = 0
+    var retryable = true
+    var work: Duration = .zero
+    var satisfied = false
+    var outputs: StepOutputs = [:]
+    let probe: Probe
+
+    func check(_ context: StepContext) async throws -> CheckResult {
+        probe.check(id)
+        return satisfied ? .satisfied(outputs) : .unsatisfied("scripted")
+    }
+
+    func apply(_ context: StepContext) async throws -> StepOutputs {
+        let attempt = probe.enter(id)
+        defer { probe.leave() }
+        if work > .zero { try await Task.sleep(for: work) }
+        if attempt <= failures { throw StepFailure("scripted failure \(attempt)", retryable: retryable) }
+        return outputs
+    }
+}
+
+/// A store in a temporary directory and an executor factory over it.
+struct Harness: Sendable {
+    let directory = TemporaryDirectory()
+    let store: SQLiteRunStore
+
+    init() throws {
+        store = try SQLiteRunStore(directory: directory.url)
+    }
+
+    func run(_ nodes: [StepGraph.Node], parallelism: Int = 10, events: (@Sendable (Event) -> Void)? = nil) async throws -> RunSummary {
+        let graph = try StepGraph(nodes)
+        let run = try store.beginRun(command: .up, planPath: "test", planText: "")
+        let executor = Executor(graph: graph, store: store, run: run, stateDirectory: directory.url, redactor: Redactor(),
+                                processes: ProcessSupervisor(interruptGrace: .seconds(2)), parallelism: parallelism,
+                                observer: events ?? { _ in })
+        let summary = try await executor.up()
+        try store.finishRun(run.id, status: summary.status)
+        return summary
+    }
+}
