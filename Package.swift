@@ -36,6 +36,6 @@ let package = Package(
         .executableTarget(name: "Processor", dependencies: ["CMongoc", "CRdKafka"], path: "Sources/Workloads/Processor"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine"]),
-        .testTarget(name: "ProvisionTests", dependencies: ["Engine"]),
+        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "CShim"]),
     ]
 )

@@ -100,7 +100,7 @@ public final class ProcessSupervisor: @unchecked Sendable {
 }
 
 /// Calls `body` with a NULL-terminated C array of C strings that lives for the call.
-func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+public func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
     var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
     pointers.append(nil)
     defer { for p in pointers { free(p) } }

@@ -10,6 +10,9 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
     private let encoder = JSONEncoder()
     private let decoder = JSONDecoder()
 
+    /// The database file.
+    public var path: String { database.path }
+
     /// The file name inside a state directory.
     public static let fileName = "store.sqlite"
 

@@ -1,0 +1,117 @@
+import CShim
+import Foundation
+@testable import Engine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs the real `provision` binary built by `swift build` (or `$PROVISION_BIN`).
+struct CLI {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = ProcessInfo.processInfo.environment["PROVISION_BIN"]
+        ?? repository.appendingPathComponent(".build/debug/provision").path
+
+    struct Result {
+        let code: Int32
+        let stdout: String
+        let stderr: String
+        let signaled: Bool
+    }
+
+    /// A working directory with a plan and a state root, removed afterwards.
+    let directory: URL
+    var environment: [String: String]
+
+    init(environment: [String: String] = [:]) {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("provision-cli-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        self.environment = env
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(at: directory) }
+
+    var stateRoot: String { directory.appendingPathComponent("state").path }
+
+    func write(_ name: String, _ text: String) -> String {
+        let url = directory.appendingPathComponent(name)
+        try! Data(text.utf8).write(to: url)
+        return url.path
+    }
+
+    /// A `provision` process started in the background; its output goes to files.
+    final class Running: @unchecked Sendable {
+        let pid: pid_t
+        let stdoutPath: String
+        let stderrPath: String
+        private(set) var status: Int32?
+
+        init(pid: pid_t, stdoutPath: String, stderrPath: String) {
+            self.pid = pid
+            self.stdoutPath = stdoutPath
+            self.stderrPath = stderrPath
+        }
+
+        /// Blocks until the process ends and reaps it.
+        func wait() {
+            guard status == nil else { return }
+            var raw: Int32 = 0
+            while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
+            status = raw
+        }
+
+        var isRunning: Bool {
+            guard status == nil else { return false }
+            var raw: Int32 = 0
+            if waitpid(pid, &raw, WNOHANG) == pid { status = raw }
+            return status == nil
+        }
+
+        var signaled: Bool { (status ?? 0) & 0x7f != 0 }
+        var exitCode: Int32 { ((status ?? 0) >> 8) & 0xff }
+        var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+        var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+    }
+
+    /// Starts `provision ARGS` (with `--state-dir` added) without waiting.
+    func start(_ arguments: [String]) throws -> Running {
+        let id = UUID().uuidString
+        let out = directory.appendingPathComponent(".out-\(id)").path
+        let err = directory.appendingPathComponent(".err-\(id)").path
+        let outFD = open(out, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
+        let errFD = open(err, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
+        let inFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(outFD); close(errFD); close(inFD) }
+        let argv = [Self.binary] + arguments + ["--state-dir", stateRoot]
+        let envp = environment.map { "\($0.key)=\($0.value)" }
+        var pid: pid_t = 0
+        let rc = withCStrings(argv) { a in
+            withCStrings(envp) { e in shim_spawn(&pid, Self.binary, a, e, directory.path, inFD, outFD, errFD) }
+        }
+        guard rc == 0 else { throw StepFailure("cannot start \(Self.binary): errno \(rc); run 'swift build' first") }
+        return Running(pid: pid, stdoutPath: out, stderrPath: err)
+    }
+
+    /// Runs `provision ARGS` to completion.
+    func run(_ arguments: [String]) throws -> Result {
+        let process = try start(arguments)
+        process.wait()
+        return Result(code: process.exitCode, stdout: process.stdout, stderr: process.stderr, signaled: process.signaled)
+    }
+
+    /// The store of plan `name`, opened directly.
+    func store(plan name: String) throws -> SQLiteRunStore {
+        try SQLiteRunStore(directory: URL(fileURLWithPath: stateRoot).appendingPathComponent(name))
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func waitUntil(timeout: Duration = .seconds(20), _ condition: () throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try !condition() {
+        guard ContinuousClock.now < deadline else { throw StepFailure("condition not met within \(timeout)") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}

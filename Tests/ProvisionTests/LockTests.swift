@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import Engine
+
+@Suite struct LockTests {
+    static let plan = """
+        name: locked
+        steps:
+          - id: wait
+            exec:
+              run: while [ ! -f release ]; do sleep 0.05; done
+        """
+
+    @Test func secondUpFailsAtOnceNamingTheHolderAndAStaleLockNeedsUnlock() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let plan = cli.write("plan.yaml", Self.plan)
+        let first = try cli.start(["up", "--plan", plan])
+        defer { if first.isRunning { kill(first.pid, SIGKILL); first.wait() } }
+        try await waitUntil { (try? cli.store(plan: "locked").lockHolder()) != nil }
+
+        let started = ContinuousClock.now
+        let second = try cli.run(["up", "--plan", plan])
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(second.code == 3)
+        #expect(second.stderr.contains("locked by pid \(first.pid) on host"))
+
+        kill(first.pid, SIGKILL)
+        first.wait()
+        let stale = try cli.run(["up", "--plan", plan])
+        #expect(stale.code == 3)
+        #expect(stale.stderr.contains("stale lock"))
+        #expect(stale.stderr.contains("provision unlock"))
+        let status = try cli.run(["status", "--plan", plan])
+        #expect(status.stdout.contains("STALE"))
+
+        let unlock = try cli.run(["unlock", "--plan", plan])
+        #expect(unlock.code == 0)
+        #expect(unlock.stdout.contains("pid \(first.pid)"))
+        _ = cli.write("release", "")
+        let resume = try cli.run(["resume", "--plan", plan])
+        #expect(resume.code == 0, "\(resume.stderr)")
+        #expect(try cli.store(plan: "locked").lockHolder() == nil)
+    }
+
+    @Test func unlockRefusesWhileTheHolderIsAlive() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let plan = cli.write("plan.yaml", Self.plan)
+        let first = try cli.start(["up", "--plan", plan])
+        defer { if first.isRunning { kill(first.pid, SIGKILL); first.wait() } }
+        try await waitUntil { (try? cli.store(plan: "locked").lockHolder()) != nil }
+        let unlock = try cli.run(["unlock", "--plan", plan])
+        #expect(unlock.code == 3)
+        #expect(unlock.stderr.contains("still running"))
+        _ = cli.write("release", "")
+        first.wait()
+        #expect(first.exitCode == 0)
+    }
+
+    @Test func ctrlCStopsGracefullyInterruptsTheChildAndResumeFinishes() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let plan = cli.write("plan.yaml", """
+            name: interrupt
+            steps:
+              - id: long
+                exec:
+                  run: trap 'echo interrupted > got-sigint; exit 130' INT; while [ ! -f release ]; do sleep 0.05; done
+              - id: after
+                needs: [long]
+                exec: {run: echo after > after.txt}
+            """)
+        let process = try cli.start(["up", "--plan", plan])
+        try await waitUntil { (try? cli.store(plan: "interrupt").steps()["long"]?.state) == .running }
+        try await Task.sleep(for: .milliseconds(100))
+        kill(process.pid, SIGINT)
+        process.wait()
+        #expect(process.exitCode == 130)
+        #expect(FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("got-sigint").path))
+        let store = try cli.store(plan: "interrupt")
+        #expect(try store.steps()["long"]?.state == .cancelled)
+        #expect(try store.lockHolder() == nil)
+        #expect(try store.lastRun()?.status == .cancelled)
+
+        _ = cli.write("release", "")
+        let resume = try cli.run(["resume", "--plan", plan])
+        #expect(resume.code == 0, "\(resume.stderr)")
+        #expect(FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("after.txt").path))
+    }
+}
