@@ -178,8 +178,15 @@ public enum PlanLoader {
                                 hint: "check the indentation (spaces, not tabs) and quote values that contain ': ', '#' or start with '{', '[', '*', '&'")
         case .reader(let problem, _, _, _):
             return reader.error(line: nil, column: nil, "the plan cannot be read as YAML text: \(problem)", hint: "save it as UTF-8 text")
-        case .duplicatedKeysInMapping(let duplicates, _):
-            return reader.error(line: nil, column: nil, "keys appear twice in one mapping: \(duplicates.joined(separator: ", "))", hint: "keep one of each")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams marks the mapping; point at the second occurrence of the key instead.
+            let key = duplicates.first ?? ""
+            let hits = reader.lines.indices.filter { index in
+                index + 1 >= context.mark.line && reader.lines[index].trimmingCharacters(in: .whitespaces).hasPrefix("\(key):")
+            }
+            let line = hits.count > 1 ? hits[1] + 1 : context.mark.line
+            let column = hits.count > 1 ? (reader.lines[hits[1]].firstIndex { $0 != " " }.map { reader.lines[hits[1]].distance(from: reader.lines[hits[1]].startIndex, to: $0) + 1 }) : nil
+            return reader.error(line: line, column: column, "key '\(key)' appears twice in one mapping", hint: "keep one of them")
         default:
             return reader.error(line: nil, column: nil, "this is not valid YAML: \(error)")
         }
