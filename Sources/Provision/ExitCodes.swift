@@ -12,6 +12,8 @@ enum ExitCodes {
     static let storeFailure = ExitCode(4)
     /// `resume` found no unfinished run.
     static let nothingToResume = ExitCode(5)
+    /// `status --audit` found steps whose check no longer holds.
+    static let drift = ExitCode(6)
     /// Stopped by Ctrl-C (or SIGTERM); `provision resume` continues.
     static let interrupted = ExitCode(130)
 }

@@ -18,7 +18,8 @@ struct Provision: AsyncParsableCommand {
               provision down                               tear everything down
 
             Exit codes: 0 done, 1 a step failed, 2 bad plan or arguments, 3 state locked,
-            4 run store unusable, 5 nothing to resume, 130 interrupted.
+            4 run store unusable, 5 nothing to resume, 6 drift found by
+            'status --audit', 130 interrupted.
             """,
         version: "0.1.0",
         subcommands: [

@@ -106,13 +106,14 @@ public struct Executor: Sendable {
     func notify(_ event: Event) { observer(event) }
 
     /// A context for `step`; its log forwards output lines to the event table.
-    func context(for step: StepID, attempt: Int, item: String?, upstream: [StepID: StepOutputs]) -> StepContext {
+    func context(for step: StepID, attempt: Int, item: String?, upstream: [StepID: StepOutputs], recordEvents: Bool = true) -> StepContext {
         let logs = stateDirectory.appendingPathComponent("logs", isDirectory: true)
         try? FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let runID = run.id
         let store = store
         let observer = observer
         let log = StepLog(path: logs.appendingPathComponent(Self.logFileName(step)), redactor: redactor) { lines in
+            guard recordEvents else { return }
             let events = lines.map { Event(run: runID, step: step, kind: .output, attempt: attempt, message: $0) }
             try? store.append(events)
             events.forEach(observer)

@@ -14,6 +14,8 @@ public protocol Step: Sendable {
     var inputs: String { get }
     /// Attempts, backoff and per-attempt timeout.
     var retry: RetryPolicy { get }
+    /// Whether `check` can tell that the step is done; `status --audit` only audits such steps.
+    var hasCheck: Bool { get }
     /// Whether `teardown` does anything; `provision down` only visits steps that have one.
     var hasTeardown: Bool { get }
 
@@ -28,6 +30,7 @@ public protocol Step: Sendable {
 extension Step {
     public var dependencies: [StepID] { [] }
     public var retry: RetryPolicy { RetryPolicy() }
+    public var hasCheck: Bool { false }
     public var hasTeardown: Bool { false }
 
     public func check(_ context: StepContext) async throws -> CheckResult {

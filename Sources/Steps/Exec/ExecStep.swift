@@ -48,6 +48,7 @@ public struct ExecStep: Step {
             .joined(separator: "\u{0}")
     }
 
+    public var hasCheck: Bool { spec.check != nil }
     public var hasTeardown: Bool { spec.down != nil }
 
     public func check(_ context: StepContext) async throws -> CheckResult {

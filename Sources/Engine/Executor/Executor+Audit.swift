@@ -1,0 +1,52 @@
+import Foundation
+
+/// What a live `check` says about a step the store believes is done.
+public enum AuditFinding: Sendable, Equatable {
+    /// The check agrees with the store.
+    case inPlace
+    /// The store says succeeded, the check says the world changed.
+    case drifted(String)
+    /// The step has no check, so it cannot be audited.
+    case unchecked
+    /// The store does not record it as succeeded; nothing to compare.
+    case notApplied(StepState?)
+}
+
+extension Executor {
+    /// Runs every step's read-only `check`, at most `parallelism` at a time, and compares it with the
+    /// store. Writes nothing to the store; check output still goes to the step logs.
+    public func audit() async throws -> [StepID: AuditFinding] {
+        let records = try store.steps()
+        let steps = try expandedSteps()
+        return try await withThrowingTaskGroup(of: (StepID, AuditFinding).self) { group in
+            var findings: [StepID: AuditFinding] = [:]
+            var pending = steps[...]
+            func launch() {
+                guard let step = pending.popFirst() else { return }
+                let record = records[step.id]
+                guard record?.state == .succeeded else {
+                    group.addTask { (step.id, .notApplied(record?.state)) }
+                    return
+                }
+                guard step.hasCheck else {
+                    group.addTask { (step.id, .unchecked) }
+                    return
+                }
+                let upstream = Dictionary(uniqueKeysWithValues: step.dependencies.compactMap { id in records[id].map { (id, $0.outputs) } })
+                let context = context(for: step.id, attempt: 0, item: nil, upstream: upstream, recordEvents: false)
+                group.addTask {
+                    switch try await step.check(context) {
+                    case .satisfied: return (step.id, .inPlace)
+                    case .unsatisfied(let reason): return (step.id, .drifted(reason))
+                    }
+                }
+            }
+            for _ in 0..<parallelism { launch() }
+            while let (id, finding) = try await group.next() {
+                findings[id] = finding
+                launch()
+            }
+            return findings
+        }
+    }
+}
