@@ -88,4 +88,35 @@ import Testing
         #expect(resume.code == 0, "\(resume.stderr)")
         #expect(FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("after.txt").path))
     }
+
+    @Test func secondCtrlCKillsAStubbornChildAtOnceAndResumeStillCompletes() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let plan = cli.write("plan.yaml", """
+            name: stubborn
+            steps:
+              - id: stubborn
+                exec:
+                  run: trap '' INT; echo $$ > child.pid; while [ ! -f release ]; do sleep 0.05; done
+                  check: test -f release
+            """)
+        let process = try cli.start(["up", "--plan", plan])
+        let pidFile = cli.directory.appendingPathComponent("child.pid").path
+        try await waitUntil { FileManager.default.fileExists(atPath: pidFile) && !((try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? "").isEmpty }
+        let child = Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
+        kill(process.pid, SIGINT)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(process.isRunning, "the first Ctrl-C waits for the child (grace period)")
+        let started = ContinuousClock.now
+        kill(process.pid, SIGINT)
+        process.wait()
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(process.exitCode == 130)
+        try await waitUntil { kill(child, 0) != 0 }
+        #expect(try cli.store(plan: "stubborn").lockHolder() == nil, "the lock is released even on the second Ctrl-C")
+        _ = cli.write("release", "")
+        let resume = try cli.run(["resume", "--plan", plan])
+        #expect(resume.code == 0, "\(resume.stderr)")
+        #expect(try cli.store(plan: "stubborn").integrityCheck() == "ok")
+    }
 }
