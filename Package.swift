@@ -32,7 +32,11 @@ let package = Package(
             name: "Provision",
             dependencies: ["Engine", "Steps", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "Producer", dependencies: ["CRdKafka"], path: "Sources/Workloads/Producer"),
+        .executableTarget(
+            name: "Producer",
+            dependencies: ["CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Workloads/Producer"
+        ),
         .executableTarget(name: "Processor", dependencies: ["CMongoc", "CRdKafka"], path: "Sources/Workloads/Processor"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine"]),

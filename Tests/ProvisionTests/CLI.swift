@@ -76,7 +76,7 @@ struct CLI {
     }
 
     /// Starts `provision ARGS` (with `--state-dir` added) without waiting.
-    func start(_ arguments: [String]) throws -> Running {
+    func start(_ arguments: [String], executable: String = binary, environment extra: [String: String] = [:]) throws -> Running {
         let id = UUID().uuidString
         let out = directory.appendingPathComponent(".out-\(id)").path
         let err = directory.appendingPathComponent(".err-\(id)").path
@@ -84,19 +84,19 @@ struct CLI {
         let errFD = open(err, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0o600)
         let inFD = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(outFD); close(errFD); close(inFD) }
-        let argv = [Self.binary] + arguments + ["--state-dir", stateRoot]
-        let envp = environment.map { "\($0.key)=\($0.value)" }
+        let argv = [executable] + arguments + (executable == Self.binary ? ["--state-dir", stateRoot] : [])
+        let envp = environment.merging(extra) { $1 }.map { "\($0.key)=\($0.value)" }
         var pid: pid_t = 0
         let rc = withCStrings(argv) { a in
-            withCStrings(envp) { e in shim_spawn(&pid, Self.binary, a, e, directory.path, inFD, outFD, errFD) }
+            withCStrings(envp) { e in shim_spawn(&pid, executable, a, e, directory.path, inFD, outFD, errFD) }
         }
-        guard rc == 0 else { throw StepFailure("cannot start \(Self.binary): errno \(rc); run 'swift build' first") }
+        guard rc == 0 else { throw StepFailure("cannot start \(executable): errno \(rc); run 'swift build' and scripts/bootstrap first") }
         return Running(pid: pid, stdoutPath: out, stderrPath: err)
     }
 
     /// Runs `provision ARGS` to completion.
-    func run(_ arguments: [String]) throws -> Result {
-        let process = try start(arguments)
+    func run(_ arguments: [String], executable: String = binary, environment extra: [String: String] = [:]) throws -> Result {
+        let process = try start(arguments, executable: executable, environment: extra)
         process.wait()
         return Result(code: process.exitCode, stdout: process.stdout, stderr: process.stderr, signaled: process.signaled)
     }

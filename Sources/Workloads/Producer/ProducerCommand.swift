@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+
+/// `producer`: emits GPU telemetry (DCGM field names) to `gpu.metrics.v1` and LLM token-usage
+/// events to `token.usage.v1`, keyed by GPU UUID and request id. Every option also reads an
+/// environment variable (for the Kubernetes ConfigMap); flags win.
+@main
+struct ProducerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "producer",
+        abstract: "Emit GPU telemetry and LLM token-usage events to Kafka.",
+        discussion: """
+            Events alternate: one GPU sample (GPUs in turn), then one token-usage event. The source is a
+            seeded synthetic fleet (load cycles, thermal lag, power tracking utilisation).
+            Ends after --count events or --duration seconds (never with --continuous), or on SIGINT/SIGTERM,
+            then flushes and prints a JSON summary. Exit code 1 if any message was not delivered.
+            """
+    )
+
+    static func env(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
+
+    @Option(help: "Kafka bootstrap servers (env KAFKA_BROKERS).")
+    var brokers = env("KAFKA_BROKERS") ?? "127.0.0.1:9092"
+
+    @Option(help: "Topic for GPU samples (env METRICS_TOPIC).")
+    var metricsTopic = env("METRICS_TOPIC") ?? "gpu.metrics.v1"
+
+    @Option(help: "Topic for token-usage events (env TOKENS_TOPIC).")
+    var tokensTopic = env("TOKENS_TOPIC") ?? "token.usage.v1"
+
+    @Option(help: "Simulated GPUs (env GPU_COUNT).")
+    var gpus = Int(env("GPU_COUNT") ?? "") ?? 8
+
+    @Option(help: "Events per second, 0 for as fast as possible (env RATE).")
+    var rate = Double(env("RATE") ?? "") ?? 0
+
+    @Option(help: "Stop after this many events, 0 for no limit (env EVENT_COUNT).")
+    var count = Int(env("EVENT_COUNT") ?? "") ?? 1000
+
+    @Option(help: "Stop after this many seconds (env DURATION_SECONDS).")
+    var duration: Double? = Double(env("DURATION_SECONDS") ?? "")
+
+    @Flag(help: "Run until stopped, ignoring --count and --duration (env CONTINUOUS=1).")
+    var continuous = env("CONTINUOUS") == "1"
+
+    @Option(help: "Seed of the synthetic fleet (env SEED).")
+    var seed = UInt64(env("SEED") ?? "") ?? 42
+
+    @Option(help: "Node name in events (env NODE_NAME, default the host name).")
+    var node = env("NODE_NAME") ?? ProcessInfo.processInfo.hostName
+
+    @Option(help: "librdkafka batch size (batch.num.messages).")
+    var batchSize = Int(env("BATCH_SIZE") ?? "") ?? 10_000
+
+    @Option(help: "How long librdkafka keeps trying to deliver a message (env MESSAGE_TIMEOUT_MS).")
+    var messageTimeoutMs = Int(env("MESSAGE_TIMEOUT_MS") ?? "") ?? 30_000
+
+    func validate() throws {
+        guard gpus > 0 else { throw ValidationError("--gpus must be at least 1") }
+        guard rate >= 0, count >= 0 else { throw ValidationError("--rate and --count cannot be negative") }
+    }
+
+    func run() throws {
+        let producer = try KafkaProducer(brokers: brokers, settings: [
+            "batch.num.messages": String(batchSize), "message.timeout.ms": String(messageTimeoutMs),
+        ])
+        var random = SeededRandom(seed: seed)
+        var fleet = (0..<gpus).map { SyntheticGPU(index: $0, node: node, random: &random) }
+        var lastSample = [Double](repeating: Date().timeIntervalSince1970, count: gpus)
+        let stop = Atomic<Bool>(false)
+        let signals = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.store(true, ordering: .relaxed) }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+
+        let started = Date()
+        var produced = [metricsTopic: 0, tokensTopic: 0]
+        var sequence = 0
+        while !stop.load(ordering: .relaxed) {
+            let elapsed = Date().timeIntervalSince(started)
+            if !continuous {
+                if count > 0 && sequence >= count { break }
+                if let duration, elapsed >= duration { break }
+            }
+            if rate > 0 {
+                let due = Double(sequence) / rate
+                if due > elapsed { Thread.sleep(forTimeInterval: min(due - elapsed, 0.1)); continue }
+            }
+            let now = started.timeIntervalSince1970 + elapsed
+            if sequence % 2 == 0 {
+                let index = (sequence / 2) % gpus
+                let json = fleet[index].sample(at: now, step: max(0.001, now - lastSample[index]), random: &random)
+                lastSample[index] = now
+                try producer.produce(topic: metricsTopic, key: fleet[index].uuid, payload: json)
+                produced[metricsTopic]! += 1
+            } else {
+                let gpu = fleet[(sequence / 2) % gpus].uuid
+                let event = TokenUsage.event(sequence: sequence / 2, node: node, gpu: gpu, time: now, random: &random)
+                try producer.produce(topic: tokensTopic, key: event.key, payload: event.json)
+                produced[tokensTopic]! += 1
+            }
+            sequence += 1
+            if sequence % 1000 == 0 { producer.poll() }
+        }
+        let undelivered = producer.flush(timeout: .seconds(30))
+        let seconds = Date().timeIntervalSince(started)
+        let delivered = producer.stats.delivered.load(ordering: .relaxed)
+        let failed = producer.stats.failed.load(ordering: .relaxed) + undelivered
+        let summary: [String: Any] = [
+            "produced": produced, "delivered": delivered, "failed": failed, "seconds": (seconds * 1000).rounded() / 1000,
+            "rate": seconds > 0 ? Int(Double(delivered) / seconds) : 0,
+            "last_error": producer.stats.lastError.withLock { $0 } ?? NSNull(),
+        ]
+        let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+        if failed > 0 {
+            FileHandle.standardError.write(Data("producer: \(failed) messages were not delivered; check that the brokers at \(brokers) are reachable\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

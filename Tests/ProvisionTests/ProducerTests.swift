@@ -1,0 +1,140 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The producer against a real Kafka-compatible broker (Tansu) on a loopback port, read back by a
+/// real consumer (librdkafka 2.16 through confluent-kafka), both installed by scripts/bootstrap.
+@Suite(.serialized) struct ProducerTests {
+    static let tools = CLI.repository.appendingPathComponent(".tools")
+    static let python = tools.appendingPathComponent("venv/bin/python").path
+    static let producer = CLI.repository.appendingPathComponent(".build/debug/producer").path
+    static let topics = ["gpu.metrics.v1", "token.usage.v1"]
+
+    static let kafkaScript = """
+        import json, sys
+        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka.admin import AdminClient, NewTopic
+        mode, brokers, topics = sys.argv[1], sys.argv[2], sys.argv[3:]
+        if mode == "create":
+            admin = AdminClient({"bootstrap.servers": brokers})  # must outlive the futures
+            for topic, future in admin.create_topics([NewTopic(t, 3, 1) for t in topics]).items():
+                future.result(10)
+        else:
+            consumer = Consumer({"bootstrap.servers": brokers, "group.id": "verify", "enable.auto.commit": False})
+            consumer.assign([TopicPartition(t, p, -2) for t in topics for p in range(3)])
+            out, idle = {t: [] for t in topics}, 0
+            while idle < 12:
+                message = consumer.poll(0.25)
+                if message is None or message.error():
+                    idle += 1
+                    continue
+                idle = 0
+                out[message.topic()].append({"key": message.key().decode(), "value": json.loads(message.value())})
+            print(json.dumps(out))
+        """
+
+    /// A Tansu broker on a free loopback port, stopped by PID when the test ends.
+    final class Broker {
+        let process: CLI.Running
+        let address: String
+
+        init(cli: CLI) async throws {
+            var process: CLI.Running?
+            var address = ""
+            for _ in 0..<5 {
+                let port = Int.random(in: 20_000...40_000)
+                address = "127.0.0.1:\(port)"
+                let started = try cli.start(
+                    ["broker", "--listener-url", "tcp://\(address)", "--advertised-listener-url", "tcp://\(address)", "--storage-engine", "memory://tansu/"],
+                    executable: ProducerTests.tools.appendingPathComponent("bin/tansu").path)
+                if try await Self.accepts(port: port, while: started) { process = started; break }
+                kill(started.pid, SIGKILL)
+                started.wait()
+            }
+            guard let process else { throw ProducerError("Tansu did not start; run scripts/bootstrap") }
+            self.process = process
+            self.address = address
+        }
+
+        func stop() {
+            kill(process.pid, SIGTERM)
+            process.wait()
+        }
+
+        static func accepts(port: Int, while process: CLI.Running) async throws -> Bool {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline && process.isRunning {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                close(fd)
+                if connected == 0 { return true }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            return false
+        }
+    }
+
+    struct ProducerError: Error { let message: String; init(_ m: String) { message = m } }
+
+    @Test func producedEventsArriveKeyedWithDCGMFieldsAndExactCounts() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let broker = try await Broker(cli: cli)
+        defer { broker.stop() }
+        let script = cli.write("kafka.py", Self.kafkaScript)
+        let created = try cli.run([script, "create", broker.address] + Self.topics, executable: Self.python)
+        #expect(created.code == 0, "\(created.stderr)")
+
+        let produced = try cli.run(["--brokers", broker.address, "--count", "2000", "--gpus", "4", "--seed", "7", "--node", "node-a"],
+                                   executable: Self.producer, environment: ["LD_LIBRARY_PATH": Self.tools.appendingPathComponent("lib").path])
+        #expect(produced.code == 0, "\(produced.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(produced.stdout.utf8)) as? [String: Any]
+        #expect(summary?["delivered"] as? Int == 2000)
+        #expect(summary?["failed"] as? Int == 0)
+
+        let consumed = try cli.run([script, "consume", broker.address] + Self.topics, executable: Self.python)
+        #expect(consumed.code == 0, "\(consumed.stderr)")
+        let messages = try #require(try JSONSerialization.jsonObject(with: Data(consumed.stdout.utf8)) as? [String: [[String: Any]]])
+        let metrics = messages["gpu.metrics.v1"] ?? []
+        let tokens = messages["token.usage.v1"] ?? []
+        #expect(metrics.count == 1000)
+        #expect(tokens.count == 1000)
+
+        let fields = ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE",
+                      "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_XID_ERRORS"]
+        var uuids = Set<String>()
+        for message in metrics {
+            let value = message["value"] as? [String: Any] ?? [:]
+            #expect(message["key"] as? String == value["gpu_uuid"] as? String)
+            #expect(fields.allSatisfy { value[$0] != nil })
+            #expect((0...100).contains(value["DCGM_FI_DEV_GPU_UTIL"] as? Int ?? -1))
+            #expect(value["node"] as? String == "node-a")
+            uuids.insert(message["key"] as? String ?? "")
+        }
+        #expect(uuids.count == 4)
+        let requestIDs = Set(tokens.compactMap { $0["key"] as? String })
+        #expect(requestIDs.count == 1000, "request ids are unique keys")
+        for message in tokens.prefix(50) {
+            let value = message["value"] as? [String: Any] ?? [:]
+            #expect(value["total_tokens"] as? Int == (value["prompt_tokens"] as? Int ?? 0) + (value["completion_tokens"] as? Int ?? 0))
+        }
+    }
+
+    @Test func unreachableBrokerIsReportedAsUndeliveredWithExitCode1() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let result = try cli.run(["--brokers", "127.0.0.1:1", "--count", "10"], executable: Self.producer,
+                                 environment: ["LD_LIBRARY_PATH": Self.tools.appendingPathComponent("lib").path, "MESSAGE_TIMEOUT_MS": "1500"])
+        #expect(result.code == 1)
+        #expect(result.stderr.contains("not delivered"))
+    }
+}
