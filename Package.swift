@@ -34,10 +34,15 @@ let package = Package(
         ),
         .executableTarget(
             name: "Producer",
-            dependencies: ["CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WorkloadKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Workloads/Producer"
         ),
-        .executableTarget(name: "Processor", dependencies: ["CMongoc", "CRdKafka"], path: "Sources/Workloads/Processor"),
+        .target(name: "WorkloadKafka", dependencies: ["CRdKafka"], path: "Sources/Workloads/Kafka"),
+        .executableTarget(
+            name: "Processor",
+            dependencies: ["WorkloadKafka", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/Workloads/Processor"
+        ),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine"]),
         .testTarget(name: "ProvisionTests", dependencies: ["Engine", "CShim"]),

@@ -8,8 +8,8 @@ import Glibc
 /// The producer against a real Kafka-compatible broker (Tansu) on a loopback port, read back by a
 /// real consumer (librdkafka 2.16 through confluent-kafka), both installed by scripts/bootstrap.
 @Suite(.serialized) struct ProducerTests {
-    static let tools = CLI.repository.appendingPathComponent(".tools")
-    static let python = tools.appendingPathComponent("venv/bin/python").path
+    static let tools = Services.tools
+    static let python = Services.python
     static let producer = CLI.repository.appendingPathComponent(".build/debug/producer").path
     static let topics = ["gpu.metrics.v1", "token.usage.v1"]
 
@@ -22,6 +22,13 @@ import Glibc
             admin = AdminClient({"bootstrap.servers": brokers})  # must outlive the futures
             for topic, future in admin.create_topics([NewTopic(t, 3, 1) for t in topics]).items():
                 future.result(10)
+        elif mode == "produce":
+            from confluent_kafka import Producer
+            producer = Producer({"bootstrap.servers": brokers})
+            for line in open(topics[0]):
+                topic, key, payload = line.rstrip("\\n").split("\\t", 2)
+                producer.produce(topic, key=key, value=payload)
+            assert producer.flush(10) == 0
         else:
             consumer = Consumer({"bootstrap.servers": brokers, "group.id": "verify", "enable.auto.commit": False})
             consumer.assign([TopicPartition(t, p, -2) for t in topics for p in range(3)])
@@ -36,54 +43,6 @@ import Glibc
             print(json.dumps(out))
         """
 
-    /// A Tansu broker on a free loopback port, stopped by PID when the test ends.
-    final class Broker {
-        let process: CLI.Running
-        let address: String
-
-        init(cli: CLI) async throws {
-            var process: CLI.Running?
-            var address = ""
-            for _ in 0..<5 {
-                let port = Int.random(in: 20_000...40_000)
-                address = "127.0.0.1:\(port)"
-                let started = try cli.start(
-                    ["broker", "--listener-url", "tcp://\(address)", "--advertised-listener-url", "tcp://\(address)", "--storage-engine", "memory://tansu/"],
-                    executable: ProducerTests.tools.appendingPathComponent("bin/tansu").path)
-                if try await Self.accepts(port: port, while: started) { process = started; break }
-                kill(started.pid, SIGKILL)
-                started.wait()
-            }
-            guard let process else { throw ProducerError("Tansu did not start; run scripts/bootstrap") }
-            self.process = process
-            self.address = address
-        }
-
-        func stop() {
-            kill(process.pid, SIGTERM)
-            process.wait()
-        }
-
-        static func accepts(port: Int, while process: CLI.Running) async throws -> Bool {
-            let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline && process.isRunning {
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                var address = sockaddr_in()
-                address.sin_family = sa_family_t(AF_INET)
-                address.sin_port = in_port_t(UInt16(port).bigEndian)
-                address.sin_addr.s_addr = inet_addr("127.0.0.1")
-                let connected = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                }
-                close(fd)
-                if connected == 0 { return true }
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            return false
-        }
-    }
-
-    struct ProducerError: Error { let message: String; init(_ m: String) { message = m } }
 
     @Test func producedEventsArriveKeyedWithDCGMFieldsAndExactCounts() async throws {
         let cli = CLI()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import WorkloadKafka
 import Foundation
 import Synchronization
 

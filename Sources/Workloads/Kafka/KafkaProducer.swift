@@ -3,21 +3,21 @@ import Foundation
 import Synchronization
 
 /// Delivery results reported by librdkafka's delivery-report callback.
-final class DeliveryStats: Sendable {
-    let delivered = Atomic<Int>(0)
-    let failed = Atomic<Int>(0)
-    let lastError = Mutex<String?>(nil)
+public final class DeliveryStats: Sendable {
+    public let delivered = Atomic<Int>(0)
+    public let failed = Atomic<Int>(0)
+    public let lastError = Mutex<String?>(nil)
 }
 
 /// Owns one librdkafka producer handle: idempotent, batched, keyed messages. Blocking calls; use
 /// from one thread.
-final class KafkaProducer {
+public final class KafkaProducer {
     private let handle: OpaquePointer
     private var topics: [String: OpaquePointer] = [:]
-    let stats = DeliveryStats()
+    public let stats = DeliveryStats()
 
     /// Creates a producer for `brokers` ("host:port,...") with `settings` overriding the defaults.
-    init(brokers: String, settings: [String: String] = [:]) throws {
+    public init(brokers: String, settings: [String: String] = [:]) throws {
         let conf = rd_kafka_conf_new()!
         let defaults = [
             "bootstrap.servers": brokers,
@@ -31,7 +31,7 @@ final class KafkaProducer {
         for (key, value) in defaults.merging(settings, uniquingKeysWith: { $1 }) {
             guard rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) == RD_KAFKA_CONF_OK else {
                 rd_kafka_conf_destroy(conf)
-                throw ProducerError("Kafka setting \(key)=\(value) rejected: \(String(cString: errstr))")
+                throw KafkaError("Kafka setting \(key)=\(value) rejected: \(String(cString: errstr))")
             }
         }
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(stats).toOpaque())
@@ -47,7 +47,7 @@ final class KafkaProducer {
             }
         }
         guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            throw ProducerError("cannot create the Kafka producer: \(String(cString: errstr))")
+            throw KafkaError("cannot create the Kafka producer: \(String(cString: errstr))")
         }
         self.handle = handle
     }
@@ -58,7 +58,7 @@ final class KafkaProducer {
     }
 
     /// Queues one keyed message; when the local queue is full, serves delivery reports until it has room.
-    func produce(topic name: String, key: String, payload: String) throws {
+    public func produce(topic name: String, key: String, payload: String) throws {
         let topic = try self.topic(name)
         var payload = payload
         var key = key
@@ -72,18 +72,18 @@ final class KafkaProducer {
             if rc == 0 { return }
             let error = rd_kafka_last_error()
             guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
-                throw ProducerError("cannot queue a message for \(name): \(String(cString: rd_kafka_err2str(error)))")
+                throw KafkaError("cannot queue a message for \(name): \(String(cString: rd_kafka_err2str(error)))")
             }
             rd_kafka_poll(handle, 50)
         }
     }
 
     /// Serves queued delivery reports without blocking.
-    func poll() { rd_kafka_poll(handle, 0) }
+    public func poll() { rd_kafka_poll(handle, 0) }
 
     /// Waits up to `timeout` for every queued message to be delivered (or to fail); returns the number still queued.
     @discardableResult
-    func flush(timeout: Duration) -> Int {
+    public func flush(timeout: Duration) -> Int {
         rd_kafka_flush(handle, Int32(timeout.components.seconds * 1000))
         return Int(rd_kafka_outq_len(handle))
     }
@@ -91,7 +91,7 @@ final class KafkaProducer {
     private func topic(_ name: String) throws -> OpaquePointer {
         if let topic = topics[name] { return topic }
         guard let topic = rd_kafka_topic_new(handle, name, nil) else {
-            throw ProducerError("cannot open topic \(name): \(String(cString: rd_kafka_err2str(rd_kafka_last_error())))")
+            throw KafkaError("cannot open topic \(name): \(String(cString: rd_kafka_err2str(rd_kafka_last_error())))")
         }
         topics[name] = topic
         return topic
@@ -99,7 +99,7 @@ final class KafkaProducer {
 }
 
 /// A producer failure with what to do about it.
-struct ProducerError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct KafkaError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,79 @@
+import CRdKafka
+import Foundation
+
+/// One record as consumed.
+public struct ConsumedRecord: Sendable {
+    public let topic: String
+    public let partition: Int32
+    public let offset: Int64
+    public let key: String?
+    public let payload: [UInt8]
+
+    /// The deterministic document id: a redelivered record maps to the same id.
+    public var documentID: String { "\(topic)/\(partition)/\(offset)" }
+}
+
+/// Owns one librdkafka group consumer with manual commits: the owner commits only after what it
+/// consumed is durable elsewhere. Use from one thread.
+public final class KafkaConsumer {
+    private let handle: OpaquePointer
+    /// The last transport-level error and when it happened, for readiness.
+    public private(set) var lastError: (message: String, at: Date)?
+
+    /// Joins `group` and subscribes to `topics`; offsets reset to the earliest when none is committed.
+    public init(brokers: String, group: String, topics: [String], settings: [String: String] = [:]) throws {
+        let conf = rd_kafka_conf_new()!
+        let defaults = [
+            "bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": "false",
+            "auto.offset.reset": "earliest", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
+            "enable.partition.eof": "false",
+        ]
+        var errstr = [CChar](repeating: 0, count: 512)
+        for (key, value) in defaults.merging(settings, uniquingKeysWith: { $1 }) {
+            guard rd_kafka_conf_set(conf, key, value, &errstr, errstr.count) == RD_KAFKA_CONF_OK else {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaError("Kafka setting \(key)=\(value) rejected: \(String(cString: errstr))")
+            }
+        }
+        guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errstr, errstr.count) else {
+            throw KafkaError("cannot create the Kafka consumer: \(String(cString: errstr))")
+        }
+        self.handle = handle
+        rd_kafka_poll_set_consumer(handle)
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics { rd_kafka_topic_partition_list_add(list, topic, -1) }
+        let err = rd_kafka_subscribe(handle, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaError("cannot subscribe to \(topics.joined(separator: ", ")): \(String(cString: rd_kafka_err2str(err)))")
+        }
+    }
+
+    deinit { rd_kafka_destroy(handle) }
+
+    /// The next record, or nil when none arrived within `timeout` milliseconds.
+    public func poll(timeout: Int32) -> ConsumedRecord? {
+        guard let message = rd_kafka_consumer_poll(handle, timeout) else { return nil }
+        defer { rd_kafka_message_destroy(message) }
+        let m = message.pointee
+        guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            lastError = (String(cString: rd_kafka_err2str(m.err)), Date())
+            return nil
+        }
+        let payload = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+        let key = m.key.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.key_len), as: UTF8.self) }
+        let topic = String(cString: rd_kafka_topic_name(m.rkt))
+        return ConsumedRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, payload: payload)
+    }
+
+    /// Commits the positions after every record returned so far (synchronously).
+    public func commit() throws {
+        let err = rd_kafka_commit(handle, nil, 0)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
+            throw KafkaError("offset commit failed: \(String(cString: rd_kafka_err2str(err)))")
+        }
+    }
+
+    /// Leaves the group cleanly.
+    public func close() { rd_kafka_consumer_close(handle) }
+}

@@ -1,0 +1,127 @@
+import CMongoc
+import Foundation
+
+/// Owns one libmongoc client (not thread-safe: one per thread). Writes batches with unordered bulk
+/// inserts whose `_id` is deterministic, so a redelivered record is a duplicate-key no-op.
+final class MongoStore: @unchecked Sendable {  // each instance is used by one thread only
+    private let client: OpaquePointer
+    let database: String
+
+    static let initialize: Void = { mongoc_init() }()
+
+    init(uri: String, database: String) throws {
+        _ = Self.initialize
+        guard let client = mongoc_client_new(uri) else { throw MongoError("invalid MongoDB URI '\(uri)'; write mongodb://host:port") }
+        self.client = client
+        self.database = database
+    }
+
+    deinit { mongoc_client_destroy(client) }
+
+    /// Inserts documents (JSON bytes plus an `_id`) into `collection`. Duplicate keys are ignored
+    /// (a redelivery); any other failure throws and nothing may be committed.
+    /// - Returns: documents newly inserted.
+    func insert(_ documents: [(id: String, json: [UInt8])], into collection: String) throws -> Int {
+        guard !documents.isEmpty else { return 0 }
+        let coll = mongoc_client_get_collection(client, database, collection)
+        defer { mongoc_collection_destroy(coll) }
+        let opts = bson_new()
+        defer { bson_destroy(opts) }
+        bson_append_bool(opts, "ordered", -1, false)
+        let bulk = mongoc_collection_create_bulk_operation_with_opts(coll, opts)
+        defer { mongoc_bulk_operation_destroy(bulk) }
+        var error = bson_error_t()
+        for document in documents {
+            guard let doc = document.json.withUnsafeBufferPointer({ bson_new_from_json($0.baseAddress, $0.count, &error) }) else {
+                throw MongoError("document \(document.id) is not valid JSON: \(Self.message(&error))")
+            }
+            bson_append_utf8(doc, "_id", -1, document.id, -1)
+            let ok = mongoc_bulk_operation_insert_with_opts(bulk, doc, nil, &error)
+            bson_destroy(doc)
+            guard ok else { throw MongoError("cannot queue \(document.id): \(Self.message(&error))") }
+        }
+        let reply = Self.allocate()
+        defer { bson_destroy(reply); UnsafeMutableRawPointer(reply).deallocate() }
+        let succeeded = mongoc_bulk_operation_execute(bulk, reply, &error) != 0
+        let result = Self.json(reply)
+        let inserted = result["nInserted"] as? Int ?? 0
+        if succeeded { return inserted }
+        let writeErrors = result["writeErrors"] as? [[String: Any]] ?? []
+        guard !writeErrors.isEmpty, writeErrors.allSatisfy({ $0["code"] as? Int == 11000 }) else {
+            throw MongoError("bulk insert into \(collection) failed: \(Self.message(&error))")
+        }
+        return inserted
+    }
+
+    /// Creates an index if missing (idempotent).
+    func ensureIndex(_ collection: String, keys: [String], expireAfterSeconds: Int? = nil) throws {
+        let keyDoc = bson_new()
+        defer { bson_destroy(keyDoc) }
+        for key in keys { bson_append_int32(keyDoc, key, -1, 1) }
+        let index = bson_new()
+        defer { bson_destroy(index) }
+        bson_append_document(index, "key", -1, keyDoc)
+        bson_append_utf8(index, "name", -1, keys.joined(separator: "_") + "_idx", -1)
+        if let expireAfterSeconds { bson_append_int32(index, "expireAfterSeconds", -1, Int32(expireAfterSeconds)) }
+        let indexes = bson_new()
+        defer { bson_destroy(indexes) }
+        bson_append_document(indexes, "0", -1, index)  // a BSON array is a document keyed "0", "1", ...
+        let command = bson_new()
+        defer { bson_destroy(command) }
+        bson_append_utf8(command, "createIndexes", -1, collection, -1)
+        bson_append_array(command, "indexes", -1, indexes)
+        try run(command, what: "createIndexes on \(collection)")
+    }
+
+    /// Number of documents in `collection`.
+    func count(_ collection: String) throws -> Int {
+        let coll = mongoc_client_get_collection(client, database, collection)
+        defer { mongoc_collection_destroy(coll) }
+        let filter = bson_new()
+        defer { bson_destroy(filter) }
+        var error = bson_error_t()
+        let n = mongoc_collection_count_documents(coll, filter, nil, nil, nil, &error)
+        guard n >= 0 else { throw MongoError("count of \(collection) failed: \(Self.message(&error))") }
+        return Int(n)
+    }
+
+    /// Whether the server answers `ping`.
+    func ping() -> Bool {
+        let command = bson_new()
+        defer { bson_destroy(command) }
+        bson_append_int32(command, "ping", -1, 1)
+        return (try? run(command, what: "ping")) != nil
+    }
+
+    private func run(_ command: OpaquePointer?, what: String) throws {
+        let reply = Self.allocate()
+        defer { bson_destroy(reply); UnsafeMutableRawPointer(reply).deallocate() }
+        var error = bson_error_t()
+        guard mongoc_client_command_simple(client, database, command, nil, reply, &error) else {
+            throw MongoError("\(what) failed: \(Self.message(&error))")
+        }
+    }
+
+    /// A `bson_t` for libmongoc to initialise, with the alignment libbson declares.
+    private static func allocate() -> OpaquePointer {
+        OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<bson_t>.size, alignment: 128))
+    }
+
+    private static func json(_ doc: OpaquePointer) -> [String: Any] {
+        var length = 0
+        guard let text = bson_as_relaxed_extended_json(doc, &length) else { return [:] }
+        defer { bson_free(text) }
+        let data = Data(bytes: text, count: length)
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    private static func message(_ error: inout bson_error_t) -> String {
+        withUnsafeBytes(of: &error.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+}
+
+/// A MongoDB failure with what to do about it.
+struct MongoError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

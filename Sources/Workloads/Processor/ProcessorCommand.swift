@@ -1,0 +1,191 @@
+import ArgumentParser
+import Foundation
+import Synchronization
+import WorkloadKafka
+
+/// `processor`: consumes `gpu.metrics.v1` and `token.usage.v1` into MongoDB in batches, with a
+/// deterministic `_id` (topic/partition/offset) and offsets committed only after the batch is
+/// durable; malformed records go to a dead-letter topic with the reason. Serves /health, /ready,
+/// /metrics, /gpu/info and /stats.
+@main
+struct ProcessorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "processor",
+        abstract: "Consume pipeline events from Kafka into MongoDB, losing and duplicating nothing.",
+        discussion: """
+            At-least-once delivery plus idempotent writes: a record redelivered after a crash maps to the
+            same _id and is ignored as a duplicate. MongoDB or Kafka outages are retried with backoff; the
+            batch is kept and offsets are not committed until it is written. SIGINT/SIGTERM: stop fetching,
+            finish the batch, commit, exit.
+            """
+    )
+
+    static func env(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
+
+    @Option(help: "Kafka bootstrap servers (env KAFKA_BROKERS).")
+    var brokers = env("KAFKA_BROKERS") ?? "127.0.0.1:9092"
+    @Option(help: "Consumer group (env CONSUMER_GROUP).")
+    var group = env("CONSUMER_GROUP") ?? "gpu-pipeline-processor"
+    @Option(help: "GPU telemetry topic (env METRICS_TOPIC).")
+    var metricsTopic = env("METRICS_TOPIC") ?? "gpu.metrics.v1"
+    @Option(help: "Token-usage topic (env TOKENS_TOPIC).")
+    var tokensTopic = env("TOKENS_TOPIC") ?? "token.usage.v1"
+    @Option(help: "Dead-letter topic for malformed records (env DEAD_LETTER_TOPIC).")
+    var deadLetterTopic = env("DEAD_LETTER_TOPIC") ?? "pipeline.deadletter.v1"
+    @Option(help: "MongoDB URI (env MONGODB_URI).")
+    var mongoURI = env("MONGODB_URI") ?? "mongodb://127.0.0.1:27017/?serverSelectionTimeoutMS=2000"
+    @Option(help: "MongoDB database (env MONGODB_DATABASE).")
+    var database = env("MONGODB_DATABASE") ?? "gpu_pipeline"
+    @Option(help: "Records per batch at most (env BATCH_SIZE).")
+    var batchSize = Int(env("BATCH_SIZE") ?? "") ?? 1000
+    @Option(help: "Longest wait to fill a batch, milliseconds (env BATCH_WAIT_MS).")
+    var batchWaitMs = Int(env("BATCH_WAIT_MS") ?? "") ?? 200
+    @Option(help: "Keep documents this many days (TTL index on received_at), 0 to keep forever (env RETENTION_DAYS).")
+    var retentionDays = Int(env("RETENTION_DAYS") ?? "") ?? 0
+    @Option(help: "HTTP address to serve on (env HTTP_HOST).")
+    var httpHost = env("HTTP_HOST") ?? "127.0.0.1"
+    @Option(help: "HTTP port, 0 for any free one (env HTTP_PORT).")
+    var httpPort = Int(env("HTTP_PORT") ?? "") ?? 8080
+    @Option(help: "Extra librdkafka consumer settings, key=value, repeatable.")
+    var kafka: [String] = []
+
+    var collections: [String: String] { [metricsTopic: "gpu_metrics", tokensTopic: "token_usage"] }
+
+    func run() throws {
+        let metrics = ProcessorMetrics()
+        let mongo = try MongoStore(uri: mongoURI, database: database)
+        let stats = try MongoStore(uri: mongoURI, database: database)  // the HTTP thread's own client
+        let server = try HTTPServer(host: httpHost, port: httpPort) { [collections] path in
+            Self.respond(path, metrics: metrics, stats: stats, collections: collections)
+        }
+        server.start()
+        FileHandle.standardError.write(Data("processor: serving http://\(httpHost):\(server.port)\n".utf8))
+
+        try Self.retrying("create indexes", metrics: metrics) {
+            try mongo.ensureIndex("gpu_metrics", keys: ["gpu_uuid", "timestamp"])
+            try mongo.ensureIndex("token_usage", keys: ["request_id"])
+            if retentionDays > 0 {
+                for collection in collections.values { try mongo.ensureIndex(collection, keys: ["received_at"], expireAfterSeconds: retentionDays * 86400) }
+            }
+        }
+        let settings = Dictionary(kafka.compactMap { pair -> (String, String)? in
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+        }, uniquingKeysWith: { $1 })
+        let consumer = try KafkaConsumer(brokers: brokers, group: group, topics: [metricsTopic, tokensTopic], settings: settings)
+        let deadLetters = try KafkaProducer(brokers: brokers)
+        let validator = RecordValidator(metricsTopic: metricsTopic, tokensTopic: tokensTopic)
+
+        let stop = Atomic<Bool>(false)
+        let signals = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { stop.store(true, ordering: .relaxed) }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+
+        while !stop.load(ordering: .relaxed) {
+            var batch: [ConsumedRecord] = []
+            let deadline = Date().addingTimeInterval(Double(batchWaitMs) / 1000)
+            while batch.count < batchSize && Date() < deadline && !stop.load(ordering: .relaxed) {
+                if let record = consumer.poll(timeout: 50) { batch.append(record) }
+            }
+            if consumer.lastError.map({ Date().timeIntervalSince($0.at) < 1 }) == true { metrics.kafkaFailed() }
+            guard !batch.isEmpty else { continue }
+            try process(batch, mongo: mongo, deadLetters: deadLetters, validator: validator, metrics: metrics)
+            try Self.retrying("commit offsets", metrics: metrics) { try consumer.commit() }
+        }
+        consumer.close()
+        FileHandle.standardError.write(Data("processor: stopped cleanly\n".utf8))
+    }
+
+    /// Validates, dead-letters the malformed, writes the rest; returns once all of it is durable.
+    private func process(_ batch: [ConsumedRecord], mongo: MongoStore, deadLetters: KafkaProducer,
+                         validator: RecordValidator, metrics: ProcessorMetrics) throws {
+        var documents: [String: [(id: String, json: [UInt8])]] = [:]
+        var rejected = 0
+        let receivedAt = Int(Date().timeIntervalSince1970 * 1000)
+        for record in batch {
+            metrics.consumed(record.topic)
+            switch validator.validate(record) {
+            case .success(let event):
+                if record.topic == metricsTopic, let gpu = event["gpu_uuid"] as? String { metrics.latest(gpu: gpu, sample: record.payload) }
+                // Kafka coordinates and arrival time ride along; the payload itself is stored unchanged.
+                var json = record.payload
+                if json.last == UInt8(ascii: "}") {
+                    json.removeLast()
+                    json += Array(",\"kafka_partition\":\(record.partition),\"kafka_offset\":\(record.offset),\"received_at\":{\"$date\":\(receivedAt)}}".utf8)
+                }
+                documents[collections[record.topic] ?? "unknown", default: []].append((record.documentID, json))
+            case .failure(let rejection):
+                let letter: [String: Any] = [
+                    "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": rejection.reason,
+                    "payload": String(decoding: record.payload, as: UTF8.self),
+                ]
+                let data = try JSONSerialization.data(withJSONObject: letter, options: [.sortedKeys])
+                try deadLetters.produce(topic: deadLetterTopic, key: record.documentID, payload: String(decoding: data, as: UTF8.self))
+                rejected += 1
+            }
+        }
+        if rejected > 0 {
+            try Self.retrying("deliver dead letters", metrics: metrics) {
+                let before = deadLetters.stats.failed.load(ordering: .relaxed)
+                guard deadLetters.flush(timeout: .seconds(10)) == 0, deadLetters.stats.failed.load(ordering: .relaxed) == before else {
+                    throw KafkaError("dead-letter topic \(deadLetterTopic) did not acknowledge")
+                }
+            }
+            for _ in 0..<rejected { metrics.deadLettered() }
+        }
+        let started = Date()
+        var written: [String: Int] = [:]
+        for (collection, docs) in documents {
+            try Self.retrying("write \(docs.count) documents to \(collection)", metrics: metrics) {
+                written[collection] = try mongo.insert(docs, into: collection)
+            }
+        }
+        let topics = Dictionary(uniqueKeysWithValues: collections.map { ($0.value, $0.key) })
+        metrics.batch(size: batch.count, seconds: Date().timeIntervalSince(started),
+                      written: Dictionary(written.map { (topics[$0.key] ?? $0.key, $0.value) }, uniquingKeysWith: +))
+    }
+
+    /// Repeats `body` with exponential backoff (100 ms to 5 s) until it succeeds.
+    static func retrying(_ what: String, metrics: ProcessorMetrics, _ body: () throws -> Void) throws {
+        var delay = 0.1
+        while true {
+            do {
+                return try body()
+            } catch {
+                metrics.writeFailed()
+                FileHandle.standardError.write(Data("processor: \(what) failed (\(error)); retrying in \(delay)s\n".utf8))
+                Thread.sleep(forTimeInterval: delay)
+                delay = min(delay * 2, 5)
+            }
+        }
+    }
+
+    static func respond(_ path: String, metrics: ProcessorMetrics, stats: MongoStore, collections: [String: String]) -> (Int, String, String) {
+        func json(_ object: Any) -> String {
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        }
+        switch path {
+        case "/health":
+            return (200, "application/json", #"{"status":"alive"}"#)
+        case "/ready":
+            let mongo = stats.ping()
+            let kafka = metrics.kafkaHealthy
+            return (mongo && kafka ? 200 : 503, "application/json", json(["ready": mongo && kafka, "mongodb": mongo, "kafka": kafka]))
+        case "/metrics":
+            return (200, "text/plain; version=0.0.4", metrics.prometheus())
+        case "/gpu/info":
+            return (200, "application/json", metrics.gpuInfo())
+        case "/stats":
+            var counts: [String: Any] = ["dead_lettered": metrics.deadLetterCount]
+            for collection in collections.values { counts[collection] = (try? stats.count(collection)) ?? NSNull() }
+            return (200, "application/json", json(counts))
+        default:
+            return (404, "application/json", #"{"error":"not found; try /health, /ready, /metrics, /gpu/info or /stats"}"#)
+        }
+    }
+}

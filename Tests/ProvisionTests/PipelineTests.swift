@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Producer → Tansu → processor → nx-27017, all real, on loopback ports.
+@Suite(.serialized) struct PipelineTests {
+    static let processorBinary = CLI.repository.appendingPathComponent(".build/debug/processor").path
+    static let topics = ["gpu.metrics.v1", "token.usage.v1", "pipeline.deadletter.v1"]
+
+    struct Pipeline {
+        let cli = CLI()
+        let broker: Broker
+        let mongo: MongoServer
+        let script: String
+
+        init() async throws {
+            broker = try await Broker(cli: cli)
+            mongo = try await MongoServer(cli: cli)
+            script = cli.write("kafka.py", ProducerTests.kafkaScript)
+            let created = try cli.run([script, "create", broker.address] + PipelineTests.topics, executable: Services.python)
+            guard created.code == 0 else { throw PipelineError("topic creation failed: \(created.stderr)") }
+        }
+
+        func stop() {
+            broker.stop()
+            mongo.stop()
+            cli.cleanUp()
+        }
+
+        func produce(_ count: Int, gpus: Int = 4) throws {
+            let result = try cli.run(["--brokers", broker.address, "--count", String(count), "--gpus", String(gpus)],
+                                     executable: ProducerTests.producer, environment: Services.libraryPath)
+            guard result.code == 0 else { throw PipelineError("producer failed: \(result.stderr)") }
+        }
+
+        /// Starts a processor and returns it with its HTTP port.
+        func startProcessor() async throws -> (CLI.Running, Int) {
+            let process = try cli.start([
+                "--brokers", broker.address, "--mongo-uri", mongo.uri, "--http-port", "0", "--batch-size", "500",
+                "--kafka", "session.timeout.ms=2000", "--kafka", "heartbeat.interval.ms=200",
+            ], executable: PipelineTests.processorBinary, environment: Services.libraryPath)
+            var port: Int?
+            try await waitUntil {
+                port = process.stderr.components(separatedBy: "serving http://127.0.0.1:").dropFirst().first
+                    .flatMap { Int($0.prefix { $0.isNumber }) }
+                return port != nil || !process.isRunning
+            }
+            guard let port else { throw PipelineError("processor did not start: \(process.stderr)") }
+            return (process, port)
+        }
+
+        func stats(_ port: Int) -> (metrics: Int, tokens: Int, deadLettered: Int)? {
+            guard let s = Services.json(port: port, "/stats") else { return nil }
+            return (s["gpu_metrics"] as? Int ?? -1, s["token_usage"] as? Int ?? -1, s["dead_lettered"] as? Int ?? -1)
+        }
+
+        func consume(_ topic: String) throws -> [[String: Any]] {
+            let result = try cli.run([script, "consume", broker.address, topic], executable: Services.python)
+            let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: [[String: Any]]]
+            return object?[topic] ?? []
+        }
+    }
+
+    struct PipelineError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    @Test func roundTripWritesOneDocumentPerEventAndTheEndpointsAgree() async throws {
+        let pipeline = try await Pipeline()
+        defer { pipeline.stop() }
+        try pipeline.produce(2000)
+        let (processor, port) = try await pipeline.startProcessor()
+        defer { Services.stop(processor) }
+        try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 1000 && $0.tokens == 1000 } ?? false }
+
+        #expect(Services.get(port: port, "/health")?.status == 200)
+        let ready = Services.json(port: port, "/ready")
+        #expect(ready?["ready"] as? Bool == true)
+        let gpus = try #require(Services.json(port: port, "/gpu/info"))
+        #expect(gpus.count == 4)
+        #expect(gpus.values.allSatisfy { ($0 as? [String: Any])?["DCGM_FI_DEV_GPU_UTIL"] != nil })
+        let metrics = Services.get(port: port, "/metrics")?.body ?? ""
+        #expect(metrics.contains("processor_written_total{topic=\"gpu.metrics.v1\"} 1000"))
+        #expect(metrics.contains("processor_batch_size_count"))
+        #expect(Services.get(port: port, "/nope")?.status == 404)
+
+        // A restarted processor starts from the committed offsets and writes nothing twice.
+        Services.stop(processor)
+        #expect(processor.exitCode == 0, "SIGTERM is a clean stop")
+        let (again, port2) = try await pipeline.startProcessor()
+        defer { Services.stop(again) }
+        try pipeline.produce(20)
+        try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port2).map { $0.metrics == 1010 && $0.tokens == 1010 } ?? false }
+    }
+
+    @Test func malformedRecordsGoToTheDeadLetterTopicWithTheirReasonAndValidOnesAllLand() async throws {
+        let pipeline = try await Pipeline()
+        defer { pipeline.stop() }
+        try pipeline.produce(990)
+        let poison = [
+            ("gpu.metrics.v1", "not json at all {"),
+            ("gpu.metrics.v1", #"["an", "array"]"#),
+            ("gpu.metrics.v1", #"{"node":"n"}"#),
+            ("gpu.metrics.v1", #"{"gpu_uuid":42,"node":"n"}"#),
+            ("gpu.metrics.v1", #"{"gpu_uuid":"GPU-x","node":"n","DCGM_FI_DEV_GPU_UTIL":"high"}"#),
+            ("token.usage.v1", #"{"request_id":"r1"}"#),
+            ("token.usage.v1", #"{"request_id":"r2","model":"m","prompt_tokens":"ten"}"#),
+            ("token.usage.v1", ""),
+            ("token.usage.v1", "\u{1}\u{2}binary"),
+            ("token.usage.v1", #"{"request_id":null,"model":"m"}"#),
+        ]
+        let lines = poison.enumerated().map { "\($1.0)\tbad-\($0)\t\($1.1)" }.joined(separator: "\n") + "\n"
+        let file = pipeline.cli.write("poison.tsv", lines)
+        #expect(try pipeline.cli.run([pipeline.script, "produce", pipeline.broker.address, file], executable: Services.python).code == 0)
+
+        let (processor, port) = try await pipeline.startProcessor()
+        defer { Services.stop(processor) }
+        try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 495 && $0.tokens == 495 && $0.deadLettered == 10 } ?? false }
+        #expect(processor.isRunning, "poison never stops the consumer")
+        let letters = try pipeline.consume("pipeline.deadletter.v1")
+        #expect(letters.count == 10)
+        let reasons = letters.compactMap { ($0["value"] as? [String: Any])?["reason"] as? String }
+        #expect(reasons.contains("not valid JSON"))
+        #expect(reasons.contains("missing field 'gpu_uuid'"))
+        #expect(reasons.contains("field 'gpu_uuid' must be a string"))
+        #expect(reasons.contains("field 'prompt_tokens' must be a number"))
+        #expect(letters.allSatisfy { ($0["value"] as? [String: Any])?["offset"] != nil })
+    }
+
+    @Test func sigkillAtFiveRandomMomentsLosesAndDuplicatesNothing() async throws {
+        let pipeline = try await Pipeline()
+        defer { pipeline.stop() }
+        try pipeline.produce(100_000, gpus: 8)
+        var generator = SystemRandomNumberGenerator()
+        var lastPort = 0
+        for _ in 0..<5 {
+            let (processor, port) = try await pipeline.startProcessor()
+            lastPort = port
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500, using: &generator)))
+            kill(processor.pid, SIGKILL)
+            processor.wait()
+        }
+        let (processor, port) = try await pipeline.startProcessor()
+        defer { Services.stop(processor) }
+        #expect(port != 0 && lastPort != 0)
+        try await waitUntil(timeout: .seconds(240)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 100_000 } ?? false }
+        try await Task.sleep(for: .seconds(1))
+        let final = try #require(pipeline.stats(port))
+        #expect(final.metrics == 50_000)
+        #expect(final.tokens == 50_000)
+        #expect(try pipeline.consume("pipeline.deadletter.v1").isEmpty)
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+@testable import Engine
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real services for workload tests, installed by scripts/bootstrap, started on loopback ports
+/// and stopped by PID.
+enum Services {
+    static let tools = CLI.repository.appendingPathComponent(".tools")
+    static let python = tools.appendingPathComponent("venv/bin/python").path
+    static let libraryPath = ["LD_LIBRARY_PATH": tools.appendingPathComponent("lib").path]
+
+    /// Starts `arguments` (with `{port}` replaced) on a random loopback port until one accepts connections.
+    static func start(_ cli: CLI, executable: String, _ arguments: [String]) async throws -> (CLI.Running, Int) {
+        for _ in 0..<5 {
+            let port = Int.random(in: 20_000...40_000)
+            let process = try cli.start(arguments.map { $0.replacingOccurrences(of: "{port}", with: String(port)) }, executable: executable)
+            if try await accepts(port: port, while: process) { return (process, port) }
+            kill(process.pid, SIGKILL)
+            process.wait()
+        }
+        throw StepFailure("\(executable) did not start on a loopback port; run scripts/bootstrap")
+    }
+
+    static func stop(_ process: CLI.Running) {
+        kill(process.pid, SIGTERM)
+        process.wait()
+    }
+
+    static func accepts(port: Int, while process: CLI.Running) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline && process.isRunning {
+            if let fd = connectLoopback(port) { close(fd); return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    static func connectLoopback(_ port: Int) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if connected == 0 { return fd }
+        close(fd)
+        return nil
+    }
+
+    /// GET http://127.0.0.1:port/path: status and body, or nil when nothing answers.
+    static func get(port: Int, _ path: String) -> (status: Int, body: String)? {
+        guard let fd = connectLoopback(port) else { return nil }
+        defer { close(fd) }
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        _ = request.withCString { write(fd, $0, strlen($0)) }
+        var response = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while case let n = read(fd, &buffer, buffer.count), n > 0 { response += buffer[0..<n] }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else { return nil }
+        return (status, String(text[split.upperBound...]))
+    }
+
+    /// GET returning a JSON object.
+    static func json(port: Int, _ path: String) -> [String: Any]? {
+        get(port: port, path).flatMap { try? JSONSerialization.jsonObject(with: Data($0.body.utf8)) as? [String: Any] }
+    }
+}
+
+/// Tansu on a loopback port.
+final class Broker {
+    let process: CLI.Running
+    let address: String
+
+    init(cli: CLI) async throws {
+        let (process, port) = try await Services.start(cli, executable: Services.tools.appendingPathComponent("bin/tansu").path, [
+            "broker", "--listener-url", "tcp://127.0.0.1:{port}", "--advertised-listener-url", "tcp://127.0.0.1:{port}",
+            "--storage-engine", "memory://tansu/",
+        ])
+        self.process = process
+        address = "127.0.0.1:\(port)"
+    }
+
+    func stop() { Services.stop(process) }
+}
+
+/// nx-27017, a MongoDB wire-protocol server, on a loopback port with its own pid file.
+final class MongoServer {
+    let process: CLI.Running
+    let uri: String
+
+    init(cli: CLI) async throws {
+        let dir = cli.directory.path
+        let (process, port) = try await Services.start(cli, executable: Services.tools.appendingPathComponent("venv/bin/nx-27017").path, [
+            "--host", "127.0.0.1", "-p", "{port}", "--db", "memory", "--pid-file", "\(dir)/nx-{port}.pid", "--log-file", "\(dir)/nx-{port}.log",
+        ])
+        self.process = process
+        uri = "mongodb://127.0.0.1:\(port)/?serverSelectionTimeoutMS=2000"
+    }
+
+    func stop() { Services.stop(process) }
+}
