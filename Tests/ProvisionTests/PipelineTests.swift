@@ -13,12 +13,12 @@ import Glibc
     struct Pipeline {
         let cli = CLI()
         let broker: Broker
-        let mongo: MongoServer
+        var mongo: MongoServer
         let script: String
 
-        init() async throws {
+        init(mongoFile: Bool = false) async throws {
             broker = try await Broker(cli: cli)
-            mongo = try await MongoServer(cli: cli)
+            mongo = try await MongoServer(cli: cli, file: mongoFile ? cli.directory.appendingPathComponent("mongo.db").path : nil)
             script = cli.write("kafka.py", ProducerTests.kafkaScript)
             let created = try cli.run([script, "create", broker.address] + PipelineTests.topics, executable: Services.python)
             guard created.code == 0 else { throw PipelineError("topic creation failed: \(created.stderr)") }
@@ -153,5 +153,30 @@ import Glibc
         #expect(final.metrics == 50_000)
         #expect(final.tokens == 50_000)
         #expect(try pipeline.consume("pipeline.deadletter.v1").isEmpty)
+    }
+
+    @Test func mongoDBDownForTenSecondsIsReportedByReadyAndLosesOrDuplicatesNothing() async throws {
+        var pipeline = try await Pipeline(mongoFile: true)
+        defer { pipeline.stop() }
+        try pipeline.produce(20_000)
+        let (processor, port) = try await pipeline.startProcessor()
+        defer { Services.stop(processor) }
+        try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics + $0.tokens > 1000 } ?? false }
+
+        pipeline.mongo.stop()
+        try await waitUntil(timeout: .seconds(20)) { Services.get(port: port, "/ready")?.status == 503 }
+        #expect(Services.json(port: port, "/ready")?["mongodb"] as? Bool == false)
+        #expect(Services.get(port: port, "/health")?.status == 200, "alive while the database is down")
+        try await Task.sleep(for: .seconds(10))
+        #expect(processor.isRunning)
+
+        pipeline.mongo = try await MongoServer(cli: pipeline.cli, file: pipeline.mongo.store, port: pipeline.mongo.port)
+        try await waitUntil(timeout: .seconds(240)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 20_000 } ?? false }
+        try await Task.sleep(for: .seconds(1))
+        let final = try #require(pipeline.stats(port))
+        #expect(final.metrics == 10_000)
+        #expect(final.tokens == 10_000)
+        #expect(Services.get(port: port, "/ready")?.status == 200)
+        #expect((Services.get(port: port, "/metrics")?.body ?? "").contains("processor_write_failures_total"))
     }
 }

@@ -94,12 +94,26 @@ final class MongoServer {
     let process: CLI.Running
     let uri: String
 
-    init(cli: CLI) async throws {
+    let port: Int
+    let store: String
+
+    /// - Parameter file: a database file, so that a restart keeps the data; nil for memory.
+    init(cli: CLI, file: String? = nil, port fixed: Int? = nil) async throws {
         let dir = cli.directory.path
-        let (process, port) = try await Services.start(cli, executable: Services.tools.appendingPathComponent("venv/bin/nx-27017").path, [
-            "--host", "127.0.0.1", "-p", "{port}", "--db", "memory", "--pid-file", "\(dir)/nx-{port}.pid", "--log-file", "\(dir)/nx-{port}.log",
-        ])
+        let store = file ?? "memory"
+        let arguments = ["--host", "127.0.0.1", "-p", "{port}", "--db", store, "--pid-file", "\(dir)/nx-{port}.pid", "--log-file", "\(dir)/nx-{port}.log"]
+        let executable = Services.tools.appendingPathComponent("venv/bin/nx-27017").path
+        let (process, port): (CLI.Running, Int)
+        if let fixed {
+            process = try cli.start(arguments.map { $0.replacingOccurrences(of: "{port}", with: String(fixed)) }, executable: executable)
+            guard try await Services.accepts(port: fixed, while: process) else { throw StepFailure("nx-27017 did not restart on port \(fixed)") }
+            port = fixed
+        } else {
+            (process, port) = try await Services.start(cli, executable: executable, arguments)
+        }
         self.process = process
+        self.port = port
+        self.store = store
         uri = "mongodb://127.0.0.1:\(port)/?serverSelectionTimeoutMS=2000"
     }
 
