@@ -13,9 +13,19 @@ public struct ConsumedRecord: Sendable {
     public var documentID: String { "\(topic)/\(partition)/\(offset)" }
 }
 
+/// A topic and partition, for commits.
+public struct TopicPartition: Hashable, Sendable {
+    public let topic: String
+    public let partition: Int32
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+}
+
 /// Owns one librdkafka group consumer with manual commits: the owner commits only after what it
 /// consumed is durable elsewhere. Use from one thread.
-public final class KafkaConsumer {
+public final class KafkaConsumer: @unchecked Sendable {  // poll from one thread; commit is thread-safe
     private let handle: OpaquePointer
     /// The last transport-level error and when it happened, for readiness.
     public private(set) var lastError: (message: String, at: Date)?
@@ -66,9 +76,16 @@ public final class KafkaConsumer {
         return ConsumedRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, payload: payload)
     }
 
-    /// Commits the positions after every record returned so far (synchronously).
-    public func commit() throws {
-        let err = rd_kafka_commit(handle, nil, 0)
+    /// Commits, synchronously, the position after `last` offset of each (topic, partition): exactly
+    /// what a written batch covers, never a record still in flight. Safe from any thread.
+    public func commit(_ last: [TopicPartition: Int64]) throws {
+        guard !last.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(last.count))
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (position, offset) in last {
+            rd_kafka_topic_partition_list_add(list, position.topic, position.partition).pointee.offset = offset + 1
+        }
+        let err = rd_kafka_commit(handle, list, 0)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             throw KafkaError("offset commit failed: \(String(cString: rd_kafka_err2str(err)))")
         }

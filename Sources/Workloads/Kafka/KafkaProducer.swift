@@ -11,7 +11,7 @@ public final class DeliveryStats: Sendable {
 
 /// Owns one librdkafka producer handle: idempotent, batched, keyed messages. Blocking calls; use
 /// from one thread.
-public final class KafkaProducer {
+public final class KafkaProducer: @unchecked Sendable {  // produce from one thread; flush is thread-safe
     private let handle: OpaquePointer
     private var topics: [String: OpaquePointer] = [:]
     public let stats = DeliveryStats()

@@ -61,7 +61,7 @@ struct ProcessorCommand: ParsableCommand {
         server.start()
         FileHandle.standardError.write(Data("processor: serving http://\(httpHost):\(server.port)\n".utf8))
 
-        try Self.retrying("create indexes", metrics: metrics) {
+        Self.retrying("create indexes", metrics: metrics) {
             try mongo.ensureIndex("gpu_metrics", keys: ["gpu_uuid", "timestamp"])
             try mongo.ensureIndex("token_usage", keys: ["request_id"])
             if retentionDays > 0 {
@@ -86,6 +86,10 @@ struct ProcessorCommand: ParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
 
+        // Two stages: this thread polls and prepares batch k+1 while the writer stores batch k and
+        // commits exactly its offsets. One batch in flight at most (the semaphore is the slot).
+        let writer = DispatchQueue(label: "processor.writer")
+        let slot = DispatchSemaphore(value: 1)
         while !stop.load(ordering: .relaxed) {
             var batch: [ConsumedRecord] = []
             let deadline = Date().addingTimeInterval(Double(batchWaitMs) / 1000)
@@ -94,21 +98,37 @@ struct ProcessorCommand: ParsableCommand {
             }
             if consumer.lastError.map({ Date().timeIntervalSince($0.at) < 1 }) == true { metrics.kafkaFailed() }
             guard !batch.isEmpty else { continue }
-            try process(batch, mongo: mongo, deadLetters: deadLetters, validator: validator, metrics: metrics)
-            try Self.retrying("commit offsets", metrics: metrics) { try consumer.commit() }
+            let prepared = try prepare(batch, deadLetters: deadLetters, validator: validator, metrics: metrics)
+            slot.wait()
+            writer.async { [collections, deadLetterTopic] in
+                defer { slot.signal() }
+                Self.write(prepared, mongo: mongo, consumer: consumer, deadLetters: deadLetters, deadLetterTopic: deadLetterTopic,
+                           collections: collections, metrics: metrics)
+            }
         }
+        slot.wait()  // the last batch is written and committed
         consumer.close()
         FileHandle.standardError.write(Data("processor: stopped cleanly\n".utf8))
     }
 
-    /// Validates, dead-letters the malformed, writes the rest; returns once all of it is durable.
-    private func process(_ batch: [ConsumedRecord], mongo: MongoStore, deadLetters: KafkaProducer,
-                         validator: RecordValidator, metrics: ProcessorMetrics) throws {
+    /// A batch validated and turned into documents, with the offsets it covers.
+    struct PreparedBatch: @unchecked Sendable {
         var documents: [String: [(id: String, json: [UInt8])]] = [:]
         var rejected = 0
+        var size = 0
+        var lastOffsets: [TopicPartition: Int64] = [:]
+    }
+
+    /// Validates, queues dead letters, and builds the documents of a batch (on the polling thread).
+    private func prepare(_ batch: [ConsumedRecord], deadLetters: KafkaProducer, validator: RecordValidator,
+                         metrics: ProcessorMetrics) throws -> PreparedBatch {
+        var prepared = PreparedBatch()
+        prepared.size = batch.count
         let receivedAt = Int(Date().timeIntervalSince1970 * 1000)
         for record in batch {
             metrics.consumed(record.topic)
+            let position = TopicPartition(topic: record.topic, partition: record.partition)
+            prepared.lastOffsets[position] = max(prepared.lastOffsets[position] ?? -1, record.offset)
             switch validator.validate(record) {
             case .success(let event):
                 if record.topic == metricsTopic, let gpu = event["gpu_uuid"] as? String { metrics.latest(gpu: gpu, sample: record.payload) }
@@ -118,7 +138,7 @@ struct ProcessorCommand: ParsableCommand {
                     json.removeLast()
                     json += Array(",\"kafka_partition\":\(record.partition),\"kafka_offset\":\(record.offset),\"received_at\":{\"$date\":\(receivedAt)}}".utf8)
                 }
-                documents[collections[record.topic] ?? "unknown", default: []].append((record.documentID, json))
+                prepared.documents[collections[record.topic] ?? "unknown", default: []].append((record.documentID, json))
             case .failure(let rejection):
                 let letter: [String: Any] = [
                     "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": rejection.reason,
@@ -126,39 +146,51 @@ struct ProcessorCommand: ParsableCommand {
                 ]
                 let data = try JSONSerialization.data(withJSONObject: letter, options: [.sortedKeys])
                 try deadLetters.produce(topic: deadLetterTopic, key: record.documentID, payload: String(decoding: data, as: UTF8.self))
-                rejected += 1
+                prepared.rejected += 1
             }
         }
-        if rejected > 0 {
-            try Self.retrying("deliver dead letters", metrics: metrics) {
+        return prepared
+    }
+
+    /// Makes a prepared batch durable (dead letters acknowledged, documents written), then commits
+    /// its offsets. Runs on the writer queue; retries until it succeeds.
+    private static func write(_ prepared: PreparedBatch, mongo: MongoStore, consumer: KafkaConsumer, deadLetters: KafkaProducer,
+                              deadLetterTopic: String, collections: [String: String], metrics: ProcessorMetrics) {
+        if prepared.rejected > 0 {
+            retrying("deliver dead letters", metrics: metrics) {
                 let before = deadLetters.stats.failed.load(ordering: .relaxed)
                 guard deadLetters.flush(timeout: .seconds(10)) == 0, deadLetters.stats.failed.load(ordering: .relaxed) == before else {
                     throw KafkaError("dead-letter topic \(deadLetterTopic) did not acknowledge")
                 }
             }
-            for _ in 0..<rejected { metrics.deadLettered() }
+            for _ in 0..<prepared.rejected { metrics.deadLettered() }
         }
         let started = Date()
         var written: [String: Int] = [:]
-        for (collection, docs) in documents {
-            try Self.retrying("write \(docs.count) documents to \(collection)", metrics: metrics) {
+        for (collection, docs) in prepared.documents {
+            retrying("write \(docs.count) documents to \(collection)", metrics: metrics) {
                 written[collection] = try mongo.insert(docs, into: collection)
             }
         }
         let topics = Dictionary(uniqueKeysWithValues: collections.map { ($0.value, $0.key) })
-        metrics.batch(size: batch.count, seconds: Date().timeIntervalSince(started),
+        metrics.batch(size: prepared.size, seconds: Date().timeIntervalSince(started),
                       written: Dictionary(written.map { (topics[$0.key] ?? $0.key, $0.value) }, uniquingKeysWith: +))
+        // The batch is durable: a failed commit only means redelivery, which the _id makes harmless.
+        retrying("commit offsets", metrics: metrics, attempts: 3) { try consumer.commit(prepared.lastOffsets) }
     }
 
-    /// Repeats `body` with exponential backoff (100 ms to 5 s) until it succeeds.
-    static func retrying(_ what: String, metrics: ProcessorMetrics, _ body: () throws -> Void) throws {
+    /// Repeats `body` with exponential backoff (100 ms to 5 s) until it succeeds, or gives up after
+    /// `attempts` when given.
+    static func retrying(_ what: String, metrics: ProcessorMetrics, attempts: Int = .max, _ body: () throws -> Void) {
         var delay = 0.1
-        while true {
+        for attempt in 1...attempts {
             do {
                 return try body()
             } catch {
                 metrics.writeFailed()
-                FileHandle.standardError.write(Data("processor: \(what) failed (\(error)); retrying in \(delay)s\n".utf8))
+                let next = attempt == attempts ? "giving up" : "retrying in \(delay)s"
+                FileHandle.standardError.write(Data("processor: \(what) failed (\(error)); \(next)\n".utf8))
+                if attempt == attempts { return }
                 Thread.sleep(forTimeInterval: delay)
                 delay = min(delay * 2, 5)
             }
