@@ -34,13 +34,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "Producer",
-            dependencies: ["WorkloadKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WorkloadKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Workloads/Producer"
         ),
-        .target(name: "WorkloadKafka", dependencies: ["CRdKafka"], path: "Sources/Workloads/Kafka"),
+        .target(name: "WorkloadKit", dependencies: ["CRdKafka"], path: "Sources/Workloads/WorkloadKit"),
         .executableTarget(
             name: "Processor",
-            dependencies: ["WorkloadKafka", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WorkloadKit", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Workloads/Processor"
         ),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Synchronization
-import WorkloadKafka
+import WorkloadKit
 
 /// `processor`: consumes `gpu.metrics.v1` and `token.usage.v1` into MongoDB in batches, with a
 /// deterministic `_id` (topic/partition/offset) and offsets committed only after the batch is
@@ -76,24 +76,16 @@ struct ProcessorCommand: ParsableCommand {
         let deadLetters = try KafkaProducer(brokers: brokers)
         let validator = RecordValidator(metricsTopic: metricsTopic, tokensTopic: tokensTopic)
 
-        let stop = Atomic<Bool>(false)
-        let signals = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.store(true, ordering: .relaxed) }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let shutdown = ShutdownSignal()
 
         // Two stages: this thread polls and prepares batch k+1 while the writer stores batch k and
         // commits exactly its offsets. One batch in flight at most (the semaphore is the slot).
         let writer = DispatchQueue(label: "processor.writer")
         let slot = DispatchSemaphore(value: 1)
-        while !stop.load(ordering: .relaxed) {
+        while !shutdown.isRequested {
             var batch: [ConsumedRecord] = []
             let deadline = Date().addingTimeInterval(Double(batchWaitMs) / 1000)
-            while batch.count < batchSize && Date() < deadline && !stop.load(ordering: .relaxed) {
+            while batch.count < batchSize && Date() < deadline && !shutdown.isRequested {
                 if let record = consumer.poll(timeout: 50) { batch.append(record) }
             }
             if consumer.lastError.map({ Date().timeIntervalSince($0.at) < 1 }) == true { metrics.kafkaFailed() }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import WorkloadKafka
+import WorkloadKit
 import Foundation
 import Synchronization
 
@@ -69,20 +69,12 @@ struct ProducerCommand: ParsableCommand {
         var random = SeededRandom(seed: seed)
         var fleet = (0..<gpus).map { SyntheticGPU(index: $0, node: node, random: &random) }
         var lastSample = [Double](repeating: Date().timeIntervalSince1970, count: gpus)
-        let stop = Atomic<Bool>(false)
-        let signals = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.store(true, ordering: .relaxed) }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let shutdown = ShutdownSignal()
 
         let started = Date()
         var produced = [metricsTopic: 0, tokensTopic: 0]
         var sequence = 0
-        while !stop.load(ordering: .relaxed) {
+        while !shutdown.isRequested {
             let elapsed = Date().timeIntervalSince(started)
             if !continuous {
                 if count > 0 && sequence >= count { break }

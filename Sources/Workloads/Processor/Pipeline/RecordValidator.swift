@@ -1,5 +1,5 @@
 import Foundation
-import WorkloadKafka
+import WorkloadKit
 
 /// Decides whether a record is a well-formed event of its topic; the reason goes to the dead-letter topic.
 struct RecordValidator {
