@@ -11,7 +11,6 @@ final class ProcessorMetrics: Sendable {
         var batchSizes = Histogram(bounds: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000])
         var writeSeconds = Histogram(bounds: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
         var latest: [String: [UInt8]] = [:]
-        var mongoHealthy = true
         var kafkaError: Date?
     }
 
@@ -42,14 +41,12 @@ final class ProcessorMetrics: Sendable {
             $0.batchSizes.observe(Double(size))
             $0.writeSeconds.observe(seconds)
             for (topic, n) in written { $0.written[topic, default: 0] += n }
-            $0.mongoHealthy = true
         }
     }
-    func writeFailed() { state.withLock { $0.writeFailures += 1; $0.mongoHealthy = false } }
+    func writeFailed() { state.withLock { $0.writeFailures += 1 } }
     func kafkaFailed() { state.withLock { $0.kafkaError = Date() } }
     func latest(gpu: String, sample: [UInt8]) { state.withLock { $0.latest[gpu] = sample } }
 
-    var mongoHealthy: Bool { state.withLock { $0.mongoHealthy } }
     var kafkaHealthy: Bool { state.withLock { $0.kafkaError.map { Date().timeIntervalSince($0) > 10 } ?? true } }
     var deadLetterCount: Int { state.withLock { $0.deadLettered } }
 
