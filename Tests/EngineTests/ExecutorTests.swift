@@ -166,6 +166,39 @@ import Testing
         #expect(try harness.store.steps()["long"]?.state == .cancelled)
     }
 
+    @Test func downTearsDependentsDownFirstRetriesFailuresAndRecordsDestroyed() async throws {
+        let harness = try Harness()
+        let policy = RetryPolicy(attempts: 2, backoff: .milliseconds(10))
+        let nodes: [StepGraph.Node] = [
+            .step(ScriptedStep(id: "network", probe: probe)),
+            .step(ScriptedStep(id: "server", dependencies: ["network"], retry: policy, teardownFailures: 1, probe: probe)),
+            .step(ScriptedStep(id: "never-applied", probe: probe)),
+        ]
+        _ = try await harness.run(Array(nodes.prefix(2)))
+        let summary = try await harness.run(nodes, command: .down)
+        #expect(summary.status == .succeeded)
+        #expect(probe.order.suffix(3) == ["down:server", "down:server", "down:network"])
+        #expect(probe.applied("down:never-applied") == 0)
+        let records = try harness.store.steps()
+        #expect(records["server"]?.state == .destroyed)
+        #expect(records["network"]?.state == .destroyed)
+        let retries = try harness.store.events(run: nil, step: "server", limit: 100).filter { $0.kind == .stepRetrying }
+        #expect(retries.first?.message == "teardown: scripted teardown failure 1")
+    }
+
+    @Test func failedTeardownKeepsWhatItDependsOn() async throws {
+        let harness = try Harness()
+        let nodes: [StepGraph.Node] = [
+            .step(ScriptedStep(id: "network", probe: probe)),
+            .step(ScriptedStep(id: "server", dependencies: ["network"], teardownFailures: 5, probe: probe)),
+        ]
+        _ = try await harness.run(nodes)
+        let summary = try await harness.run(nodes, command: .down)
+        #expect(summary.failures.map(\.0) == ["server"])
+        #expect(summary.outcomes["network"] == .skipped("not run: upstream 'server' did not succeed"))
+        #expect(probe.applied("down:network") == 0)
+    }
+
     @Test func backoffGrowsExponentiallyWithEqualJitterAndACap() {
         let policy = RetryPolicy(attempts: 10, backoff: .seconds(1), maxBackoff: .seconds(8))
         #expect(policy.delay(after: 1, random: 0) == .milliseconds(500))

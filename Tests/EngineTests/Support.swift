@@ -46,7 +46,16 @@ struct ScriptedStep: Step {
     var work: Duration = .zero
     var satisfied = false
     var outputs: StepOutputs = [:]
+    var teardownFailures = 0
     let probe: Probe
+
+    var hasTeardown: Bool { true }
+
+    func teardown(_ context: StepContext) async throws {
+        let attempt = probe.enter(StepID("down:\(id)"))
+        defer { probe.leave() }
+        if attempt <= teardownFailures { throw StepFailure("scripted teardown failure \(attempt)") }
+    }
 
     func check(_ context: StepContext) async throws -> CheckResult {
         probe.check(id)
@@ -71,13 +80,14 @@ struct Harness: Sendable {
         store = try SQLiteRunStore(directory: directory.url)
     }
 
-    func run(_ nodes: [StepGraph.Node], parallelism: Int = 10, events: (@Sendable (Event) -> Void)? = nil) async throws -> RunSummary {
+    func run(_ nodes: [StepGraph.Node], parallelism: Int = 10, command: RunCommand = .up,
+             events: (@Sendable (Event) -> Void)? = nil) async throws -> RunSummary {
         let graph = try StepGraph(nodes)
-        let run = try store.beginRun(command: .up, planPath: "test", planText: "")
+        let run = try store.beginRun(command: command, planPath: "test", planText: "")
         let executor = Executor(graph: graph, store: store, run: run, stateDirectory: directory.url, redactor: Redactor(),
                                 processes: ProcessSupervisor(interruptGrace: .seconds(2)), parallelism: parallelism,
                                 observer: events ?? { _ in })
-        let summary = try await executor.up()
+        let summary = command == .down ? try await executor.down() : try await executor.up()
         try store.finishRun(run.id, status: summary.status)
         return summary
     }
