@@ -52,43 +52,22 @@ extension Executor {
     private func applyWithRetries(
         _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, upstream: [StepID: StepOutputs]
     ) async throws -> Outcome {
-        let policy = step.retry
         // A resumed run keeps counting attempts where the interrupted one stopped.
-        let firstAttempt = (record?.run == run.id ? record?.attempts ?? 0 : 0) + 1
-        for attempt in firstAttempt..<(firstAttempt + policy.attempts) {
-            try store.markRunning(step.id, run: run.id, attempt: attempt, fingerprint: fingerprint)
-            notify(Event(run: run.id, step: step.id, kind: .stepStarted, attempt: attempt))
-            let context = context(for: step.id, attempt: attempt, item: item, upstream: upstream)
-            context.log.write("=== \(step.id) attempt \(attempt) (run \(run.id)) \(ISO8601DateFormatter().string(from: Date())) ===")
-            let started = ContinuousClock.now
-            do {
-                let outputs = try await withTimeout(policy.timeout) { try await step.apply(context) }
+        let first = (record?.run == run.id ? record?.attempts ?? 0 : 0) + 1
+        return try await attempts(
+            step, first: first, item: item, upstream: upstream, label: "",
+            begin: { attempt in
+                try store.markRunning(step.id, run: run.id, attempt: attempt, fingerprint: fingerprint)
+                notify(Event(run: run.id, step: step.id, kind: .stepStarted, attempt: attempt))
+            },
+            work: { context in try await step.apply(context) },
+            succeeded: { attempt, outputs, duration in
                 let clean = outputs.mapValues { $0.mapStrings(redactor.redact) }
-                let duration = ContinuousClock.now - started
                 try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean, duration: duration, adopted: false)
                 notify(Event(run: run.id, step: step.id, kind: .stepSucceeded, attempt: attempt, message: duration.formatted))
                 return .applied(clean)
-            } catch let error as StoreError {
-                throw error
-            } catch where Task.isCancelled {
-                return try cancelled(step.id, attempt: attempt)
-            } catch {
-                let message = redactor.redact(String(describing: error))
-                let retryable = (error as? StepFailure)?.retryable ?? true
-                let final = !retryable || attempt == firstAttempt + policy.attempts - 1
-                let duration = ContinuousClock.now - started
-                try store.markAttemptFailed(step.id, run: run.id, attempt: attempt, error: message, duration: duration, final: final)
-                notify(Event(run: run.id, step: step.id, kind: final ? .stepFailed : .stepRetrying, attempt: attempt, message: message))
-                context.log.write("attempt \(attempt) failed after \(duration.formatted): \(message)")
-                if final { return .failed(message) }
-                do {
-                    try await Task.sleep(for: policy.delay(after: attempt - firstAttempt + 1))
-                } catch {
-                    return try cancelled(step.id, attempt: attempt)
-                }
-            }
-        }
-        return .failed("no attempt was made")
+            },
+            cancelled: { attempt in try cancelled(step.id, attempt: attempt) })
     }
 
     private func cancelled(_ id: StepID, attempt: Int) throws -> Outcome {

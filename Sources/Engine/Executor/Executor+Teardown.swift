@@ -42,28 +42,17 @@ extension Executor {
             notify(Event(run: run.id, step: step.id, kind: .stepTornDown))
             return .applied([:])
         }
-        let policy = step.retry
-        for attempt in 1...policy.attempts {
-            let context = context(for: step.id, attempt: attempt, item: nil, upstream: [:])
-            context.log.write("=== teardown \(step.id) attempt \(attempt) (run \(run.id)) ===")
-            do {
-                try await withTimeout(policy.timeout) { try await step.teardown(context) }
+        return try await attempts(
+            step, first: 1, item: nil, upstream: [:], label: "teardown: ",
+            work: { context in
+                try await step.teardown(context)
+                return [:]
+            },
+            succeeded: { attempt, _, _ in
                 try store.mark(step.id, run: run.id, state: .destroyed, message: "")
                 notify(Event(run: run.id, step: step.id, kind: .stepTornDown, attempt: attempt))
                 return .applied([:])
-            } catch let error as StoreError {
-                throw error
-            } catch where Task.isCancelled {
-                return .cancelled
-            } catch {
-                let message = redactor.redact("teardown: \(error)")
-                let final = attempt == policy.attempts || (error as? StepFailure)?.retryable == false
-                try store.markAttemptFailed(step.id, run: run.id, attempt: attempt, error: message, duration: .zero, final: final)
-                notify(Event(run: run.id, step: step.id, kind: final ? .stepFailed : .stepRetrying, attempt: attempt, message: message))
-                if final { return .failed(message) }
-                try? await Task.sleep(for: policy.delay(after: attempt))
-            }
-        }
-        return .failed("no teardown attempt was made")
+            },
+            cancelled: { _ in .cancelled })
     }
 }
