@@ -61,7 +61,7 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
         let path = cli.directory.appendingPathComponent("garbage.yaml").path
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         let result = try cli.run(["up", "--plan", path])
         #expect(result.code == 2)
         #expect(result.stderr.contains("not UTF-8 text"))

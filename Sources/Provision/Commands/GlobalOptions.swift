@@ -11,3 +11,9 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON (one event per line while running) instead of text.")
     var json = false
 }
+
+/// Options of the commands that run steps (`up`, `resume`, `down`).
+struct RunOptions: ParsableArguments {
+    @Option(help: "Most steps running at once (default: the plan's, else 10).")
+    var parallelism: Int?
+}

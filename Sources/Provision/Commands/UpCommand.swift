@@ -14,11 +14,10 @@ struct UpCommand: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    @Option(help: "Most steps running at once (default: the plan's, else 10).")
-    var parallelism: Int?
+    @OptionGroup var runOptions: RunOptions
 
     func run() async throws {
-        try await RunDriver.run(.up, options: options, parallelism: parallelism)
+        try await RunDriver.run(.up, options: options, parallelism: runOptions.parallelism)
     }
 }
 
@@ -35,11 +34,10 @@ struct ResumeCommand: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    @Option(help: "Most steps running at once (default: the plan's, else 10).")
-    var parallelism: Int?
+    @OptionGroup var runOptions: RunOptions
 
     func run() async throws {
-        try await RunDriver.run(.resume, options: options, parallelism: parallelism)
+        try await RunDriver.run(.resume, options: options, parallelism: runOptions.parallelism)
     }
 }
 
@@ -52,10 +50,9 @@ struct DownCommand: AsyncParsableCommand {
 
     @OptionGroup var options: GlobalOptions
 
-    @Option(help: "Most teardowns running at once (default: the plan's, else 10).")
-    var parallelism: Int?
+    @OptionGroup var runOptions: RunOptions
 
     func run() async throws {
-        try await RunDriver.run(.down, options: options, parallelism: parallelism)
+        try await RunDriver.run(.down, options: options, parallelism: runOptions.parallelism)
     }
 }

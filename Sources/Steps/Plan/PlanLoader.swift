@@ -12,12 +12,17 @@ public enum PlanLoader {
 
     /// Loads and validates the plan at `path`.
     public static func load(path: String) throws -> Plan {
+        try loadWithText(path: path).plan
+    }
+
+    /// Loads and validates the plan at `path`, returning the text it was parsed from too.
+    public static func loadWithText(path: String) throws -> (plan: Plan, text: String) {
         guard let data = FileManager.default.contents(atPath: path) else {
             let exists = FileManager.default.fileExists(atPath: path)
             throw PlanError(file: path, message: exists ? "cannot read the plan (permission denied?)" : "no plan file here",
                             hint: exists ? nil : "pass --plan with the path of a plan, such as plans/demo.yaml")
         }
-        return try parse(data, path: path)
+        return (try parse(data, path: path), String(decoding: data, as: UTF8.self))
     }
 
     /// Parses plan bytes; `path` is used in messages and to resolve relative directories.

@@ -60,8 +60,7 @@ extension Workspace {
             run = previous
             try store.resumeRun(previous.id)
         } else {
-            let text = (try? String(contentsOfFile: plan.path, encoding: .utf8)) ?? ""
-            run = try store.beginRun(command: command, planPath: plan.path, planText: text)
+            run = try store.beginRun(command: command, planPath: plan.path, planText: planText)
         }
         willStart(run, graph, try store.steps())
         let executor = Executor(

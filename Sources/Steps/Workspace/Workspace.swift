@@ -6,12 +6,14 @@ import Foundation
 public struct Workspace: Sendable {
     /// The plan as loaded from disk now.
     public let plan: Plan
+    /// The exact text `plan` was parsed from; a run stores it so `resume` continues that plan.
+    public let planText: String
     /// Where the plan's store, logs and files live (created 0700).
     public let stateDirectory: URL
 
     /// Loads the plan at `planPath`; the state directory is `stateRoot/<plan name>`.
     public init(planPath: String, stateRoot: String) throws {
-        plan = try PlanLoader.load(path: planPath)
+        (plan, planText) = try PlanLoader.loadWithText(path: planPath)
         stateDirectory = URL(fileURLWithPath: stateRoot, isDirectory: true).appendingPathComponent(plan.name, isDirectory: true)
     }
 
