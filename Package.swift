@@ -27,7 +27,7 @@ let package = Package(
         // What Swift cannot import directly: variadic functions, function-like macros, fork/spawn details.
         .target(name: "CShim", dependencies: ["CSQLite", "CCurl", "CSSH2"]),
         .target(name: "Engine", dependencies: ["CSQLite", "CShim"]),
-        .target(name: "Steps", dependencies: ["Engine", "Yams"]),
+        .target(name: "Steps", dependencies: ["Engine", "Yams", "CSSH2", "CCurl", "CShim"]),
         .executableTarget(
             name: "Provision",
             dependencies: ["Engine", "Steps", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -44,7 +44,7 @@ let package = Package(
             path: "Sources/Workloads/Processor"
         ),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
-        .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine"]),
+        .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine", "CShim"]),
         .testTarget(name: "ProvisionTests", dependencies: ["Engine", "CShim"]),
     ]
 )

@@ -4,6 +4,7 @@ import Foundation
 ///
 /// ```
 /// succeeded, same fingerprint, no upstream applied ─► unchanged
+///   (a step with an `upstreamScope` ignores "applied": only its share of the outputs counts)
 /// succeeded but changed ─────────────────────────────► apply
 /// new / failed / cancelled / running (interrupted) ──► check ─ satisfied ─► adopted
 ///                                                             └ unsatisfied ─► apply
@@ -12,9 +13,10 @@ import Foundation
 /// ```
 extension Executor {
     func converge(_ step: any Step, item: String?, record: StepRecord?, upstream: GraphWalker.Upstream) async throws -> Outcome {
-        let fingerprint = Self.fingerprint(step, upstream: upstream.outputs)
+        let scoped = step.upstreamScope(upstream.outputs)
+        let fingerprint = Self.fingerprint(step, upstream: scoped ?? upstream.outputs)
         if let record, record.state == .succeeded {
-            if record.fingerprint == fingerprint && !upstream.applied {
+            if record.fingerprint == fingerprint && (scoped != nil || !upstream.applied) {
                 notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
                 return .unchanged(record.outputs)
             }

@@ -119,7 +119,7 @@ public struct Executor: Sendable {
             events.forEach(observer)
         }
         return StepContext(runID: run.id, stepID: step, attempt: attempt, upstream: upstream, item: item,
-                           stateDirectory: stateDirectory, log: log, redactor: redactor, processes: processes)
+                           stateDirectory: stateDirectory, log: log, redactor: redactor, processes: processes, store: store)
     }
 
     /// The log file name for a step: its id with anything but letters, digits, `.`, `_` and `-` escaped.

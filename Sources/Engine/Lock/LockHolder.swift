@@ -41,7 +41,7 @@ public struct LockHolder: Sendable, Codable, Equatable, CustomStringConvertible 
     }
 
     /// Field 22 of /proc/PID/stat: the process start time in clock ticks since boot.
-    static func processStart(_ pid: Int32) -> String? {
+    public static func processStart(_ pid: Int32) -> String? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")

@@ -19,6 +19,11 @@ public protocol Step: Sendable {
     /// Whether `teardown` does anything; `provision down` only visits steps that have one.
     var hasTeardown: Bool { get }
 
+    /// The part of the upstream outputs this step depends on. `nil` (the default) means all of it,
+    /// and the step runs again whenever a dependency was applied; a step that returns its share
+    /// (one node's entry of a node map, say) runs again only when that share changes.
+    func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]?
+
     /// Reports whether the world is already as this step wants it. Must not change anything.
     func check(_ context: StepContext) async throws -> CheckResult
     /// Makes the world as this step wants it and returns the outputs for downstream steps.
@@ -32,6 +37,8 @@ extension Step {
     public var retry: RetryPolicy { RetryPolicy() }
     public var hasCheck: Bool { false }
     public var hasTeardown: Bool { false }
+
+    public func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? { nil }
 
     public func check(_ context: StepContext) async throws -> CheckResult {
         .unsatisfied("this step has no check")

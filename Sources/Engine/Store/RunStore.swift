@@ -48,6 +48,16 @@ public protocol RunStore: Sendable {
     func pinnedHostKey(_ host: String) throws -> String?
     /// Pins (or deliberately replaces) the key fingerprint for `host`.
     func pinHostKey(_ host: String, fingerprint: String) throws
+    /// Forgets the pinned key of `host`, so the next contact pins whatever it presents.
+    func forgetHostKey(_ host: String) throws
+
+    /// Records a resource a step created outside the steps table (such as which SSH endpoint
+    /// serves an instance), replacing an earlier value under the same kind and key.
+    func saveResource(kind: String, key: String, value: String) throws
+    /// Every recorded resource of `kind`, by key.
+    func resources(kind: String) throws -> [String: String]
+    /// Forgets one resource.
+    func removeResource(kind: String, key: String) throws
 
     /// SQLite's `PRAGMA integrity_check` answer ("ok" when healthy).
     func integrityCheck() throws -> String

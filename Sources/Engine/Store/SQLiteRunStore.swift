@@ -268,6 +268,32 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
         }
     }
 
+    public func forgetHostKey(_ host: String) throws {
+        try locked { try database.query("DELETE FROM host_keys WHERE host = ?", [.text(host)]) }
+    }
+
+    // MARK: Resources
+
+    public func saveResource(kind: String, key: String, value: String) throws {
+        try locked {
+            try database.query("""
+                INSERT INTO resources (kind, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                ON CONFLICT(kind, key) DO UPDATE SET value = ?3, updated_at = ?4
+                """, [.text(kind), .text(key), .text(value), .double(Date().timeIntervalSince1970)])
+        }
+    }
+
+    public func resources(kind: String) throws -> [String: String] {
+        try locked {
+            let rows = try database.query("SELECT key, value FROM resources WHERE kind = ?", [.text(kind)])
+            return Dictionary(rows.map { ($0[0].text ?? "", $0[1].text ?? "") }, uniquingKeysWith: { $1 })
+        }
+    }
+
+    public func removeResource(kind: String, key: String) throws {
+        try locked { try database.query("DELETE FROM resources WHERE kind = ?1 AND key = ?2", [.text(kind), .text(key)]) }
+    }
+
     public func integrityCheck() throws -> String {
         try locked { try database.query("PRAGMA integrity_check").map { $0[0].text ?? "" }.joined(separator: "; ") }
     }

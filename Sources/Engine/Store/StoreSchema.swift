@@ -21,7 +21,11 @@ enum StoreSchema {
         CREATE TABLE lock (
             id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL, since REAL NOT NULL,
             command TEXT NOT NULL, process_start TEXT);
+        """,
         """
+        CREATE TABLE resources (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (kind, key));
+        """,
     ]
 
     static func migrate(_ database: SQLiteDatabase) throws {

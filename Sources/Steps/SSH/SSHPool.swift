@@ -1,0 +1,103 @@
+import Engine
+import Foundation
+
+/// Reuses one SSH session per endpoint across commands and bounds how many hosts are worked on
+/// at once. A session that fails at the transport level is dropped and the next call reconnects.
+public actor SSHPool {
+    private var connections: [SSHEndpoint: SSHConnection] = [:]
+    private let pins: HostKeyPins
+    private let connectTimeout: Duration
+    private let gate: AsyncGate
+
+    /// Creates a pool pinning host keys in `store`, working on at most `parallelism` hosts at once.
+    public init(store: any RunStore, parallelism: Int = 10, connectTimeout: Duration = .seconds(10)) {
+        self.pins = HostKeyPins(store: store)
+        self.connectTimeout = connectTimeout
+        self.gate = AsyncGate(limit: parallelism)
+    }
+
+    /// The pooled connection to `endpoint`, opened (and its host key checked) if needed.
+    public func connection(_ endpoint: SSHEndpoint) async throws -> SSHConnection {
+        if let existing = connections[endpoint] { return existing }
+        let pins = pins
+        let connection = try await SSHConnection.open(endpoint, connectTimeout: connectTimeout) { fingerprint in
+            try pins.verify(endpoint, fingerprint: fingerprint)
+        }
+        if let raced = connections[endpoint] {
+            await connection.close()
+            return raced
+        }
+        connections[endpoint] = connection
+        return connection
+    }
+
+    /// Runs `command` on `endpoint` over the pooled session.
+    public func run(_ command: String, on endpoint: SSHEndpoint, stdin: Data? = nil, timeout: Duration? = nil) async throws -> SSHResult {
+        try await withConnection(endpoint) { try await $0.run(command, stdin: stdin, timeout: timeout) }
+    }
+
+    /// Uploads `data` to `remotePath` on `endpoint`.
+    public func upload(_ data: Data, to remotePath: String, on endpoint: SSHEndpoint, mode: Int32 = 0o644) async throws {
+        try await withConnection(endpoint) { try await $0.upload(data, to: remotePath, mode: mode) }
+    }
+
+    /// Downloads `remotePath` from `endpoint`.
+    public func download(_ remotePath: String, from endpoint: SSHEndpoint) async throws -> Data {
+        try await withConnection(endpoint) { try await $0.download(remotePath) }
+    }
+
+    /// Closes the session to `endpoint`, if any.
+    public func drop(_ endpoint: SSHEndpoint) async {
+        await connections.removeValue(forKey: endpoint)?.close()
+    }
+
+    /// Closes every session.
+    public func closeAll() async {
+        for connection in connections.values { await connection.close() }
+        connections.removeAll()
+    }
+
+    private func withConnection<T: Sendable>(_ endpoint: SSHEndpoint, _ body: @Sendable (SSHConnection) async throws -> T) async throws -> T {
+        try await gate.acquire()
+        defer { Task { await gate.release() } }
+        let connection = try await connection(endpoint)
+        do {
+            return try await body(connection)
+        } catch let error as SSHError {
+            if case .channel = error { await drop(endpoint) }
+            if case .timedOut = error { await drop(endpoint) }
+            throw error
+        } catch {
+            await drop(endpoint)
+            throw error
+        }
+    }
+}
+
+/// A counting semaphore for async code.
+actor AsyncGate {
+    private let limit: Int
+    private var inUse = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+    }
+
+    func acquire() async throws {
+        if inUse < limit {
+            inUse += 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+        try Task.checkCancellation()
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            inUse -= 1
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Engine
+import Foundation
+import Testing
+@testable import Steps
+
+/// The libssh2 transport against real sshd hosts on loopback addresses.
+@Suite(.serialized) struct SSHTransportTests {
+    @Test func twoHundredSequentialCommandsShareOneSession() async throws {
+        let nodes = try await SandboxNodes()
+        do {
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let endpoint = nodes.endpoint(host)
+            for i in 0..<200 {
+                let result = try await pool.run("echo \(i)", on: endpoint)
+                #expect(result.stdout == "\(i)\n")
+            }
+            let log = try String(contentsOfFile: host.directory + "/node.log", encoding: .utf8)
+            #expect(log.components(separatedBy: "Accepted publickey").count - 1 == 1, "one SSH login for 200 commands")
+            await pool.closeAll()
+        }
+        await nodes.stopAll()
+    }
+
+    @Test func twentyHostsInParallelEachAnswerAsThemselvesWithTheirOwnFiles() async throws {
+        let nodes = try await SandboxNodes()
+        do {
+            let hosts = try await nodes.start(20)
+            let pool = SSHPool(store: nodes.store, parallelism: 20)
+            let names = try await withThrowingTaskGroup(of: (String, String).self) { group in
+                for host in hosts {
+                    group.addTask {
+                        let r = try await pool.run("hostname; echo \(host.node) > /etc/whoami; cat /etc/whoami", on: nodes.endpoint(host))
+                        return (host.node, r.stdout)
+                    }
+                }
+                return try await group.reduce(into: [String: String]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(names.count == 20)
+            for (node, output) in names { #expect(output == "\(node)\n\(node)\n") }
+            #expect(!FileManager.default.fileExists(atPath: "/etc/whoami"), "a node's files stay inside the node")
+            await pool.closeAll()
+        }
+        await nodes.stopAll()
+    }
+
+    @Test func severalMegabytesOnStdoutAndStderrTogetherDoNotDeadlock() async throws {
+        let nodes = try await SandboxNodes()
+        do {
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let script = "for i in 1 2 3 4; do head -c 1000000 /dev/zero | tr '\\0' e >&2; head -c 1500000 /dev/zero | tr '\\0' o; done"
+            let result = try await pool.run(script, on: nodes.endpoint(host), timeout: .seconds(60))
+            #expect(result.succeeded)
+            #expect(result.standardOutput.count == 6_000_000)
+            #expect(result.standardError.count == 4_000_000)
+            #expect(result.standardOutput.allSatisfy { $0 == UInt8(ascii: "o") })
+            await pool.closeAll()
+        }
+        await nodes.stopAll()
+    }
+
+    @Test func commandKilledBySignalIsReportedAsSignalNotExitCode() async throws {
+        let nodes = try await SandboxNodes()
+        do {
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let killed = try await pool.run("kill -TERM $$", on: nodes.endpoint(host))
+            #expect(killed.exitSignal == "TERM")
+            #expect(killed.exitStatus == nil)
+            #expect(killed.summary == "killed by signal TERM")
+            let failed = try await pool.run("echo oops >&2; exit 3", on: nodes.endpoint(host))
+            #expect(failed.exitStatus == 3 && failed.exitSignal == nil && failed.stderr == "oops\n")
+            let after = try await pool.run("echo still usable", on: nodes.endpoint(host))
+            #expect(after.stdout == "still usable\n")
+            await pool.closeAll()
+        }
+        await nodes.stopAll()
+    }
+
+    @Test func sftpUploadAndDownloadRoundTripBytesExactly() async throws {
+        let nodes = try await SandboxNodes()
+        do {
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let payload = Data((0..<3_000_000).map { _ in UInt8.random(in: 0...255) })
+            try await pool.upload(payload, to: "/srv/blob", on: nodes.endpoint(host), mode: 0o600)
+            let mode = try await pool.run("stat -c %a /srv/blob", on: nodes.endpoint(host))
+            #expect(mode.stdout == "600\n")
+            let back = try await pool.download("/srv/blob", from: nodes.endpoint(host))
+            #expect(back == payload)
+            await #expect(throws: SSHError.self) { try await pool.download("/srv/missing", from: nodes.endpoint(host)) }
+            await pool.closeAll()
+        }
+        await nodes.stopAll()
+    }
+
+    @Test func changedHostKeyIsAHardErrorNamingBothFingerprints() async throws {
+        let nodes = try await SandboxNodes()
+        do {
+            let host = try await nodes.start(1)[0]
+            let endpoint = nodes.endpoint(host)
+            let first = SSHPool(store: nodes.store)
+            _ = try await first.run("true", on: endpoint)
+            await first.closeAll()
+            let pinned = try #require(try nodes.store.pinnedHostKey(endpoint.pinKey))
+
+            await host.stop()
+            try FileManager.default.removeItem(atPath: host.directory + "/ssh_host_ed25519_key")
+            let rebuilt = try await nodes.restart(host)
+            let second = SSHPool(store: nodes.store)
+            do {
+                _ = try await second.run("true", on: nodes.endpoint(rebuilt))
+                Issue.record("a changed host key must not be accepted")
+            } catch let error as SSHError {
+                guard case .hostKeyChanged(_, _, let old, let new) = error else { throw error }
+                #expect(old == pinned && new != pinned)
+                #expect(error.description.contains(old) && error.description.contains(new) && error.description.contains("provision trust-host"))
+                #expect(!error.isRetryable)
+            }
+            #expect(try nodes.store.pinnedHostKey(endpoint.pinKey) == pinned, "the pin is never replaced silently")
+        }
+        await nodes.stopAll()
+    }
+
+    @Test func stoppedHostIsUnreachableQuicklyAndNamed() async throws {
+        let nodes = try await SandboxNodes()
+        do {
+            let host = try await nodes.start(1)[0]
+            await host.stop()
+            let pool = SSHPool(store: nodes.store, connectTimeout: .seconds(2))
+            let started = ContinuousClock.now
+            do {
+                _ = try await pool.run("true", on: nodes.endpoint(host))
+                Issue.record("a stopped host must not answer")
+            } catch let error as SSHError {
+                guard case .unreachable = error else { throw error }
+                #expect(error.description.contains("node-1"))
+                #expect(error.isRetryable)
+            }
+            #expect(ContinuousClock.now - started < .seconds(3))
+        }
+        await nodes.stopAll()
+    }
+}

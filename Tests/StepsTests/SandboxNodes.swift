@@ -1,0 +1,68 @@
+import Engine
+import Foundation
+@testable import Steps
+
+/// Real sandbox SSH hosts for tests, in a temporary directory, stopped by PID when done.
+actor SandboxNodes {
+    nonisolated let directory: URL
+    nonisolated let store: SQLiteRunStore
+    nonisolated let identityFile: URL
+    nonisolated let publicKey: String
+    private(set) var hosts: [SandboxHost] = []
+    private var count = 0
+
+    init() async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-nodes-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        store = try SQLiteRunStore(directory: directory.appendingPathComponent("state"))
+        identityFile = directory.appendingPathComponent("id_ed25519")
+        publicKey = try await SSHKeys.generate(at: identityFile, comment: "tests")
+    }
+
+    /// Boots `count` nodes named node-1, node-2, ... in parallel.
+    @discardableResult
+    func start(_ count: Int) async throws -> [SandboxHost] {
+        let names = (0..<count).map { _ in self.count += 1; return self.count }
+        let started = try await withThrowingTaskGroup(of: SandboxHost.self) { group in
+            for n in names {
+                group.addTask { try await self.boot(n, directory: nil, address: nil) }
+            }
+            var started: [SandboxHost] = []
+            for try await host in group { started.append(host) }
+            return started
+        }
+        hosts += started
+        return started.sorted { $0.node.localizedStandardCompare($1.node) == .orderedAscending }
+    }
+
+    /// Starts a stopped node again from its directory (same host key unless it was deleted).
+    func restart(_ host: SandboxHost) async throws -> SandboxHost {
+        let n = Int(host.node.dropFirst("node-".count))!
+        let again = try await boot(n, directory: URL(fileURLWithPath: host.directory), address: host.address)
+        hosts.append(again)
+        return again
+    }
+
+    /// Nodes pick free addresses under the machine-wide sandbox lock.
+    private nonisolated func boot(_ n: Int, directory: URL?, address: String?) async throws -> SandboxHost {
+        let dir = directory ?? self.directory.appendingPathComponent("node-\(n)")
+        let publicKey = publicKey
+        return try await SandboxLock.withLock {
+            let address = try address ?? LoopbackAddress.allocate(port: 22, taken: [])
+            return try await SandboxHost.start(.init(
+                instanceID: "i-test\(n)", node: "node-\(n)", address: address, directory: dir,
+                authorizedKey: publicKey, cloudInitDelay: .zero, image: nil))
+        }
+    }
+
+    nonisolated func endpoint(_ host: SandboxHost) -> SSHEndpoint {
+        SSHEndpoint(name: host.node, host: host.address, port: host.port, user: "root", identityFile: identityFile.path)
+    }
+
+    /// Stops every node this helper started (by PID) and removes its files.
+    func stopAll() async {
+        for host in hosts { await host.stop() }
+        hosts.removeAll()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
