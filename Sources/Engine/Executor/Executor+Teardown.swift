@@ -18,6 +18,7 @@ extension Executor {
                 dependents[dependency, default: []].append(step.id)
             }
         }
+        let children = childrenOf
         let vertices = steps.reversed().map { step in
             GraphWalker.Vertex(id: step.id, dependencies: dependents[step.id] ?? [], kind: .step(step, item: nil))
         }
@@ -25,7 +26,10 @@ extension Executor {
             vertices,
             work: { vertex, _ in
                 guard case .step(let step, _) = vertex.kind else { return .unchanged([:]) }
-                return try await self.tearDown(step, record: records[step.id])
+                let upstream = step.dependencies.flatMap { children[$0] ?? [$0] }.reduce(into: [StepID: StepOutputs]()) { result, id in
+                    result[id] = records[id]?.outputs
+                }
+                return try await self.tearDown(step, record: records[step.id], upstream: upstream)
             },
             skip: { vertex, reason in
                 try store.append([Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason)])
@@ -35,7 +39,9 @@ extension Executor {
         )
     }
 
-    private func tearDown(_ step: any Step, record: StepRecord?) async throws -> Outcome {
+    /// `upstream`: the recorded outputs of the step's dependencies (a teardown may need them, such
+    /// as the address of the API that created what it removes).
+    private func tearDown(_ step: any Step, record: StepRecord?, upstream: [StepID: StepOutputs]) async throws -> Outcome {
         guard let record, [.succeeded, .failed, .cancelled, .running].contains(record.state) else { return .unchanged([:]) }
         guard step.hasTeardown else {
             try store.mark(step.id, run: run.id, state: .destroyed, message: "")
@@ -43,7 +49,7 @@ extension Executor {
             return .applied([:])
         }
         return try await attempts(
-            step, first: 1, item: nil, upstream: [:], label: "teardown: ",
+            step, first: 1, item: nil, upstream: upstream, label: "teardown: ",
             work: { context in
                 try await step.teardown(context)
                 return [:]

@@ -98,7 +98,7 @@ public struct Executor: Sendable {
         var text = step.inputs
         for (id, outputs) in upstream.sorted(by: { $0.key < $1.key }) {
             text += "\n\u{1}\(id)\u{1}"
-            for (key, value) in outputs.sorted(by: { $0.key < $1.key }) { text += "\(key)=\(value)\u{2}" }
+            for (key, value) in outputs.sorted(by: { $0.key < $1.key }) { text += "\(key)=\(value.canonical)\u{2}" }
         }
         return SHA256.hex(text)
     }

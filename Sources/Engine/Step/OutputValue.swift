@@ -48,6 +48,18 @@ public enum OutputValue: Sendable, Hashable, Codable {
         }
     }
 
+    /// A deterministic text form (map keys sorted), for fingerprints: a dictionary's own
+    /// description changes order from one process to the next.
+    public var canonical: String {
+        switch self {
+        case .string(let s): return "s:\(s.count):\(s)"
+        case .int(let i): return "i:\(i)"
+        case .bool(let b): return "b:\(b)"
+        case .list(let l): return "[" + l.map(\.canonical).joined(separator: ",") + "]"
+        case .map(let m): return "{" + m.sorted { $0.key < $1.key }.map { "\($0.key.count):\($0.key)=\($0.value.canonical)" }.joined(separator: ",") + "}"
+        }
+    }
+
     /// The same value with `transform` applied to every string in it.
     public func mapStrings(_ transform: (String) -> String) -> OutputValue {
         switch self {

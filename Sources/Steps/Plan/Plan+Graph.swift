@@ -12,7 +12,7 @@ extension Plan {
             return .fanOut(FanOut(id: StepID(spec.id), source: StepID(forEach.step), output: forEach.output,
                                   dependencies: spec.needs.map { StepID($0) }) { item in template.forItem(item) })
         }
-        return try StepGraph(nodes)
+        return try StepGraph(BuiltInSteps.nodes(self) + nodes)
     }
 
     /// Reads every secret from its source.

@@ -6,6 +6,13 @@ public struct Plan: Sendable, Equatable {
     public enum Target: String, Sendable, CaseIterable {
         /// Only `exec` steps, on this machine.
         case local
+        /// The cluster flow on this machine: a local EC2 API (moto) and SSH hosts on loopback addresses.
+        case sandbox
+        /// The cluster flow on AWS.
+        case aws
+
+        /// Whether the plan creates machines (and so needs a `cluster:` section).
+        public var createsMachines: Bool { self != .local }
     }
 
     /// Names the plan and its state folder (`state/<name>/`): lowercase letters, digits and `-`.
@@ -16,7 +23,11 @@ public struct Plan: Sendable, Equatable {
     public var parallelism: Int?
     /// Named secrets and where their values come from.
     public var secrets: [String: SecretSource]
-    /// The steps, in declaration order.
+    /// The machines to create (`sandbox` and `aws` targets).
+    public var cluster: ClusterSpec?
+    /// Sandbox-only settings.
+    public var sandbox: SandboxSpec?
+    /// The plan's own steps, in declaration order (after the built-in ones of a cluster target).
     public var steps: [StepSpec]
     /// The file the plan came from.
     public var path: String

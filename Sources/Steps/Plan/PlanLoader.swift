@@ -5,7 +5,10 @@ import Yams
 /// Reads a plan file into a validated `Plan`. Every problem is a `PlanError` with file, line,
 /// column, the offending text and what is allowed instead.
 public enum PlanLoader {
-    static let topKeys = ["name", "description", "target", "parallelism", "secrets", "steps"]
+    static let topKeys = ["name", "description", "target", "parallelism", "secrets", "cluster", "sandbox", "steps"]
+    static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
+                              "ssh_user", "node_ready_timeout", "terraform_dir"]
+    static let sandboxKeys = ["cloud_init_delay", "node_image"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
     static let retryKeys = ["attempts", "backoff", "max_backoff", "timeout"]
@@ -44,7 +47,7 @@ public enum PlanLoader {
     }
 
     private static func plan(_ root: Node, reader: PlanReader, path: String) throws -> Plan {
-        let top = try reader.mapping(root, "the plan", allowed: topKeys, required: ["name", "steps"])
+        let top = try reader.mapping(root, "the plan", allowed: topKeys, required: ["name"])
         let nameNode = top["name"]!.value
         let name = try reader.string(nameNode, "name")
         guard name.range(of: "^[a-z0-9][a-z0-9-]{0,62}$", options: .regularExpression) != nil else {
@@ -63,22 +66,33 @@ public enum PlanLoader {
         let parallelism = try top["parallelism"].map { try reader.int($0.value, "parallelism", range: 1...256) }
         let secrets = try top["secrets"].map { try self.secrets($0.value, reader: reader) } ?? [:]
 
-        let stepsNode = top["steps"]!.value
-        guard case .sequence(let sequence) = stepsNode, !sequence.isEmpty else {
-            throw reader.error(at: stepsNode, "steps must be a non-empty list", hint: "write each step as '- id: NAME' followed by 'exec:'")
+        let (cluster, sandbox) = try clusterSections(top, target: target, root: root, reader: reader)
+        let sequence: [Node]
+        switch top["steps"]?.value {
+        case .sequence(let list)? where !list.isEmpty || target.createsMachines:
+            sequence = Array(list)
+        case nil where target.createsMachines:
+            sequence = []
+        case let node:
+            throw reader.error(at: node ?? root, node == nil ? "the plan has no 'steps:'" : "steps must be a non-empty list",
+                               hint: "write each step as '- id: NAME' followed by 'exec:'")
         }
         var steps: [StepSpec] = []
         var seen: [String: Int] = [:]
         for node in sequence {
             let spec = try step(node, reader: reader, secrets: secrets)
+            if target.createsMachines, BuiltInSteps.ids.contains(spec.id) {
+                throw reader.error(at: node, "step id '\(spec.id)' is one of the built-in steps of a \(target.rawValue) plan",
+                                   hint: "pick another id; built-in steps are \(BuiltInSteps.ids.joined(separator: ", ")), and your steps may 'needs:' them")
+            }
             if let first = seen[spec.id] {
                 throw reader.error(at: node, "step id '\(spec.id)' is already used on line \(first)", hint: "give every step its own id")
             }
             seen[spec.id] = spec.line
             steps.append(spec)
         }
-        let plan = Plan(name: name, target: target, parallelism: parallelism, secrets: secrets, steps: steps, path: path)
-        try checkReferences(plan, sequence: Array(sequence), reader: reader)
+        let plan = Plan(name: name, target: target, parallelism: parallelism, secrets: secrets, cluster: cluster, sandbox: sandbox, steps: steps, path: path)
+        try checkReferences(plan, sequence: sequence, reader: reader)
         return plan
     }
 
@@ -148,9 +162,68 @@ public enum PlanLoader {
         return policy
     }
 
+    private static func clusterSections(
+        _ top: [String: (key: Node, value: Node)], target: Plan.Target, root: Node, reader: PlanReader
+    ) throws -> (ClusterSpec?, SandboxSpec?) {
+        if target == .local {
+            for key in ["cluster", "sandbox"] where top[key] != nil {
+                throw reader.error(at: top[key]!.key, "'\(key):' only applies to the sandbox and aws targets", hint: "set 'target: sandbox' or remove the section")
+            }
+            return (nil, nil)
+        }
+        if target == .aws, let node = top["sandbox"] {
+            throw reader.error(at: node.key, "'sandbox:' only applies to the sandbox target", hint: "remove it from an aws plan")
+        }
+        guard let node = top["cluster"]?.value else {
+            throw reader.error(at: root, "a \(target.rawValue) plan needs a 'cluster:' section",
+                               hint: "add 'cluster: {worker_count: 2, allowed_cidrs: [203.0.113.7/32]}'; see plans/sandbox.yaml")
+        }
+        let c = try reader.mapping(node, "cluster", allowed: clusterKeys, required: target == .aws ? ["allowed_cidrs", "ami"] : [])
+        var cluster = ClusterSpec()
+        if let n = c["region"] { cluster.region = try reader.string(n.value, "cluster.region") }
+        if let n = c["worker_count"] { cluster.workerCount = try reader.int(n.value, "cluster.worker_count", range: 0...50) }
+        if let n = c["instance_type"] { cluster.instanceType = try reader.string(n.value, "cluster.instance_type") }
+        if let n = c["ami"] { cluster.ami = try reader.string(n.value, "cluster.ami") }
+        if let n = c["root_volume_gb"] { cluster.rootVolumeGB = try reader.int(n.value, "cluster.root_volume_gb", range: 8...16384) }
+        if let n = c["ssh_user"] { cluster.sshUser = try reader.string(n.value, "cluster.ssh_user") }
+        if let n = c["node_ready_timeout"] { cluster.nodeReadyTimeout = try reader.duration(n.value, "cluster.node_ready_timeout") }
+        if let n = c["terraform_dir"] { cluster.terraformDirectory = try reader.string(n.value, "cluster.terraform_dir") }
+        if let n = c["allow_world_admin"] {
+            guard case .scalar(let scalar) = n.value, let flag = Bool(scalar.string) else {
+                throw reader.error(at: n.value, "cluster.allow_world_admin must be true or false")
+            }
+            cluster.allowWorldAdmin = flag
+        }
+        cluster.allowedCIDRs = target == .sandbox ? ["127.0.0.0/8"] : []
+        if let n = c["allowed_cidrs"] {
+            cluster.allowedCIDRs = try reader.stringList(n.value, "cluster.allowed_cidrs")
+            for cidr in cluster.allowedCIDRs where cidr.range(of: #"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$"#, options: .regularExpression) == nil {
+                throw reader.error(at: n.value, "'\(cidr)' in cluster.allowed_cidrs is not an IPv4 CIDR block", hint: "write it like 203.0.113.7/32")
+            }
+            if cluster.allowedCIDRs.isEmpty {
+                throw reader.error(at: n.value, "cluster.allowed_cidrs is empty", hint: "list who may reach SSH and the Kubernetes API, like [203.0.113.7/32]")
+            }
+            if cluster.allowedCIDRs.contains("0.0.0.0/0") && !cluster.allowWorldAdmin {
+                throw reader.error(at: n.value, "cluster.allowed_cidrs opens SSH and the Kubernetes API to the whole internet (0.0.0.0/0)",
+                                   hint: "list your own address (x.x.x.x/32), or add 'allow_world_admin: true' if you really mean it")
+            }
+        }
+        var sandbox: SandboxSpec?
+        if target == .sandbox {
+            var spec = SandboxSpec()
+            if let node = top["sandbox"]?.value {
+                let s = try reader.mapping(node, "sandbox", allowed: sandboxKeys)
+                if let n = s["cloud_init_delay"] { spec.cloudInitDelay = try reader.duration(n.value, "sandbox.cloud_init_delay") }
+                if let n = s["node_image"] { spec.nodeImage = try reader.string(n.value, "sandbox.node_image") }
+            }
+            sandbox = spec
+        }
+        return (cluster, sandbox)
+    }
+
     /// Dependencies and fan-out sources must name steps; the graph must have no cycle.
     private static func checkReferences(_ plan: Plan, sequence: [Node], reader: PlanReader) throws {
-        let ids = plan.steps.map(\.id)
+        let ids = plan.steps.map(\.id) + (plan.target.createsMachines ? BuiltInSteps.ids : [])
         for (spec, node) in zip(plan.steps, sequence) {
             let keys = try reader.mapping(node, "a step", allowed: stepKeys)
             for need in spec.needs where !ids.contains(need) || need == spec.id {

@@ -8,6 +8,7 @@ locals {
 
 resource "aws_instance" "node" {
   #checkov:skip=CKV2_AWS_41:Nodes call no AWS API; an instance profile would only widen what a compromised node can do.
+  #checkov:skip=CKV_AWS_126:Detailed CloudWatch monitoring is paid and redundant with the cluster's Prometheus node metrics.
   #checkov:skip=CKV_AWS_88:Public IPs are required to reach SSH/6443 from allowed_cidrs; ingress is restricted by the security group.
   for_each = local.nodes
 
@@ -16,7 +17,6 @@ resource "aws_instance" "node" {
   subnet_id              = var.subnet_id
   vpc_security_group_ids = var.security_group_ids
   key_name               = var.key_name
-  monitoring             = true
   ebs_optimized          = true
 
   user_data = templatefile("${path.module}/templates/cloud-init.yaml.tftpl", {

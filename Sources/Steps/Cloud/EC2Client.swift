@@ -1,0 +1,87 @@
+import Foundation
+
+/// The few EC2 query-API calls the provisioner makes itself (outside Terraform): finding and
+/// terminating instances tagged for a plan. Signed with libcurl's SigV4.
+public struct EC2Client: Sendable {
+    /// An instance as EC2 describes it.
+    public struct Instance: Sendable, Equatable {
+        public let id: String
+        /// `pending`, `running`, `shutting-down`, `terminated`, `stopping`, `stopped`.
+        public let state: String
+        public let tags: [String: String]
+    }
+
+    /// The API endpoint (`https://ec2.us-east-1.amazonaws.com` or the sandbox's moto URL).
+    public let endpoint: String
+    let signing: HTTPClient.AWSSigning
+    let http = HTTPClient(timeout: .seconds(30))
+
+    /// The tag every resource of a plan carries: `provision:plan = <plan name>`.
+    public static let planTag = "provision:plan"
+
+    /// A client for `endpoint` in `region` with the given credentials.
+    public init(endpoint: String, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil) {
+        self.endpoint = endpoint
+        self.signing = .init(region: region, service: "ec2", accessKey: accessKey, secretKey: secretKey, sessionToken: sessionToken)
+    }
+
+    /// Instances tagged for `plan` that are not terminated.
+    public func liveInstances(plan: String) async throws -> [Instance] {
+        let tree = try await call("DescribeInstances", [
+            "Filter.1.Name": "tag:\(Self.planTag)", "Filter.1.Value.1": plan,
+            "Filter.2.Name": "instance-state-name",
+            "Filter.2.Value.1": "pending", "Filter.2.Value.2": "running", "Filter.2.Value.3": "stopping", "Filter.2.Value.4": "stopped",
+        ])
+        return (tree.child("reservationSet")?.all("instancesSet") ?? []).flatMap { set in
+            set.children.map { item in
+                let tags = (item.child("tagSet")?.children ?? []).reduce(into: [String: String]()) { result, tag in
+                    result[tag.value("key") ?? ""] = tag.value("value") ?? ""
+                }
+                return Instance(id: item.value("instanceId") ?? "", state: item.value("instanceState/name") ?? "", tags: tags)
+            }
+        }
+    }
+
+    /// IDs of VPCs tagged for `plan`.
+    public func vpcs(plan: String) async throws -> [String] {
+        let tree = try await call("DescribeVpcs", ["Filter.1.Name": "tag:\(Self.planTag)", "Filter.1.Value.1": plan])
+        return (tree.child("vpcSet")?.children ?? []).compactMap { $0.value("vpcId") }
+    }
+
+    /// Terminates `ids` (no-op for an empty list).
+    public func terminate(_ ids: [String]) async throws {
+        guard !ids.isEmpty else { return }
+        var parameters: [String: String] = [:]
+        for (index, id) in ids.enumerated() { parameters["InstanceId.\(index + 1)"] = id }
+        _ = try await call("TerminateInstances", parameters)
+    }
+
+    private func call(_ action: String, _ parameters: [String: String]) async throws -> XMLTree {
+        var form = ["Action=\(action)", "Version=2016-11-15"]
+        for (key, value) in parameters.sorted(by: { $0.key < $1.key }) { form.append("\(Self.encode(key))=\(Self.encode(value))") }
+        let response = try await http.send("POST", endpoint.hasSuffix("/") ? endpoint : endpoint + "/",
+                                           headers: ["Content-Type": "application/x-www-form-urlencoded; charset=utf-8"],
+                                           body: Data(form.joined(separator: "&").utf8), signing: signing)
+        guard let tree = XMLTree.parse(response.body) else {
+            throw EC2Error(action: action, message: "HTTP \(response.status), not an EC2 response: \(response.text.prefix(200))")
+        }
+        guard (200..<300).contains(response.status) else {
+            let code = tree.all("Code").first?.text ?? "HTTP \(response.status)"
+            throw EC2Error(action: action, message: "\(code): \(tree.all("Message").first?.text ?? "")")
+        }
+        return tree
+    }
+
+    private static func encode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
+
+/// An EC2 API call was refused.
+public struct EC2Error: Error, CustomStringConvertible, Sendable {
+    public let action: String
+    public let message: String
+    public var description: String { "EC2 \(action) failed: \(message); check the credentials and region" }
+}

@@ -1,0 +1,41 @@
+import Engine
+import Foundation
+
+/// The steps a `sandbox` or `aws` plan has before its own:
+///
+/// ```
+/// sandbox.cloud (sandbox only) ─┐
+/// ssh.key ──────────────────────┴─► terraform.apply ─► node.ready/<node> (one per node)
+/// ```
+public enum BuiltInSteps {
+    public static let sandboxCloud = "sandbox.cloud"
+    public static let sshKey = "ssh.key"
+    public static let terraformApply = "terraform.apply"
+    public static let nodeReady = "node.ready"
+
+    /// Every built-in id (a plan's own steps may `needs:` them, not reuse them).
+    public static let ids = [sandboxCloud, sshKey, terraformApply, nodeReady]
+
+    /// The built-in graph nodes of `plan`.
+    static func nodes(_ plan: Plan) -> [StepGraph.Node] {
+        guard let cluster = plan.cluster else { return [] }
+        let planDirectory = URL(fileURLWithPath: plan.path).deletingLastPathComponent()
+        func resolve(_ path: String) -> URL {
+            path.hasPrefix("/") ? URL(fileURLWithPath: path) : planDirectory.appendingPathComponent(path).standardizedFileURL
+        }
+        let image = plan.sandbox.map { resolve($0.nodeImage) }
+        let ssh = SSHPoolProvider(parallelism: plan.parallelism ?? 10)
+        var nodes: [StepGraph.Node] = []
+        if plan.target == .sandbox, let image {
+            nodes.append(.step(SandboxCloudStep(nodeImage: image, repositoryRoot: resolve(".."))))
+        }
+        nodes.append(.step(SSHKeyStep()))
+        nodes.append(.step(TerraformApplyStep(planName: plan.name, target: plan.target, cluster: cluster, sandbox: plan.sandbox,
+                                              moduleSource: resolve(cluster.terraformDirectory), nodeImage: image)))
+        let timeout = cluster.nodeReadyTimeout
+        nodes.append(.fanOut(FanOut(id: StepID(nodeReady), source: StepID(terraformApply), output: "node_names") { node in
+            NodeReadyStep(node: node, timeout: timeout, ssh: ssh)
+        }))
+        return nodes
+    }
+}

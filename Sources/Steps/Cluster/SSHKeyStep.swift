@@ -1,0 +1,28 @@
+import Engine
+import Foundation
+
+/// `ssh.key`: the plan's own ed25519 key pair (`state/<plan>/ssh/id_ed25519`, 0600), installed on
+/// every node by Terraform. Output: `public_key`.
+struct SSHKeyStep: Step {
+    let id = StepID(BuiltInSteps.sshKey)
+    var inputs: String { "ssh.key ed25519" }
+    var hasCheck: Bool { true }
+
+    static func keyFile(_ stateDirectory: URL) -> URL {
+        stateDirectory.appendingPathComponent("ssh/id_ed25519")
+    }
+
+    func check(_ context: StepContext) async throws -> CheckResult {
+        let key = Self.keyFile(context.stateDirectory)
+        guard FileManager.default.fileExists(atPath: key.path),
+              let pub = try? String(contentsOfFile: key.path + ".pub", encoding: .utf8) else { return .unsatisfied("no key pair yet") }
+        return .satisfied(["public_key": .string(pub.trimmingCharacters(in: .whitespacesAndNewlines))])
+    }
+
+    func apply(_ context: StepContext) async throws -> StepOutputs {
+        let key = Self.keyFile(context.stateDirectory)
+        try FileManager.default.createDirectory(at: key.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let pub = try await SSHKeys.generate(at: key, comment: "provision")
+        return ["public_key": .string(pub)]
+    }
+}

@@ -1,0 +1,37 @@
+import Foundation
+
+/// The machines a `sandbox` or `aws` plan creates (the plan's `cluster:` section).
+public struct ClusterSpec: Sendable, Equatable {
+    /// AWS region.
+    public var region = "us-east-1"
+    /// Worker nodes besides the one control plane.
+    public var workerCount = 2
+    /// EC2 instance type.
+    public var instanceType = "t3.large"
+    /// AMI of every node; the sandbox defaults to one its EC2 API knows.
+    public var ami: String?
+    /// Who may reach SSH and 6443 (CIDR blocks).
+    public var allowedCIDRs: [String] = []
+    /// Allow 0.0.0.0/0 in `allowedCIDRs` deliberately.
+    public var allowWorldAdmin = false
+    /// Root volume size in GiB.
+    public var rootVolumeGB = 40
+    /// SSH login user on the nodes.
+    public var sshUser: String?
+    /// How long a node may take to answer SSH and finish cloud-init.
+    public var nodeReadyTimeout: Duration = .seconds(600)
+    /// The Terraform root module, relative to the plan file.
+    public var terraformDirectory = "../terraform"
+
+    public init() {}
+}
+
+/// Settings only the `sandbox` target has (the plan's `sandbox:` section).
+public struct SandboxSpec: Sendable, Equatable {
+    /// How long after boot a node's cloud-init status turns `done`.
+    public var cloudInitDelay: Duration = .seconds(2)
+    /// The overlay layer with cloud-init installed (built by scripts/bootstrap), relative to the plan file.
+    public var nodeImage = "../.tools/node-image"
+
+    public init() {}
+}

@@ -1,0 +1,65 @@
+import Engine
+import Foundation
+
+/// A JSON document as a value: what Terraform's variables, outputs and state files are made of.
+public enum JSONValue: Sendable, Hashable, Codable {
+    case string(String)
+    case number(Double)
+    case bool(Bool)
+    case null
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// Parses JSON text; nil when it is not JSON.
+    public static func parse(_ text: String) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let v = try? container.decode(Bool.self) {
+            self = .bool(v)
+        } else if let v = try? container.decode(Double.self) {
+            self = .number(v)
+        } else if let v = try? container.decode(String.self) {
+            self = .string(v)
+        } else if let v = try? container.decode([JSONValue].self) {
+            self = .array(v)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let v): try container.encode(v)
+        case .number(let v): if v == v.rounded() && abs(v) < 1e15 { try container.encode(Int(v)) } else { try container.encode(v) }
+        case .bool(let v): try container.encode(v)
+        case .null: try container.encodeNil()
+        case .array(let v): try container.encode(v)
+        case .object(let v): try container.encode(v)
+        }
+    }
+
+    /// Pretty, key-sorted JSON text.
+    public var text: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self) + "\n"
+    }
+
+    /// The value as a step output (null becomes an empty string).
+    public var outputValue: OutputValue {
+        switch self {
+        case .string(let v): return .string(v)
+        case .number(let v): return v == v.rounded() && abs(v) < 1e15 ? .int(Int(v)) : .string(String(v))
+        case .bool(let v): return .bool(v)
+        case .null: return .string("")
+        case .array(let v): return .list(v.map(\.outputValue))
+        case .object(let v): return .map(v.mapValues(\.outputValue))
+        }
+    }
+}

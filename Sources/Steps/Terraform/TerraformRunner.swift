@@ -1,0 +1,214 @@
+import Engine
+import Foundation
+
+/// Drives the real `terraform` binary for one plan: a per-plan working directory (a copy of the
+/// root module) and data directory under the state folder, a CLI configuration the project writes
+/// itself (the filesystem mirror when present, the registry otherwise), and variables generated
+/// from the plan.
+///
+/// Every command runs as a child of `provision` in its own process group, so cancellation sends
+/// it SIGINT and terraform saves its state. Its pid is recorded first: if `provision` itself is
+/// SIGKILLed, the next run finds the orphaned terraform and interrupts it before starting another.
+public struct TerraformRunner: Sendable {
+    /// The root module in the repository (`terraform/`).
+    public let moduleSource: URL
+    /// `state/<plan>/terraform`: the copy terraform runs in; holds terraform.tfstate.
+    public let workingDirectory: URL
+    /// `state/<plan>/terraform-data` (TF_DATA_DIR).
+    public let dataDirectory: URL
+    /// Values for the root module's variables.
+    public let variables: [String: JSONValue]
+    /// Extra `*_override.tf.json` content (the sandbox's provider endpoints), if any.
+    public let providerOverride: JSONValue?
+    /// Extra environment (credentials).
+    public let environment: [String: String]
+
+    /// Where the providers come from when no registry can be reached.
+    static let filesystemMirror = "/opt/tf-plugins"
+
+    /// A runner with its folders under `stateDirectory`.
+    public init(moduleSource: URL, stateDirectory: URL, variables: [String: JSONValue], providerOverride: JSONValue?, environment: [String: String]) {
+        self.moduleSource = moduleSource
+        self.workingDirectory = stateDirectory.appendingPathComponent("terraform", isDirectory: true)
+        self.dataDirectory = stateDirectory.appendingPathComponent("terraform-data", isDirectory: true)
+        self.variables = variables
+        self.providerOverride = providerOverride
+        self.environment = environment
+    }
+
+    var cliConfig: URL { workingDirectory.deletingLastPathComponent().appendingPathComponent("terraform.rc") }
+    var pidFile: URL { workingDirectory.deletingLastPathComponent().appendingPathComponent("terraform.pid") }
+    var stateFile: URL { workingDirectory.appendingPathComponent("terraform.tfstate") }
+
+    // MARK: Commands
+
+    /// Copies the module, writes variables and CLI config, and runs `init` when any of them changed.
+    public func prepare(_ context: StepContext) async throws {
+        try await interruptOrphan(context)
+        let files = FileManager.default
+        try files.createDirectory(at: workingDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try files.createDirectory(at: dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try copyModule()
+        try write(JSONValue.object(variables).text, to: workingDirectory.appendingPathComponent("terraform.tfvars.json"))
+        if let providerOverride {
+            try write(providerOverride.text, to: workingDirectory.appendingPathComponent("provider_override.tf.json"))
+        }
+        try write(Self.cliConfigText(), to: cliConfig)
+        let fingerprint = try moduleFingerprint()
+        let marker = dataDirectory.appendingPathComponent("provision-init")
+        if (try? String(contentsOf: marker, encoding: .utf8)) != fingerprint {
+            context.log.write("terraform init")
+            let result = try await run(["init", "-input=false", "-no-color"], context)
+            guard result.succeeded else { throw failure("init", result, lines: result.standardErrorTail) }
+            try write(fingerprint, to: marker)
+        }
+    }
+
+    /// `apply -json`; per-resource progress goes to the step log as readable lines.
+    public func apply(_ context: StepContext) async throws {
+        let result = try await run(["apply", "-auto-approve", "-input=false", "-json", "-no-color", "-lock-timeout=60s"], context, readable: true)
+        guard result.succeeded else { throw failure("apply", result, lines: result.standardOutput.split(separator: "\n").map(String.init)) }
+    }
+
+    /// `destroy -json`.
+    public func destroy(_ context: StepContext) async throws {
+        let result = try await run(["destroy", "-auto-approve", "-input=false", "-json", "-no-color", "-lock-timeout=60s"], context, readable: true)
+        guard result.succeeded else { throw failure("destroy", result, lines: result.standardOutput.split(separator: "\n").map(String.init)) }
+    }
+
+    /// `plan -detailed-exitcode`: true when nothing would change.
+    public func isConverged(_ context: StepContext) async throws -> Bool {
+        let result = try await run(["plan", "-detailed-exitcode", "-input=false", "-no-color", "-lock-timeout=60s"], context)
+        switch result.exitCode {
+        case 0: return true
+        case 2: return false
+        default: throw failure("plan", result, lines: result.standardErrorTail)
+        }
+    }
+
+    /// `output -json`, as step outputs (sensitive outputs left out).
+    public func outputs(_ context: StepContext) async throws -> StepOutputs {
+        let result = try await run(["output", "-json", "-no-color"], context, logOutput: false)
+        guard result.succeeded, let object = JSONValue.parse(result.standardOutput), case .object(let outputs) = object else {
+            throw failure("output", result, lines: result.standardErrorTail)
+        }
+        var values: StepOutputs = [:]
+        for (name, output) in outputs {
+            guard case .object(let fields) = output, fields["sensitive"] != .bool(true), let value = fields["value"] else { continue }
+            values[name] = value.outputValue
+        }
+        return values
+    }
+
+    /// IDs of the instances recorded in the local state file.
+    public func instancesInState() -> Set<String> {
+        guard let data = try? Data(contentsOf: stateFile), case .object(let state)? = JSONValue.parse(String(decoding: data, as: UTF8.self)),
+              case .array(let resources)? = state["resources"] else { return [] }
+        var ids: Set<String> = []
+        for case .object(let resource) in resources where resource["type"] == .string("aws_instance") && resource["mode"] == .string("managed") {
+            guard case .array(let instances)? = resource["instances"] else { continue }
+            for case .object(let instance) in instances {
+                if case .object(let attributes)? = instance["attributes"], case .string(let id)? = attributes["id"] { ids.insert(id) }
+            }
+        }
+        return ids
+    }
+
+    // MARK: Plumbing
+
+    private func run(_ arguments: [String], _ context: StepContext, readable: Bool = false, logOutput: Bool = true) async throws -> ProcessResult {
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        env["TF_CLI_CONFIG_FILE"] = cliConfig.path
+        env["TF_DATA_DIR"] = dataDirectory.path
+        env["TF_IN_AUTOMATION"] = "1"
+        env["TF_INPUT"] = "0"
+        env["CHECKPOINT_DISABLE"] = "1"
+        // The shell records its pid, then becomes terraform (same pid), so an orphan can be found.
+        let script = "echo $$ > \"$0\"; exec terraform \"$@\""
+        let command = ProcessCommand("/bin/sh", ["-c", script, pidFile.path] + arguments, environment: env, workingDirectory: workingDirectory.path)
+        let log: StepLog?
+        if readable {
+            let stepLog = context.log
+            log = StepLog(path: context.log.path.deletingPathExtension().appendingPathExtension("terraform.json"), redactor: context.redactor) { lines in
+                stepLog.write(lines.compactMap(TerraformEvent.describe))
+            }
+        } else {
+            log = logOutput ? context.log : nil
+        }
+        defer { try? FileManager.default.removeItem(at: pidFile) }
+        return try await context.processes.run(command, redactor: context.redactor, log: log, captureLimit: 8 << 20)
+    }
+
+    /// A terraform left running by a `provision` that was killed holds the state lock and may
+    /// still be creating instances: interrupt it (it then saves its state) before going on.
+    private func interruptOrphan(_ context: StepContext) async throws {
+        guard let text = try? String(contentsOf: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+              pid != getpid(), !context.processes.running.contains(pid) else { return }
+        let process = DetachedProcess(pid: pid, processStart: LockHolder.processStart(pid))
+        guard process.isRunning, (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("terraform") == true else {
+            try? FileManager.default.removeItem(at: pidFile)
+            return
+        }
+        context.log.write("terraform pid \(pid) from an interrupted run is still running; interrupting it so it saves its state")
+        kill(pid, SIGINT)
+        let deadline = ContinuousClock.now + .seconds(90)
+        while process.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        if process.isRunning { await process.stop(grace: .zero) }
+        try? FileManager.default.removeItem(at: pidFile)
+    }
+
+    private func failure(_ command: String, _ result: ProcessResult, lines: [String]) -> StepFailure {
+        let diagnostics = TerraformEvent.errors(in: lines)
+        let detail = diagnostics.isEmpty ? lines.suffix(3).joined(separator: " | ") : diagnostics.joined(separator: "; ")
+        return StepFailure("terraform \(command) \(result.summary): \(detail)")
+    }
+
+    /// Replaces the module copy with the repository's module (state files and the lock file stay).
+    private func copyModule() throws {
+        let files = FileManager.default
+        for name in (try? files.contentsOfDirectory(atPath: workingDirectory.path)) ?? [] where name.hasSuffix(".tf") || name.hasSuffix(".tf.json") || name == "modules" {
+            try files.removeItem(at: workingDirectory.appendingPathComponent(name))
+        }
+        guard files.fileExists(atPath: moduleSource.appendingPathComponent("main.tf").path) else {
+            throw StepFailure("no Terraform root module at \(moduleSource.path) (main.tf missing); set cluster.terraform_dir in the plan", retryable: false)
+        }
+        for name in try files.contentsOfDirectory(atPath: moduleSource.path) where name.hasSuffix(".tf") || name == "modules" {
+            try files.copyItem(at: moduleSource.appendingPathComponent(name), to: workingDirectory.appendingPathComponent(name))
+        }
+    }
+
+    private func moduleFingerprint() throws -> String {
+        var text = Self.cliConfigText()
+        let enumerator = FileManager.default.enumerator(at: workingDirectory, includingPropertiesForKeys: nil)
+        var paths: [String] = []
+        while let url = enumerator?.nextObject() as? URL {
+            if url.pathExtension == "tf" || url.lastPathComponent.hasSuffix(".tf.json") { paths.append(url.path) }
+        }
+        for path in paths.sorted() { text += path + (try String(contentsOfFile: path, encoding: .utf8)) }
+        return SHA256.hex(text)
+    }
+
+    private func write(_ text: String, to url: URL) throws {
+        try Data(text.utf8).write(to: url)
+        chmod(url.path, 0o600)
+    }
+
+    static func cliConfigText() -> String {
+        guard FileManager.default.fileExists(atPath: filesystemMirror) else { return "disable_checkpoint = true\n" }
+        return """
+            # Written by provision: providers from the local mirror, nothing from the network.
+            provider_installation {
+              filesystem_mirror {
+                path    = "\(filesystemMirror)"
+                include = ["registry.terraform.io/*/*"]
+              }
+              direct {
+                exclude = ["registry.terraform.io/*/*"]
+              }
+            }
+            disable_checkpoint = true
+
+            """
+    }
+}
