@@ -45,6 +45,6 @@ let package = Package(
         ),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine", "CShim"]),
-        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "CShim"]),
+        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "CShim"]),
     ]
 )

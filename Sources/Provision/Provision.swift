@@ -24,7 +24,7 @@ struct Provision: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             UpCommand.self, ResumeCommand.self, StatusCommand.self, DownCommand.self, GraphCommand.self,
-            LogsCommand.self, ValidateCommand.self, UnlockCommand.self,
+            LogsCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
         ]
     )
 }

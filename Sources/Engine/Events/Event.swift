@@ -19,6 +19,8 @@ public struct Event: Sendable, Codable, Equatable {
         case stepExpanded = "step.expanded"
         case output = "output"
         case lock = "lock"
+        /// A pinned SSH host key was deliberately forgotten (`provision trust-host`).
+        case hostKeyForgotten = "host_key.forgotten"
     }
 
     /// Position in the event table (nil until stored).

@@ -17,14 +17,40 @@ extension Executor {
         let fingerprint = Self.fingerprint(step, upstream: scoped ?? upstream.outputs)
         if let record, record.state == .succeeded {
             if record.fingerprint == fingerprint && (scoped != nil || !upstream.applied) {
-                notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
-                return .unchanged(record.outputs)
+                guard recheck && step.hasCheck else {
+                    notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
+                    return .unchanged(record.outputs)
+                }
+                if let outcome = try await recheckLive(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs) {
+                    return outcome
+                }
             }
         } else if let adopted = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs) {
             return adopted
         }
         if Task.isCancelled { return try cancelled(step.id, attempt: record?.attempts ?? 0) }
         return try await applyWithRetries(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs)
+    }
+
+    /// `up --recheck`: a succeeded, unchanged step is checked against the live world; nil means
+    /// the world drifted and the step must be applied again.
+    private func recheckLive(
+        _ step: any Step, item: String?, record: StepRecord, fingerprint: String, upstream: [StepID: StepOutputs]
+    ) async throws -> Outcome? {
+        let context = context(for: step.id, attempt: 0, item: item, upstream: upstream)
+        do {
+            if case .satisfied(let outputs) = try await step.check(context),
+               outputs.mapValues({ $0.mapStrings(redactor.redact) }) == record.outputs || outputs.isEmpty {
+                notify(Event(run: run.id, step: step.id, kind: .stepUnchanged, message: "checked live"))
+                return .unchanged(record.outputs)
+            }
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            context.log.write("recheck failed: \(error)")
+        }
+        context.log.write("recheck: the world no longer matches this step; applying it again")
+        return nil
     }
 
     /// Runs `check`; records and returns `adopted` when the world is already right.

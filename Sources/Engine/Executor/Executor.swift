@@ -24,6 +24,9 @@ public struct Executor: Sendable {
     public let parallelism: Int
     /// Receives every event as it happens (the CLI renders them).
     public let observer: @Sendable (Event) -> Void
+    /// `up --recheck`: run the check of every succeeded, unchanged step against the live world
+    /// and apply again where it drifted (instead of trusting the store).
+    public var recheck = false
 
     /// Creates an executor.
     public init(

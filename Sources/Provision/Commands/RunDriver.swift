@@ -14,7 +14,7 @@ import Glibc
 /// SIGINT and are waited for, their steps are recorded as cancelled. A second Ctrl-C kills every
 /// child at once and exits; the store stays consistent and `resume` continues either way.
 enum RunDriver {
-    static func run(_ request: RunRequest, options: GlobalOptions, parallelism: Int?) async throws {
+    static func run(_ request: RunRequest, options: GlobalOptions, parallelism: Int?, recheck: Bool = false) async throws {
         try await withExitCodes(json: options.json) {
             let workspace = try Workspace(planPath: options.plan, stateRoot: options.stateDir)
             let renderer: any RunRenderer = options.json ? JSONRenderer() : (isatty(STDERR_FILENO) == 1 ? LiveRenderer() as any RunRenderer : PlainRenderer())
@@ -22,7 +22,7 @@ enum RunDriver {
             let commandLine = (["provision"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
             let task = Task {
                 try await workspace.execute(
-                    request, parallelism: parallelism, processes: supervisor, commandLine: commandLine,
+                    request, parallelism: parallelism, recheck: recheck, processes: supervisor, commandLine: commandLine,
                     willStart: { run, graph, records in renderer.start(run: run, graph: graph, records: records) },
                     observer: { renderer.event($0) })
             }

@@ -27,7 +27,7 @@ public enum BuiltInSteps {
         let ssh = SSHPoolProvider(parallelism: plan.parallelism ?? 10)
         var nodes: [StepGraph.Node] = []
         if plan.target == .sandbox, let image {
-            nodes.append(.step(SandboxCloudStep(nodeImage: image, repositoryRoot: resolve(".."))))
+            nodes.append(.step(SandboxCloudStep(nodeImage: image)))
         }
         nodes.append(.step(SSHKeyStep()))
         nodes.append(.step(TerraformApplyStep(planName: plan.name, target: plan.target, cluster: cluster, sandbox: plan.sandbox,

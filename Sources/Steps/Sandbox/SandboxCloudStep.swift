@@ -6,10 +6,9 @@ import Foundation
 /// Output: `endpoint` (`http://127.0.0.1:PORT`).
 struct SandboxCloudStep: Step {
     let id = StepID(BuiltInSteps.sandboxCloud)
-    /// The node image checked here so a missing one fails first, with what to run.
+    /// The node image checked here so a missing one fails first, with what to run. Bootstrap
+    /// puts it in `.tools/`, next to the venv that may hold moto.
     let nodeImage: URL
-    /// The repository root, where bootstrap's venv may hold moto.
-    let repositoryRoot: URL
 
     var inputs: String { "sandbox.cloud moto" }
     var hasCheck: Bool { true }
@@ -79,7 +78,7 @@ struct SandboxCloudStep: Step {
 
     /// moto from bootstrap's venv, else from PATH.
     private func motoServer() throws -> String {
-        let venv = repositoryRoot.appendingPathComponent(".tools/venv/bin/moto_server").path
+        let venv = nodeImage.deletingLastPathComponent().appendingPathComponent("venv/bin/moto_server").path
         if FileManager.default.isExecutableFile(atPath: venv) { return venv }
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
             let candidate = "\(dir)/moto_server"

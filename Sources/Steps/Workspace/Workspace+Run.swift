@@ -28,9 +28,10 @@ extension Workspace {
     /// walks it. Cancelling the calling task stops it gracefully.
     /// - Parameters:
     ///   - parallelism: overrides the plan's.
+    ///   - recheck: check succeeded steps against the live world too (`up --recheck`).
     ///   - willStart: called with the run and the durations earlier runs took, before any step starts.
     public func execute(
-        _ request: RunRequest, parallelism: Int?, processes: ProcessSupervisor, commandLine: String,
+        _ request: RunRequest, parallelism: Int?, recheck: Bool = false, processes: ProcessSupervisor, commandLine: String,
         willStart: @Sendable (RunRecord, StepGraph, [StepID: StepRecord]) -> Void = { _, _, _ in },
         observer: @escaping @Sendable (Event) -> Void
     ) async throws -> RunReport {
@@ -63,9 +64,10 @@ extension Workspace {
             run = try store.beginRun(command: command, planPath: plan.path, planText: planText)
         }
         willStart(run, graph, try store.steps())
-        let executor = Executor(
+        var executor = Executor(
             graph: graph, store: store, run: run, stateDirectory: stateDirectory, redactor: Redactor(secrets: Array(secrets.values)),
             processes: processes, parallelism: parallelism ?? plan.parallelism ?? 10, observer: observer)
+        executor.recheck = recheck
         let summary = command == .down ? try await executor.down() : try await executor.up()
         try store.finishRun(run.id, status: summary.status)
         run.status = summary.status

@@ -1,0 +1,95 @@
+import Foundation
+@testable import Engine
+@testable import Steps
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A sandbox plan in a CLI test directory, with what tests need to look at it from outside:
+/// moto's instances by tag, the recorded SSH hosts, and a cleanup that stops by PID every
+/// process the plan started (moto, node hosts, an orphaned terraform), even when a test failed.
+struct Sandbox {
+    let cli: CLI
+    let name: String
+    var planPath = ""
+
+    init(name: String, workers: Int, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s") {
+        cli = CLI()
+        self.name = name
+        planPath = writePlan(workers: workers, cloudInitDelay: cloudInitDelay, nodeReadyTimeout: nodeReadyTimeout)
+    }
+
+    @discardableResult
+    func writePlan(workers: Int, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s") -> String {
+        cli.write("plan.yaml", """
+            name: \(name)
+            target: sandbox
+            cluster:
+              worker_count: \(workers)
+              node_ready_timeout: \(nodeReadyTimeout)
+              terraform_dir: \(CLI.repository.appendingPathComponent("terraform").path)
+            sandbox:
+              cloud_init_delay: \(cloudInitDelay)
+              node_image: \(CLI.repository.appendingPathComponent(".tools/node-image").path)
+
+            """)
+    }
+
+    var stateDirectory: URL { URL(fileURLWithPath: cli.stateRoot).appendingPathComponent(name) }
+
+    /// Runs `provision ARGS --plan <plan>` to completion without blocking a cooperative thread.
+    func run(_ arguments: [String]) async throws -> CLI.Result {
+        let process = try cli.start(arguments + ["--plan", planPath])
+        while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        return CLI.Result(code: process.exitCode, stdout: process.stdout, stderr: process.stderr, signaled: process.signaled)
+    }
+
+    func store() throws -> SQLiteRunStore { try cli.store(plan: name) }
+
+    /// The sandbox EC2 API as recorded by `sandbox.cloud`.
+    func ec2() throws -> EC2Client {
+        guard let record = SandboxCloudStep.load(stateDirectory) else { throw StepFailure("sandbox.cloud has no record in \(stateDirectory.path)") }
+        return EC2Client(endpoint: record.endpoint, region: "us-east-1", accessKey: "sandbox", secretKey: "sandbox")
+    }
+
+    /// Instances tagged for the plan that are not terminated.
+    func liveInstances() async throws -> [EC2Client.Instance] {
+        try await ec2().liveInstances(plan: name)
+    }
+
+    /// The recorded SSH hosts by instance id.
+    func hosts() throws -> [String: SandboxHost] { try SandboxFleet.hosts(store()) }
+
+    /// Every process started for this plan: node hosts (their command line names the test
+    /// directory), terraform (its working directory is in it) and moto (through its record).
+    func processesLeft() -> [Int32] {
+        let marker = cli.directory.path
+        var pids: [Int32] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), pid != getpid(),
+                  let raw = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            let cmdline = String(decoding: raw.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
+            let cwd = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")) ?? ""
+            if cmdline.contains(marker) || cwd.hasPrefix(marker), DetachedProcess(pid: pid, processStart: nil).isRunning { pids.append(pid) }
+        }
+        if let moto = SandboxCloudStep.load(stateDirectory)?.process, moto.isRunning { pids.append(moto.pid) }
+        return pids
+    }
+
+    /// Stops by PID whatever this plan left running, then removes the test directory.
+    func cleanUp() {
+        for pid in processesLeft() { kill(pid, SIGKILL) }
+        cli.cleanUp()
+    }
+}
+
+/// Polls an async condition until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+    return false
+}

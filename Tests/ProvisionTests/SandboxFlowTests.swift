@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+@testable import Engine
+@testable import Steps
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The sandbox target end to end through the real binary: real terraform against moto, a real
+/// sshd host per instance, cloud-init status over SSH. Stand-ins: none (K3s comes later).
+@Suite(.serialized) struct SandboxFlowTests {
+    @Test func upReachesNodeReadyScalesByOneNodeAndDownLeavesNothing() async throws {
+        let sandbox = Sandbox(name: "flow", workers: 2)
+        defer { sandbox.cleanUp() }
+
+        let up = try await sandbox.run(["up"])
+        #expect(up.code == 0, "\(up.stderr)")
+        let first = try #require(try sandbox.store().lastRun()).id
+        var steps = try sandbox.store().steps()
+        let nodes = ["control-plane", "worker-1", "worker-2"]
+        for node in nodes {
+            let record = try #require(steps[StepID("node.ready/\(node)")])
+            #expect(record.state == .succeeded && record.outputs["cloud_init"] == .string("done"))
+        }
+        var instances = try await sandbox.liveInstances()
+        #expect(instances.count == 3)
+        #expect(Set(instances.compactMap { $0.tags["Node"] }) == Set(nodes))
+        let hostsBefore = try sandbox.hosts()
+        #expect(hostsBefore.count == 3 && Set(hostsBefore.values.map(\.address)).count == 3)
+        #expect(Set(hostsBefore.keys) == Set(instances.map(\.id)), "one SSH host per instance, recorded by instance id")
+        #expect(hostsBefore.values.allSatisfy { $0.isRunning })
+
+        // 2 → 3 workers: one more instance, one more host, and only the new node's steps run.
+        sandbox.writePlan(workers: 3)
+        let scale = try await sandbox.run(["up"])
+        #expect(scale.code == 0, "\(scale.stderr)")
+        let second = try #require(try sandbox.store().lastRun()).id
+        steps = try sandbox.store().steps()
+        #expect(steps[StepID("node.ready/worker-3")]?.run == second && steps[StepID("node.ready/worker-3")]?.state == .succeeded)
+        for node in nodes { #expect(steps[StepID("node.ready/\(node)")]?.run == first, "\(node) must not run again") }
+        #expect(steps[StepID("ssh.key")]?.run == first && steps[StepID("sandbox.cloud")]?.run == first)
+        instances = try await sandbox.liveInstances()
+        #expect(instances.count == 4)
+        let hostsAfter = try sandbox.hosts()
+        #expect(hostsAfter.count == 4)
+        for (id, host) in hostsBefore { #expect(hostsAfter[id]?.process == host.process, "existing hosts keep running untouched") }
+
+        let down = try await sandbox.run(["down"])
+        #expect(down.code == 0, "\(down.stderr)")
+        let log = try String(contentsOf: sandbox.stateDirectory.appendingPathComponent("logs/terraform.apply.log"), encoding: .utf8)
+        #expect(log.contains("verified: no instance or VPC tagged provision:plan=flow is left"))
+        #expect(hostsAfter.values.allSatisfy { host in !host.isRunning })
+        #expect(sandbox.processesLeft().isEmpty, "no host, moto or terraform process is left")
+        #expect(try sandbox.hosts().isEmpty)
+    }
+
+    @Test func sigkillDuringTerraformApplyThenResumeLeavesExactlyThePlannedInstances() async throws {
+        // (seconds after the first instance create starts, whether terraform dies too: a crash of
+        // the whole session leaks launched instances; a kill of provision alone orphans terraform)
+        let trials: [(delay: Double, killTerraform: Bool)] = [(1.0, false), (2.0, true), (6.0, true)]
+        var leaksTerminated = 0
+        for (index, trial) in trials.enumerated() {
+            let sandbox = Sandbox(name: "kill\(index)", workers: 2)
+            defer { sandbox.cleanUp() }
+            let process = try sandbox.cli.start(["up", "--plan", sandbox.planPath])
+            let log = sandbox.stateDirectory.appendingPathComponent("logs/terraform.apply.log")
+            let creating = try await eventually(timeout: .seconds(120)) {
+                ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("aws_instance.node[")
+            }
+            #expect(creating, "terraform never started creating instances")
+            try await Task.sleep(for: .milliseconds(Int(trial.delay * 1000)))
+            let terraformPid = (try? String(contentsOf: sandbox.stateDirectory.appendingPathComponent("terraform.pid"), encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            kill(process.pid, SIGKILL)
+            if trial.killTerraform, let terraformPid { kill(terraformPid, SIGKILL) }
+            while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+
+            #expect(try await sandbox.run(["unlock"]).code == 0)
+            let resume = try await sandbox.run(["resume"])
+            #expect(resume.code == 0, "trial \(index): \(resume.stderr)")
+            let instances = try await sandbox.liveInstances()
+            #expect(instances.count == 3, "trial \(index): exactly the planned instances, found \(instances.map(\.id))")
+            let runner = TerraformRunner(moduleSource: CLI.repository, stateDirectory: sandbox.stateDirectory, variables: [:], providerOverride: nil, environment: [:])
+            #expect(runner.instancesInState() == Set(instances.map(\.id)), "trial \(index): every live instance is in the state")
+            #expect(Set(try sandbox.hosts().keys) == Set(instances.map(\.id)), "trial \(index): hosts follow the instances")
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if text.contains("leaked instance") { leaksTerminated += 1 }
+
+            #expect(try await sandbox.run(["down"]).code == 0)
+            #expect(sandbox.processesLeft().isEmpty)
+        }
+        #expect(leaksTerminated > 0, "a SIGKILL of the whole session mid-create leaks instances; resume must have found and terminated them")
+    }
+
+    @Test func frozenNodeFailsNamingItAndResumeCompletesOnceItAnswersAndAChangedHostKeyNeedsTrustHost() async throws {
+        let sandbox = Sandbox(name: "faults", workers: 1, nodeReadyTimeout: "3s")
+        defer { sandbox.cleanUp() }
+        #expect(try await sandbox.run(["up"]).code == 0)
+        let worker = try #require(try sandbox.hosts().values.first { $0.node == "worker-1" })
+
+        // A frozen node (SIGSTOP: TCP accepts, SSH never answers): retries, then an error naming it.
+        kill(-worker.process.pid, SIGSTOP)
+        let frozen = try await sandbox.run(["up", "--recheck"])
+        kill(-worker.process.pid, SIGCONT)
+        #expect(frozen.code == 1)
+        #expect(frozen.stderr.contains("node.ready/worker-1") && frozen.stderr.contains("worker-1 (root@\(worker.address):22) was not ready"), "\(frozen.stderr)")
+        let attempts = try sandbox.store().steps()[StepID("node.ready/worker-1")]?.attempts ?? 0
+        #expect(attempts == 3, "retried before giving up")
+        #expect(try sandbox.store().steps()[StepID("node.ready/control-plane")]?.state == .succeeded)
+        let resumed = try await sandbox.run(["resume"])
+        #expect(resumed.code == 0, "\(resumed.stderr)")
+
+        // The node comes back with a different host key: a hard error until trusted deliberately.
+        let pinned = try #require(try sandbox.store().pinnedHostKey(worker.instanceID))
+        await worker.stop()
+        try FileManager.default.removeItem(atPath: worker.directory + "/ssh_host_ed25519_key")
+        let changed = try await sandbox.run(["up", "--recheck"])
+        #expect(changed.code == 1)
+        #expect(changed.stderr.contains("CHANGED") && changed.stderr.contains(pinned) && changed.stderr.contains("provision trust-host"), "\(changed.stderr)")
+        #expect(try sandbox.store().steps()[StepID("node.ready/worker-1")]?.attempts == 1, "a changed key is not retried")
+        #expect(try sandbox.store().pinnedHostKey(worker.instanceID) == pinned, "the pin is never replaced silently")
+        let trust = try await sandbox.run(["trust-host", "worker-1"])
+        #expect(trust.code == 0, "\(trust.stderr)")
+        let accepted = try await sandbox.run(["resume"])
+        #expect(accepted.code == 0, "\(accepted.stderr)")
+        let repinned = try sandbox.store().pinnedHostKey(worker.instanceID)
+        #expect(repinned != nil && repinned != pinned)
+
+        #expect(try await sandbox.run(["down"]).code == 0)
+        #expect(sandbox.processesLeft().isEmpty)
+    }
+}
