@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "provision", targets: ["Provision"]),
         .executable(name: "producer", targets: ["Producer"]),
         .executable(name: "processor", targets: ["Processor"]),
+        .executable(name: "provision-bench", targets: ["Bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -43,6 +44,8 @@ let package = Package(
             dependencies: ["WorkloadKit", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Workloads/Processor"
         ),
+        // Measurements for scripts/bench-*, not tests.
+        .executableTarget(name: "Bench", dependencies: ["Engine", "Steps"], path: "Sources/Bench"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine", "CShim"]),
         .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "CShim"]),

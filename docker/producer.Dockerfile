@@ -18,4 +18,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends librdkafka1 ca-
 COPY --from=build /out/producer /usr/local/bin/producer
 USER 10001
 ENV CONTINUOUS=1 RATE=200
+# The producer serves no HTTP; liveness is its exit status (Kubernetes restarts it), so the
+# check only proves the binary and its libraries load.
+HEALTHCHECK --interval=30s --timeout=3s CMD ["/usr/local/bin/producer", "--help"]
 ENTRYPOINT ["/usr/local/bin/producer"]

@@ -1,7 +1,8 @@
 module "network" {
-  source   = "./modules/network"
-  name     = var.plan_name
-  vpc_cidr = var.vpc_cidr
+  source            = "./modules/network"
+  name              = var.plan_name
+  vpc_cidr          = var.vpc_cidr
+  availability_zone = "${var.region}a"
 }
 
 module "security" {

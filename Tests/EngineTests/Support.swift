@@ -32,6 +32,10 @@ final class Probe: Sendable {
     }
     func leave() { state.withLock { $0.running -= 1 } }
     func check(_ id: StepID) { state.withLock { $0.checks[id, default: 0] += 1 } }
+
+    private let upstreams = Mutex<[StepID: [StepID: StepOutputs]]>([:])
+    func sawUpstream(_ id: StepID, _ upstream: [StepID: StepOutputs]) { upstreams.withLock { $0[id] = upstream } }
+    func upstream(_ id: StepID) -> [StepID: StepOutputs]? { upstreams.withLock { $0[id] } }
 }
 
 /// A step whose behaviour a test scripts: how long apply takes, how many attempts fail first, and
@@ -47,11 +51,14 @@ struct ScriptedStep: Step {
     var satisfied = false
     var outputs: StepOutputs = [:]
     var teardownFailures = 0
+    var checkable = false
     let probe: Probe
 
     var hasTeardown: Bool { true }
+    var hasCheck: Bool { checkable }
 
     func teardown(_ context: StepContext) async throws {
+        probe.sawUpstream(id, context.upstream)
         let attempt = probe.enter(StepID("down:\(id)"))
         defer { probe.leave() }
         if attempt <= teardownFailures { throw StepFailure("scripted teardown failure \(attempt)") }
@@ -80,13 +87,14 @@ struct Harness: Sendable {
         store = try SQLiteRunStore(directory: directory.url)
     }
 
-    func run(_ nodes: [StepGraph.Node], parallelism: Int = 10, command: RunCommand = .up,
+    func run(_ nodes: [StepGraph.Node], parallelism: Int = 10, command: RunCommand = .up, recheck: Bool = false,
              events: (@Sendable (Event) -> Void)? = nil) async throws -> RunSummary {
         let graph = try StepGraph(nodes)
         let run = try store.beginRun(command: command, planPath: "test", planText: "")
-        let executor = Executor(graph: graph, store: store, run: run, stateDirectory: directory.url, redactor: Redactor(),
+        var executor = Executor(graph: graph, store: store, run: run, stateDirectory: directory.url, redactor: Redactor(),
                                 processes: ProcessSupervisor(interruptGrace: .seconds(2)), parallelism: parallelism,
                                 observer: events ?? { _ in })
+        executor.recheck = recheck
         let summary = command == .down ? try await executor.down() : try await executor.up()
         try store.finishRun(run.id, status: summary.status)
         return summary

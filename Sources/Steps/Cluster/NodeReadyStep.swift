@@ -62,7 +62,9 @@ struct NodeReadyStep: Step {
                 default:
                     lastSeen = "cloud-init \(status ?? result.summary)"
                 }
-            } catch let error as SSHError where error.isRetryable {
+            } catch let error as SSHError {
+                // A changed host key or a refused key: waiting cannot fix it, and neither can a retry.
+                guard error.isRetryable else { throw StepFailure(error.description, retryable: false) }
                 lastSeen = error.description
                 if case .timedOut = error { break }
             }

@@ -1,8 +1,5 @@
-data "aws_availability_zones" "available" {
-  state = "available"
-}
-
 resource "aws_vpc" "this" {
+  #checkov:skip=CKV2_AWS_11:Flow logs need a log destination and IAM role owned by the account baseline, not by this cluster module.
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
   enable_dns_hostnames = true
@@ -24,7 +21,7 @@ resource "aws_subnet" "public" {
   #checkov:skip=CKV_AWS_130:Nodes need a public IP for SSH/6443 from allowed_cidrs; ingress is restricted by the node security group.
   vpc_id                  = aws_vpc.this.id
   cidr_block              = cidrsubnet(var.vpc_cidr, 8, 0)
-  availability_zone       = data.aws_availability_zones.available.names[0]
+  availability_zone       = var.availability_zone
   map_public_ip_on_launch = true
   tags                    = { Name = "${var.name}-public" }
 }

@@ -11,3 +11,8 @@ variable "vpc_cidr" {
     error_message = "vpc_cidr must be a CIDR block of /16 to /24 size, such as 10.42.0.0/16."
   }
 }
+
+variable "availability_zone" {
+  description = "Availability zone of the public subnet (pinned, so the subnet never moves)."
+  type        = string
+}

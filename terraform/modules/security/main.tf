@@ -3,6 +3,8 @@ locals {
 }
 
 resource "aws_security_group" "nodes" {
+  #checkov:skip=CKV_AWS_24:Port 22 is open only to var.allowed_cidrs; the precondition below refuses 0.0.0.0/0 unless allow_world_admin is set deliberately.
+  #checkov:skip=CKV2_AWS_5:Attached to every node by the instances module (vpc_security_group_ids); checkov cannot follow module outputs.
   name        = "${var.name}-nodes"
   description = "K3s nodes: SSH and the Kubernetes API from allowed CIDRs, everything between nodes"
   vpc_id      = var.vpc_id
