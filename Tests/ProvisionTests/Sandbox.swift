@@ -14,19 +14,20 @@ struct Sandbox {
     let name: String
     var planPath = ""
 
-    init(name: String, workers: Int, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s") {
+    init(name: String, workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s") {
         cli = CLI()
         self.name = name
-        planPath = writePlan(workers: workers, cloudInitDelay: cloudInitDelay, nodeReadyTimeout: nodeReadyTimeout)
+        planPath = writePlan(workers: workers, viaBastion: viaBastion, cloudInitDelay: cloudInitDelay, nodeReadyTimeout: nodeReadyTimeout)
     }
 
     @discardableResult
-    func writePlan(workers: Int, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s") -> String {
+    func writePlan(workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s") -> String {
         cli.write("plan.yaml", """
             name: \(name)
             target: sandbox
             cluster:
               worker_count: \(workers)
+              workers_via_bastion: \(viaBastion)
               node_ready_timeout: \(nodeReadyTimeout)
               terraform_dir: \(CLI.repository.appendingPathComponent("terraform").path)
             sandbox:

@@ -10,8 +10,8 @@ import Glibc
 /// The sandbox target end to end through the real binary: real terraform against moto, a real
 /// sshd host per instance, cloud-init status over SSH. Stand-ins: none (K3s comes later).
 @Suite(.serialized) struct SandboxFlowTests {
-    @Test func upReachesNodeReadyScalesByOneNodeAndDownLeavesNothing() async throws {
-        let sandbox = Sandbox(name: "flow", workers: 2)
+    @Test func upReachesNodeReadyThroughTheControlPlaneScalesByOneNodeAndDownLeavesNothing() async throws {
+        let sandbox = Sandbox(name: "flow", workers: 2, viaBastion: true)
         defer { sandbox.cleanUp() }
 
         let up = try await sandbox.run(["up"])
@@ -30,9 +30,16 @@ import Glibc
         #expect(hostsBefore.count == 3 && Set(hostsBefore.values.map(\.address)).count == 3)
         #expect(Set(hostsBefore.keys) == Set(instances.map(\.id)), "one SSH host per instance, recorded by instance id")
         #expect(hostsBefore.values.allSatisfy { $0.isRunning })
+        // Workers were reached through the control plane (ProxyJump): it saw their tunnels' logins.
+        let terraform = try #require(steps[StepID("terraform.apply")])
+        guard case .map(let ssh)? = terraform.outputs["ssh"], case .map(let worker)? = ssh["worker-1"] else { throw StepFailure("no ssh output") }
+        #expect(worker["via"] != nil)
+        let controlPlane = try #require(hostsBefore.values.first { $0.node == "control-plane" })
+        let logins = try String(contentsOfFile: controlPlane.directory + "/node.log", encoding: .utf8).components(separatedBy: "Accepted publickey").count - 1
+        #expect(logins >= 3, "its own session and one tunnel per worker")
 
         // 2 → 3 workers: one more instance, one more host, and only the new node's steps run.
-        sandbox.writePlan(workers: 3)
+        sandbox.writePlan(workers: 3, viaBastion: true)
         let scale = try await sandbox.run(["up"])
         #expect(scale.code == 0, "\(scale.stderr)")
         let second = try #require(try sandbox.store().lastRun()).id

@@ -143,3 +143,33 @@ import Testing
         await nodes.stopAll()
     }
 }
+
+/// ProxyJump through a bastion host.
+@Suite(.serialized) struct SSHBastionTests {
+    @Test func commandsReachAHostThroughTheBastionWhoseKeyIsPinnedToo() async throws {
+        let nodes = try await SandboxNodes()
+        do {
+            let hosts = try await nodes.start(2)
+            let (bastion, target) = (hosts[0], hosts[1])
+            var endpoint = nodes.endpoint(target)
+            endpoint.proxyJump = [nodes.endpoint(bastion)]
+            let pool = SSHPool(store: nodes.store)
+            for i in 0..<50 {
+                let result = try await pool.run("echo \(i) $(hostname)", on: endpoint)
+                #expect(result.stdout == "\(i) \(target.node)\n")
+            }
+            let big = try await pool.run("head -c 3000000 /dev/zero", on: endpoint, timeout: .seconds(60))
+            #expect(big.standardOutput.count == 3_000_000)
+            let payload = Data((0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+            try await pool.upload(payload, to: "/srv/through-bastion", on: endpoint)
+            #expect(try await pool.download("/srv/through-bastion", from: endpoint) == payload)
+            await pool.closeAll()
+
+            let bastionLog = try String(contentsOfFile: bastion.directory + "/node.log", encoding: .utf8)
+            #expect(bastionLog.components(separatedBy: "Accepted publickey").count - 1 == 1, "one bastion login carried every command")
+            #expect(try nodes.store.pinnedHostKey(nodes.endpoint(bastion).pinKey) != nil, "the bastion's key is pinned")
+            #expect(try nodes.store.pinnedHostKey(endpoint.pinKey) != nil, "the target's key is pinned")
+        }
+        await nodes.stopAll()
+    }
+}

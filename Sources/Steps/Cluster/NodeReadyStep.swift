@@ -80,8 +80,14 @@ struct NodeReadyStep: Step {
         }
         let port: Int = if case .int(let p)? = fields["port"] { p } else { 22 }
         let user = fields["user"]?.scalarText ?? "root"
-        return SSHEndpoint(name: node, host: host, port: port, user: user,
-                           identityFile: SSHKeyStep.keyFile(context.stateDirectory).path, pinKey: fields["pin"]?.scalarText)
+        let key = SSHKeyStep.keyFile(context.stateDirectory).path
+        var endpoint = SSHEndpoint(name: node, host: host, port: port, user: user, identityFile: key, pinKey: fields["pin"]?.scalarText)
+        if case .map(let via)? = fields["via"], let bastionHost = via["host"]?.scalarText {
+            let bastionPort: Int = if case .int(let p)? = via["port"] { p } else { 22 }
+            endpoint.proxyJump = [SSHEndpoint(name: "control-plane", host: bastionHost, port: bastionPort, user: user, identityFile: key,
+                                              pinKey: via["pin"]?.scalarText)]
+        }
+        return endpoint
     }
 
     private func outputs(_ endpoint: SSHEndpoint, _ context: StepContext) -> StepOutputs {

@@ -18,6 +18,9 @@ public struct ClusterSpec: Sendable, Equatable {
     public var rootVolumeGB = 40
     /// SSH login user on the nodes.
     public var sshUser: String?
+    /// Reach workers through the control plane (ProxyJump) at their private address, so only
+    /// the control plane needs to be reachable from here.
+    public var workersViaBastion = false
     /// How long a node may take to answer SSH and finish cloud-init.
     public var nodeReadyTimeout: Duration = .seconds(600)
     /// The Terraform root module, relative to the plan file.

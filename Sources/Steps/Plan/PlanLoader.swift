@@ -7,7 +7,7 @@ import Yams
 public enum PlanLoader {
     static let topKeys = ["name", "description", "target", "parallelism", "secrets", "cluster", "sandbox", "steps"]
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
-                              "ssh_user", "node_ready_timeout", "terraform_dir"]
+                              "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion"]
     static let sandboxKeys = ["cloud_init_delay", "node_image"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
@@ -188,12 +188,8 @@ public enum PlanLoader {
         if let n = c["ssh_user"] { cluster.sshUser = try reader.string(n.value, "cluster.ssh_user") }
         if let n = c["node_ready_timeout"] { cluster.nodeReadyTimeout = try reader.duration(n.value, "cluster.node_ready_timeout") }
         if let n = c["terraform_dir"] { cluster.terraformDirectory = try reader.string(n.value, "cluster.terraform_dir") }
-        if let n = c["allow_world_admin"] {
-            guard case .scalar(let scalar) = n.value, let flag = Bool(scalar.string) else {
-                throw reader.error(at: n.value, "cluster.allow_world_admin must be true or false")
-            }
-            cluster.allowWorldAdmin = flag
-        }
+        if let n = c["allow_world_admin"] { cluster.allowWorldAdmin = try reader.bool(n.value, "cluster.allow_world_admin") }
+        if let n = c["workers_via_bastion"] { cluster.workersViaBastion = try reader.bool(n.value, "cluster.workers_via_bastion") }
         cluster.allowedCIDRs = target == .sandbox ? ["127.0.0.0/8"] : []
         if let n = c["allowed_cidrs"] {
             cluster.allowedCIDRs = try reader.stringList(n.value, "cluster.allowed_cidrs")

@@ -67,6 +67,13 @@ struct PlanReader {
         scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
     }
 
+    func bool(_ node: Node, _ what: String) throws -> Bool {
+        guard case .scalar(let scalar) = node, let value = Bool(scalar.string) else {
+            throw error(at: node, "\(what) must be true or false, found \(kind(of: node))")
+        }
+        return value
+    }
+
     func int(_ node: Node, _ what: String, range: ClosedRange<Int>) throws -> Int {
         let text = try string(node, what)
         guard let value = Int(text) else {

@@ -10,10 +10,11 @@ public final class SSHConnection: @unchecked Sendable {
     private let session: SSHSession
     private let queue: DispatchQueue
 
-    /// Connects and authenticates; `verifyHostKey` sees the host key before any credential is sent.
+    /// Connects (through its bastion, if any) and authenticates; `verifyHostKey` sees each host's
+    /// key (the bastion's, then the target's) before any credential is sent to it.
     public static func open(
         _ endpoint: SSHEndpoint, connectTimeout: Duration = .seconds(10),
-        verifyHostKey: @escaping @Sendable (String) throws -> Void
+        verifyHostKey: @escaping @Sendable (SSHEndpoint, String) throws -> Void
     ) async throws -> SSHConnection {
         let queue = DispatchQueue(label: "ssh.\(endpoint.host):\(endpoint.port)")
         let session = try await onQueue(queue) {

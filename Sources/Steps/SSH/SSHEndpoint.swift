@@ -14,6 +14,9 @@ public struct SSHEndpoint: Sendable, Hashable, CustomStringConvertible {
     public var identityFile: String
     /// The key its host key is pinned under in the run store; defaults to `host:port`.
     public var pinKey: String
+    /// A bastion to reach it through (ProxyJump): `host` is then resolved and connected to by
+    /// the bastion, so it may be a private address. Only the first entry is used.
+    public var proxyJump: [SSHEndpoint] = []
 
     /// Creates an endpoint.
     public init(name: String, host: String, port: Int = 22, user: String, identityFile: String, pinKey: String? = nil) {
@@ -25,5 +28,7 @@ public struct SSHEndpoint: Sendable, Hashable, CustomStringConvertible {
         self.pinKey = pinKey ?? "\(host):\(port)"
     }
 
-    public var description: String { "\(name) (\(user)@\(host):\(port))" }
+    public var description: String {
+        "\(name) (\(user)@\(host):\(port)\(proxyJump.first.map { " via \($0.host):\($0.port)" } ?? ""))"
+    }
 }

@@ -20,8 +20,8 @@ public actor SSHPool {
     public func connection(_ endpoint: SSHEndpoint) async throws -> SSHConnection {
         if let existing = connections[endpoint] { return existing }
         let pins = pins
-        let connection = try await SSHConnection.open(endpoint, connectTimeout: connectTimeout) { fingerprint in
-            try pins.verify(endpoint, fingerprint: fingerprint)
+        let connection = try await SSHConnection.open(endpoint, connectTimeout: connectTimeout) { host, fingerprint in
+            try pins.verify(host, fingerprint: fingerprint)
         }
         if let raced = connections[endpoint] {
             await connection.close()

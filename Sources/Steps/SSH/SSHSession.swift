@@ -14,6 +14,7 @@ final class SSHSession: @unchecked Sendable {
     let endpoint: SSHEndpoint
     private var socket: Int32 = -1
     private var session: OpaquePointer?
+    private var tunnel: SSHTunnel?
     /// SHA256 fingerprint of the host key, OpenSSH style (`SHA256:base64`).
     private(set) var hostKeyFingerprint = ""
 
@@ -21,11 +22,17 @@ final class SSHSession: @unchecked Sendable {
 
     /// Connects, checks the host key with `verifyHostKey` (before any credential is sent) and
     /// authenticates with the endpoint's key.
-    init(endpoint: SSHEndpoint, connectTimeout: Duration, verifyHostKey: (String) throws -> Void) throws {
+    init(endpoint: SSHEndpoint, connectTimeout: Duration, verifyHostKey: (SSHEndpoint, String) throws -> Void) throws {
         self.endpoint = endpoint
         guard Self.libraryReady else { throw SSHError.handshake(endpoint: endpoint.description, reason: "libssh2_init failed") }
         do {
-            socket = try Self.connect(endpoint, timeout: connectTimeout)
+            if let bastion = endpoint.proxyJump.first {
+                let tunnel = try SSHTunnel(bastion: bastion, to: endpoint.host, port: endpoint.port, connectTimeout: connectTimeout, verifyHostKey: verifyHostKey)
+                self.tunnel = tunnel
+                socket = tunnel.socket
+            } else {
+                socket = try Self.connect(endpoint, timeout: connectTimeout)
+            }
             guard let session = shim_libssh2_session_init() else {
                 throw SSHError.handshake(endpoint: endpoint.description, reason: "out of memory")
             }
@@ -35,7 +42,7 @@ final class SSHSession: @unchecked Sendable {
                 throw SSHError.handshake(endpoint: endpoint.description, reason: lastError())
             }
             hostKeyFingerprint = try fingerprint()
-            try verifyHostKey(hostKeyFingerprint)
+            try verifyHostKey(endpoint, hostKeyFingerprint)
             let rc = endpoint.user.withCString { user in
                 libssh2_userauth_publickey_fromfile_ex(session, user, UInt32(strlen(user)), nil, endpoint.identityFile, nil)
             }
@@ -78,6 +85,28 @@ final class SSHSession: @unchecked Sendable {
             throw SSHError.channel(endpoint: endpoint.description, operation: "keepalive", reason: lastError())
         }
     }
+
+    // MARK: Tunnels (used by SSHTunnel on a bastion session)
+
+    /// Opens a `direct-tcpip` channel to `host:port` (blocking).
+    func openDirectTCPIP(host: String, port: Int) -> OpaquePointer? {
+        guard let session else { return nil }
+        libssh2_session_set_blocking(session, 1)
+        libssh2_session_set_timeout(session, 15_000)
+        defer { libssh2_session_set_timeout(session, 0) }
+        return libssh2_channel_direct_tcpip_ex(session, host, Int32(port), "127.0.0.1", 22)
+    }
+
+    /// Switches the session between blocking and non-blocking calls.
+    func setBlocking(_ blocking: Bool) {
+        if let session { libssh2_session_set_blocking(session, blocking ? 1 : 0) }
+    }
+
+    /// The TCP socket under the session.
+    var socketDescriptor: Int32 { socket }
+
+    /// The session's last error, for messages.
+    var lastErrorText: String { lastError() }
 
     // MARK: Exec
 

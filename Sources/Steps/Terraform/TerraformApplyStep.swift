@@ -131,22 +131,33 @@ struct TerraformApplyStep: Step {
                             cloudInitDelay: sandbox?.cloudInitDelay ?? .seconds(2))
     }
 
-    /// Adds the `ssh` output: in the sandbox the instance's host, on AWS its public IP.
+    /// Adds the `ssh` output (node → host, port, user, pin, and `via` when workers are reached
+    /// through the control plane): in the sandbox each instance's host, on AWS its public IP, or
+    /// its private IP behind the control plane.
     private func withSSH(_ outputs: StepOutputs, _ context: StepContext) async throws -> StepOutputs {
-        var result = outputs
-        var ssh: [String: OutputValue] = [:]
+        var endpoints: [String: (host: String, port: Int, pin: String, privateHost: String)] = [:]
         if target == .sandbox {
             let hosts = try await fleet(context).reconcile(instances(outputs), store: context.store, log: context.log)
-            for (node, host) in hosts {
-                ssh[node] = .map(["host": .string(host.address), "port": .int(host.port), "user": .string(cluster.sshUser ?? "root"),
-                                  "pin": .string(host.instanceID)])
-            }
+            for (node, host) in hosts { endpoints[node] = (host.address, host.port, host.instanceID, host.address) }
         } else if case .map(let nodes)? = outputs["nodes"] {
             for case (let node, .map(let fields)) in nodes {
-                ssh[node] = .map(["host": fields["public_ip"] ?? .string(""), "port": .int(22), "user": .string(cluster.sshUser ?? "ubuntu"),
-                                  "pin": fields["id"] ?? .string(node)])
+                endpoints[node] = (fields["public_ip"]?.scalarText ?? "", 22, fields["id"]?.scalarText ?? node, fields["private_ip"]?.scalarText ?? "")
             }
         }
+        let user = cluster.sshUser ?? (target == .sandbox ? "root" : "ubuntu")
+        let bastion = cluster.workersViaBastion ? endpoints["control-plane"] : nil
+        var ssh: [String: OutputValue] = [:]
+        for (node, endpoint) in endpoints {
+            var fields: [String: OutputValue] = ["port": .int(endpoint.port), "user": .string(user), "pin": .string(endpoint.pin)]
+            if let bastion, node != "control-plane" {
+                fields["host"] = .string(endpoint.privateHost)
+                fields["via"] = .map(["host": .string(bastion.host), "port": .int(bastion.port), "pin": .string(bastion.pin)])
+            } else {
+                fields["host"] = .string(endpoint.host)
+            }
+            ssh[node] = .map(fields)
+        }
+        var result = outputs
         result["ssh"] = .map(ssh)
         return result
     }
