@@ -1,0 +1,69 @@
+import Engine
+import Foundation
+import Testing
+@testable import Steps
+
+/// The Terraform module and what provision reads from terraform.
+@Suite struct TerraformTests {
+    func run(_ arguments: [String], in directory: URL, config: URL) async throws -> ProcessResult {
+        var environment = ProcessInfo.processInfo.environment
+        environment["TF_CLI_CONFIG_FILE"] = config.path
+        environment["TF_DATA_DIR"] = directory.appendingPathComponent(".data").path
+        let command = ProcessCommand("terraform", arguments, environment: environment, workingDirectory: directory.path)
+        return try await ProcessSupervisor().run(command, redactor: Redactor(secrets: []), log: nil)
+    }
+
+    @Test func rootModuleIsFormattedAndValidOffline() async throws {
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("tf-validate-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        let module = work.appendingPathComponent("module")
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("terraform"), to: module)
+        let config = work.appendingPathComponent("terraform.rc")
+        try Data(TerraformRunner.cliConfigText().utf8).write(to: config)
+
+        let fmt = try await run(["fmt", "-check", "-recursive", "-no-color"], in: module, config: config)
+        #expect(fmt.succeeded, "terraform fmt would change: \(fmt.standardOutput)")
+        let initialised = try await run(["init", "-backend=false", "-input=false", "-no-color"], in: module, config: config)
+        #expect(initialised.succeeded, "\(initialised.standardErrorTail)")
+        let validate = try await run(["validate", "-no-color"], in: module, config: config)
+        #expect(validate.succeeded, "\(validate.standardErrorTail)")
+    }
+
+    @Test func applyJSONLinesBecomeReadableProgressAndErrors() {
+        let start = #"{"type":"apply_start","hook":{"resource":{"addr":"module.instances.aws_instance.node[\"worker-1\"]"},"action":"create"}}"#
+        let done = #"{"type":"apply_complete","hook":{"resource":{"addr":"aws_vpc.this"},"action":"create","id_value":"vpc-1","elapsed_seconds":10}}"#
+        let error = #"{"type":"diagnostic","diagnostic":{"severity":"error","summary":"creating EC2 Instance","detail":"UnauthorizedOperation"}}"#
+        #expect(TerraformEvent.describe(start) == #"module.instances.aws_instance.node["worker-1"]: create started"#)
+        #expect(TerraformEvent.describe(done) == "aws_vpc.this: create complete after 10s [id=vpc-1]")
+        #expect(TerraformEvent.describe(#"{"type":"refresh_start"}"#) == nil)
+        #expect(TerraformEvent.errors(in: [start, error, done]) == ["creating EC2 Instance - UnauthorizedOperation"])
+    }
+
+    @Test func instancesAreReadFromTheStateFileManagedResourcesOnly() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tf-state-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let runner = TerraformRunner(moduleSource: directory, stateDirectory: directory, variables: [:], providerOverride: nil, environment: [:])
+        try FileManager.default.createDirectory(at: runner.workingDirectory, withIntermediateDirectories: true)
+        let state = """
+            {"version": 4, "resources": [
+              {"mode": "managed", "type": "aws_instance", "name": "node", "instances": [
+                {"index_key": "control-plane", "attributes": {"id": "i-1", "tags": {}}},
+                {"index_key": "worker-1", "attributes": {"id": "i-2"}}]},
+              {"mode": "data", "type": "aws_instance", "name": "lookup", "instances": [{"attributes": {"id": "i-9"}}]},
+              {"mode": "managed", "type": "aws_vpc", "name": "this", "instances": [{"attributes": {"id": "vpc-1"}}]}]}
+            """
+        try Data(state.utf8).write(to: runner.stateFile)
+        #expect(runner.instancesInState() == ["i-1", "i-2"])
+    }
+
+    @Test func outputJSONValuesBecomeTypedStepOutputs() throws {
+        let json = #"{"nodes": {"value": {"worker-1": {"id": "i-2", "public_ip": null}}, "sensitive": false}, "count": {"value": 3}, "flag": {"value": true}}"#
+        guard case .object(let outputs)? = JSONValue.parse(json) else { throw StepFailure("not parsed") }
+        guard case .object(let nodes)? = outputs["nodes"] else { throw StepFailure("no nodes") }
+        #expect(nodes["value"]?.outputValue == .map(["worker-1": .map(["id": .string("i-2"), "public_ip": .string("")])]))
+        guard case .object(let count)? = outputs["count"], case .object(let flag)? = outputs["flag"] else { throw StepFailure("missing") }
+        #expect(count["value"]?.outputValue == .int(3))
+        #expect(flag["value"]?.outputValue == .bool(true))
+    }
+}
