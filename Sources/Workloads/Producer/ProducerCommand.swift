@@ -12,8 +12,10 @@ struct ProducerCommand: ParsableCommand {
         commandName: "producer",
         abstract: "Emit GPU telemetry and LLM token-usage events to Kafka.",
         discussion: """
-            Events alternate: one GPU sample (GPUs in turn), then one token-usage event. The source is a
-            seeded synthetic fleet (load cycles, thermal lag, power tracking utilisation).
+            Events alternate: one GPU sample (GPUs in turn), then one token-usage event. GPU samples come
+            from the machine's GPUs through NVML (libnvidia-ml.so.1, loaded at run time) when one can be
+            read, otherwise from a seeded synthetic fleet (load cycles, thermal lag, power tracking
+            utilisation); --source forces one.
             Ends after --count events or --duration seconds (never with --continuous), or on SIGINT/SIGTERM,
             then flushes and prints a JSON summary. Exit code 1 if any message was not delivered.
             """
@@ -30,7 +32,13 @@ struct ProducerCommand: ParsableCommand {
     @Option(help: "Topic for token-usage events (env TOKENS_TOPIC).")
     var tokensTopic = env("TOKENS_TOPIC") ?? "token.usage.v1"
 
-    @Option(help: "Simulated GPUs (env GPU_COUNT).")
+    @Option(help: "GPU samples from: auto (NVML if a GPU can be read, else synthetic), nvml, synthetic (env GPU_SOURCE).")
+    var source = GPUSource(rawValue: env("GPU_SOURCE") ?? "") ?? .auto
+
+    @Option(help: "The NVML library to load (env NVML_LIBRARY).")
+    var nvmlLibrary = env("NVML_LIBRARY") ?? "libnvidia-ml.so.1"
+
+    @Option(help: "Simulated GPUs of the synthetic source (env GPU_COUNT).")
     var gpus = Int(env("GPU_COUNT") ?? "") ?? 8
 
     @Option(help: "Events per second, 0 for as fast as possible (env RATE).")
@@ -57,6 +65,30 @@ struct ProducerCommand: ParsableCommand {
     @Option(help: "How long librdkafka keeps trying to deliver a message (env MESSAGE_TIMEOUT_MS).")
     var messageTimeoutMs = Int(env("MESSAGE_TIMEOUT_MS") ?? "") ?? 30_000
 
+    /// NVML's GPUs, or the synthetic fleet; `auto` says on stderr which one it chose and why.
+    func openFleet(random: SeededRandom) throws -> any GPUFleet {
+        let synthetic = { SyntheticFleet(count: gpus, node: node, random: random) }
+        switch source {
+        case .synthetic:
+            return synthetic()
+        case .nvml:
+            do {
+                return try NVMLFleet(library: nvmlLibrary, node: node)
+            } catch {
+                throw ValidationError("--source nvml: \(error); use --source auto or synthetic on machines without an NVIDIA GPU")
+            }
+        case .auto:
+            do {
+                let fleet = try NVMLFleet(library: nvmlLibrary, node: node)
+                FileHandle.standardError.write(Data("producer: reading \(fleet.uuids.count) GPU(s) through NVML\n".utf8))
+                return fleet
+            } catch {
+                FileHandle.standardError.write(Data("producer: no GPU through NVML (\(error)); using \(gpus) synthetic GPUs\n".utf8))
+                return synthetic()
+            }
+        }
+    }
+
     func validate() throws {
         guard gpus > 0 else { throw ValidationError("--gpus must be at least 1") }
         guard rate >= 0, count >= 0 else { throw ValidationError("--rate and --count cannot be negative") }
@@ -67,7 +99,8 @@ struct ProducerCommand: ParsableCommand {
             "batch.num.messages": String(batchSize), "message.timeout.ms": String(messageTimeoutMs),
         ])
         var random = SeededRandom(seed: seed)
-        var fleet = (0..<gpus).map { SyntheticGPU(index: $0, node: node, random: &random) }
+        let fleet = try openFleet(random: random)
+        let gpus = fleet.uuids.count
         var lastSample = [Double](repeating: Date().timeIntervalSince1970, count: gpus)
         let shutdown = ShutdownSignal()
 
@@ -87,12 +120,12 @@ struct ProducerCommand: ParsableCommand {
             let now = started.timeIntervalSince1970 + elapsed
             if sequence % 2 == 0 {
                 let index = (sequence / 2) % gpus
-                let json = fleet[index].sample(at: now, step: max(0.001, now - lastSample[index]), random: &random)
+                let json = fleet.sample(index, at: now, step: max(0.001, now - lastSample[index]))
                 lastSample[index] = now
-                try producer.produce(topic: metricsTopic, key: fleet[index].uuid, payload: json)
+                try producer.produce(topic: metricsTopic, key: fleet.uuids[index], payload: json)
                 produced[metricsTopic]! += 1
             } else {
-                let gpu = fleet[(sequence / 2) % gpus].uuid
+                let gpu = fleet.uuids[(sequence / 2) % gpus]
                 let event = TokenUsage.event(sequence: sequence / 2, node: node, gpu: gpu, time: now, random: &random)
                 try producer.produce(topic: tokensTopic, key: event.key, payload: event.json)
                 produced[tokensTopic]! += 1
@@ -117,3 +150,4 @@ struct ProducerCommand: ParsableCommand {
         }
     }
 }
+extension GPUSource: ExpressibleByArgument {}

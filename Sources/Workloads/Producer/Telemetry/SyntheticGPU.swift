@@ -34,11 +34,10 @@ struct SyntheticGPU {
         if random.unit() < 0.0001 { xidErrors += 1 }
         let used = Int(Double(framebufferTotalMiB) * (0.1 + 0.8 * utilisation / 100))
         let clock = Int(1_095 + utilisation / 100 * 885)
-        return """
-            {"gpu_uuid":"\(uuid)","gpu_index":\(index),"node":"\(node)","timestamp":\(String(format: "%.3f", time)),\
-            "DCGM_FI_DEV_GPU_UTIL":\(Int(utilisation)),"DCGM_FI_DEV_FB_USED":\(used),"DCGM_FI_DEV_FB_FREE":\(framebufferTotalMiB - used),\
-            "DCGM_FI_DEV_GPU_TEMP":\(Int(temperature)),"DCGM_FI_DEV_POWER_USAGE":\(String(format: "%.1f", power)),\
-            "DCGM_FI_DEV_SM_CLOCK":\(clock),"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION":\(energyMilliJoules),"DCGM_FI_DEV_XID_ERRORS":\(xidErrors)}
-            """
+        return DCGMSample(
+            uuid: uuid, index: index, node: node, time: time, utilisation: Int(utilisation), framebufferUsedMiB: used,
+            framebufferFreeMiB: framebufferTotalMiB - used, temperature: Int(temperature), powerWatts: power, smClock: clock,
+            energyMilliJoules: energyMilliJoules, xidErrors: xidErrors
+        ).json
     }
 }
