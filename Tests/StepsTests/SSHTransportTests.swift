@@ -1,7 +1,12 @@
+import CShim
 import Engine
 import Foundation
 import Testing
 @testable import Steps
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The libssh2 transport against real sshd hosts on loopback addresses.
 @Suite(.serialized) struct SSHTransportTests {
@@ -105,9 +110,7 @@ import Testing
             await first.closeAll()
             let pinned = try #require(try nodes.store.pinnedHostKey(endpoint.pinKey))
 
-            await host.stop()
-            try FileManager.default.removeItem(atPath: host.directory + "/ssh_host_ed25519_key")
-            let rebuilt = try await nodes.restart(host)
+            let rebuilt = try await nodes.rebuildWithNewHostKey(host)
             let second = SSHPool(store: nodes.store)
             do {
                 _ = try await second.run("true", on: nodes.endpoint(rebuilt))
@@ -128,6 +131,16 @@ import Testing
         do {
             let host = try await nodes.start(1)[0]
             await host.stop()
+            // Keep the address: a socket bound there (not listening) refuses connections, and no
+            // parallel test can start a node on it meanwhile.
+            let hold = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(hold) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(22).bigEndian)
+            inet_pton(AF_INET, host.address, &address.sin_addr)
+            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(hold, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            #expect(bound == 0)
             let pool = SSHPool(store: nodes.store, connectTimeout: .seconds(2))
             let started = ContinuousClock.now
             do {

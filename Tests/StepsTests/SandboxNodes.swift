@@ -25,7 +25,7 @@ actor SandboxNodes {
         let names = (0..<count).map { _ in self.count += 1; return self.count }
         let started = try await withThrowingTaskGroup(of: SandboxHost.self) { group in
             for n in names {
-                group.addTask { try await self.boot(n, directory: nil, address: nil) }
+                group.addTask { try await self.boot(n) }
             }
             var started: [SandboxHost] = []
             for try await host in group { started.append(host) }
@@ -35,20 +35,27 @@ actor SandboxNodes {
         return started.sorted { $0.node.localizedStandardCompare($1.node) == .orderedAscending }
     }
 
-    /// Starts a stopped node again from its directory (same host key unless it was deleted).
-    func restart(_ host: SandboxHost) async throws -> SandboxHost {
-        let n = Int(host.node.dropFirst("node-".count))!
-        let again = try await boot(n, directory: URL(fileURLWithPath: host.directory), address: host.address)
+    /// Stops a node, deletes its host key and starts it again on the same address with a new
+    /// key, all under the sandbox lock so no parallel test takes the address meanwhile.
+    func rebuildWithNewHostKey(_ host: SandboxHost) async throws -> SandboxHost {
+        let publicKey = publicKey
+        let again = try await SandboxLock.withLock {
+            await host.stop()
+            try FileManager.default.removeItem(atPath: host.directory + "/ssh_host_ed25519_key")
+            return try await SandboxHost.start(.init(
+                instanceID: host.instanceID, node: host.node, address: host.address, directory: URL(fileURLWithPath: host.directory),
+                authorizedKey: publicKey, cloudInitDelay: .zero, image: nil))
+        }
         hosts.append(again)
         return again
     }
 
     /// Nodes pick free addresses under the machine-wide sandbox lock.
-    private nonisolated func boot(_ n: Int, directory: URL?, address: String?) async throws -> SandboxHost {
-        let dir = directory ?? self.directory.appendingPathComponent("node-\(n)")
+    private nonisolated func boot(_ n: Int) async throws -> SandboxHost {
+        let dir = self.directory.appendingPathComponent("node-\(n)")
         let publicKey = publicKey
         return try await SandboxLock.withLock {
-            let address = try address ?? LoopbackAddress.allocate(port: 22, taken: [])
+            let address = try LoopbackAddress.allocate(port: 22, taken: [])
             return try await SandboxHost.start(.init(
                 instanceID: "i-test\(n)", node: "node-\(n)", address: address, directory: dir,
                 authorizedKey: publicKey, cloudInitDelay: .zero, image: nil))

@@ -39,7 +39,9 @@ struct SandboxFleet: Sendable {
             let previous = recorded[instance.id]
             let host = try await SandboxLock.withLock {
                 let taken = Set(try Self.hosts(store).values.map(\.address))
-                let address = try previous?.address ?? LoopbackAddress.allocate(port: 22, taken: taken)
+                // A restarted node keeps its address unless something else took it meanwhile.
+                let kept = previous.flatMap { LoopbackAddress.isFree($0.address, port: 22) ? $0.address : nil }
+                let address = try kept ?? LoopbackAddress.allocate(port: 22, taken: taken)
                 return try await SandboxHost.start(.init(
                     instanceID: instance.id, node: instance.node, address: address,
                     directory: stateDirectory.appendingPathComponent("sandbox/hosts/\(instance.id)"),
