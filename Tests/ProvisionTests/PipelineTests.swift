@@ -86,6 +86,8 @@ import Glibc
         let metrics = Services.get(port: port, "/metrics")?.body ?? ""
         #expect(metrics.contains("processor_written_total{topic=\"gpu.metrics.v1\"} 1000"))
         #expect(metrics.contains("processor_batch_size_count"))
+        #expect(metrics.contains("processor_consumer_lag{topic=\"gpu.metrics.v1\",partition=\"0\"}"))
+        try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
         #expect(Services.get(port: port, "/nope")?.status == 404)
 
         // A restarted processor starts from the committed offsets and writes nothing twice.
@@ -169,6 +171,7 @@ import Glibc
         #expect(Services.get(port: port, "/health")?.status == 200, "alive while the database is down")
         try await Task.sleep(for: .seconds(10))
         #expect(processor.isRunning)
+        #expect(Self.lagTotal(port) ?? 0 > 0, "records waiting behind the outage show up as consumer lag")
 
         pipeline.mongo = try await MongoServer(cli: pipeline.cli, file: pipeline.mongo.store, port: pipeline.mongo.port)
         try await waitUntil(timeout: .seconds(240)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 20_000 } ?? false }
@@ -178,5 +181,12 @@ import Glibc
         #expect(final.tokens == 10_000)
         #expect(Services.get(port: port, "/ready")?.status == 200)
         #expect((Services.get(port: port, "/metrics")?.body ?? "").contains("processor_write_failures_total"))
+        try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
+    }
+
+    /// `processor_consumer_lag_total` from /metrics.
+    static func lagTotal(_ port: Int) -> Int? {
+        let body = Services.get(port: port, "/metrics")?.body ?? ""
+        return body.split(separator: "\n").first { $0.hasPrefix("processor_consumer_lag_total ") }.flatMap { Int($0.split(separator: " ")[1]) }
     }
 }

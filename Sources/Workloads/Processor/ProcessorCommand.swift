@@ -55,8 +55,9 @@ struct ProcessorCommand: ParsableCommand {
         let metrics = ProcessorMetrics()
         let mongo = try MongoStore(uri: mongoURI, database: database)
         let stats = try MongoStore(uri: mongoURI, database: database)  // the HTTP thread's own client
+        let lag = Mutex<(@Sendable () -> [TopicPartition: Int64])?>(nil)
         let server = try HTTPServer(host: httpHost, port: httpPort) { [collections] path in
-            Self.respond(path, metrics: metrics, stats: stats, collections: collections)
+            Self.respond(path, metrics: metrics, stats: stats, collections: collections, lag: lag.withLock { $0 }?() ?? [:])
         }
         server.start()
         FileHandle.standardError.write(Data("processor: serving http://\(httpHost):\(server.port)\n".utf8))
@@ -73,6 +74,7 @@ struct ProcessorCommand: ParsableCommand {
             return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
         }, uniquingKeysWith: { $1 })
         let consumer = try KafkaConsumer(brokers: brokers, group: group, topics: [metricsTopic, tokensTopic], settings: settings)
+        lag.withLock { $0 = { consumer.lag() } }
         let deadLetters = try KafkaProducer(brokers: brokers)
         let validator = RecordValidator(metricsTopic: metricsTopic, tokensTopic: tokensTopic)
 
@@ -189,7 +191,8 @@ struct ProcessorCommand: ParsableCommand {
         }
     }
 
-    static func respond(_ path: String, metrics: ProcessorMetrics, stats: MongoStore, collections: [String: String]) -> (Int, String, String) {
+    static func respond(_ path: String, metrics: ProcessorMetrics, stats: MongoStore, collections: [String: String],
+                        lag: @autoclosure () -> [TopicPartition: Int64]) -> (Int, String, String) {
         func json(_ object: Any) -> String {
             (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         }
@@ -201,7 +204,7 @@ struct ProcessorCommand: ParsableCommand {
             let kafka = metrics.kafkaHealthy
             return (mongo && kafka ? 200 : 503, "application/json", json(["ready": mongo && kafka, "mongodb": mongo, "kafka": kafka]))
         case "/metrics":
-            return (200, "text/plain; version=0.0.4", metrics.prometheus())
+            return (200, "text/plain; version=0.0.4", metrics.prometheus(lag: lag()))
         case "/gpu/info":
             return (200, "application/json", metrics.gpuInfo())
         case "/stats":

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import WorkloadKit
 
 /// Counters, histograms and the latest sample per GPU, shared by the pipeline and the HTTP server.
 final class ProcessorMetrics: Sendable {
@@ -57,9 +58,13 @@ final class ProcessorMetrics: Sendable {
         }
     }
 
-    /// `/metrics` in the Prometheus text format.
-    func prometheus() -> String {
-        state.withLock { s in
+    /// `/metrics` in the Prometheus text format; `lag` is the consumer's per-partition lag now.
+    func prometheus(lag: [TopicPartition: Int64] = [:]) -> String {
+        var lagLines = ["# TYPE processor_consumer_lag gauge"]
+        lagLines += lag.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }
+            .map { "processor_consumer_lag{topic=\"\($0.key.topic)\",partition=\"\($0.key.partition)\"} \($0.value)" }
+        lagLines += ["# TYPE processor_consumer_lag_total gauge", "processor_consumer_lag_total \(lag.values.reduce(0, +))"]
+        return state.withLock { s in
             var lines = ["# TYPE processor_consumed_total counter"]
             lines += s.consumed.sorted { $0.key < $1.key }.map { "processor_consumed_total{topic=\"\($0.key)\"} \($0.value)" }
             lines += ["# TYPE processor_written_total counter"]
@@ -68,7 +73,7 @@ final class ProcessorMetrics: Sendable {
                       "# TYPE processor_write_failures_total counter", "processor_write_failures_total \(s.writeFailures)",
                       "# TYPE processor_batch_size histogram", s.batchSizes.render("processor_batch_size"),
                       "# TYPE processor_write_latency_seconds histogram", s.writeSeconds.render("processor_write_latency_seconds"),
-                      "# TYPE processor_gpus gauge", "processor_gpus \(s.latest.count)"]
+                      "# TYPE processor_gpus gauge", "processor_gpus \(s.latest.count)"] + lagLines
             return lines.joined(separator: "\n") + "\n"
         }
     }

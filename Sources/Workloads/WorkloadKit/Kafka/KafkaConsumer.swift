@@ -1,5 +1,6 @@
 import CRdKafka
 import Foundation
+import Synchronization
 
 /// One record as consumed.
 public struct ConsumedRecord: Sendable {
@@ -27,6 +28,7 @@ public struct TopicPartition: Hashable, Sendable {
 /// consumed is durable elsewhere. Use from one thread.
 public final class KafkaConsumer: @unchecked Sendable {  // poll from one thread; commit is thread-safe
     private let handle: OpaquePointer
+    private let committed = Mutex<[TopicPartition: Int64]>([:])
     /// The last transport-level error and when it happened, for readiness.
     public private(set) var lastError: (message: String, at: Date)?
 
@@ -89,6 +91,32 @@ public final class KafkaConsumer: @unchecked Sendable {  // poll from one thread
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             throw KafkaError("offset commit failed: \(String(cString: rd_kafka_err2str(err)))")
         }
+        committed.withLock { committed in
+            for (position, offset) in last { committed[position] = max(committed[position] ?? 0, offset + 1) }
+        }
+    }
+
+    /// Records not yet committed, per assigned partition: the high watermark librdkafka last saw in
+    /// a fetch response (no broker round trip) minus the committed position (or the fetch position
+    /// before the first commit). Safe from any thread.
+    public func lag() -> [TopicPartition: Int64] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [:] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        _ = rd_kafka_position(handle, list)
+        let committed = committed.withLock { $0 }
+        var result: [TopicPartition: Int64] = [:]
+        for i in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[i]
+            let position = TopicPartition(topic: String(cString: element.topic), partition: element.partition)
+            var low: Int64 = 0
+            var high: Int64 = 0
+            guard rd_kafka_get_watermark_offsets(handle, element.topic, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high >= 0 else { continue }
+            let done = committed[position] ?? (element.offset >= 0 ? element.offset : low)
+            result[position] = max(0, high - done)
+        }
+        return result
     }
 
     /// Leaves the group cleanly.
