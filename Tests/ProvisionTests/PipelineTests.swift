@@ -52,6 +52,32 @@ import Glibc
             return (process, port)
         }
 
+        /// Compares every per-GPU per-minute rollup with the raw documents of its bucket, read
+        /// straight from MongoDB (pymongo): returns (buckets, samples counted, mismatches).
+        func checkRollups() throws -> (buckets: Int, counted: Int, mismatches: [String]) {
+            let verify = cli.write("rollups.py", """
+                import json, sys
+                from collections import defaultdict
+                from pymongo import MongoClient
+                db = MongoClient(sys.argv[1])["gpu_pipeline"]
+                raw = defaultdict(lambda: [0, 0.0])
+                for doc in db.gpu_metrics.find({}, {"gpu_uuid": 1, "timestamp": 1, "DCGM_FI_DEV_GPU_UTIL": 1}):
+                    key = "%s|%d" % (doc["gpu_uuid"], int(doc["timestamp"] / 60) * 60)
+                    raw[key][0] += 1
+                    raw[key][1] += doc["DCGM_FI_DEV_GPU_UTIL"]
+                rollups = {doc["_id"]: doc for doc in db.gpu_rollups_1m.find({})}
+                bad = [k for k in set(raw) | set(rollups)
+                       if k not in raw or k not in rollups or rollups[k]["count"] != raw[k][0]
+                       or abs(rollups[k]["utilisation_sum"] - raw[k][1]) > 1e-6]
+                print(json.dumps({"buckets": len(rollups), "counted": sum(r["count"] for r in rollups.values()), "bad": bad[:5]}))
+                """)
+            let result = try cli.run([verify, mongo.uri], executable: Services.tools.appendingPathComponent("venv/bin/python").path)
+            guard result.code == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+                throw PipelineError("rollup check failed: \(result.stderr)")
+            }
+            return (object["buckets"] as? Int ?? -1, object["counted"] as? Int ?? -1, object["bad"] as? [String] ?? ["?"])
+        }
+
         func stats(_ port: Int) -> (metrics: Int, tokens: Int, deadLettered: Int)? {
             guard let s = Services.json(port: port, "/stats") else { return nil }
             return (s["gpu_metrics"] as? Int ?? -1, s["token_usage"] as? Int ?? -1, s["dead_lettered"] as? Int ?? -1)
@@ -89,6 +115,8 @@ import Glibc
         #expect(metrics.contains("processor_consumer_lag{topic=\"gpu.metrics.v1\",partition=\"0\"}"))
         try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
         #expect(Services.get(port: port, "/nope")?.status == 404)
+        let rollups = try pipeline.checkRollups()
+        #expect(rollups.counted == 1000 && rollups.buckets >= 4 && rollups.mismatches.isEmpty, "\(rollups)")
 
         // A restarted processor starts from the committed offsets and writes nothing twice.
         Services.stop(processor)
@@ -154,6 +182,9 @@ import Glibc
         let final = try #require(pipeline.stats(port))
         #expect(final.metrics == 50_000)
         #expect(final.tokens == 50_000)
+        let rollups = try pipeline.checkRollups()
+        #expect(rollups.counted == 50_000, "every GPU sample counted exactly once in the per-minute rollups despite 5 SIGKILLs")
+        #expect(rollups.mismatches.isEmpty, "each rollup equals its raw bucket: \(rollups.mismatches)")
         #expect(try pipeline.consume("pipeline.deadletter.v1").isEmpty)
     }
 

@@ -111,6 +111,7 @@ struct ProcessorCommand: ParsableCommand {
         var rejected = 0
         var size = 0
         var lastOffsets: [TopicPartition: Int64] = [:]
+        var rollupSamples: [GPURollups.Sample] = []
     }
 
     /// Validates, queues dead letters, and builds the documents of a batch (on the polling thread).
@@ -125,7 +126,10 @@ struct ProcessorCommand: ParsableCommand {
             prepared.lastOffsets[position] = max(prepared.lastOffsets[position] ?? -1, record.offset)
             switch validator.validate(record) {
             case .success(let event):
-                if record.topic == metricsTopic, let gpu = event["gpu_uuid"] as? String { metrics.latest(gpu: gpu, sample: record.payload) }
+                if record.topic == metricsTopic, let gpu = event["gpu_uuid"] as? String {
+                    metrics.latest(gpu: gpu, sample: record.payload)
+                    if let sample = GPURollups.Sample(event, offset: record.offset) { prepared.rollupSamples.append(sample) }
+                }
                 // Kafka coordinates and arrival time ride along; the payload itself is stored unchanged.
                 var json = record.payload
                 if json.last == UInt8(ascii: "}") {
@@ -166,6 +170,8 @@ struct ProcessorCommand: ParsableCommand {
                 written[collection] = try mongo.insert(docs, into: collection)
             }
         }
+        // Before the commit: a crash here redelivers the batch, and the rollup marks skip what was counted.
+        retrying("update \(GPURollups.collection)", metrics: metrics) { try GPURollups.apply(prepared.rollupSamples, mongo: mongo) }
         let topics = Dictionary(uniqueKeysWithValues: collections.map { ($0.value, $0.key) })
         metrics.batch(size: prepared.size, seconds: Date().timeIntervalSince(started),
                       written: Dictionary(written.map { (topics[$0.key] ?? $0.key, $0.value) }, uniquingKeysWith: +))
@@ -209,7 +215,7 @@ struct ProcessorCommand: ParsableCommand {
             return (200, "application/json", metrics.gpuInfo())
         case "/stats":
             var counts: [String: Any] = ["dead_lettered": metrics.deadLetterCount]
-            for collection in collections.values { counts[collection] = (try? stats.count(collection)) ?? NSNull() }
+            for collection in collections.values + [GPURollups.collection] { counts[collection] = (try? stats.count(collection)) ?? NSNull() }
             return (200, "application/json", json(counts))
         default:
             return (404, "application/json", #"{"error":"not found; try /health, /ready, /metrics, /gpu/info or /stats"}"#)

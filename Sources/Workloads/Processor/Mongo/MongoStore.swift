@@ -53,6 +53,76 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
         return inserted
     }
 
+    // MARK: Rollups
+
+    /// The `through_offset` of each existing document among `ids`.
+    func marks(_ ids: [String], in collection: String) throws -> [String: Int64] {
+        let coll = mongoc_client_get_collection(client, database, collection)
+        defer { mongoc_collection_destroy(coll) }
+        var error = bson_error_t()
+        let list = try JSONSerialization.data(withJSONObject: ["_id": ["$in": ids]])
+        guard let filter = list.withUnsafeBytes({ bson_new_from_json($0.baseAddress?.assumingMemoryBound(to: UInt8.self), list.count, &error) }) else {
+            throw MongoError("cannot build a rollup query: \(Self.message(&error))")
+        }
+        defer { bson_destroy(filter) }
+        let cursor = mongoc_collection_find_with_opts(coll, filter, nil, nil)
+        defer { mongoc_cursor_destroy(cursor) }
+        var marks: [String: Int64] = [:]
+        var document: OpaquePointer?
+        // bson_iter_t imports as opaque (it is over-aligned): give it raw storage of ample size.
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128)
+        defer { storage.deallocate() }
+        let iterator = OpaquePointer(storage)
+        while mongoc_cursor_next(cursor, &document), let document {
+            guard bson_iter_init_find(iterator, document, "_id"), let id = bson_iter_utf8(iterator, nil) else { continue }
+            let key = String(cString: id)
+            if bson_iter_init_find(iterator, document, "through_offset") { marks[key] = bson_iter_as_int64(iterator) }
+        }
+        if mongoc_cursor_error(cursor, &error) { throw MongoError("reading \(collection) failed: \(Self.message(&error))") }
+        return marks
+    }
+
+    /// Inserts a new rollup document; a duplicate `_id` means another writer got there first.
+    func insertRollup(_ json: String, id: String, in collection: String) throws {
+        let coll = mongoc_client_get_collection(client, database, collection)
+        defer { mongoc_collection_destroy(coll) }
+        var error = bson_error_t()
+        let document = try Self.bson(json)
+        defer { bson_destroy(document) }
+        guard mongoc_collection_insert_one(coll, document, nil, nil, &error) else {
+            throw MongoError("rollup \(id) could not be created: \(Self.message(&error)); it will be read again")
+        }
+    }
+
+    /// Applies `update` to rollup `id` only if its `through_offset` is still `expectedMark`.
+    func updateRollup(_ id: String, expectedMark: Int64, update: String, in collection: String) throws {
+        let coll = mongoc_client_get_collection(client, database, collection)
+        defer { mongoc_collection_destroy(coll) }
+        var error = bson_error_t()
+        let filterData = try JSONSerialization.data(withJSONObject: ["_id": id, "through_offset": expectedMark])
+        let filter = try Self.bson(String(decoding: filterData, as: UTF8.self))
+        defer { bson_destroy(filter) }
+        let change = try Self.bson(update)
+        defer { bson_destroy(change) }
+        let reply = Self.allocate()
+        defer { bson_destroy(reply); UnsafeMutableRawPointer(reply).deallocate() }
+        guard mongoc_collection_update_one(coll, filter, change, nil, reply, &error) else {
+            throw MongoError("rollup \(id) update failed: \(Self.message(&error))")
+        }
+        guard Self.json(reply)["matchedCount"] as? Int == 1 else {
+            throw MongoError("rollup \(id) moved past offset \(expectedMark) meanwhile; it will be read again")
+        }
+    }
+
+    private static func bson(_ json: String) throws -> OpaquePointer {
+        var error = bson_error_t()
+        let bytes = Array(json.utf8)
+        guard let document = bytes.withUnsafeBufferPointer({ bson_new_from_json($0.baseAddress, $0.count, &error) }) else {
+            throw MongoError("invalid document: \(message(&error))")
+        }
+        return document
+    }
+
     /// Creates an index if missing (idempotent).
     func ensureIndex(_ collection: String, keys: [String], expireAfterSeconds: Int? = nil) throws {
         let keyDoc = bson_new()

@@ -1,0 +1,115 @@
+import Foundation
+
+/// Per-GPU per-minute rollups (`gpu_rollups_1m`), exactly once under redelivery.
+///
+/// Every sample of one GPU lands on one Kafka partition (the producer keys by GPU UUID), so a
+/// bucket's samples arrive in offset order. Each rollup document remembers the offset of the last
+/// sample it counted (`through_offset`); a batch adds only samples past it, with an update that
+/// matches only if nobody moved the mark meanwhile. A record redelivered after a crash is therefore
+/// never counted twice, and one whose batch died before its rollup was written is counted then.
+enum GPURollups {
+    static let collection = "gpu_rollups_1m"
+
+    /// The fields of one GPU sample a rollup needs.
+    struct Sample {
+        let gpu: String
+        let node: String
+        let minute: Int
+        let offset: Int64
+        let utilisation: Double
+        let temperature: Double
+        let power: Double
+        let energy: Double
+        let xid: Double
+
+        var bucket: String { "\(gpu)|\(minute)" }
+
+        init?(_ event: [String: Any], offset: Int64) {
+            guard let gpu = event["gpu_uuid"] as? String, let timestamp = (event["timestamp"] as? NSNumber)?.doubleValue else { return nil }
+            func number(_ key: String) -> Double { (event[key] as? NSNumber)?.doubleValue ?? 0 }
+            self.gpu = gpu
+            self.node = event["node"] as? String ?? ""
+            self.minute = Int(timestamp / 60) * 60
+            self.offset = offset
+            utilisation = number("DCGM_FI_DEV_GPU_UTIL")
+            temperature = number("DCGM_FI_DEV_GPU_TEMP")
+            power = number("DCGM_FI_DEV_POWER_USAGE")
+            energy = number("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION")
+            xid = number("DCGM_FI_DEV_XID_ERRORS")
+        }
+    }
+
+    /// What a batch adds to one bucket.
+    struct Contribution {
+        let id: String
+        let first: Sample
+        var count = 0
+        var throughOffset: Int64 = -1
+        var utilisationSum = 0.0, utilisationMax = -Double.infinity
+        var temperatureMax = -Double.infinity, powerSum = 0.0, powerMax = -Double.infinity
+        var energyMin = Double.infinity, energyMax = -Double.infinity, xidMax = 0.0
+
+        init(id: String, first: Sample) {
+            self.id = id
+            self.first = first
+        }
+
+        mutating func add(_ s: Sample) {
+            count += 1
+            throughOffset = max(throughOffset, s.offset)
+            utilisationSum += s.utilisation
+            utilisationMax = max(utilisationMax, s.utilisation)
+            temperatureMax = max(temperatureMax, s.temperature)
+            powerSum += s.power
+            powerMax = max(powerMax, s.power)
+            energyMin = min(energyMin, s.energy)
+            energyMax = max(energyMax, s.energy)
+            xidMax = max(xidMax, s.xid)
+        }
+
+        /// The update document: sums add, extremes widen, the mark moves to the last offset.
+        var update: String {
+            """
+            {"$inc":{"count":\(count),"utilisation_sum":\(utilisationSum),"power_sum":\(powerSum)},\
+            "$max":{"utilisation_max":\(utilisationMax),"temperature_max":\(temperatureMax),"power_max":\(powerMax),\
+            "energy_max":\(energyMax),"xid_max":\(xidMax)},"$min":{"energy_min":\(energyMin)},\
+            "$set":{"through_offset":\(throughOffset),"gpu_uuid":\(quoted(first.gpu)),"node":\(quoted(first.node)),"minute":\(first.minute)}}
+            """
+        }
+
+        /// The document of a bucket seen for the first time.
+        var document: String {
+            """
+            {"_id":\(quoted(id)),"gpu_uuid":\(quoted(first.gpu)),"node":\(quoted(first.node)),"minute":\(first.minute),\
+            "count":\(count),"utilisation_sum":\(utilisationSum),"utilisation_max":\(utilisationMax),"temperature_max":\(temperatureMax),\
+            "power_sum":\(powerSum),"power_max":\(powerMax),"energy_min":\(energyMin),"energy_max":\(energyMax),"xid_max":\(xidMax),\
+            "through_offset":\(throughOffset)}
+            """
+        }
+
+        private func quoted(_ text: String) -> String {
+            let data = (try? JSONSerialization.data(withJSONObject: [text], options: [])) ?? Data("[\"\"]".utf8)
+            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+        }
+    }
+
+    /// Adds `samples` to their buckets in `mongo`, skipping samples a bucket already counted.
+    /// Throws on a conflict or a database error; calling it again is always safe.
+    static func apply(_ samples: [Sample], mongo: MongoStore) throws {
+        guard !samples.isEmpty else { return }
+        let buckets = Dictionary(grouping: samples, by: \.bucket)
+        let marks = try mongo.marks(Array(buckets.keys), in: collection)
+        for (id, bucketSamples) in buckets {
+            let mark = marks[id]
+            let fresh = bucketSamples.filter { $0.offset > (mark ?? -1) }.sorted { $0.offset < $1.offset }
+            guard let first = fresh.first else { continue }
+            var contribution = Contribution(id: id, first: first)
+            fresh.forEach { contribution.add($0) }
+            if let mark {
+                try mongo.updateRollup(id, expectedMark: mark, update: contribution.update, in: collection)
+            } else {
+                try mongo.insertRollup(contribution.document, id: id, in: collection)
+            }
+        }
+    }
+}
