@@ -107,7 +107,7 @@ struct ProcessorCommand: ParsableCommand {
 
     /// A batch validated and turned into documents, with the offsets it covers.
     struct PreparedBatch: @unchecked Sendable {
-        var documents: [String: [(id: String, json: [UInt8])]] = [:]
+        var documents: [String: [(id: String, document: BSONDocument)]] = [:]
         var rejected = 0
         var size = 0
         var lastOffsets: [TopicPartition: Int64] = [:]
@@ -125,18 +125,17 @@ struct ProcessorCommand: ParsableCommand {
             let position = TopicPartition(topic: record.topic, partition: record.partition)
             prepared.lastOffsets[position] = max(prepared.lastOffsets[position] ?? -1, record.offset)
             switch validator.validate(record) {
-            case .success(let event):
-                if record.topic == metricsTopic, let gpu = event["gpu_uuid"] as? String {
+            case .success(let document):
+                if record.topic == metricsTopic, let gpu = document.string("gpu_uuid") {
                     metrics.latest(gpu: gpu, sample: record.payload)
-                    if let sample = GPURollups.Sample(event, offset: record.offset) { prepared.rollupSamples.append(sample) }
+                    if let sample = GPURollups.Sample(document, offset: record.offset) { prepared.rollupSamples.append(sample) }
                 }
-                // Kafka coordinates and arrival time ride along; the payload itself is stored unchanged.
-                var json = record.payload
-                if json.last == UInt8(ascii: "}") {
-                    json.removeLast()
-                    json += Array(",\"kafka_partition\":\(record.partition),\"kafka_offset\":\(record.offset),\"received_at\":{\"$date\":\(receivedAt)}}".utf8)
-                }
-                prepared.documents[collections[record.topic] ?? "unknown", default: []].append((record.documentID, json))
+                // Kafka coordinates and arrival time ride along; the payload's own fields are stored unchanged.
+                document.append("_id", string: record.documentID)
+                document.append("kafka_partition", int32: record.partition)
+                document.append("kafka_offset", int64: record.offset)
+                document.append("received_at", dateMilliseconds: Int64(receivedAt))
+                prepared.documents[collections[record.topic] ?? "unknown", default: []].append((record.documentID, document))
             case .failure(let rejection):
                 let letter: [String: Any] = [
                     "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": rejection.reason,

@@ -18,10 +18,10 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
 
     deinit { mongoc_client_destroy(client) }
 
-    /// Inserts documents (JSON bytes plus an `_id`) into `collection`. Duplicate keys are ignored
+    /// Inserts documents (each with its `_id`) into `collection`. Duplicate keys are ignored
     /// (a redelivery); any other failure throws and nothing may be committed.
     /// - Returns: documents newly inserted.
-    func insert(_ documents: [(id: String, json: [UInt8])], into collection: String) throws -> Int {
+    func insert(_ documents: [(id: String, document: BSONDocument)], into collection: String) throws -> Int {
         guard !documents.isEmpty else { return 0 }
         let coll = mongoc_client_get_collection(client, database, collection)
         defer { mongoc_collection_destroy(coll) }
@@ -32,13 +32,9 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
         defer { mongoc_bulk_operation_destroy(bulk) }
         var error = bson_error_t()
         for document in documents {
-            guard let doc = document.json.withUnsafeBufferPointer({ bson_new_from_json($0.baseAddress, $0.count, &error) }) else {
-                throw MongoError("document \(document.id) is not valid JSON: \(Self.message(&error))")
+            guard mongoc_bulk_operation_insert_with_opts(bulk, document.document.handle, nil, &error) else {
+                throw MongoError("cannot queue \(document.id): \(Self.message(&error))")
             }
-            bson_append_utf8(doc, "_id", -1, document.id, -1)
-            let ok = mongoc_bulk_operation_insert_with_opts(bulk, doc, nil, &error)
-            bson_destroy(doc)
-            guard ok else { throw MongoError("cannot queue \(document.id): \(Self.message(&error))") }
         }
         let reply = Self.allocate()
         defer { bson_destroy(reply); UnsafeMutableRawPointer(reply).deallocate() }

@@ -24,11 +24,11 @@ enum GPURollups {
 
         var bucket: String { "\(gpu)|\(minute)" }
 
-        init?(_ event: [String: Any], offset: Int64) {
-            guard let gpu = event["gpu_uuid"] as? String, let timestamp = (event["timestamp"] as? NSNumber)?.doubleValue else { return nil }
-            func number(_ key: String) -> Double { (event[key] as? NSNumber)?.doubleValue ?? 0 }
+        init?(_ event: BSONDocument, offset: Int64) {
+            guard let gpu = event.string("gpu_uuid"), let timestamp = event.number("timestamp") else { return nil }
+            func number(_ key: String) -> Double { event.number(key) ?? 0 }
             self.gpu = gpu
-            self.node = event["node"] as? String ?? ""
+            self.node = event.string("node") ?? ""
             self.minute = Int(timestamp / 60) * 60
             self.offset = offset
             utilisation = number("DCGM_FI_DEV_GPU_UTIL")

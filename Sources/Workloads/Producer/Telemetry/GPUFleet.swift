@@ -46,14 +46,14 @@ struct DCGMSample {
 final class SyntheticFleet: GPUFleet {
     private var gpus: [SyntheticGPU]
     private var random: SeededRandom
+    let uuids: [String]
 
     init(count: Int, node: String, random: SeededRandom) {
         var random = random
         gpus = (0..<count).map { SyntheticGPU(index: $0, node: node, random: &random) }
+        uuids = gpus.map(\.uuid)
         self.random = random
     }
-
-    var uuids: [String] { gpus.map(\.uuid) }
 
     func sample(_ index: Int, at time: Double, step: Double) -> String {
         gpus[index].sample(at: time, step: step, random: &random)

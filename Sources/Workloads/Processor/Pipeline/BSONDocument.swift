@@ -1,0 +1,53 @@
+import CMongoc
+import Foundation
+
+/// One libbson document, parsed once from a record's JSON and owned until it is written.
+final class BSONDocument: @unchecked Sendable {  // moved from the polling thread to the writer, never shared
+    let handle: OpaquePointer
+
+    /// Parses JSON text; nil when it is not valid JSON.
+    init?(json bytes: [UInt8]) {
+        var error = bson_error_t()
+        guard let handle = bytes.withUnsafeBufferPointer({ bson_new_from_json($0.baseAddress, $0.count, &error) }) else { return nil }
+        self.handle = handle
+    }
+
+    deinit { bson_destroy(handle) }
+
+    /// The BSON type of a top-level field, or nil when it is missing.
+    func type(of key: String) -> bson_type_t? {
+        withIterator(key) { bson_iter_type($0) }
+    }
+
+    /// A top-level string field.
+    func string(_ key: String) -> String? {
+        withIterator(key) { iterator in
+            bson_iter_type(iterator) == BSON_TYPE_UTF8 ? bson_iter_utf8(iterator, nil).map { String(cString: $0) } : nil
+        } ?? nil
+    }
+
+    /// A top-level number field (double, int32 or int64) as a Double.
+    func number(_ key: String) -> Double? {
+        withIterator(key) { iterator -> Double? in
+            switch bson_iter_type(iterator) {
+            case BSON_TYPE_DOUBLE: return bson_iter_double(iterator)
+            case BSON_TYPE_INT32, BSON_TYPE_INT64: return Double(bson_iter_as_int64(iterator))
+            default: return nil
+            }
+        } ?? nil
+    }
+
+    func append(_ key: String, int64 value: Int64) { bson_append_int64(handle, key, -1, value) }
+    func append(_ key: String, int32 value: Int32) { bson_append_int32(handle, key, -1, value) }
+    func append(_ key: String, string value: String) { bson_append_utf8(handle, key, -1, value, -1) }
+    func append(_ key: String, dateMilliseconds value: Int64) { bson_append_date_time(handle, key, -1, value) }
+
+    /// bson_iter_t imports as opaque (it is over-aligned), so it gets raw storage of ample size.
+    private func withIterator<T>(_ key: String, _ body: (OpaquePointer) -> T) -> T? {
+        let storage = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128)
+        defer { storage.deallocate() }
+        let iterator = OpaquePointer(storage)
+        guard bson_iter_init_find(iterator, handle, key) else { return nil }
+        return body(iterator)
+    }
+}
