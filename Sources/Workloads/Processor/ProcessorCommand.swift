@@ -101,6 +101,7 @@ struct ProcessorCommand: ParsableCommand {
             }
         }
         slot.wait()  // the last batch is written and committed
+        slot.signal()  // libdispatch traps if a semaphore is freed below its initial value
         consumer.close()
         FileHandle.standardError.write(Data("processor: stopped cleanly\n".utf8))
     }
