@@ -78,35 +78,39 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
         return marks
     }
 
-    /// Inserts a new rollup document; a duplicate `_id` means another writer got there first.
-    func insertRollup(_ json: String, id: String, in collection: String) throws {
+    /// Inserts new rollup documents and applies conditional updates (filter: `_id` and the
+    /// expected mark) in one unordered bulk write. Throws if any update matched nothing or any
+    /// insert met an existing `_id`: another writer moved a mark, and the caller reads again.
+    func writeRollups(inserts: [String], updates: [(filter: String, update: String)], in collection: String) throws {
+        guard !inserts.isEmpty || !updates.isEmpty else { return }
         let coll = mongoc_client_get_collection(client, database, collection)
         defer { mongoc_collection_destroy(coll) }
+        let opts = bson_new()
+        defer { bson_destroy(opts) }
+        bson_append_bool(opts, "ordered", -1, false)
+        let bulk = mongoc_collection_create_bulk_operation_with_opts(coll, opts)
+        defer { mongoc_bulk_operation_destroy(bulk) }
         var error = bson_error_t()
-        let document = try Self.bson(json)
-        defer { bson_destroy(document) }
-        guard mongoc_collection_insert_one(coll, document, nil, nil, &error) else {
-            throw MongoError("rollup \(id) could not be created: \(Self.message(&error)); it will be read again")
+        for json in inserts {
+            let document = try Self.bson(json)
+            defer { bson_destroy(document) }
+            guard mongoc_bulk_operation_insert_with_opts(bulk, document, nil, &error) else { throw MongoError("cannot queue a rollup: \(Self.message(&error))") }
         }
-    }
-
-    /// Applies `update` to rollup `id` only if its `through_offset` is still `expectedMark`.
-    func updateRollup(_ id: String, expectedMark: Int64, update: String, in collection: String) throws {
-        let coll = mongoc_client_get_collection(client, database, collection)
-        defer { mongoc_collection_destroy(coll) }
-        var error = bson_error_t()
-        let filterData = try JSONSerialization.data(withJSONObject: ["_id": id, "through_offset": expectedMark])
-        let filter = try Self.bson(String(decoding: filterData, as: UTF8.self))
-        defer { bson_destroy(filter) }
-        let change = try Self.bson(update)
-        defer { bson_destroy(change) }
+        for (filterJSON, updateJSON) in updates {
+            let filter = try Self.bson(filterJSON)
+            defer { bson_destroy(filter) }
+            let update = try Self.bson(updateJSON)
+            defer { bson_destroy(update) }
+            guard mongoc_bulk_operation_update_one_with_opts(bulk, filter, update, nil, &error) else {
+                throw MongoError("cannot queue a rollup update: \(Self.message(&error))")
+            }
+        }
         let reply = Self.allocate()
         defer { bson_destroy(reply); UnsafeMutableRawPointer(reply).deallocate() }
-        guard mongoc_collection_update_one(coll, filter, change, nil, reply, &error) else {
-            throw MongoError("rollup \(id) update failed: \(Self.message(&error))")
-        }
-        guard Self.json(reply)["matchedCount"] as? Int == 1 else {
-            throw MongoError("rollup \(id) moved past offset \(expectedMark) meanwhile; it will be read again")
+        let succeeded = mongoc_bulk_operation_execute(bulk, reply, &error) != 0
+        let result = Self.json(reply)
+        guard succeeded, result["nMatched"] as? Int == updates.count, result["nInserted"] as? Int == inserts.count else {
+            throw MongoError("rollups in \(collection) moved meanwhile or failed (\(Self.message(&error))); they will be read again")
         }
     }
 

@@ -93,12 +93,15 @@ enum GPURollups {
         }
     }
 
-    /// Adds `samples` to their buckets in `mongo`, skipping samples a bucket already counted.
-    /// Throws on a conflict or a database error; calling it again is always safe.
+    /// Adds `samples` to their buckets in `mongo` (one query for the marks, one bulk write),
+    /// skipping samples a bucket already counted. Throws on a conflict or a database error;
+    /// calling it again is always safe: what did apply moved its mark.
     static func apply(_ samples: [Sample], mongo: MongoStore) throws {
         guard !samples.isEmpty else { return }
         let buckets = Dictionary(grouping: samples, by: \.bucket)
         let marks = try mongo.marks(Array(buckets.keys), in: collection)
+        var inserts: [String] = []
+        var updates: [(filter: String, update: String)] = []
         for (id, bucketSamples) in buckets {
             let mark = marks[id]
             let fresh = bucketSamples.filter { $0.offset > (mark ?? -1) }.sorted { $0.offset < $1.offset }
@@ -106,10 +109,12 @@ enum GPURollups {
             var contribution = Contribution(id: id, first: first)
             fresh.forEach { contribution.add($0) }
             if let mark {
-                try mongo.updateRollup(id, expectedMark: mark, update: contribution.update, in: collection)
+                let filter = try JSONSerialization.data(withJSONObject: ["_id": id, "through_offset": mark])
+                updates.append((String(decoding: filter, as: UTF8.self), contribution.update))
             } else {
-                try mongo.insertRollup(contribution.document, id: id, in: collection)
+                inserts.append(contribution.document)
             }
         }
+        try mongo.writeRollups(inserts: inserts, updates: updates, in: collection)
     }
 }
