@@ -83,6 +83,7 @@ struct ProcessorCommand: ParsableCommand {
         // Two stages: this thread polls and prepares batch k+1 while the writer stores batch k and
         // commits exactly its offsets. One batch in flight at most (the semaphore is the slot).
         let writer = DispatchQueue(label: "processor.writer")
+        let committed = Mutex<[TopicPartition: Int64]>([:])
         let slot = DispatchSemaphore(value: 1)
         while !shutdown.isRequested {
             var batch: [ConsumedRecord] = []
@@ -98,10 +99,13 @@ struct ProcessorCommand: ParsableCommand {
                 defer { slot.signal() }
                 Self.write(prepared, mongo: mongo, consumer: consumer, deadLetters: deadLetters, deadLetterTopic: deadLetterTopic,
                            collections: collections, metrics: metrics)
+                committed.withLock { $0.merge(prepared.lastOffsets) { max($0, $1) } }
             }
         }
-        slot.wait()  // the last batch is written and committed
+        slot.wait()  // the last batch is written
         slot.signal()  // libdispatch traps if a semaphore is freed below its initial value
+        // Batches commit without waiting for the broker; the final position is committed for sure.
+        Self.retrying("commit offsets", metrics: metrics, attempts: 3) { try consumer.commit(committed.withLock { $0 }, wait: true) }
         consumer.close()
         FileHandle.standardError.write(Data("processor: stopped cleanly\n".utf8))
     }
@@ -176,7 +180,7 @@ struct ProcessorCommand: ParsableCommand {
         metrics.batch(size: prepared.size, seconds: Date().timeIntervalSince(started),
                       written: Dictionary(written.map { (topics[$0.key] ?? $0.key, $0.value) }, uniquingKeysWith: +))
         // The batch is durable: a failed commit only means redelivery, which the _id makes harmless.
-        retrying("commit offsets", metrics: metrics, attempts: 3) { try consumer.commit(prepared.lastOffsets) }
+        retrying("commit offsets", metrics: metrics, attempts: 3) { try consumer.commit(prepared.lastOffsets, wait: false) }
     }
 
     /// Repeats `body` with exponential backoff (100 ms to 5 s) until it succeeds, or gives up after

@@ -78,16 +78,17 @@ public final class KafkaConsumer: @unchecked Sendable {  // poll from one thread
         return ConsumedRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, payload: payload)
     }
 
-    /// Commits, synchronously, the position after `last` offset of each (topic, partition): exactly
-    /// what a written batch covers, never a record still in flight. Safe from any thread.
-    public func commit(_ last: [TopicPartition: Int64]) throws {
+    /// Commits the position after `last` offset of each (topic, partition): exactly what a written
+    /// batch covers, never a record still in flight. With `wait: false` the commit is sent without
+    /// waiting for the broker (a lost one only means redelivery). Safe from any thread.
+    public func commit(_ last: [TopicPartition: Int64], wait: Bool = true) throws {
         guard !last.isEmpty else { return }
         let list = rd_kafka_topic_partition_list_new(Int32(last.count))
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for (position, offset) in last {
             rd_kafka_topic_partition_list_add(list, position.topic, position.partition).pointee.offset = offset + 1
         }
-        let err = rd_kafka_commit(handle, list, 0)
+        let err = rd_kafka_commit(handle, list, wait ? 0 : 1)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET else {
             throw KafkaError("offset commit failed: \(String(cString: rd_kafka_err2str(err)))")
         }
