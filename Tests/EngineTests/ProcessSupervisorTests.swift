@@ -57,7 +57,7 @@ import Testing
         let started = ContinuousClock.now
         task.cancel()
         _ = try? await task.value
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(15), "killed long before the child's 30 s sleep ends")
     }
 
     @Test func secretSplitAcrossReadsIsStillRedactedInTheLog() async throws {

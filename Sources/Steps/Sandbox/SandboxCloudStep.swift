@@ -1,7 +1,8 @@
 import Engine
 import Foundation
 
-/// `sandbox.cloud`: the sandbox's EC2 API, a real `moto_server` on a loopback port that keeps
+/// `sandbox.cloud`: **stand-in for AWS itself** (which cannot run here): the sandbox's EC2 API, a
+/// real `moto_server` on a loopback port that keeps
 /// running between commands (recorded in `state/<plan>/sandbox/cloud.json`) until `down`.
 /// Output: `endpoint` (`http://127.0.0.1:PORT`).
 struct SandboxCloudStep: Step {

@@ -5,7 +5,8 @@ import Foundation
 import Glibc
 #endif
 
-/// One sandbox machine: a real `sshd` on its own loopback address with its own host key,
+/// **Stand-in for an EC2 machine** (moto's instances are only records): one sandbox machine, a
+/// real `sshd` on its own loopback address with its own host key,
 /// running as PID 1 of its own mount/UTS/PID namespaces with an overlay over `/etc`, `/usr`,
 /// `/var`, `/opt`, `/home`, `/srv` and its own `/root`, `/run` and `/tmp`: files written on one
 /// node are invisible to the others and to this machine. Its cloud-init status (read by the real
