@@ -56,7 +56,7 @@ struct TerraformApplyStep: Step {
             let running = Set(hosts.values.filter(\.isRunning).map(\.instanceID))
             guard instances(outputs).allSatisfy({ running.contains($0.id) }) else { return .unsatisfied("a sandbox host is not running") }
         }
-        return .satisfied(try await withSSH(outputs, context))
+        return .satisfied(try await withSSH(outputs, context, reconcile: false))
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
@@ -134,10 +134,14 @@ struct TerraformApplyStep: Step {
     /// Adds the `ssh` output (node → host, port, user, pin, and `via` when workers are reached
     /// through the control plane): in the sandbox each instance's host, on AWS its public IP, or
     /// its private IP behind the control plane.
-    private func withSSH(_ outputs: StepOutputs, _ context: StepContext) async throws -> StepOutputs {
+    /// `reconcile: false` (for `check`, which must not change anything) reads the recorded hosts.
+    private func withSSH(_ outputs: StepOutputs, _ context: StepContext, reconcile: Bool = true) async throws -> StepOutputs {
         var endpoints: [String: (host: String, port: Int, pin: String, privateHost: String)] = [:]
         if target == .sandbox {
-            let hosts = try await fleet(context).reconcile(instances(outputs), store: context.store, log: context.log)
+            let hosts = reconcile
+                ? try await fleet(context).reconcile(instances(outputs), store: context.store, log: context.log)
+                : Dictionary(try SandboxFleet.hosts(context.store).filter { id, _ in instances(outputs).contains { $0.id == id } }
+                    .values.map { ($0.node, $0) }, uniquingKeysWith: { $1 })
             for (node, host) in hosts { endpoints[node] = (host.address, host.port, host.instanceID, host.address) }
         } else if case .map(let nodes)? = outputs["nodes"] {
             for case (let node, .map(let fields)) in nodes {
