@@ -52,7 +52,7 @@ import Glibc
         let broker = try await Broker(cli: cli)
         defer { broker.stop() }
         let script = cli.write("kafka.py", ProducerTests.kafkaScript)
-        #expect(try cli.run([script, "create", broker.address] + ProducerTests.topics, executable: ProducerTests.python).code == 0)
+        try broker.createTopics(ProducerTests.topics, cli: cli, script: script)
 
         let produced = try cli.run(["--brokers", broker.address, "--count", "8", "--source", "nvml", "--nvml-library", library, "--node", "gpu-node"],
                                    executable: ProducerTests.producer, environment: ["LD_LIBRARY_PATH": ProducerTests.tools.appendingPathComponent("lib").path])

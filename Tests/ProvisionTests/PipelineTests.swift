@@ -20,8 +20,7 @@ import Glibc
             broker = try await Broker(cli: cli)
             mongo = try await MongoServer(cli: cli, file: mongoFile ? cli.directory.appendingPathComponent("mongo.db").path : nil)
             script = cli.write("kafka.py", ProducerTests.kafkaScript)
-            let created = try cli.run([script, "create", broker.address] + PipelineTests.topics, executable: Services.python)
-            guard created.code == 0 else { throw PipelineError("topic creation failed: \(created.stderr)") }
+            try broker.createTopics(PipelineTests.topics, cli: cli, script: script)
         }
 
         func stop() {

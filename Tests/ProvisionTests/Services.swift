@@ -87,6 +87,20 @@ final class Broker {
     }
 
     func stop() { Services.stop(process) }
+
+    /// Creates `topics` (3 partitions each) with the kafka helper `script`, trying up to three
+    /// times: on a loaded machine the broker's first metadata answer can take longer than the
+    /// helper's 10 s.
+    func createTopics(_ topics: [String], cli: CLI, script: String) throws {
+        var last = ""
+        for _ in 0..<3 {
+            let created = try cli.run([script, "create", address] + topics, executable: Services.python)
+            if created.code == 0 { return }
+            last = created.stderr
+            if last.contains("TOPIC_ALREADY_EXISTS") { return }
+        }
+        throw StepFailureText("topic creation failed three times: \(last)")
+    }
 }
 
 /// nx-27017, a MongoDB wire-protocol server, on a loopback port with its own pid file.
