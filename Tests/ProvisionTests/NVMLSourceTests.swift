@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Engine
 
 #if canImport(Glibc)
 import Glibc
@@ -41,7 +42,7 @@ import Glibc
         let source = cli.write("fake_nvml.c", Self.fakeNVML)
         let library = cli.directory.appendingPathComponent("libnvidia-ml.so.1").path
         let built = try cli.run(["-shared", "-fPIC", "-o", library, source], executable: "/usr/bin/cc")
-        guard built.code == 0 else { throw StepFailureText(built.stderr) }
+        guard built.code == 0 else { throw StepFailure(built.stderr) }
         return library
     }
 
@@ -90,10 +91,4 @@ import Glibc
         #expect(forced.code != 0)
         #expect(forced.stderr.contains("cannot load \(missing)") && forced.stderr.contains("--source auto or synthetic"))
     }
-}
-
-/// A test set-up failure with the tool's own message.
-struct StepFailureText: Error, CustomStringConvertible {
-    let description: String
-    init(_ text: String) { description = text }
 }

@@ -84,13 +84,3 @@ struct Sandbox {
         cli.cleanUp()
     }
 }
-
-/// Polls an async condition until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try await Task.sleep(for: .milliseconds(200))
-    }
-    return false
-}

@@ -99,7 +99,7 @@ final class Broker {
             last = created.stderr
             if last.contains("TOPIC_ALREADY_EXISTS") { return }
         }
-        throw StepFailureText("topic creation failed three times: \(last)")
+        throw StepFailure("topic creation failed three times: \(last)")
     }
 }
 

@@ -11,8 +11,7 @@ import Glibc
 /// The libssh2 transport against real sshd hosts on loopback addresses.
 @Suite(.serialized) struct SSHTransportTests {
     @Test func twoHundredSequentialCommandsShareOneSession() async throws {
-        let nodes = try await SandboxNodes()
-        do {
+        try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]
             let pool = SSHPool(store: nodes.store)
             let endpoint = nodes.endpoint(host)
@@ -24,12 +23,10 @@ import Glibc
             #expect(log.components(separatedBy: "Accepted publickey").count - 1 == 1, "one SSH login for 200 commands")
             await pool.closeAll()
         }
-        await nodes.stopAll()
     }
 
     @Test func twentyHostsInParallelEachAnswerAsThemselvesWithTheirOwnFiles() async throws {
-        let nodes = try await SandboxNodes()
-        do {
+        try await withSandboxNodes { nodes in
             let hosts = try await nodes.start(20)
             let pool = SSHPool(store: nodes.store, parallelism: 20)
             let names = try await withThrowingTaskGroup(of: (String, String).self) { group in
@@ -46,12 +43,10 @@ import Glibc
             #expect(!FileManager.default.fileExists(atPath: "/etc/whoami"), "a node's files stay inside the node")
             await pool.closeAll()
         }
-        await nodes.stopAll()
     }
 
     @Test func severalMegabytesOnStdoutAndStderrTogetherDoNotDeadlock() async throws {
-        let nodes = try await SandboxNodes()
-        do {
+        try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]
             let pool = SSHPool(store: nodes.store)
             let script = "for i in 1 2 3 4; do head -c 1000000 /dev/zero | tr '\\0' e >&2; head -c 1500000 /dev/zero | tr '\\0' o; done"
@@ -62,12 +57,10 @@ import Glibc
             #expect(result.standardOutput.allSatisfy { $0 == UInt8(ascii: "o") })
             await pool.closeAll()
         }
-        await nodes.stopAll()
     }
 
     @Test func commandKilledBySignalIsReportedAsSignalNotExitCode() async throws {
-        let nodes = try await SandboxNodes()
-        do {
+        try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]
             let pool = SSHPool(store: nodes.store)
             let killed = try await pool.run("kill -TERM $$", on: nodes.endpoint(host))
@@ -80,12 +73,10 @@ import Glibc
             #expect(after.stdout == "still usable\n")
             await pool.closeAll()
         }
-        await nodes.stopAll()
     }
 
     @Test func sftpUploadAndDownloadRoundTripBytesExactly() async throws {
-        let nodes = try await SandboxNodes()
-        do {
+        try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]
             let pool = SSHPool(store: nodes.store)
             let payload = Data((0..<3_000_000).map { _ in UInt8.random(in: 0...255) })
@@ -97,12 +88,10 @@ import Glibc
             await #expect(throws: SSHError.self) { try await pool.download("/srv/missing", from: nodes.endpoint(host)) }
             await pool.closeAll()
         }
-        await nodes.stopAll()
     }
 
     @Test func changedHostKeyIsAHardErrorNamingBothFingerprints() async throws {
-        let nodes = try await SandboxNodes()
-        do {
+        try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]
             let endpoint = nodes.endpoint(host)
             let first = SSHPool(store: nodes.store)
@@ -123,12 +112,10 @@ import Glibc
             }
             #expect(try nodes.store.pinnedHostKey(endpoint.pinKey) == pinned, "the pin is never replaced silently")
         }
-        await nodes.stopAll()
     }
 
     @Test func stoppedHostIsUnreachableQuicklyAndNamed() async throws {
-        let nodes = try await SandboxNodes()
-        do {
+        try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]
             await host.stop()
             // Keep the address: a socket bound there (not listening) refuses connections, and no
@@ -153,15 +140,13 @@ import Glibc
             }
             #expect(ContinuousClock.now - started < .seconds(3))
         }
-        await nodes.stopAll()
     }
 }
 
 /// ProxyJump through a bastion host.
 @Suite(.serialized) struct SSHBastionTests {
     @Test func commandsReachAHostThroughTheBastionWhoseKeyIsPinnedToo() async throws {
-        let nodes = try await SandboxNodes()
-        do {
+        try await withSandboxNodes { nodes in
             let hosts = try await nodes.start(2)
             let (bastion, target) = (hosts[0], hosts[1])
             var endpoint = nodes.endpoint(target)
@@ -183,6 +168,5 @@ import Glibc
             #expect(try nodes.store.pinnedHostKey(nodes.endpoint(bastion).pinKey) != nil, "the bastion's key is pinned")
             #expect(try nodes.store.pinnedHostKey(endpoint.pinKey) != nil, "the target's key is pinned")
         }
-        await nodes.stopAll()
     }
 }

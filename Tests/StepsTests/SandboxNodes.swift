@@ -73,3 +73,15 @@ actor SandboxNodes {
         try? FileManager.default.removeItem(at: directory)
     }
 }
+
+/// Runs `body` with fresh sandbox nodes and stops every node it started, also when it throws.
+func withSandboxNodes(_ body: (SandboxNodes) async throws -> Void) async throws {
+    let nodes = try await SandboxNodes()
+    do {
+        try await body(nodes)
+    } catch {
+        await nodes.stopAll()
+        throw error
+    }
+    await nodes.stopAll()
+}

@@ -30,7 +30,7 @@ struct TerraformApplyStep: Step {
     /// The plan's cluster settings and the module's files: editing either applies again.
     var inputs: String {
         let variables = JSONValue.object(staticVariables).text
-        return ["terraform", target.rawValue, variables, Self.moduleDigest(moduleSource), sandbox.map { "\($0.cloudInitDelay)" } ?? ""]
+        return ["terraform", target.rawValue, variables, TerraformRunner.digest(of: moduleSource), sandbox.map { "\($0.cloudInitDelay)" } ?? ""]
             .joined(separator: "\u{0}")
     }
 
@@ -93,11 +93,8 @@ struct TerraformApplyStep: Step {
         } else {
             cloud = try .aws(region: cluster.region)
         }
-        guard case .string(let publicKey)? = context.upstream[StepID(BuiltInSteps.sshKey)]?["public_key"] else {
-            throw StepFailure("the plan's SSH public key is unknown; run 'provision up' so ssh.key runs first", retryable: false)
-        }
         var variables = staticVariables
-        variables["ssh_public_key"] = .string(publicKey)
+        variables["ssh_public_key"] = .string(try publicKey(context))
         let runner = TerraformRunner(moduleSource: moduleSource, stateDirectory: context.stateDirectory, variables: variables,
                                      providerOverride: cloud.providerOverride, environment: cloud.environment)
         return (runner, cloud)
@@ -123,12 +120,17 @@ struct TerraformApplyStep: Step {
         }
     }
 
-    private func fleet(_ context: StepContext) throws -> SandboxFleet {
+    /// The plan's SSH public key, from `ssh.key`.
+    private func publicKey(_ context: StepContext) throws -> String {
         guard case .string(let key)? = context.upstream[StepID(BuiltInSteps.sshKey)]?["public_key"] else {
-            throw StepFailure("the plan's SSH public key is unknown", retryable: false)
+            throw StepFailure("the plan's SSH public key is unknown; run 'provision up' so ssh.key runs first", retryable: false)
         }
-        return SandboxFleet(stateDirectory: context.stateDirectory, image: nodeImage, authorizedKey: key,
-                            cloudInitDelay: sandbox?.cloudInitDelay ?? .seconds(2))
+        return key
+    }
+
+    private func fleet(_ context: StepContext) throws -> SandboxFleet {
+        SandboxFleet(stateDirectory: context.stateDirectory, image: nodeImage, authorizedKey: try publicKey(context),
+                     cloudInitDelay: sandbox?.cloudInitDelay ?? .seconds(2))
     }
 
     /// Adds the `ssh` output (node → host, port, user, pin, and `via` when workers are reached
@@ -164,20 +166,5 @@ struct TerraformApplyStep: Step {
         var result = outputs
         result["ssh"] = .map(ssh)
         return result
-    }
-
-    /// A digest of every file under the module directory.
-    static func moduleDigest(_ directory: URL) -> String {
-        var text = ""
-        let enumerator = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: nil)
-        var files: [URL] = []
-        while let url = enumerator?.nextObject() as? URL {
-            if url.path.contains("/.terraform") { continue }
-            if url.pathExtension == "tf" || url.pathExtension == "tftpl" { files.append(url) }
-        }
-        for url in files.sorted(by: { $0.path < $1.path }) {
-            text += url.path.dropFirst(directory.path.count) + ((try? String(contentsOf: url, encoding: .utf8)) ?? "")
-        }
-        return SHA256.hex(text)
     }
 }

@@ -179,13 +179,23 @@ public struct TerraformRunner: Sendable {
     }
 
     private func moduleFingerprint() throws -> String {
-        var text = Self.cliConfigText()
-        let enumerator = FileManager.default.enumerator(at: workingDirectory, includingPropertiesForKeys: nil)
-        var paths: [String] = []
+        SHA256.hex(Self.cliConfigText() + Self.digest(of: workingDirectory))
+    }
+
+    /// A digest of the Terraform files under `directory` (`.tf`, `.tf.json`, `.tftpl`), by path
+    /// relative to it; `.terraform` folders are skipped.
+    static func digest(of directory: URL) -> String {
+        let enumerator = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: nil)
+        var files: [URL] = []
         while let url = enumerator?.nextObject() as? URL {
-            if url.pathExtension == "tf" || url.lastPathComponent.hasSuffix(".tf.json") { paths.append(url.path) }
+            if url.path.contains("/.terraform") { continue }
+            let name = url.lastPathComponent
+            if name.hasSuffix(".tf") || name.hasSuffix(".tf.json") || name.hasSuffix(".tftpl") { files.append(url) }
         }
-        for path in paths.sorted() { text += path + (try String(contentsOfFile: path, encoding: .utf8)) }
+        var text = ""
+        for url in files.sorted(by: { $0.path < $1.path }) {
+            text += url.path.dropFirst(directory.path.count) + ((try? String(contentsOf: url, encoding: .utf8)) ?? "")
+        }
         return SHA256.hex(text)
     }
 

@@ -23,6 +23,26 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
     /// - Returns: documents newly inserted.
     func insert(_ documents: [(id: String, document: BSONDocument)], into collection: String) throws -> Int {
         guard !documents.isEmpty else { return 0 }
+        let outcome = try unorderedBulk(collection) { bulk, error in
+            for document in documents {
+                guard mongoc_bulk_operation_insert_with_opts(bulk, document.document.handle, nil, &error) else {
+                    throw MongoError("cannot queue \(document.id): \(Self.message(&error))")
+                }
+            }
+        }
+        let inserted = outcome.reply["nInserted"] as? Int ?? 0
+        if outcome.succeeded { return inserted }
+        let writeErrors = outcome.reply["writeErrors"] as? [[String: Any]] ?? []
+        guard !writeErrors.isEmpty, writeErrors.allSatisfy({ $0["code"] as? Int == 11000 }) else {
+            throw MongoError("bulk insert into \(collection) failed: \(outcome.error)")
+        }
+        return inserted
+    }
+
+    /// One unordered bulk write on `collection`: `queue` adds the operations, then it runs.
+    private func unorderedBulk(
+        _ collection: String, queue: (OpaquePointer?, inout bson_error_t) throws -> Void
+    ) throws -> (succeeded: Bool, reply: [String: Any], error: String) {
         let coll = mongoc_client_get_collection(client, database, collection)
         defer { mongoc_collection_destroy(coll) }
         let opts = bson_new()
@@ -31,22 +51,11 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
         let bulk = mongoc_collection_create_bulk_operation_with_opts(coll, opts)
         defer { mongoc_bulk_operation_destroy(bulk) }
         var error = bson_error_t()
-        for document in documents {
-            guard mongoc_bulk_operation_insert_with_opts(bulk, document.document.handle, nil, &error) else {
-                throw MongoError("cannot queue \(document.id): \(Self.message(&error))")
-            }
-        }
+        try queue(bulk, &error)
         let reply = Self.allocate()
         defer { bson_destroy(reply); UnsafeMutableRawPointer(reply).deallocate() }
         let succeeded = mongoc_bulk_operation_execute(bulk, reply, &error) != 0
-        let result = Self.json(reply)
-        let inserted = result["nInserted"] as? Int ?? 0
-        if succeeded { return inserted }
-        let writeErrors = result["writeErrors"] as? [[String: Any]] ?? []
-        guard !writeErrors.isEmpty, writeErrors.allSatisfy({ $0["code"] as? Int == 11000 }) else {
-            throw MongoError("bulk insert into \(collection) failed: \(Self.message(&error))")
-        }
-        return inserted
+        return (succeeded, Self.json(reply), Self.message(&error))
     }
 
     // MARK: Rollups
@@ -56,23 +65,17 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
         let coll = mongoc_client_get_collection(client, database, collection)
         defer { mongoc_collection_destroy(coll) }
         var error = bson_error_t()
-        let list = try JSONSerialization.data(withJSONObject: ["_id": ["$in": ids]])
-        guard let filter = list.withUnsafeBytes({ bson_new_from_json($0.baseAddress?.assumingMemoryBound(to: UInt8.self), list.count, &error) }) else {
-            throw MongoError("cannot build a rollup query: \(Self.message(&error))")
-        }
+        let query = try JSONSerialization.data(withJSONObject: ["_id": ["$in": ids]])
+        let filter = try Self.bson(String(decoding: query, as: UTF8.self))
         defer { bson_destroy(filter) }
         let cursor = mongoc_collection_find_with_opts(coll, filter, nil, nil)
         defer { mongoc_cursor_destroy(cursor) }
         var marks: [String: Int64] = [:]
         var document: OpaquePointer?
-        // bson_iter_t imports as opaque (it is over-aligned): give it raw storage of ample size.
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128)
-        defer { storage.deallocate() }
-        let iterator = OpaquePointer(storage)
         while mongoc_cursor_next(cursor, &document), let document {
-            guard bson_iter_init_find(iterator, document, "_id"), let id = bson_iter_utf8(iterator, nil) else { continue }
-            let key = String(cString: id)
-            if bson_iter_init_find(iterator, document, "through_offset") { marks[key] = bson_iter_as_int64(iterator) }
+            guard let id = BSONDocument.string("_id", in: document),
+                  let mark = BSONDocument.withIterator("through_offset", in: document, { bson_iter_as_int64($0) }) else { continue }
+            marks[id] = mark
         }
         if mongoc_cursor_error(cursor, &error) { throw MongoError("reading \(collection) failed: \(Self.message(&error))") }
         return marks
@@ -83,34 +86,24 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
     /// insert met an existing `_id`: another writer moved a mark, and the caller reads again.
     func writeRollups(inserts: [String], updates: [(filter: String, update: String)], in collection: String) throws {
         guard !inserts.isEmpty || !updates.isEmpty else { return }
-        let coll = mongoc_client_get_collection(client, database, collection)
-        defer { mongoc_collection_destroy(coll) }
-        let opts = bson_new()
-        defer { bson_destroy(opts) }
-        bson_append_bool(opts, "ordered", -1, false)
-        let bulk = mongoc_collection_create_bulk_operation_with_opts(coll, opts)
-        defer { mongoc_bulk_operation_destroy(bulk) }
-        var error = bson_error_t()
-        for json in inserts {
-            let document = try Self.bson(json)
-            defer { bson_destroy(document) }
-            guard mongoc_bulk_operation_insert_with_opts(bulk, document, nil, &error) else { throw MongoError("cannot queue a rollup: \(Self.message(&error))") }
-        }
-        for (filterJSON, updateJSON) in updates {
-            let filter = try Self.bson(filterJSON)
-            defer { bson_destroy(filter) }
-            let update = try Self.bson(updateJSON)
-            defer { bson_destroy(update) }
-            guard mongoc_bulk_operation_update_one_with_opts(bulk, filter, update, nil, &error) else {
-                throw MongoError("cannot queue a rollup update: \(Self.message(&error))")
+        let outcome = try unorderedBulk(collection) { bulk, error in
+            for json in inserts {
+                let document = try Self.bson(json)
+                defer { bson_destroy(document) }
+                guard mongoc_bulk_operation_insert_with_opts(bulk, document, nil, &error) else { throw MongoError("cannot queue a rollup: \(Self.message(&error))") }
+            }
+            for (filterJSON, updateJSON) in updates {
+                let filter = try Self.bson(filterJSON)
+                defer { bson_destroy(filter) }
+                let update = try Self.bson(updateJSON)
+                defer { bson_destroy(update) }
+                guard mongoc_bulk_operation_update_one_with_opts(bulk, filter, update, nil, &error) else {
+                    throw MongoError("cannot queue a rollup update: \(Self.message(&error))")
+                }
             }
         }
-        let reply = Self.allocate()
-        defer { bson_destroy(reply); UnsafeMutableRawPointer(reply).deallocate() }
-        let succeeded = mongoc_bulk_operation_execute(bulk, reply, &error) != 0
-        let result = Self.json(reply)
-        guard succeeded, result["nMatched"] as? Int == updates.count, result["nInserted"] as? Int == inserts.count else {
-            throw MongoError("rollups in \(collection) moved meanwhile or failed (\(Self.message(&error))); they will be read again")
+        guard outcome.succeeded, outcome.reply["nMatched"] as? Int == updates.count, outcome.reply["nInserted"] as? Int == inserts.count else {
+            throw MongoError("rollups in \(collection) moved meanwhile or failed (\(outcome.error)); they will be read again")
         }
     }
 

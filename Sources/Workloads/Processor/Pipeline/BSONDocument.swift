@@ -20,8 +20,11 @@ final class BSONDocument: @unchecked Sendable {  // moved from the polling threa
     }
 
     /// A top-level string field.
-    func string(_ key: String) -> String? {
-        withIterator(key) { iterator in
+    func string(_ key: String) -> String? { Self.string(key, in: handle) }
+
+    /// A top-level string field of a document this type does not own (a cursor's, say).
+    static func string(_ key: String, in document: OpaquePointer) -> String? {
+        withIterator(key, in: document) { iterator in
             bson_iter_type(iterator) == BSON_TYPE_UTF8 ? bson_iter_utf8(iterator, nil).map { String(cString: $0) } : nil
         } ?? nil
     }
@@ -42,12 +45,17 @@ final class BSONDocument: @unchecked Sendable {  // moved from the polling threa
     func append(_ key: String, string value: String) { bson_append_utf8(handle, key, -1, value, -1) }
     func append(_ key: String, dateMilliseconds value: Int64) { bson_append_date_time(handle, key, -1, value) }
 
-    /// bson_iter_t imports as opaque (it is over-aligned), so it gets raw storage of ample size.
     private func withIterator<T>(_ key: String, _ body: (OpaquePointer) -> T) -> T? {
+        Self.withIterator(key, in: handle, body)
+    }
+
+    /// Runs `body` on an iterator at `key` of `document`; nil when the field is missing.
+    /// bson_iter_t imports as opaque (it is over-aligned), so it gets raw storage of ample size.
+    static func withIterator<T>(_ key: String, in document: OpaquePointer, _ body: (OpaquePointer) -> T) -> T? {
         let storage = UnsafeMutableRawPointer.allocate(byteCount: 256, alignment: 128)
         defer { storage.deallocate() }
         let iterator = OpaquePointer(storage)
-        guard bson_iter_init_find(iterator, handle, key) else { return nil }
+        guard bson_iter_init_find(iterator, document, key) else { return nil }
         return body(iterator)
     }
 }
