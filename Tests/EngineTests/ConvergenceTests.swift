@@ -62,6 +62,18 @@ struct ConvergenceTests {
         #expect(probe.checked("healthy") == 2 && probe.checked("drifted") == 2)
     }
 
+    @Test func recheckAdoptsLiveOutputsThatDifferWithoutApplying() async throws {
+        let harness = try Harness()
+        _ = try await harness.run([.step(ScriptedStep(id: "vm", outputs: ["ip": .string("10.0.0.5")], probe: probe))])
+        // The same step now checks satisfied but reports another address (an exec step's check
+        // prints something else than its run, say).
+        let moved = ScriptedStep(id: "vm", satisfied: true, outputs: ["ip": .string("10.0.0.9")], checkable: true, probe: probe)
+        let summary = try await harness.run([.step(moved)], recheck: true)
+        #expect(summary.outcomes["vm"] == .adopted(["ip": .string("10.0.0.9")]))
+        #expect(probe.applied("vm") == 1, "a satisfied step is not applied again")
+        #expect(try harness.store.steps()["vm"]?.outputs["ip"] == .string("10.0.0.9"))
+    }
+
     @Test func fingerprintOfMapOutputsDoesNotDependOnKeyOrder() {
         var ascending: [String: OutputValue] = [:]
         for i in 0..<64 { ascending["key-\(i)"] = .int(i) }

@@ -32,20 +32,30 @@ extension Executor {
         return try await applyWithRetries(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs)
     }
 
-    /// `up --recheck`: a succeeded, unchanged step is checked against the live world; nil means
-    /// the world drifted and the step must be applied again.
+    /// `up --recheck`: a succeeded, unchanged step is checked against the live world. Satisfied
+    /// with the recorded outputs: unchanged; satisfied with other outputs: adopted with the live
+    /// ones (downstream sees them through its fingerprint); otherwise nil, and the step is applied.
     private func recheckLive(
         _ step: any Step, item: String?, record: StepRecord, fingerprint: String, upstream: [StepID: StepOutputs]
     ) async throws -> Outcome? {
         let context = context(for: step.id, attempt: 0, item: item, upstream: upstream)
+        let started = ContinuousClock.now
         do {
-            if case .satisfied(let outputs) = try await step.check(context),
-               outputs.mapValues({ $0.mapStrings(redactor.redact) }) == record.outputs || outputs.isEmpty {
-                notify(Event(run: run.id, step: step.id, kind: .stepUnchanged, message: "checked live"))
-                return .unchanged(record.outputs)
+            if case .satisfied(let outputs) = try await step.check(context) {
+                let clean = outputs.mapValues { $0.mapStrings(redactor.redact) }
+                guard clean != record.outputs else {
+                    notify(Event(run: run.id, step: step.id, kind: .stepUnchanged, message: "checked live"))
+                    return .unchanged(record.outputs)
+                }
+                try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean,
+                                        duration: ContinuousClock.now - started, adopted: true)
+                notify(Event(run: run.id, step: step.id, kind: .stepAdopted, message: "checked live: outputs changed"))
+                return .adopted(clean)
             }
         } catch is CancellationError {
             throw CancellationError()
+        } catch let error as StoreError {
+            throw error
         } catch {
             context.log.write("recheck failed: \(error)")
         }
