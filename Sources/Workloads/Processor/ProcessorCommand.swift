@@ -80,11 +80,17 @@ struct ProcessorCommand: ParsableCommand {
 
         let shutdown = ShutdownSignal()
 
-        // Two stages: this thread polls and prepares batch k+1 while the writer stores batch k and
-        // commits exactly its offsets. One batch in flight at most (the semaphore is the slot).
-        let writer = DispatchQueue(label: "processor.writer")
+        // Three stages, each in batch order: this thread polls and prepares batch k+2 while the
+        // inserter stores batch k+1's documents and the finisher adds batch k's rollups and commits
+        // exactly its offsets (its own MongoDB client). The database always has the next bulk insert
+        // waiting instead of idling while a batch is finished. `inFlight` bounds the batches handed
+        // over and not yet committed.
+        let inserter = DispatchQueue(label: "processor.insert")
+        let finisher = DispatchQueue(label: "processor.finish")
+        let rollups = try MongoStore(uri: mongoURI, database: database)
         let committed = Mutex<[TopicPartition: Int64]>([:])
-        let slot = DispatchSemaphore(value: 1)
+        let depth = 2
+        let inFlight = DispatchSemaphore(value: depth)
         while !shutdown.isRequested {
             var batch: [ConsumedRecord] = []
             let deadline = Date().addingTimeInterval(Double(batchWaitMs) / 1000)
@@ -94,16 +100,21 @@ struct ProcessorCommand: ParsableCommand {
             if consumer.lastError.map({ Date().timeIntervalSince($0.at) < 1 }) == true { metrics.kafkaFailed() }
             guard !batch.isEmpty else { continue }
             let prepared = try prepare(batch, deadLetters: deadLetters, validator: validator, metrics: metrics)
-            slot.wait()
-            writer.async { [collections, deadLetterTopic] in
-                defer { slot.signal() }
-                Self.write(prepared, mongo: mongo, consumer: consumer, deadLetters: deadLetters, deadLetterTopic: deadLetterTopic,
-                           collections: collections, metrics: metrics)
-                committed.withLock { $0.merge(prepared.lastOffsets) { max($0, $1) } }
+            inFlight.wait()
+            inserter.async { [collections, deadLetterTopic] in
+                let started = Date()
+                let written = Self.store(prepared, mongo: mongo, deadLetters: deadLetters, deadLetterTopic: deadLetterTopic,
+                                         collections: collections, metrics: metrics)
+                finisher.async {
+                    defer { inFlight.signal() }
+                    Self.finish(prepared, written: written, since: started, mongo: rollups, consumer: consumer,
+                                collections: collections, metrics: metrics)
+                    committed.withLock { $0.merge(prepared.lastOffsets) { max($0, $1) } }
+                }
             }
         }
-        slot.wait()  // the last batch is written
-        slot.signal()  // libdispatch traps if a semaphore is freed below its initial value
+        for _ in 0..<depth { inFlight.wait() }  // every batch is written and its commit sent
+        for _ in 0..<depth { inFlight.signal() }  // libdispatch traps if a semaphore is freed below its initial value
         // Batches commit without waiting for the broker; the final position is committed for sure.
         Self.retrying("commit offsets", metrics: metrics, attempts: 3) { try consumer.commit(committed.withLock { $0 }, wait: true) }
         consumer.close()
@@ -154,10 +165,11 @@ struct ProcessorCommand: ParsableCommand {
         return prepared
     }
 
-    /// Makes a prepared batch durable (dead letters acknowledged, documents written), then commits
-    /// its offsets. Runs on the writer queue; retries until it succeeds.
-    private static func write(_ prepared: PreparedBatch, mongo: MongoStore, consumer: KafkaConsumer, deadLetters: KafkaProducer,
-                              deadLetterTopic: String, collections: [String: String], metrics: ProcessorMetrics) {
+    /// Makes a prepared batch's records durable: dead letters acknowledged, documents written.
+    /// Runs on the inserter queue; retries until it succeeds.
+    /// - Returns: documents newly written per collection.
+    private static func store(_ prepared: PreparedBatch, mongo: MongoStore, deadLetters: KafkaProducer,
+                              deadLetterTopic: String, collections: [String: String], metrics: ProcessorMetrics) -> [String: Int] {
         if prepared.rejected > 0 {
             retrying("deliver dead letters", metrics: metrics) {
                 let before = deadLetters.stats.failed.load(ordering: .relaxed)
@@ -167,13 +179,19 @@ struct ProcessorCommand: ParsableCommand {
             }
             for _ in 0..<prepared.rejected { metrics.deadLettered() }
         }
-        let started = Date()
         var written: [String: Int] = [:]
         for (collection, docs) in prepared.documents {
             retrying("write \(docs.count) documents to \(collection)", metrics: metrics) {
                 written[collection] = try mongo.insert(docs, into: collection)
             }
         }
+        return written
+    }
+
+    /// Adds a stored batch to the rollups, then commits its offsets. Runs on the finisher queue,
+    /// in batch order (the rollup marks need it); retries the rollups until they succeed.
+    private static func finish(_ prepared: PreparedBatch, written: [String: Int], since started: Date, mongo: MongoStore,
+                               consumer: KafkaConsumer, collections: [String: String], metrics: ProcessorMetrics) {
         // Before the commit: a crash here redelivers the batch, and the rollup marks skip what was counted.
         retrying("update \(GPURollups.collection)", metrics: metrics) { try GPURollups.apply(prepared.rollupSamples, mongo: mongo) }
         let topics = Dictionary(uniqueKeysWithValues: collections.map { ($0.value, $0.key) })
