@@ -98,6 +98,7 @@ struct ProducerCommand: ParsableCommand {
         let producer = try KafkaProducer(brokers: brokers, settings: [
             "batch.num.messages": String(batchSize), "message.timeout.ms": String(messageTimeoutMs),
         ])
+        try producer.open([metricsTopic, tokensTopic])
         var random = SeededRandom(seed: seed)
         let fleet = try openFleet(random: random)
         let gpus = fleet.uuids.count

@@ -78,6 +78,12 @@ public final class KafkaProducer: @unchecked Sendable {  // produce from one thr
         }
     }
 
+    /// Opens the handles of `topics` now, so their metadata is fetched together before the first
+    /// message instead of one topic at a time while messages wait.
+    public func open(_ topics: [String]) throws {
+        for name in topics { _ = try topic(name) }
+    }
+
     /// Serves queued delivery reports without blocking.
     public func poll() { rd_kafka_poll(handle, 0) }
 
