@@ -10,7 +10,7 @@ import Glibc
 @Suite(.serialized) struct ProducerTests {
     static let tools = Services.tools
     static let python = Services.python
-    static let producer = CLI.repository.appendingPathComponent(".build/debug/producer").path
+    static let producer = CLI.repository.appendingPathComponent(".build/\(Services.workloadBuild)/producer").path
     static let topics = ["gpu.metrics.v1", "token.usage.v1"]
 
     static let kafkaScript = """

@@ -8,6 +8,10 @@ import Glibc
 /// Real services for workload tests, installed by scripts/bootstrap, started on loopback ports
 /// and stopped by PID.
 enum Services {
+    /// The build configuration whose producer and processor the tests run: `debug` unless
+    /// `WORKLOAD_BUILD` says otherwise (scripts/test runs the round trip again on `release`).
+    static let workloadBuild = ProcessInfo.processInfo.environment["WORKLOAD_BUILD"] ?? "debug"
+
     static let tools = CLI.repository.appendingPathComponent(".tools")
     static let python = tools.appendingPathComponent("venv/bin/python").path
     static let libraryPath = ["LD_LIBRARY_PATH": tools.appendingPathComponent("lib").path]
