@@ -6,6 +6,9 @@ import Foundation
 /// succeeded, same fingerprint, no upstream applied ─► unchanged
 ///   (a step with an `upstreamScope` ignores "applied": only its share of the outputs counts)
 /// succeeded but changed ─────────────────────────────► apply
+/// succeeded, unchanged, `up --recheck` ──────────────► check ─ same outputs ─► unchanged
+///                                                             ├ other outputs ─► adopted
+///                                                             └ unsatisfied ─► apply
 /// new / failed / cancelled / running (interrupted) ──► check ─ satisfied ─► adopted
 ///                                                             └ unsatisfied ─► apply
 /// apply: markRunning (intent) ─► apply ─ ok ─► markSucceeded (outputs + state, one transaction)
@@ -21,7 +24,8 @@ extension Executor {
                     notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
                     return .unchanged(record.outputs)
                 }
-                if let outcome = try await recheckLive(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs) {
+                if let outcome = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint,
+                                                            upstream: upstream.outputs, recorded: record.outputs) {
                     return outcome
                 }
             }
@@ -32,57 +36,39 @@ extension Executor {
         return try await applyWithRetries(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs)
     }
 
-    /// `up --recheck`: a succeeded, unchanged step is checked against the live world. Satisfied
-    /// with the recorded outputs: unchanged; satisfied with other outputs: adopted with the live
-    /// ones (downstream sees them through its fingerprint); otherwise nil, and the step is applied.
-    private func recheckLive(
-        _ step: any Step, item: String?, record: StepRecord, fingerprint: String, upstream: [StepID: StepOutputs]
-    ) async throws -> Outcome? {
-        let context = context(for: step.id, attempt: 0, item: item, upstream: upstream)
-        let started = ContinuousClock.now
-        do {
-            if case .satisfied(let outputs) = try await step.check(context) {
-                let clean = outputs.mapValues { $0.mapStrings(redactor.redact) }
-                guard clean != record.outputs else {
-                    notify(Event(run: run.id, step: step.id, kind: .stepUnchanged, message: "checked live"))
-                    return .unchanged(record.outputs)
-                }
-                try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean,
-                                        duration: ContinuousClock.now - started, adopted: true)
-                notify(Event(run: run.id, step: step.id, kind: .stepAdopted, message: "checked live: outputs changed"))
-                return .adopted(clean)
-            }
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch let error as StoreError {
-            throw error
-        } catch {
-            context.log.write("recheck failed: \(error)")
-        }
-        context.log.write("recheck: the world no longer matches this step; applying it again")
-        return nil
-    }
-
-    /// Runs `check`; records and returns `adopted` when the world is already right.
+    /// Runs `check`; records and returns `adopted` when the world is already right, nil when the
+    /// step must be applied. For `up --recheck` (`recorded`: a succeeded, unchanged step) a check
+    /// satisfied with the recorded outputs is `unchanged`, one with other outputs adopts the live
+    /// ones (downstream sees them through its fingerprint), and cancellation is not an apply.
     private func adoptIfSatisfied(
-        _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, upstream: [StepID: StepOutputs]
+        _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, upstream: [StepID: StepOutputs],
+        recorded: StepOutputs? = nil
     ) async throws -> Outcome? {
         let context = context(for: step.id, attempt: 0, item: item, upstream: upstream)
         let started = ContinuousClock.now
         do {
-            guard case .satisfied(let outputs) = try await step.check(context) else { return nil }
+            guard case .satisfied(let outputs) = try await step.check(context) else {
+                if recorded != nil { context.log.write("recheck: the world no longer matches this step; applying it again") }
+                return nil
+            }
             let clean = outputs.mapValues { $0.mapStrings(redactor.redact) }
+            if let recorded, clean == recorded {
+                notify(Event(run: run.id, step: step.id, kind: .stepUnchanged, message: "checked live"))
+                return .unchanged(recorded)
+            }
             try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean,
                                     duration: ContinuousClock.now - started, adopted: true)
-            let reason = record?.state == .running ? "interrupted attempt found already done" : "already satisfied"
+            let reason = recorded != nil ? "checked live: outputs changed"
+                : record?.state == .running ? "interrupted attempt found already done" : "already satisfied"
             notify(Event(run: run.id, step: step.id, kind: .stepAdopted, message: reason))
             return .adopted(clean)
         } catch is CancellationError {
+            if recorded != nil { throw CancellationError() }
             return nil
         } catch let error as StoreError {
             throw error
         } catch {
-            context.log.write("check failed, applying instead: \(error)")
+            context.log.write(recorded != nil ? "recheck failed: \(error); applying it again" : "check failed, applying instead: \(error)")
             return nil
         }
     }

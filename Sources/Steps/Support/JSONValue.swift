@@ -36,13 +36,16 @@ public enum JSONValue: Sendable, Hashable, Codable {
         var container = encoder.singleValueContainer()
         switch self {
         case .string(let v): try container.encode(v)
-        case .number(let v): if v == v.rounded() && abs(v) < 1e15 { try container.encode(Int(v)) } else { try container.encode(v) }
+        case .number(let v): if let i = Self.integer(v) { try container.encode(i) } else { try container.encode(v) }
         case .bool(let v): try container.encode(v)
         case .null: try container.encodeNil()
         case .array(let v): try container.encode(v)
         case .object(let v): try container.encode(v)
         }
     }
+
+    /// `v` as an Int when it is a whole number that a Double holds exactly.
+    private static func integer(_ v: Double) -> Int? { v == v.rounded() && abs(v) < 1e15 ? Int(v) : nil }
 
     /// Pretty, key-sorted JSON text.
     public var text: String {
@@ -55,7 +58,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     public var outputValue: OutputValue {
         switch self {
         case .string(let v): return .string(v)
-        case .number(let v): return v == v.rounded() && abs(v) < 1e15 ? .int(Int(v)) : .string(String(v))
+        case .number(let v): return Self.integer(v).map(OutputValue.int) ?? .string(String(v))
         case .bool(let v): return .bool(v)
         case .null: return .string("")
         case .array(let v): return .list(v.map(\.outputValue))

@@ -4,9 +4,7 @@ import Foundation
 enum TerraformEvent {
     /// A readable line for the machine-readable `line`, or nil for lines not worth showing.
     static func describe(_ line: String) -> String? {
-        guard let data = line.data(using: .utf8),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let type = object["type"] as? String else { return line.isEmpty ? nil : line }
+        guard let object = object(line), let type = object["type"] as? String else { return line.isEmpty ? nil : line }
         let hook = object["hook"] as? [String: Any]
         let resource = (hook?["resource"] as? [String: Any])?["addr"] as? String ?? ""
         let action = hook?["action"] as? String ?? ""
@@ -25,11 +23,8 @@ enum TerraformEvent {
         case "change_summary":
             return object["@message"] as? String
         case "diagnostic":
-            let diagnostic = object["diagnostic"] as? [String: Any]
-            let severity = diagnostic?["severity"] as? String ?? "error"
-            let summary = diagnostic?["summary"] as? String ?? ""
-            let detail = diagnostic?["detail"] as? String ?? ""
-            return "\(severity): \(summary)\(detail.isEmpty ? "" : " - \(detail)")"
+            let diagnostic = diagnostic(object)
+            return "\(diagnostic.severity): \(diagnostic.text)"
         default:
             return nil
         }
@@ -38,13 +33,21 @@ enum TerraformEvent {
     /// The error diagnostics in a run's output lines, for the failure message.
     static func errors(in lines: [String]) -> [String] {
         lines.compactMap { line in
-            guard let data = line.data(using: .utf8),
-                  let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  object["type"] as? String == "diagnostic",
-                  let diagnostic = object["diagnostic"] as? [String: Any],
-                  diagnostic["severity"] as? String == "error" else { return nil }
-            let detail = (diagnostic["detail"] as? String).map { " - \($0)" } ?? ""
-            return "\(diagnostic["summary"] as? String ?? "error")\(detail)"
+            guard let object = object(line), object["type"] as? String == "diagnostic" else { return nil }
+            let diagnostic = diagnostic(object)
+            return diagnostic.severity == "error" ? diagnostic.text : nil
         }
+    }
+
+    private static func object(_ line: String) -> [String: Any]? {
+        line.data(using: .utf8).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+    }
+
+    /// A diagnostic's severity and "summary - detail" text.
+    private static func diagnostic(_ object: [String: Any]) -> (severity: String, text: String) {
+        let diagnostic = object["diagnostic"] as? [String: Any]
+        let summary = diagnostic?["summary"] as? String ?? ""
+        let detail = diagnostic?["detail"] as? String ?? ""
+        return (diagnostic?["severity"] as? String ?? "error", summary + (detail.isEmpty ? "" : " - \(detail)"))
     }
 }

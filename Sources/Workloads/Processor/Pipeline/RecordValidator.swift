@@ -25,10 +25,8 @@ struct RecordValidator {
             guard type == BSON_TYPE_UTF8 else { return .failure(Rejection("field '\(field)' must be a string")) }
         }
         for field in numbers {
-            guard let type = document.type(of: field) else { return .failure(Rejection("missing field '\(field)'")) }
-            guard [BSON_TYPE_DOUBLE, BSON_TYPE_INT32, BSON_TYPE_INT64].contains(type) else {
-                return .failure(Rejection("field '\(field)' must be a number"))
-            }
+            guard document.type(of: field) != nil else { return .failure(Rejection("missing field '\(field)'")) }
+            guard document.number(field) != nil else { return .failure(Rejection("field '\(field)' must be a number")) }
         }
         return .success(document)
     }
