@@ -77,6 +77,32 @@ import Glibc
             return (object["buckets"] as? Int ?? -1, object["counted"] as? Int ?? -1, object["bad"] as? [String] ?? ["?"])
         }
 
+        /// Reads every stored event back (pymongo) and returns the ids of those whose fields are
+        /// wrong: Kafka coordinates that disagree with the `_id`, no `received_at` date, or a
+        /// payload field missing.
+        func wrongDocuments() throws -> [String] {
+            let verify = cli.write("documents.py", """
+                import datetime, json, sys
+                from pymongo import MongoClient
+                db = MongoClient(sys.argv[1])["gpu_pipeline"]
+                fields = {"gpu_metrics": ("gpu.metrics.v1", ["gpu_uuid", "node", "timestamp", "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE"]),
+                          "token_usage": ("token.usage.v1", ["request_id", "model", "prompt_tokens", "completion_tokens", "latency_ms"])}
+                bad = []
+                for collection, (topic, payload) in fields.items():
+                    for doc in db[collection].find({}):
+                        coordinates = "%s/%s/%s" % (topic, doc.get("kafka_partition"), doc.get("kafka_offset"))
+                        if doc["_id"] != coordinates or not isinstance(doc.get("received_at"), datetime.datetime) \\
+                                or any(f not in doc for f in payload):
+                            bad.append(doc["_id"])
+                print(json.dumps(bad[:5]))
+                """)
+            let result = try cli.run([verify, mongo.uri], executable: Services.tools.appendingPathComponent("venv/bin/python").path)
+            guard result.code == 0, let bad = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String] else {
+                throw PipelineError("document check failed: \(result.stderr)")
+            }
+            return bad
+        }
+
         func stats(_ port: Int) -> (metrics: Int, tokens: Int, deadLettered: Int)? {
             guard let s = Services.json(port: port, "/stats") else { return nil }
             return (s["gpu_metrics"] as? Int ?? -1, s["token_usage"] as? Int ?? -1, s["dead_lettered"] as? Int ?? -1)
@@ -120,6 +146,7 @@ import Glibc
         #expect(Services.get(port: port, "/nope")?.status == 404)
         let rollups = try pipeline.checkRollups()
         #expect(rollups.counted == 1000 && rollups.buckets >= 4 && rollups.mismatches.isEmpty, "\(rollups)")
+        #expect(try pipeline.wrongDocuments() == [])
 
         // A restarted processor starts from the committed offsets and writes nothing twice.
         Services.stop(processor)

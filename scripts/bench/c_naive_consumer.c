@@ -67,7 +67,8 @@ int main(int argc, char **argv) {
             snprintf(id, sizeof id, "%s/%d/%lld", topic, m->partition, (long long)m->offset);
             BSON_APPEND_UTF8(doc, "_id", id);
             BSON_APPEND_INT32(doc, "kafka_partition", m->partition);
-            BSON_APPEND_INT64(doc, "kafka_offset", m->offset);
+            if (m->offset <= INT32_MAX) BSON_APPEND_INT32(doc, "kafka_offset", (int32_t)m->offset);  /* as the processor stores it */
+            else BSON_APPEND_INT64(doc, "kafka_offset", m->offset);
             BSON_APPEND_DATE_TIME(doc, "received_at", (int64_t)time(NULL) * 1000);
             mongoc_collection_t *target = strcmp(topic, "gpu.metrics.v1") == 0 ? metrics : tokens;
             if (!mongoc_collection_insert_one(target, doc, NULL, NULL, &error) && error.code != 11000) {

@@ -149,7 +149,7 @@ struct ProcessorCommand: ParsableCommand {
                 // Kafka coordinates and arrival time ride along; the payload's own fields are stored unchanged.
                 document.append("_id", string: record.documentID)
                 document.append("kafka_partition", int32: record.partition)
-                document.append("kafka_offset", int64: record.offset)
+                document.append("kafka_offset", integer: record.offset)
                 document.append("received_at", dateMilliseconds: Int64(receivedAt))
                 prepared.documents[collections[record.topic] ?? "unknown", default: []].append((record.documentID, document))
             case .failure(let rejection):
