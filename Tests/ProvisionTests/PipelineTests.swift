@@ -70,10 +70,7 @@ import Glibc
                        or abs(rollups[k]["utilisation_sum"] - raw[k][1]) > 1e-6]
                 print(json.dumps({"buckets": len(rollups), "counted": sum(r["count"] for r in rollups.values()), "bad": bad[:5]}))
                 """)
-            let result = try cli.run([verify, mongo.uri], executable: Services.tools.appendingPathComponent("venv/bin/python").path)
-            guard result.code == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
-                throw PipelineError("rollup check failed: \(result.stderr)")
-            }
+            guard let object = try readMongo(verify) as? [String: Any] else { throw PipelineError("rollup check printed no object") }
             return (object["buckets"] as? Int ?? -1, object["counted"] as? Int ?? -1, object["bad"] as? [String] ?? ["?"])
         }
 
@@ -96,11 +93,16 @@ import Glibc
                             bad.append(doc["_id"])
                 print(json.dumps(bad[:5]))
                 """)
-            let result = try cli.run([verify, mongo.uri], executable: Services.tools.appendingPathComponent("venv/bin/python").path)
-            guard result.code == 0, let bad = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String] else {
-                throw PipelineError("document check failed: \(result.stderr)")
-            }
+            guard let bad = try readMongo(verify) as? [String] else { throw PipelineError("document check printed no list") }
             return bad
+        }
+
+        /// Runs a Python script (the venv's, with pymongo) given this pipeline's MongoDB URI and
+        /// returns the JSON it prints.
+        private func readMongo(_ script: String) throws -> Any {
+            let result = try cli.run([script, mongo.uri], executable: Services.python)
+            guard result.code == 0 else { throw PipelineError("\(script) failed: \(result.stderr)") }
+            return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
         }
 
         func stats(_ port: Int) -> (metrics: Int, tokens: Int, deadLettered: Int)? {
