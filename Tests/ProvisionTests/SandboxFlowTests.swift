@@ -94,7 +94,8 @@ import Glibc
             let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
             if text.contains("leaked instance") { leaksTerminated += 1 }
 
-            #expect(try await sandbox.run(["down"]).code == 0)
+            let down = try await sandbox.run(["down"])
+            #expect(down.code == 0, "trial \(index): \(down.stderr)")
             #expect(sandbox.processesLeft().isEmpty)
         }
         #expect(leaksTerminated > 0, "a SIGKILL of the whole session mid-create leaks instances; resume must have found and terminated them")
@@ -134,7 +135,8 @@ import Glibc
         let repinned = try sandbox.store().pinnedHostKey(worker.instanceID)
         #expect(repinned != nil && repinned != pinned)
 
-        #expect(try await sandbox.run(["down"]).code == 0)
+        let down = try await sandbox.run(["down"])
+        #expect(down.code == 0, "\(down.stderr)")
         #expect(sandbox.processesLeft().isEmpty)
     }
 }
