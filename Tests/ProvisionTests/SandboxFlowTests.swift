@@ -95,7 +95,8 @@ import Glibc
             if text.contains("leaked instance") { leaksTerminated += 1 }
 
             let down = try await sandbox.run(["down"])
-            #expect(down.code == 0, "trial \(index): \(down.stderr)")
+            let applyLog = ((try? String(contentsOf: log, encoding: .utf8)) ?? "").split(separator: "\n").suffix(30).joined(separator: "\n")
+            #expect(down.code == 0, "trial \(index): \(down.stderr)\nlast lines of the terraform.apply log:\n\(applyLog)")
             #expect(sandbox.processesLeft().isEmpty)
         }
         #expect(leaksTerminated > 0, "a SIGKILL of the whole session mid-create leaks instances; resume must have found and terminated them")
