@@ -97,6 +97,18 @@ import Glibc
             return bad
         }
 
+        /// The samples counted by all rollups together, and the GPU samples stored.
+        func rollupCountAndStoredSamples() throws -> (rolledUp: Int, stored: Int) {
+            let count = cli.write("count.py", """
+                import json, sys
+                from pymongo import MongoClient
+                db = MongoClient(sys.argv[1])["gpu_pipeline"]
+                print(json.dumps([sum(d["count"] for d in db.gpu_rollups_1m.find({})), db.gpu_metrics.count_documents({})]))
+                """)
+            guard let pair = try readMongo(count) as? [Int], pair.count == 2 else { throw PipelineError("count.py printed no pair") }
+            return (pair[0], pair[1])
+        }
+
         /// Runs a Python script (the venv's, with pymongo) given this pipeline's MongoDB URI and
         /// returns the JSON it prints.
         private func readMongo(_ script: String) throws -> Any {
@@ -183,14 +195,16 @@ import Glibc
         defer { Services.stop(processor) }
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 495 && $0.tokens == 495 && $0.deadLettered == 10 } ?? false }
         #expect(processor.isRunning, "poison never stops the consumer")
-        let letters = try pipeline.consume("pipeline.deadletter.v1")
+        // The reason and the record's coordinates ride in headers; the value is the record's own bytes.
+        let letters = try HostileRecordTests.letters(pipeline)
         #expect(letters.count == 10)
-        let reasons = letters.compactMap { ($0["value"] as? [String: Any])?["reason"] as? String }
-        #expect(reasons.contains("not valid JSON"))
+        let reasons = letters.compactMap { $0.headers["dlq.reason"] }
+        #expect(reasons.contains { $0.hasPrefix("not valid JSON") })
         #expect(reasons.contains("missing field 'gpu_uuid'"))
         #expect(reasons.contains("field 'gpu_uuid' must be a string"))
         #expect(reasons.contains("field 'prompt_tokens' must be a number"))
-        #expect(letters.allSatisfy { ($0["value"] as? [String: Any])?["offset"] != nil })
+        #expect(letters.allSatisfy { $0.headers["dlq.offset"] != nil })
+        #expect(letters.contains { $0.value == Data("not json at all {".utf8) })
     }
 
     @Test func sigkillAtFiveRandomMomentsLosesAndDuplicatesNothing() async throws {
@@ -248,9 +262,9 @@ import Glibc
         try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
     }
 
-    /// `processor_consumer_lag_total` from /metrics.
+    /// `processor_consumer_lag_records` (all partitions) from /metrics.
     static func lagTotal(_ port: Int) -> Int? {
         let body = Services.get(port: port, "/metrics")?.body ?? ""
-        return body.split(separator: "\n").first { $0.hasPrefix("processor_consumer_lag_total ") }.flatMap { Int($0.split(separator: " ")[1]) }
+        return body.split(separator: "\n").first { $0.hasPrefix("processor_consumer_lag_records ") }.flatMap { Int($0.split(separator: " ")[1]) }
     }
 }

@@ -15,8 +15,10 @@ struct ProcessorCommand: ParsableCommand {
         discussion: """
             At-least-once delivery plus idempotent writes: a record redelivered after a crash maps to the
             same _id and is ignored as a duplicate. MongoDB or Kafka outages are retried with backoff; the
-            batch is kept and offsets are not committed until it is written. SIGINT/SIGTERM: stop fetching,
-            finish the batch, commit, exit.
+            batch is kept and offsets are not committed until it is written. A record that is not a valid
+            event, or that the database refuses for its content, goes to the dead-letter topic byte for byte
+            with the reason in its headers and never holds the batch. SIGINT/SIGTERM: stop fetching, finish
+            or abandon (uncommitted, redelivered later) the batch in hand, commit, exit 0.
             """
     )
 
@@ -49,25 +51,41 @@ struct ProcessorCommand: ParsableCommand {
     @Option(help: "Extra librdkafka consumer settings, key=value, repeatable.")
     var kafka: [String] = []
 
+    @Option(help: "Largest dead-letter value copied byte for byte; a larger record's dead letter carries a reference and its SHA-256 (env DEAD_LETTER_MAX_BYTES).")
+    var deadLetterMaxBytes = Int(env("DEAD_LETTER_MAX_BYTES") ?? "") ?? 900_000
+    @Option(help: "/ready answers 503 once a batch has waited this many seconds for an unavailable database (env READY_HELD_SECONDS).")
+    var readyHeldSeconds = Double(env("READY_HELD_SECONDS") ?? "") ?? 30
+
     var collections: [String: String] { [metricsTopic: "gpu_metrics", tokensTopic: "token_usage"] }
 
+    func validate() throws {
+        guard batchSize > 0, batchWaitMs >= 0 else { throw ValidationError("--batch-size must be at least 1 and --batch-wait-ms not negative") }
+        guard (1024...(10 << 20)).contains(deadLetterMaxBytes) else { throw ValidationError("--dead-letter-max-bytes must be between 1024 and 10485760") }
+    }
+
     func run() throws {
+        let shutdown = ShutdownSignal()
         let metrics = ProcessorMetrics()
         let mongo = try MongoStore(uri: mongoURI, database: database)
         let stats = try MongoStore(uri: mongoURI, database: database)  // the HTTP thread's own client
         let lag = Mutex<(@Sendable () -> [TopicPartition: Int64])?>(nil)
-        let server = try HTTPServer(host: httpHost, port: httpPort) { [collections] path in
-            Self.respond(path, metrics: metrics, stats: stats, collections: collections, lag: lag.withLock { $0 }?() ?? [:])
+        let server = try HTTPServer(host: httpHost, port: httpPort) { [collections, readyHeldSeconds] path in
+            Self.respond(path, metrics: metrics, stats: stats, collections: collections, readyHeldSeconds: readyHeldSeconds,
+                         lag: lag.withLock { $0 }?() ?? [:])
         }
         server.start()
         FileHandle.standardError.write(Data("processor: serving http://\(httpHost):\(server.port)\n".utf8))
 
-        Self.retrying("create indexes", metrics: metrics) {
+        let indexed = Backoff(metrics: metrics, shutdown: shutdown).retrying("create indexes") {
             try mongo.ensureIndex("gpu_metrics", keys: ["gpu_uuid", "timestamp"])
             try mongo.ensureIndex("token_usage", keys: ["request_id"])
             if retentionDays > 0 {
                 for collection in collections.values { try mongo.ensureIndex(collection, keys: ["received_at"], expireAfterSeconds: retentionDays * 86400) }
             }
+        }
+        guard indexed else {
+            FileHandle.standardError.write(Data("processor: stopped before the database was ready\n".utf8))
+            return
         }
         let settings = Dictionary(kafka.compactMap { pair -> (String, String)? in
             let parts = pair.split(separator: "=", maxSplits: 1)
@@ -76,151 +94,19 @@ struct ProcessorCommand: ParsableCommand {
         let consumer = try KafkaConsumer(brokers: brokers, group: group, topics: [metricsTopic, tokensTopic], settings: settings)
         lag.withLock { $0 = { consumer.lag() } }
         let deadLetters = try KafkaProducer(brokers: brokers)
-        let validator = RecordValidator(metricsTopic: metricsTopic, tokensTopic: tokensTopic)
-
-        let shutdown = ShutdownSignal()
-
-        // Three stages, each in batch order: this thread polls and prepares batch k+2 while the
-        // inserter stores batch k+1's documents and the finisher adds batch k's rollups and commits
-        // exactly its offsets (its own MongoDB client). The database always has the next bulk insert
-        // waiting instead of idling while a batch is finished. `inFlight` bounds the batches handed
-        // over and not yet committed.
-        let inserter = DispatchQueue(label: "processor.insert")
-        let finisher = DispatchQueue(label: "processor.finish")
-        let rollups = try MongoStore(uri: mongoURI, database: database)
-        let committed = Mutex<[TopicPartition: Int64]>([:])
-        let depth = 2
-        let inFlight = DispatchSemaphore(value: depth)
-        while !shutdown.isRequested {
-            var batch: [ConsumedRecord] = []
-            let deadline = Date().addingTimeInterval(Double(batchWaitMs) / 1000)
-            while batch.count < batchSize && Date() < deadline && !shutdown.isRequested {
-                if let record = consumer.poll(timeout: 50) { batch.append(record) }
-            }
-            if consumer.lastError.map({ Date().timeIntervalSince($0.at) < 1 }) == true { metrics.kafkaFailed() }
-            guard !batch.isEmpty else { continue }
-            let prepared = try prepare(batch, deadLetters: deadLetters, validator: validator, metrics: metrics)
-            inFlight.wait()
-            inserter.async { [collections, deadLetterTopic] in
-                let started = Date()
-                let written = Self.store(prepared, mongo: mongo, deadLetters: deadLetters, deadLetterTopic: deadLetterTopic,
-                                         collections: collections, metrics: metrics)
-                finisher.async {
-                    defer { inFlight.signal() }
-                    Self.finish(prepared, written: written, since: started, mongo: rollups, consumer: consumer,
-                                collections: collections, metrics: metrics)
-                    committed.withLock { $0.merge(prepared.lastOffsets) { max($0, $1) } }
-                }
-            }
-        }
-        for _ in 0..<depth { inFlight.wait() }  // every batch is written and its commit sent
-        for _ in 0..<depth { inFlight.signal() }  // libdispatch traps if a semaphore is freed below its initial value
-        // Batches commit without waiting for the broker; the final position is committed for sure.
-        Self.retrying("commit offsets", metrics: metrics, attempts: 3) { try consumer.commit(committed.withLock { $0 }, wait: true) }
+        try deadLetters.open([deadLetterTopic])
+        let pipeline = BatchPipeline(
+            settings: .init(metricsTopic: metricsTopic, collections: collections, deadLetterTopic: deadLetterTopic,
+                            deadLetterLimit: deadLetterMaxBytes, batchSize: batchSize, batchWait: Double(batchWaitMs) / 1000),
+            consumer: consumer, deadLetters: deadLetters, inserts: mongo, rollups: try MongoStore(uri: mongoURI, database: database),
+            validator: RecordValidator(metricsTopic: metricsTopic, tokensTopic: tokensTopic), metrics: metrics, shutdown: shutdown)
+        pipeline.run()
         consumer.close()
         FileHandle.standardError.write(Data("processor: stopped cleanly\n".utf8))
     }
 
-    /// A batch validated and turned into documents, with the offsets it covers.
-    struct PreparedBatch: @unchecked Sendable {
-        var documents: [String: [(id: String, document: BSONDocument)]] = [:]
-        var rejected = 0
-        var size = 0
-        var lastOffsets: [TopicPartition: Int64] = [:]
-        var rollupSamples: [GPURollups.Sample] = []
-    }
-
-    /// Validates, queues dead letters, and builds the documents of a batch (on the polling thread).
-    private func prepare(_ batch: [ConsumedRecord], deadLetters: KafkaProducer, validator: RecordValidator,
-                         metrics: ProcessorMetrics) throws -> PreparedBatch {
-        var prepared = PreparedBatch()
-        prepared.size = batch.count
-        let receivedAt = Int(Date().timeIntervalSince1970 * 1000)
-        for record in batch {
-            metrics.consumed(record.topic)
-            let position = TopicPartition(topic: record.topic, partition: record.partition)
-            prepared.lastOffsets[position] = max(prepared.lastOffsets[position] ?? -1, record.offset)
-            switch validator.validate(record) {
-            case .success(let document):
-                if record.topic == metricsTopic, let gpu = document.string("gpu_uuid") {
-                    metrics.latest(gpu: gpu, sample: record.payload)
-                    if let sample = GPURollups.Sample(document, offset: record.offset) { prepared.rollupSamples.append(sample) }
-                }
-                // Kafka coordinates and arrival time ride along; the payload's own fields are stored unchanged.
-                document.append("_id", string: record.documentID)
-                document.append("kafka_partition", int32: record.partition)
-                document.append("kafka_offset", integer: record.offset)
-                document.append("received_at", dateMilliseconds: Int64(receivedAt))
-                prepared.documents[collections[record.topic] ?? "unknown", default: []].append((record.documentID, document))
-            case .failure(let rejection):
-                let letter: [String: Any] = [
-                    "topic": record.topic, "partition": record.partition, "offset": record.offset, "reason": rejection.reason,
-                    "payload": String(decoding: record.payload, as: UTF8.self),
-                ]
-                let data = try JSONSerialization.data(withJSONObject: letter, options: [.sortedKeys])
-                try deadLetters.produce(topic: deadLetterTopic, key: record.documentID, payload: String(decoding: data, as: UTF8.self))
-                prepared.rejected += 1
-            }
-        }
-        return prepared
-    }
-
-    /// Makes a prepared batch's records durable: dead letters acknowledged, documents written.
-    /// Runs on the inserter queue; retries until it succeeds.
-    /// - Returns: documents newly written per collection.
-    private static func store(_ prepared: PreparedBatch, mongo: MongoStore, deadLetters: KafkaProducer,
-                              deadLetterTopic: String, collections: [String: String], metrics: ProcessorMetrics) -> [String: Int] {
-        if prepared.rejected > 0 {
-            retrying("deliver dead letters", metrics: metrics) {
-                let before = deadLetters.stats.failed.load(ordering: .relaxed)
-                guard deadLetters.flush(timeout: .seconds(10)) == 0, deadLetters.stats.failed.load(ordering: .relaxed) == before else {
-                    throw KafkaError("dead-letter topic \(deadLetterTopic) did not acknowledge")
-                }
-            }
-            for _ in 0..<prepared.rejected { metrics.deadLettered() }
-        }
-        var written: [String: Int] = [:]
-        for (collection, docs) in prepared.documents {
-            retrying("write \(docs.count) documents to \(collection)", metrics: metrics) {
-                written[collection] = try mongo.insert(docs, into: collection)
-            }
-        }
-        return written
-    }
-
-    /// Adds a stored batch to the rollups, then commits its offsets. Runs on the finisher queue,
-    /// in batch order (the rollup marks need it); retries the rollups until they succeed.
-    private static func finish(_ prepared: PreparedBatch, written: [String: Int], since started: Date, mongo: MongoStore,
-                               consumer: KafkaConsumer, collections: [String: String], metrics: ProcessorMetrics) {
-        // Before the commit: a crash here redelivers the batch, and the rollup marks skip what was counted.
-        retrying("update \(GPURollups.collection)", metrics: metrics) { try GPURollups.apply(prepared.rollupSamples, mongo: mongo) }
-        let topics = Dictionary(uniqueKeysWithValues: collections.map { ($0.value, $0.key) })
-        metrics.batch(size: prepared.size, seconds: Date().timeIntervalSince(started),
-                      written: Dictionary(written.map { (topics[$0.key] ?? $0.key, $0.value) }, uniquingKeysWith: +))
-        // The batch is durable: a failed commit only means redelivery, which the _id makes harmless.
-        retrying("commit offsets", metrics: metrics, attempts: 3) { try consumer.commit(prepared.lastOffsets, wait: false) }
-    }
-
-    /// Repeats `body` with exponential backoff (100 ms to 5 s) until it succeeds, or gives up after
-    /// `attempts` when given.
-    static func retrying(_ what: String, metrics: ProcessorMetrics, attempts: Int = .max, _ body: () throws -> Void) {
-        var delay = 0.1
-        for attempt in 1...attempts {
-            do {
-                return try body()
-            } catch {
-                metrics.writeFailed()
-                let next = attempt == attempts ? "giving up" : "retrying in \(delay)s"
-                FileHandle.standardError.write(Data("processor: \(what) failed (\(error)); \(next)\n".utf8))
-                if attempt == attempts { return }
-                Thread.sleep(forTimeInterval: delay)
-                delay = min(delay * 2, 5)
-            }
-        }
-    }
-
     static func respond(_ path: String, metrics: ProcessorMetrics, stats: MongoStore, collections: [String: String],
-                        lag: @autoclosure () -> [TopicPartition: Int64]) -> (Int, String, String) {
+                        readyHeldSeconds: Double, lag: @autoclosure () -> [TopicPartition: Int64]) -> (Int, String, String) {
         func json(_ object: Any) -> String {
             (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         }
@@ -230,7 +116,10 @@ struct ProcessorCommand: ParsableCommand {
         case "/ready":
             let mongo = stats.ping()
             let kafka = metrics.kafkaHealthy
-            return (mongo && kafka ? 200 : 503, "application/json", json(["ready": mongo && kafka, "mongodb": mongo, "kafka": kafka]))
+            let held = metrics.heldSeconds
+            let ready = mongo && kafka && held < readyHeldSeconds
+            return (ready ? 200 : 503, "application/json",
+                    json(["ready": ready, "mongodb": mongo, "kafka": kafka, "batch_held_seconds": (held * 10).rounded() / 10]))
         case "/metrics":
             return (200, "text/plain; version=0.0.4", metrics.prometheus(lag: lag()))
         case "/gpu/info":

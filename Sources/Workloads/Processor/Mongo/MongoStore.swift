@@ -18,11 +18,25 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
 
     deinit { mongoc_client_destroy(client) }
 
-    /// Inserts documents (each with its `_id`) into `collection`. Duplicate keys are ignored
-    /// (a redelivery); any other failure throws and nothing may be committed.
-    /// - Returns: documents newly inserted.
-    func insert(_ documents: [(id: String, document: BSONDocument)], into collection: String) throws -> Int {
-        guard !documents.isEmpty else { return 0 }
+    /// What a bulk insert did: documents newly inserted, and those the database refused for
+    /// their content (by index into the documents given, with the database's reason).
+    struct InsertOutcome {
+        var inserted = 0
+        var refused: [(index: Int, reason: String)] = []
+    }
+
+    /// Inserts documents (each with its `_id`) into `collection`. Duplicate keys are ignored (a
+    /// redelivery). A document the database refuses for itself (a write error that is not
+    /// transient, or one libmongoc refuses before sending, such as one over the size limit) is
+    /// reported in the outcome and the others are still written. Throws only when the database
+    /// cannot be used (connection, server selection, timeouts, not primary): then nothing may be
+    /// committed and the caller retries the whole batch.
+    func insert(_ documents: [(id: String, document: BSONDocument)], into collection: String) throws -> InsertOutcome {
+        guard !documents.isEmpty else { return InsertOutcome() }
+        return try insert(documents[...], into: collection)
+    }
+
+    private func insert(_ documents: ArraySlice<(id: String, document: BSONDocument)>, into collection: String) throws -> InsertOutcome {
         let outcome = try unorderedBulk(collection) { bulk, error in
             for document in documents {
                 guard mongoc_bulk_operation_insert_with_opts(bulk, document.document.handle, nil, &error) else {
@@ -30,19 +44,40 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
                 }
             }
         }
-        let inserted = outcome.reply["nInserted"] as? Int ?? 0
-        if outcome.succeeded { return inserted }
+        var result = InsertOutcome(inserted: outcome.reply["nInserted"] as? Int ?? 0)
+        if outcome.succeeded { return result }
         let writeErrors = outcome.reply["writeErrors"] as? [[String: Any]] ?? []
-        guard !writeErrors.isEmpty, writeErrors.allSatisfy({ $0["code"] as? Int == 11000 }) else {
-            throw MongoError("bulk insert into \(collection) failed: \(outcome.error)")
+        let concernErrors = outcome.reply["writeConcernErrors"] as? [[String: Any]] ?? []
+        if !writeErrors.isEmpty && concernErrors.isEmpty {
+            for writeError in writeErrors {
+                let code = writeError["code"] as? Int ?? -1
+                if code == 11000 { continue }  // already stored by an earlier delivery
+                guard !Self.transientCodes.contains(code), let index = writeError["index"] as? Int, documents.indices.contains(documents.startIndex + index) else {
+                    throw MongoError("bulk insert into \(collection) failed: \(writeError["errmsg"] ?? outcome.message)")
+                }
+                result.refused.append((documents.startIndex + index, "refused by the database (code \(code)): \(writeError["errmsg"] as? String ?? "no message")"))
+            }
+            return result
         }
-        return inserted
+        guard outcome.refusedBeforeSending else { throw MongoError("bulk insert into \(collection) failed: \(outcome.message)") }
+        // libmongoc refused the bulk without saying which document: halve until it is one.
+        guard documents.count > 1 else {
+            return InsertOutcome(refused: [(documents.startIndex, "refused by the database client: \(outcome.message)")])
+        }
+        let middle = documents.startIndex + documents.count / 2
+        let first = try insert(documents[..<middle], into: collection)
+        let second = try insert(documents[middle...], into: collection)
+        return InsertOutcome(inserted: first.inserted + second.inserted, refused: first.refused + second.refused)
     }
+
+    /// Server error codes that say the server cannot write now, not that a document is wrong:
+    /// host and network errors, shutdowns, elections, timeouts.
+    static let transientCodes: Set<Int> = [6, 7, 50, 63, 89, 91, 134, 150, 189, 262, 9001, 10058, 10107, 11600, 11602, 13435, 13436]
 
     /// One unordered bulk write on `collection`: `queue` adds the operations, then it runs.
     private func unorderedBulk(
         _ collection: String, queue: (OpaquePointer?, inout bson_error_t) throws -> Void
-    ) throws -> (succeeded: Bool, reply: [String: Any], error: String) {
+    ) throws -> (succeeded: Bool, reply: [String: Any], message: String, refusedBeforeSending: Bool) {
         let coll = mongoc_client_get_collection(client, database, collection)
         defer { mongoc_collection_destroy(coll) }
         let opts = bson_new()
@@ -55,7 +90,10 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
         let reply = Self.allocate()
         defer { bson_destroy(reply); UnsafeMutableRawPointer(reply).deallocate() }
         let succeeded = mongoc_bulk_operation_execute(bulk, reply, &error) != 0
-        return (succeeded, Self.json(reply), Self.message(&error))
+        // Checks libmongoc makes on a document before sending it (size, keys): about the document.
+        let beforeSending = error.domain == MONGOC_ERROR_BSON.rawValue
+            || (error.domain == MONGOC_ERROR_COMMAND.rawValue && error.code == MONGOC_ERROR_COMMAND_INVALID_ARG.rawValue)
+        return (succeeded, Self.json(reply), Self.message(&error), !succeeded && beforeSending)
     }
 
     // MARK: Rollups
@@ -103,7 +141,7 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
             }
         }
         guard outcome.succeeded, outcome.reply["nMatched"] as? Int == updates.count, outcome.reply["nInserted"] as? Int == inserts.count else {
-            throw MongoError("rollups in \(collection) moved meanwhile or failed (\(outcome.error)); they will be read again")
+            throw MongoError("rollups in \(collection) moved meanwhile or failed (\(outcome.message)); they will be read again")
         }
     }
 

@@ -24,12 +24,13 @@ enum GPURollups {
 
         var bucket: String { "\(gpu)|\(minute)" }
 
-        init?(_ event: BSONDocument, offset: Int64) {
-            guard let gpu = event.string("gpu_uuid"), let timestamp = event.number("timestamp") else { return nil }
+        /// The sample of a validated event: `milliseconds` is its normalised event time.
+        init?(_ event: BSONDocument, milliseconds: Int64, offset: Int64) {
+            guard let gpu = event.string("gpu_uuid") else { return nil }
             func number(_ key: String) -> Double { event.number(key) ?? 0 }
             self.gpu = gpu
             self.node = event.string("node") ?? ""
-            self.minute = Int(timestamp / 60) * 60
+            self.minute = Int(milliseconds / 60_000) * 60
             self.offset = offset
             utilisation = number("DCGM_FI_DEV_GPU_UTIL")
             temperature = number("DCGM_FI_DEV_GPU_TEMP")

@@ -11,8 +11,9 @@ final class ProcessorMetrics: Sendable {
         var writeFailures = 0
         var batchSizes = Histogram(bounds: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000])
         var writeSeconds = Histogram(bounds: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
-        var latest: [String: [UInt8]] = [:]
+        var latest: [String: (milliseconds: Int64, sample: [UInt8])] = [:]
         var kafkaError: Date?
+        var heldSince: Date?
     }
 
     struct Histogram {
@@ -46,34 +47,55 @@ final class ProcessorMetrics: Sendable {
     }
     func writeFailed() { state.withLock { $0.writeFailures += 1 } }
     func kafkaFailed() { state.withLock { $0.kafkaError = Date() } }
-    func latest(gpu: String, sample: [UInt8]) { state.withLock { $0.latest[gpu] = sample } }
+    /// Keeps `sample` as the GPU's latest unless a newer one (by event time) is already kept.
+    func latest(gpu: String, milliseconds: Int64, sample: [UInt8]) {
+        state.withLock { s in
+            if let kept = s.latest[gpu], kept.milliseconds > milliseconds { return }
+            s.latest[gpu] = (milliseconds, sample)
+        }
+    }
+    /// A batch cannot be written because the database is unavailable (nil: it was written).
+    func holding(since: Date?) { state.withLock { $0.heldSince = since } }
+
+    /// Seconds the current batch has been held by an outage, 0 when none is.
+    var heldSeconds: Double { state.withLock { $0.heldSince.map { Date().timeIntervalSince($0) } ?? 0 } }
 
     var kafkaHealthy: Bool { state.withLock { $0.kafkaError.map { Date().timeIntervalSince($0) > 10 } ?? true } }
     var deadLetterCount: Int { state.withLock { $0.deadLettered } }
 
-    /// `/gpu/info`: the latest sample of every GPU as a JSON object keyed by UUID.
+    /// `/gpu/info`: the newest sample (by event time) of every GPU as a JSON object keyed by UUID.
     func gpuInfo() -> String {
         state.withLock { s in
-            "{" + s.latest.sorted { $0.key < $1.key }.map { "\"\($0.key)\":" + String(decoding: $0.value, as: UTF8.self) }.joined(separator: ",") + "}"
+            "{" + s.latest.sorted { $0.key < $1.key }.map { "\"\($0.key)\":" + String(decoding: $0.value.sample, as: UTF8.self) }.joined(separator: ",") + "}"
         }
     }
 
-    /// `/metrics` in the Prometheus text format; `lag` is the consumer's per-partition lag now.
+    /// `/metrics` in the Prometheus text format (HELP and TYPE on every family, so that
+    /// `promtool check metrics` passes); `lag` is the consumer's per-partition lag now.
     func prometheus(lag: [TopicPartition: Int64] = [:]) -> String {
-        var lagLines = ["# TYPE processor_consumer_lag gauge"]
-        lagLines += lag.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [String]) -> [String] {
+            ["# HELP \(name) \(help)", "# TYPE \(name) \(type)"] + samples
+        }
+        let perPartition = lag.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }
             .map { "processor_consumer_lag{topic=\"\($0.key.topic)\",partition=\"\($0.key.partition)\"} \($0.value)" }
-        lagLines += ["# TYPE processor_consumer_lag_total gauge", "processor_consumer_lag_total \(lag.values.reduce(0, +))"]
         return state.withLock { s in
-            var lines = ["# TYPE processor_consumed_total counter"]
-            lines += s.consumed.sorted { $0.key < $1.key }.map { "processor_consumed_total{topic=\"\($0.key)\"} \($0.value)" }
-            lines += ["# TYPE processor_written_total counter"]
-            lines += s.written.sorted { $0.key < $1.key }.map { "processor_written_total{topic=\"\($0.key)\"} \($0.value)" }
-            lines += ["# TYPE processor_dead_lettered_total counter", "processor_dead_lettered_total \(s.deadLettered)",
-                      "# TYPE processor_write_failures_total counter", "processor_write_failures_total \(s.writeFailures)",
-                      "# TYPE processor_batch_size histogram", s.batchSizes.render("processor_batch_size"),
-                      "# TYPE processor_write_latency_seconds histogram", s.writeSeconds.render("processor_write_latency_seconds"),
-                      "# TYPE processor_gpus gauge", "processor_gpus \(s.latest.count)"] + lagLines
+            var lines = family("processor_consumed_total", "counter", "Records consumed from Kafka, per topic.",
+                               s.consumed.sorted { $0.key < $1.key }.map { "processor_consumed_total{topic=\"\($0.key)\"} \($0.value)" })
+            lines += family("processor_written_total", "counter", "Documents newly written to MongoDB, per source topic.",
+                            s.written.sorted { $0.key < $1.key }.map { "processor_written_total{topic=\"\($0.key)\"} \($0.value)" })
+            lines += family("processor_dead_lettered_total", "counter", "Records sent to the dead-letter topic (refused by validation or by the database).",
+                            ["processor_dead_lettered_total \(s.deadLettered)"])
+            lines += family("processor_write_failures_total", "counter", "Failed attempts to write to MongoDB or the dead-letter topic (each is retried).",
+                            ["processor_write_failures_total \(s.writeFailures)"])
+            lines += family("processor_batch_size", "histogram", "Records per batch.", [s.batchSizes.render("processor_batch_size")])
+            lines += family("processor_write_latency_seconds", "histogram", "Time from a batch's hand-over to its commit.",
+                            [s.writeSeconds.render("processor_write_latency_seconds")])
+            lines += family("processor_gpus", "gauge", "GPUs with at least one stored sample.", ["processor_gpus \(s.latest.count)"])
+            lines += family("processor_batch_held_seconds", "gauge", "How long the current batch has waited for an unavailable database (0: none).",
+                            ["processor_batch_held_seconds \(s.heldSince.map { Date().timeIntervalSince($0) } ?? 0)"])
+            lines += family("processor_consumer_lag", "gauge", "Records not yet committed, per partition.", perPartition)
+            lines += family("processor_consumer_lag_records", "gauge", "Records not yet committed, all partitions together.",
+                            ["processor_consumer_lag_records \(lag.values.reduce(0, +))"])
             return lines.joined(separator: "\n") + "\n"
         }
     }

@@ -2,13 +2,29 @@ import CRdKafka
 import Foundation
 import Synchronization
 
-/// One record as consumed.
+/// One record as consumed, its bytes exactly as the broker holds them.
 public struct ConsumedRecord: Sendable {
     public let topic: String
     public let partition: Int32
     public let offset: Int64
-    public let key: String?
-    public let payload: [UInt8]
+    /// The key's bytes; nil when the record has none.
+    public let key: [UInt8]?
+    /// The value's bytes; nil for a tombstone (no value at all), empty for an empty value.
+    public let value: [UInt8]?
+    /// The record's timestamp (milliseconds since the epoch), when the broker gave one.
+    public let timestamp: Int64?
+
+    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8]?, timestamp: Int64?) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.timestamp = timestamp
+    }
+
+    /// The value's bytes, empty for a tombstone.
+    public var payload: [UInt8] { value ?? [] }
 
     /// The deterministic document id: a redelivered record maps to the same id.
     public var documentID: String { "\(topic)/\(partition)/\(offset)" }
@@ -72,10 +88,13 @@ public final class KafkaConsumer: @unchecked Sendable {  // poll from one thread
             lastError = (String(cString: rd_kafka_err2str(m.err)), Date())
             return nil
         }
-        let payload = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
-        let key = m.key.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.key_len), as: UTF8.self) }
+        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) }
+        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
         let topic = String(cString: rd_kafka_topic_name(m.rkt))
-        return ConsumedRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, payload: payload)
+        var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let timestamp = rd_kafka_message_timestamp(message, &type)
+        return ConsumedRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
+                              timestamp: type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? nil : timestamp)
     }
 
     /// Commits the position after `last` offset of each (topic, partition): exactly what a written

@@ -15,6 +15,8 @@ public final class KafkaProducer: @unchecked Sendable {  // produce from one thr
     private let handle: OpaquePointer
     private var topics: [String: OpaquePointer] = [:]
     public let stats = DeliveryStats()
+    /// What an empty (not null) value points at.
+    nonisolated(unsafe) private static let emptyValue = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)  // never written
 
     /// Creates a producer for `brokers` ("host:port,...") with `settings` overriding the defaults.
     public init(brokers: String, settings: [String: String] = [:]) throws {
@@ -71,6 +73,34 @@ public final class KafkaProducer: @unchecked Sendable {  // produce from one thr
             }
             if rc == 0 { return }
             let error = rd_kafka_last_error()
+            guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
+                throw KafkaError("cannot queue a message for \(name): \(String(cString: rd_kafka_err2str(error)))")
+            }
+            rd_kafka_poll(handle, 50)
+        }
+    }
+
+    /// Queues one message given as bytes: `value` nil is a tombstone; `headers` are added in order.
+    /// When the local queue is full, serves delivery reports until it has room. Throws what the
+    /// local producer refuses (a message over `message.max.bytes`, say).
+    public func produce(topic name: String, key: [UInt8], value: [UInt8]?, headers: [(String, [UInt8])]) throws {
+        _ = try topic(name)  // fetch the topic's metadata once, as produce(topic:key:payload:) does
+        while true {
+            let list = rd_kafka_headers_new(headers.count)
+            for (header, bytes) in headers {
+                _ = bytes.withUnsafeBytes { rd_kafka_header_add(list, header, -1, $0.baseAddress, $0.count) }
+            }
+            let error = key.withUnsafeBytes { k in
+                if let value {
+                    // An empty value still needs a pointer: NULL would make it a tombstone.
+                    return value.withUnsafeBytes { v in
+                        provision_produce(handle, name, k.baseAddress, k.count, v.baseAddress ?? UnsafeRawPointer(Self.emptyValue), v.count, list)
+                    }
+                }
+                return provision_produce(handle, name, k.baseAddress, k.count, nil, 0, list)
+            }
+            if error == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            rd_kafka_headers_destroy(list)
             guard error == RD_KAFKA_RESP_ERR__QUEUE_FULL else {
                 throw KafkaError("cannot queue a message for \(name): \(String(cString: rd_kafka_err2str(error)))")
             }
