@@ -95,4 +95,48 @@ import Glibc
         #expect(result.code == 1)
         #expect(result.stderr.contains("not delivered"))
     }
+
+    @Test func unpacedSamplesSpreadOverSimulatedTimeEndingNowAndTemperatureMoves() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let broker = try await Broker(cli: cli)
+        defer { broker.stop() }
+        let script = cli.write("kafka.py", Self.kafkaScript)
+        try broker.createTopics(Self.topics, cli: cli, script: script)
+        let before = Date().timeIntervalSince1970
+        let produced = try cli.run(["--brokers", broker.address, "--count", "2000", "--gpus", "4", "--source", "synthetic"],
+                                   executable: Self.producer, environment: Services.libraryPath)
+        #expect(produced.code == 0, "\(produced.stderr)")
+        let consumed = try cli.run([script, "consume", broker.address, "gpu.metrics.v1"], executable: Self.python)
+        let samples = (try JSONSerialization.jsonObject(with: Data(consumed.stdout.utf8)) as? [String: [[String: Any]]])?["gpu.metrics.v1"] ?? []
+        #expect(samples.count == 1000)
+        let byGPU = Dictionary(grouping: samples.compactMap { $0["value"] as? [String: Any] }) { $0["gpu_uuid"] as? String ?? "" }
+        #expect(byGPU.count == 4)
+        for (gpu, values) in byGPU {
+            let times = values.compactMap { $0["timestamp"] as? Double }.sorted()
+            let span = (times.last ?? 0) - (times.first ?? 0)
+            #expect(span >= 240 && span <= 260, "\(gpu): 250 samples one simulated second apart, spanning \(span) s")
+            #expect((times.last ?? 0) <= Date().timeIntervalSince1970 && (times.last ?? 0) >= before - 5, "the run ends at its start time")
+            let temperatures = Set(values.compactMap { $0["DCGM_FI_DEV_GPU_TEMP"] as? Int })
+            #expect(temperatures.count > 3, "\(gpu): temperature follows the load over simulated time: \(temperatures)")
+        }
+    }
+
+    @Test func continuousWithoutARateRunsPacedLikeTheContainerImage() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let broker = try await Broker(cli: cli)
+        defer { broker.stop() }
+        let script = cli.write("kafka.py", Self.kafkaScript)
+        try broker.createTopics(Self.topics, cli: cli, script: script)
+        let producer = try cli.start(["--brokers", broker.address, "--continuous", "--source", "synthetic"],
+                                     executable: Self.producer, environment: Services.libraryPath)
+        try await Task.sleep(for: .seconds(3))
+        kill(producer.pid, SIGTERM)
+        producer.wait()
+        #expect(producer.exitCode == 0, "\(producer.stderr)")
+        let summary = try JSONSerialization.jsonObject(with: Data(producer.stdout.utf8)) as? [String: Any]
+        let delivered = summary?["delivered"] as? Int ?? -1
+        #expect((300...1000).contains(delivered), "about 200 events/s for 3 s, not a flood: \(delivered)")
+    }
 }

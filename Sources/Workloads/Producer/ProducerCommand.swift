@@ -18,6 +18,11 @@ struct ProducerCommand: ParsableCommand {
             utilisation); --source forces one.
             Ends after --count events or --duration seconds (never with --continuous), or on SIGINT/SIGTERM,
             then flushes and prints a JSON summary. Exit code 1 if any message was not delivered.
+            Time: paced runs (--rate) stamp events with the wall clock. Unpaced runs simulate it: each GPU
+            is sampled once per --sample-period seconds of simulated time, and a run bounded by --count
+            ends at the moment it started, so a burst still looks like a fleet sampled over time.
+            Containers: --continuous (the image sets CONTINUOUS=1, as the seeds' producers loop) runs paced,
+            at \(Self.continuousRate) events/s unless --rate says otherwise.
             """
     )
 
@@ -41,8 +46,14 @@ struct ProducerCommand: ParsableCommand {
     @Option(help: "Simulated GPUs of the synthetic source (env GPU_COUNT).")
     var gpus = Int(env("GPU_COUNT") ?? "") ?? 8
 
-    @Option(help: "Events per second, 0 for as fast as possible (env RATE).")
-    var rate = Double(env("RATE") ?? "") ?? 0
+    @Option(help: "Events per second, 0 for as fast as possible; with --continuous, unset means \(Self.continuousRate) (env RATE).")
+    var rate: Double? = Double(env("RATE") ?? "")
+
+    /// The pace of `--continuous` without `--rate`: what the container image runs.
+    static let continuousRate = 200.0
+
+    @Option(help: "Simulated seconds between two samples of one GPU in unpaced runs (env SAMPLE_PERIOD).")
+    var samplePeriod = Double(env("SAMPLE_PERIOD") ?? "") ?? 1
 
     @Option(help: "Stop after this many events, 0 for no limit (env EVENT_COUNT).")
     var count = Int(env("EVENT_COUNT") ?? "") ?? 1000
@@ -91,7 +102,8 @@ struct ProducerCommand: ParsableCommand {
 
     func validate() throws {
         guard gpus > 0 else { throw ValidationError("--gpus must be at least 1") }
-        guard rate >= 0, count >= 0 else { throw ValidationError("--rate and --count cannot be negative") }
+        guard (rate ?? 0) >= 0, count >= 0 else { throw ValidationError("--rate and --count cannot be negative") }
+        guard samplePeriod > 0 else { throw ValidationError("--sample-period must be positive") }
     }
 
     func run() throws {
@@ -102,10 +114,14 @@ struct ProducerCommand: ParsableCommand {
         var random = SeededRandom(seed: seed)
         let fleet = try openFleet(random: random)
         let gpus = fleet.uuids.count
-        var lastSample = [Double](repeating: Date().timeIntervalSince1970, count: gpus)
         let shutdown = ShutdownSignal()
 
         let started = Date()
+        let rate = rate ?? (continuous ? Self.continuousRate : 0)
+        // Unpaced: a simulated clock, one sample period per round of GPUs, ending now for a counted run.
+        let rounds = !continuous && count > 0 ? Double(count / (2 * gpus)) : 0
+        let simulatedStart = started.timeIntervalSince1970 - rounds * samplePeriod
+        var lastSample = [Double](repeating: (rate > 0 ? started.timeIntervalSince1970 : simulatedStart) - samplePeriod, count: gpus)
         var produced = [metricsTopic: 0, tokensTopic: 0]
         var sequence = 0
         while !shutdown.isRequested {
@@ -118,7 +134,7 @@ struct ProducerCommand: ParsableCommand {
                 let due = Double(sequence) / rate
                 if due > elapsed { Thread.sleep(forTimeInterval: min(due - elapsed, 0.1)); continue }
             }
-            let now = started.timeIntervalSince1970 + elapsed
+            let now = rate > 0 ? started.timeIntervalSince1970 + elapsed : simulatedStart + Double(sequence / (2 * gpus)) * samplePeriod
             if sequence % 2 == 0 {
                 let index = (sequence / 2) % gpus
                 let json = fleet.sample(index, at: now, step: max(0.001, now - lastSample[index]))
