@@ -9,6 +9,7 @@ func report(_ error: any Error, json: Bool) -> ExitCode {
     let code: ExitCode
     switch error {
     case is PlanError, is GraphError: code = ExitCodes.invalidInput
+    case let state as StateDirectoryError: code = state.isBadArgument ? ExitCodes.invalidInput : ExitCodes.storeFailure
     case is LockError: code = ExitCodes.locked
     case is StoreError: code = ExitCodes.storeFailure
     case is NothingToResume: code = ExitCodes.nothingToResume
