@@ -75,11 +75,14 @@ public struct Workspace: Sendable {
             path.deleteLastPathComponent()
         }
         guard isDirectory.boolValue else { throw StateDirectoryError.notADirectory(path: path.path, stateRoot: stateRoot) }
-        for component in missing where mkdir(component, 0o700) != 0 && errno != EEXIST {
-            throw StateDirectoryError.notWritable(path: component, reason: String(cString: strerror(errno)))
+        for component in missing where mkdir(component, 0o700) != 0 {
+            let code = errno
+            // Another command may have created it a moment ago.
+            guard code == EEXIST else { throw StateDirectoryError.notWritable(path: component, reason: String(cString: strerror(code))) }
         }
         guard access(directory.path, W_OK | X_OK) == 0 else {
-            throw StateDirectoryError.notWritable(path: directory.path, reason: String(cString: strerror(errno)))
+            let code = errno
+            throw StateDirectoryError.notWritable(path: directory.path, reason: String(cString: strerror(code)))
         }
     }
 
