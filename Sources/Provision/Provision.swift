@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// `provision`: a declarative, resumable provisioner.
 @main
@@ -27,4 +28,23 @@ struct Provision: AsyncParsableCommand {
             LogsCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
         ]
     )
+
+    /// Parses and runs the command like argument-parser's own `main`, except that a usage error
+    /// (unknown option, missing value, failed validation) exits 2, as documented, not 64.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(ExitCodes.invalidInput.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
 }

@@ -140,4 +140,28 @@ import Glibc
         #expect(down.code == 0, "\(down.stderr)")
         #expect(sandbox.processesLeft().isEmpty)
     }
+
+    @Test func deadNodeIsReportedAsDriftByAuditWithExit6AndTheOtherNodesOk() async throws {
+        let sandbox = Sandbox(name: "audit", workers: 2)
+        defer { sandbox.cleanUp() }
+        let up = try await sandbox.run(["up"])
+        #expect(up.code == 0, "\(up.stderr)")
+        let worker = try #require(try sandbox.hosts().values.first { $0.node == "worker-1" })
+        await worker.stop()
+
+        let text = try await sandbox.run(["status", "--audit"])
+        #expect(text.code == 6, "\(text.stderr)")
+        let rows = text.stdout.split(separator: "\n").map(String.init)
+        #expect(rows.contains { $0.hasPrefix("node.ready/worker-1 ") && $0.contains("DRIFT") && $0.contains("worker-1") }, "\(text.stdout)")
+        for node in ["control-plane", "worker-2"] {
+            #expect(rows.contains { $0.hasPrefix("node.ready/\(node) ") && $0.contains(" ok") }, "\(node): \(text.stdout)")
+        }
+        let json = try await sandbox.run(["status", "--audit", "--json"])
+        #expect(json.code == 6, "\(json.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let audit = object?["audit"] as? [String: String]
+        #expect(audit?["node.ready/worker-1"]?.hasPrefix("DRIFT") == true, "\(json.stdout)")
+        #expect(audit?["node.ready/control-plane"] == "ok" && audit?["node.ready/worker-2"] == "ok", "\(json.stdout)")
+        _ = try await sandbox.run(["down"])
+    }
 }

@@ -14,7 +14,8 @@ public enum AuditFinding: Sendable, Equatable {
 
 extension Executor {
     /// Runs every step's read-only `check`, at most `parallelism` at a time, and compares it with the
-    /// store. Writes nothing to the store; check output still goes to the step logs.
+    /// store. Writes nothing to the store; check output still goes to the step logs. A check that
+    /// throws (its host cannot be reached) is reported as drift of that step; the others still run.
     public func audit() async throws -> [StepID: AuditFinding] {
         let records = try store.steps()
         let steps = try expandedSteps()
@@ -35,9 +36,17 @@ extension Executor {
                 let upstream = Dictionary(uniqueKeysWithValues: step.dependencies.compactMap { id in records[id].map { (id, $0.outputs) } })
                 let context = context(for: step.id, attempt: 0, item: nil, upstream: upstream, recordEvents: false)
                 group.addTask {
-                    switch try await step.check(context) {
-                    case .satisfied: return (step.id, .inPlace)
-                    case .unsatisfied(let reason): return (step.id, .drifted(reason))
+                    // A check that cannot run (a node that does not answer) says the step's effect
+                    // cannot be confirmed: that is drift of this step, not a reason to stop the audit.
+                    do {
+                        switch try await step.check(context) {
+                        case .satisfied: return (step.id, .inPlace)
+                        case .unsatisfied(let reason): return (step.id, .drifted(reason))
+                        }
+                    } catch is CancellationError {
+                        throw CancellationError()
+                    } catch {
+                        return (step.id, .drifted("check failed: \(context.redactor.redact(String(describing: error)))"))
                     }
                 }
             }

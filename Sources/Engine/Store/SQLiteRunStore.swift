@@ -19,6 +19,12 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
     /// Opens (creating and migrating) the store in `directory`, which is created 0700.
     public init(directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        // Creating the file, switching it to WAL and migrating are serialised between processes by
+        // a lock on the directory: two commands started at once on a new state would otherwise race
+        // (SQLite answers "database is locked" to a journal-mode change without waiting).
+        let directoryFD = open(directory.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if directoryFD >= 0 { close(directoryFD) } }
+        if directoryFD >= 0 { while flock(directoryFD, LOCK_EX) != 0 && errno == EINTR {} }
         database = try SQLiteDatabase(path: directory.appendingPathComponent(Self.fileName).path)
         encoder.outputFormatting = .sortedKeys
         try StoreSchema.migrate(database)

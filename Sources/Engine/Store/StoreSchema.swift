@@ -28,16 +28,24 @@ enum StoreSchema {
         """,
     ]
 
+    /// Applies the migrations the file lacks. Each one reads the version inside its own write
+    /// transaction, so two processes opening a new store at once never apply the same migration
+    /// twice: the second waits for the first and then finds nothing left to do.
     static func migrate(_ database: SQLiteDatabase) throws {
-        let current = Int(try database.query("PRAGMA user_version").first?[0].int ?? 0)
-        guard current <= migrations.count else {
-            throw StoreError.newerSchema(path: database.path, found: current, supported: migrations.count)
-        }
-        for version in current..<migrations.count {
-            try database.transaction {
-                try database.execute(migrations[version])
-                try database.execute("PRAGMA user_version = \(version + 1)")
+        let found = Int(try database.query("PRAGMA user_version").first?[0].int ?? 0)
+        guard found != migrations.count else { return }
+        while true {
+            let done = try database.transaction { () throws -> Bool in
+                let current = Int(try database.query("PRAGMA user_version").first?[0].int ?? 0)
+                guard current <= migrations.count else {
+                    throw StoreError.newerSchema(path: database.path, found: current, supported: migrations.count)
+                }
+                guard current < migrations.count else { return true }
+                try database.execute(migrations[current])
+                try database.execute("PRAGMA user_version = \(current + 1)")
+                return false
             }
+            if done { return }
         }
     }
 }

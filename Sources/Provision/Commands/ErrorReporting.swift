@@ -8,7 +8,8 @@ import Steps
 func report(_ error: any Error, json: Bool) -> ExitCode {
     let code: ExitCode
     switch error {
-    case is PlanError, is GraphError: code = ExitCodes.invalidInput
+    case is PlanError, is GraphError, is ValidationError: code = ExitCodes.invalidInput
+    case let state as StateDirectoryError: code = state.isBadArgument ? ExitCodes.invalidInput : ExitCodes.storeFailure
     case is LockError: code = ExitCodes.locked
     case is StoreError: code = ExitCodes.storeFailure
     case is NothingToResume: code = ExitCodes.nothingToResume

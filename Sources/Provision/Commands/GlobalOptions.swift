@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Steps
 
 /// Options every command shares.
 struct GlobalOptions: ParsableArguments {
@@ -10,10 +12,33 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Print JSON (one event per line while running) instead of text.")
     var json = false
+
+    /// The plan and its state. With `storedPlanIfMissing` (commands that work on what a run left:
+    /// resume, down, status, unlock), a deleted plan file is replaced by the plan text its last run
+    /// stored, with a note on stderr.
+    func workspace(storedPlanIfMissing: Bool = false) throws -> Workspace {
+        let workspace = try Workspace(planPath: plan, stateRoot: stateDir, storedPlanIfMissing: storedPlanIfMissing)
+        if let run = workspace.storedPlanRun {
+            FileHandle.standardError.write(Data("""
+                provision: note: the plan file \(plan) does not exist; using the plan '\(workspace.plan.name)' \
+                as run \(run) stored it (state: \(workspace.stateDirectory.path))\n
+                """.utf8))
+        }
+        return workspace
+    }
 }
 
 /// Options of the commands that run steps (`up`, `resume`, `down`).
 struct RunOptions: ParsableArguments {
-    @Option(help: "Most steps running at once (default: the plan's, else 10).")
+    /// The range the plan's `parallelism:` allows too.
+    static let parallelismRange = 1...256
+
+    @Option(help: "Most steps running at once, 1-256 (default: the plan's, else 10).")
     var parallelism: Int?
+
+    func validate() throws {
+        if let parallelism, !Self.parallelismRange.contains(parallelism) {
+            throw ValidationError("--parallelism must be from 1 to 256, not \(parallelism)")
+        }
+    }
 }

@@ -23,7 +23,7 @@ struct GraphCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await withExitCodes(json: false) {
-            let workspace = try Workspace(planPath: options.plan, stateRoot: options.stateDir)
+            let workspace = try options.workspace()
             let graph = try workspace.plan.graph(secrets: [:])
             let store = workspace.hasStore ? try workspace.openStore() : nil
             var edges: [(StepID, StepID)] = []

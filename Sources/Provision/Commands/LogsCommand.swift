@@ -20,13 +20,18 @@ struct LogsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await withExitCodes(json: options.json) {
-            let workspace = try Workspace(planPath: options.plan, stateRoot: options.stateDir)
+            let workspace = try options.workspace()
+            let store = workspace.hasStore ? try workspace.openStore() : nil
+            let graph = try workspace.plan.graph(secrets: [:])
+            var known = graph.order
+            if let store { known += try StatusCommand.order(workspace: workspace, store: store, records: try store.steps()) }
+            guard known.contains(StepID(step)) else {
+                let suggestion = EditDistance.suggestion(for: step, among: Set(known.map(\.rawValue)).sorted()).map { " Did you mean '\($0)'?" } ?? ""
+                throw ValidationError("unknown step '\(step)': plan '\(workspace.plan.name)' has no such step.\(suggestion) 'provision status' lists the steps")
+            }
             let file = workspace.logFile(for: StepID(step))
             guard let data = FileManager.default.contents(atPath: file.path) else {
-                var known: [String] = []
-                if workspace.hasStore { known = try workspace.openStore().steps().keys.map(\.rawValue).sorted() }
-                let suggestion = EditDistance.suggestion(for: step, among: known).map { " Did you mean '\($0)'?" } ?? ""
-                throw ValidationError("step '\(step)' has no log yet in \(workspace.stateDirectory.path).\(suggestion)")
+                throw ValidationError("step '\(step)' has no log yet in \(workspace.stateDirectory.path): it has not run")
             }
             var text = String(decoding: data, as: UTF8.self)
             if let tail {

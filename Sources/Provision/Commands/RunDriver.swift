@@ -16,7 +16,20 @@ import Glibc
 enum RunDriver {
     static func run(_ request: RunRequest, options: GlobalOptions, parallelism: Int?, recheck: Bool = false) async throws {
         try await withExitCodes(json: options.json) {
-            let workspace = try Workspace(planPath: options.plan, stateRoot: options.stateDir)
+            let workspace = try options.workspace(storedPlanIfMissing: request != .up)
+            if request == .down, try !workspace.hasRun() {
+                let message = "nothing to tear down: plan '\(workspace.plan.name)' has no runs in \(workspace.stateDirectory.path)"
+                if options.json {
+                    let object: [String: Any] = [
+                        "kind": "summary", "command": "down", "status": "succeeded", "steps": [String: String](),
+                        "failures": [String: String](), "message": message,
+                    ]
+                    FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8))
+                } else {
+                    FileHandle.standardError.write(Data("provision: \(message)\n".utf8))
+                }
+                return
+            }
             let renderer: any RunRenderer = options.json ? JSONRenderer() : (isatty(STDERR_FILENO) == 1 ? LiveRenderer() as any RunRenderer : PlainRenderer())
             let supervisor = ProcessSupervisor()
             let commandLine = (["provision"] + CommandLine.arguments.dropFirst()).joined(separator: " ")

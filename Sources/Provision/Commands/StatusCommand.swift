@@ -22,7 +22,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await withExitCodes(json: options.json) {
-            let workspace = try Workspace(planPath: options.plan, stateRoot: options.stateDir)
+            let workspace = try options.workspace(storedPlanIfMissing: true)
             guard workspace.hasStore else {
                 if options.json {
                     print(#"{"run":null,"steps":[]}"#)

@@ -21,7 +21,7 @@ struct TrustHostCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await withExitCodes(json: options.json) {
-            let workspace = try Workspace(planPath: options.plan, stateRoot: options.stateDir)
+            let workspace = try options.workspace()
             let store = try workspace.openStore()
             var key = host
             if try store.pinnedHostKey(key) == nil,

@@ -20,7 +20,7 @@ struct UnlockCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await withExitCodes(json: options.json) {
-            let workspace = try Workspace(planPath: options.plan, stateRoot: options.stateDir)
+            let workspace = try options.workspace(storedPlanIfMissing: true)
             guard workspace.hasStore, let holder = try workspace.openStore().lockHolder() else {
                 print("the state of plan '\(workspace.plan.name)' is not locked")
                 return

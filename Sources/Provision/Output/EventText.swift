@@ -27,7 +27,7 @@ enum EventText {
         let unchanged = s.count { if case .unchanged = $0 { true } else { false } }
         let skipped = s.count { if case .skipped = $0 { true } else { false } }
         let cancelled = s.count { $0 == .cancelled }
-        var text = "run \(report.run.id) \(report.run.command.rawValue): \(s.status.rawValue) — "
+        var text = "run \(report.run.id) \(report.resumed ? "resume" : report.run.command.rawValue)\(report.resumed && report.run.command == .down ? " (down)" : ""): \(s.status.rawValue) — "
         if report.run.command == .down {
             text += "\(applied) torn down, \(unchanged) had nothing to tear down, \(s.failures.count) failed, \(skipped) kept"
         } else {

@@ -28,6 +28,8 @@ final class JSONRenderer: RunRenderer, @unchecked Sendable {
             let kind = "summary"
             let run: Int64
             let command: String
+            /// For a resume, the command of the run it continued (`up` or `down`).
+            let resumes: String?
             let status: String
             let steps: [String: String]
             let failures: [String: String]
@@ -43,7 +45,8 @@ final class JSONRenderer: RunRenderer, @unchecked Sendable {
             }
         }
         let failures = Dictionary(uniqueKeysWithValues: report.summary.failures.map { ($0.0.rawValue, $0.1) })
-        let summary = Summary(run: report.run.id, command: report.run.command.rawValue, status: report.summary.status.rawValue,
+        let summary = Summary(run: report.run.id, command: report.resumed ? "resume" : report.run.command.rawValue,
+                              resumes: report.resumed ? report.run.command.rawValue : nil, status: report.summary.status.rawValue,
                               steps: steps, failures: failures)
         if let data = try? encoder.encode(summary) { write(data) }
     }

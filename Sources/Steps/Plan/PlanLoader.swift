@@ -18,18 +18,77 @@ public enum PlanLoader {
         try loadWithText(path: path).plan
     }
 
+    /// The largest plan file accepted, in bytes: a plan is read whole and parsed in memory.
+    public static let maxPlanBytes = 1 << 20
+    /// The most steps a plan may list (fan-out children not counted).
+    public static let maxSteps = 2000
+
     /// Loads and validates the plan at `path`, returning the text it was parsed from too.
     public static func loadWithText(path: String) throws -> (plan: Plan, text: String) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let exists = FileManager.default.fileExists(atPath: path)
-            throw PlanError(file: path, message: exists ? "cannot read the plan (permission denied?)" : "no plan file here",
-                            hint: exists ? nil : "pass --plan with the path of a plan, such as plans/demo.yaml")
-        }
+        let data = try readPlanFile(path)
         return (try parse(data, path: path), String(decoding: data, as: UTF8.self))
+    }
+
+    /// Reads a plan file after checking with `stat` what the path is, so a directory, a FIFO (which
+    /// would block an `open`) or a device is named as such, and an oversized file is refused unread.
+    static func readPlanFile(_ path: String) throws -> Data {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let code = errno
+            if code == ENOENT || code == ENOTDIR {
+                throw PlanError(file: path, message: "no plan file here", hint: "pass --plan with the path of a plan, such as plans/demo.yaml")
+            }
+            throw PlanError(file: path, message: "cannot read the plan: \(String(cString: strerror(code)))")
+        }
+        let notAFile = "pass --plan with the path of a plan file (a YAML text file), such as plans/demo.yaml"
+        switch info.st_mode & S_IFMT {
+        case S_IFREG:
+            break
+        case S_IFDIR:
+            throw PlanError(file: path, message: "the path is a directory, not a plan file", hint: notAFile)
+        case S_IFIFO:
+            throw PlanError(file: path, message: "the path is a FIFO, not a plan file", hint: "plans are read from regular files; write the plan to a file and pass that")
+        case S_IFCHR where URL(fileURLWithPath: path).resolvingSymlinksInPath().path == "/dev/null":
+            throw PlanError(file: path, message: "the plan is empty: /dev/null is a device, not a plan file", hint: notAFile)
+        case S_IFCHR, S_IFBLK:
+            throw PlanError(file: path, message: "the path is a device, not a plan file", hint: notAFile)
+        default:
+            throw PlanError(file: path, message: "the path is a socket or another special file, not a plan file", hint: notAFile)
+        }
+        guard Int(info.st_size) <= maxPlanBytes else { throw tooLarge(path, bytes: Int(info.st_size)) }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw PlanError(file: path, message: "cannot read the plan: \(String(cString: strerror(code)))",
+                            hint: code == EACCES ? "make the file readable (chmod u+r) or run as its owner" : nil)
+        }
+        defer { close(fd) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw PlanError(file: path, message: "cannot read the plan: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            data.append(contentsOf: buffer[0..<n])
+            // The file may have grown since stat.
+            guard data.count <= maxPlanBytes else { throw tooLarge(path, bytes: data.count) }
+        }
+        return data
+    }
+
+    static func tooLarge(_ path: String, bytes: Int) -> PlanError {
+        PlanError(file: path, message: "the plan is \(byteCount(bytes)), larger than the \(byteCount(maxPlanBytes)) a plan may be",
+                  hint: "a plan lists steps, not data: move large content into files the steps read, or use for_each to fan out")
+    }
+
+    static func byteCount(_ bytes: Int) -> String {
+        bytes >= 1 << 20 ? String(format: "%.1f MiB", Double(bytes) / Double(1 << 20)) : "\(bytes) bytes"
     }
 
     /// Parses plan bytes; `path` is used in messages and to resolve relative directories.
     public static func parse(_ data: Data, path: String) throws -> Plan {
+        guard data.count <= maxPlanBytes else { throw tooLarge(path, bytes: data.count) }
         guard let text = String(data: data, encoding: .utf8), !text.contains("\0") else {
             throw PlanError(file: path, message: "the plan is not UTF-8 text (is it a binary file?)", hint: "a plan is a YAML text file; see plans/demo.yaml")
         }
@@ -76,6 +135,10 @@ public enum PlanLoader {
         case let node:
             throw reader.error(at: node ?? root, node == nil ? "the plan has no 'steps:'" : "steps must be a non-empty list",
                                hint: "write each step as '- id: NAME' followed by 'exec:'")
+        }
+        guard sequence.count <= maxSteps else {
+            throw reader.error(at: top["steps"]?.value, "the plan has \(sequence.count) steps, more than the \(maxSteps) a plan may have",
+                               hint: "use for_each to fan one step out over a list, or split the plan into several plans")
         }
         var steps: [StepSpec] = []
         var seen: [String: Int] = [:]

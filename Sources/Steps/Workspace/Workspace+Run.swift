@@ -15,6 +15,8 @@ public enum RunRequest: Sendable {
 public struct RunReport: Sendable {
     public let run: RunRecord
     public let summary: RunSummary
+    /// Whether this was `resume` continuing `run` (whose command stays `up` or `down`).
+    public let resumed: Bool
 }
 
 /// Raised when `resume` finds nothing to continue.
@@ -71,6 +73,6 @@ extension Workspace {
         let summary = command == .down ? try await executor.down() : try await executor.up()
         try store.finishRun(run.id, status: summary.status)
         run.status = summary.status
-        return RunReport(run: run, summary: summary)
+        return RunReport(run: run, summary: summary, resumed: previous != nil)
     }
 }

@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+@testable import Engine
+
+/// Two `up` started at the same moment on a state directory that does not exist yet.
+@Suite struct NewStateRaceTests {
+    static let plan = """
+        name: race
+        steps:
+          - id: slow
+            exec:
+              run: sleep 1
+        """
+
+    @Test func concurrentUpOnANewStateRunsOnceAndTheOtherGetsTheLockErrorNamingTheHolder() async throws {
+        for pair in 1...10 {
+            let cli = CLI()
+            defer { cli.cleanUp() }
+            let plan = cli.write("plan.yaml", Self.plan)
+            let a = try cli.start(["up", "--plan", plan])
+            let b = try cli.start(["up", "--plan", plan])
+            a.wait()
+            b.wait()
+            let results = [(a, b), (b, a)]
+            let winners = results.filter { $0.0.exitCode == 0 }
+            #expect(winners.count == 1, "pair \(pair): exits \(a.exitCode), \(b.exitCode): \(a.stderr) | \(b.stderr)")
+            guard let (winner, loser) = winners.first else { continue }
+            #expect(loser.exitCode == 3, "pair \(pair): \(loser.stderr)")
+            #expect(loser.stderr.contains("locked by pid \(winner.pid) on host"), "pair \(pair): \(loser.stderr)")
+            #expect(!loser.stderr.contains("already exists"), "pair \(pair): \(loser.stderr)")
+            #expect(try cli.store(plan: "race").integrityCheck() == "ok")
+        }
+    }
+}
