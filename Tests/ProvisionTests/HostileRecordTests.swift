@@ -56,15 +56,17 @@ import Glibc
                 (M, valid + b" trailing"), (M, valid[:40]), (T, b"\\xef\\xbb\\xbf" + token("bom", 1736935200)),
                 (M, bytes(rng.randrange(256) for _ in range(2 * 1024 * 1024))), (T, b"{" + b"x" * (5 * 1024 * 1024)),
             ] + [(rng.choice([M, T]), bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))) for _ in range(6)]
-            valids = [(M, gpu("GPU-%d" % (i % 4), ts)) for i, ts in enumerate(
+            # Valid samples keyed by GPU (as the producer does: the rollups need a GPU on one partition).
+            valids = [(M, b"GPU-%d" % (i % 4), gpu("GPU-%d" % (i % 4), ts)) for i, ts in enumerate(
                 [1736935200.25, 1736935201, 1736935202480, "2025-01-15T10:00:03Z", "2025-01-15T11:00:04.5+01:00"] * 6)]
-            valids += [(T, token("req-%d" % i, 1736935200 + i)) for i in range(30)]
-            mixed = [(t, v, "hostile") for t, v in hostile] + [(t, v, "valid") for t, v in valids]
+            valids += [(T, b"req-%d" % i, token("req-%d" % i, 1736935200 + i)) for i in range(30)]
+            mixed = [(t, b"k%d" % i if i % 3 else None, v, "hostile") for i, (t, v) in enumerate(hostile)]
+            mixed += [(t, k, v, "valid") for t, k, v in valids]
             rng.shuffle(mixed)
-            for i, (topic, value, kind) in enumerate(mixed):
-                send(topic, b"k%d" % i if i % 3 else None, value, kind)
+            for topic, key, value, kind in mixed:
+                send(topic, key, value, kind)
         elif mode == "one":
-            send(M, b"sentinel", gpu(sys.argv[3], time.time()), "valid")
+            send(M, sys.argv[3].encode(), gpu(sys.argv[3], time.time()), "valid")
         elif mode == "refused":
             send(M, b"r0", gpu("GPU-big", 1736935200, note="x" * (17 * 1024 * 1024)), "refused")
             for i in range(20):
@@ -168,6 +170,10 @@ import Glibc
         #expect(processor.isRunning, "no record stops the processor: \(processor.stderr.suffix(2000))")
         let gpus = try #require(Services.json(port: port, "/gpu/info"))
         #expect(gpus["GPU-sentinel"] != nil, "/gpu/info shows the sentinel's GPU")
+        for k in 0..<4 {
+            let newest = (gpus["GPU-\(k)"] as? [String: Any])?["timestamp"] as? String
+            #expect(newest == "2025-01-15T11:00:04.5+01:00", "/gpu/info keeps GPU-\(k)'s newest sample by event time, whatever the arrival order")
+        }
 
         let letters = try Self.letters(pipeline)
         #expect(Set(letters.map(\.key)) == Set(hostile.map(\.id)), "exactly the hostile records are dead-lettered")
