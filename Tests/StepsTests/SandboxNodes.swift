@@ -8,10 +8,13 @@ actor SandboxNodes {
     nonisolated let store: SQLiteRunStore
     nonisolated let identityFile: URL
     nonisolated let publicKey: String
+    /// The node image the nodes boot from; nil for the bare host (no cloud-init, no OpenRC).
+    nonisolated let image: URL?
     private(set) var hosts: [SandboxHost] = []
     private var count = 0
 
-    init() async throws {
+    init(image: URL? = nil) async throws {
+        self.image = image
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-nodes-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         store = try SQLiteRunStore(directory: directory.appendingPathComponent("state"))
@@ -58,7 +61,7 @@ actor SandboxNodes {
             let address = try LoopbackAddress.allocate(port: 22, taken: [])
             return try await SandboxHost.start(.init(
                 instanceID: "i-test\(n)", node: "node-\(n)", address: address, directory: dir,
-                authorizedKey: publicKey, cloudInitDelay: .zero, image: nil))
+                authorizedKey: publicKey, cloudInitDelay: .zero, image: image))
         }
     }
 
@@ -75,8 +78,8 @@ actor SandboxNodes {
 }
 
 /// Runs `body` with fresh sandbox nodes and stops every node it started, also when it throws.
-func withSandboxNodes(_ body: (SandboxNodes) async throws -> Void) async throws {
-    let nodes = try await SandboxNodes()
+func withSandboxNodes(image: URL? = nil, _ body: (SandboxNodes) async throws -> Void) async throws {
+    let nodes = try await SandboxNodes(image: image)
     do {
         try await body(nodes)
     } catch {

@@ -10,7 +10,8 @@ import Glibc
 /// running as PID 1 of its own mount/UTS/PID namespaces with an overlay over `/etc`, `/usr`,
 /// `/var`, `/opt`, `/home`, `/srv` and its own `/root`, `/run` and `/tmp`: files written on one
 /// node are invisible to the others and to this machine. Its cloud-init status (read by the real
-/// `cloud-init status`, from the node image) turns `done` `cloudInitDelay` after boot.
+/// `cloud-init status`, from the node image) turns `done` `cloudInitDelay` after boot. When the
+/// node image has OpenRC, it is started at boot as the node's service manager.
 ///
 /// Everything lives in `directory`; killing the `unshare` process ends the node.
 public struct SandboxHost: Codable, Sendable, Hashable {
@@ -143,6 +144,13 @@ public struct SandboxHost: Codable, Sendable, Hashable {
         mount -t tmpfs -o mode=1777 tmpfs /tmp
         hostname '\(spec.node)'
         echo '\(spec.instanceID)' > /run/node/instance-id
+        # The node's service manager, as an EC2 machine has systemd: OpenRC from the node image
+        # (services run under supervise-daemon, respawned when they die, logs under /var/log).
+        if [ -x /sbin/openrc ]; then
+          mkdir -p /run/openrc
+          touch /run/openrc/softlevel
+          openrc sysinit > /var/log/openrc-boot.log 2>&1 || echo "openrc sysinit failed: see /var/log/openrc-boot.log" >&2
+        fi
         started=$(date +%s)
         ds='DataSourceNoCloud [seed=/var/lib/cloud/seed/nocloud]'
         printf '{"v1": {"datasource": "%s", "stage": "init", "init": {"errors": [], "start": %s, "finished": null}}}\\n' "$ds" "$started" > /run/cloud-init/status.json
