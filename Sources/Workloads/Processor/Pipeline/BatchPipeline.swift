@@ -108,6 +108,7 @@ final class BatchPipeline: @unchecked Sendable {  // stages touch their own stat
             switch validator.validate(record) {
             case .success(let event):
                 let document = event.document
+                metrics.endToEnd(seconds: Double(receivedAt - event.milliseconds) / 1000)
                 if record.topic == settings.metricsTopic, let sample = GPURollups.Sample(document, milliseconds: event.milliseconds, offset: record.offset) {
                     metrics.latest(gpu: sample.gpu, milliseconds: event.milliseconds, sample: record.payload)
                     prepared.rollupSamples.append(sample)

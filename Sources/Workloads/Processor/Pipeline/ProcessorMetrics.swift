@@ -11,6 +11,7 @@ final class ProcessorMetrics: Sendable {
         var writeFailures = 0
         var batchSizes = Histogram(bounds: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000])
         var writeSeconds = Histogram(bounds: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
+        var endToEndSeconds = Histogram(bounds: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
         var latest: [String: (milliseconds: Int64, sample: [UInt8])] = [:]
         var kafkaError: Date?
         var heldSince: Date?
@@ -45,6 +46,9 @@ final class ProcessorMetrics: Sendable {
             for (topic, n) in written { $0.written[topic, default: 0] += n }
         }
     }
+    /// One record's event time (its producer's timestamp) to its arrival here, which is its
+    /// stored `received_at`.
+    func endToEnd(seconds: Double) { state.withLock { $0.endToEndSeconds.observe(max(0, seconds)) } }
     func writeFailed() { state.withLock { $0.writeFailures += 1 } }
     func kafkaFailed() { state.withLock { $0.kafkaError = Date() } }
     /// Keeps `sample` as the GPU's latest unless a newer one (by event time) is already kept.
@@ -90,6 +94,8 @@ final class ProcessorMetrics: Sendable {
             lines += family("processor_batch_size", "histogram", "Records per batch.", [s.batchSizes.render("processor_batch_size")])
             lines += family("processor_write_latency_seconds", "histogram", "Time from a batch's hand-over to its commit.",
                             [s.writeSeconds.render("processor_write_latency_seconds")])
+            lines += family("processor_end_to_end_latency_seconds", "histogram", "From an event's own timestamp to its received_at.",
+                            [s.endToEndSeconds.render("processor_end_to_end_latency_seconds")])
             lines += family("processor_gpus", "gauge", "GPUs with at least one stored sample.", ["processor_gpus \(s.latest.count)"])
             lines += family("processor_batch_held_seconds", "gauge", "How long the current batch has waited for an unavailable database (0: none).",
                             ["processor_batch_held_seconds \(s.heldSince.map { Date().timeIntervalSince($0) } ?? 0)"])

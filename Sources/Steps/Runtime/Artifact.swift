@@ -1,0 +1,57 @@
+import Engine
+import Foundation
+
+/// A file built here that a node needs (a workload's release build, the librdkafka it loads),
+/// uploaded by SFTP unless the node already has the same bytes (SHA-256 on both sides).
+public struct Artifact: Sendable, Equatable {
+    /// The file here.
+    public var local: String
+    /// Where it goes on the node.
+    public var remote: String
+    public var mode: Int32 = 0o755
+
+    public init(local: String, remote: String, mode: Int32 = 0o755) {
+        self.local = local
+        self.remote = remote
+        self.mode = mode
+    }
+
+    /// The SHA-256 of the local file, by `sha256sum`.
+    public func localDigest() throws -> String {
+        guard FileManager.default.isReadableFile(atPath: local) else {
+            throw StepFailure("\(local) does not exist; build it first (swift build -c release --product producer --product processor)",
+                              retryable: false)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        process.arguments = [local]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let digest = String(decoding: data, as: UTF8.self).split(separator: " ").first else {
+            throw StepFailure("cannot compute the SHA-256 of \(local)")
+        }
+        return String(digest)
+    }
+
+    /// Puts the artifact on the node unless it has the same digest there.
+    /// - Returns: whether it was uploaded.
+    @discardableResult
+    public func install(with installer: ServiceInstaller, log: @Sendable (String) -> Void) async throws -> Bool {
+        let digest = try localDigest()
+        let remoteDigest = try await installer.run("sha256sum \(ServiceUnit.quoted(remote)) 2>/dev/null | cut -d' ' -f1", .seconds(60)).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        if remoteDigest == digest { return false }
+        let directory = (remote as NSString).deletingLastPathComponent
+        _ = try await installer.run("mkdir -p \(ServiceUnit.quoted(directory))", .seconds(20))
+        let data = try Data(contentsOf: URL(fileURLWithPath: local))
+        // Upload beside the target and rename: a running program keeps its old file.
+        try await installer.upload(data, remote + ".new", mode)
+        let moved = try await installer.run("mv -f \(ServiceUnit.quoted(remote + ".new")) \(ServiceUnit.quoted(remote))", .seconds(20))
+        guard moved.succeeded else { throw StepFailure("cannot place \(remote): \(moved.stderr)") }
+        log("uploaded \((local as NSString).lastPathComponent) to \(remote) (\(data.count / 1024) KiB)")
+        return true
+    }
+}

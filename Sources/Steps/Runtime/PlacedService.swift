@@ -1,0 +1,76 @@
+import Foundation
+
+/// A node as a runtime sees it: its name, whether it is the control plane, and the address its
+/// services listen on and are reached at (from the cluster inventory, never assumed loopback).
+public struct RuntimeNode: Sendable, Equatable, Hashable {
+    public var name: String
+    public var address: String
+    public var isControlPlane: Bool
+
+    public init(name: String, address: String, isControlPlane: Bool) {
+        self.name = name
+        self.address = address
+        self.isControlPlane = isControlPlane
+    }
+}
+
+/// How to tell that a started service serves.
+public enum HealthProbe: Sendable, Equatable {
+    /// A TCP port accepts connections.
+    case tcp(host: String, port: Int)
+    /// An HTTP GET answers 2xx.
+    case http(String)
+    /// Running under the service manager is all there is to check (a producer serves nothing).
+    case running
+}
+
+/// A file a service reads on its node (configuration, rules).
+public struct RemoteFile: Sendable, Equatable {
+    public var path: String
+    public var contents: String
+    public var mode: Int32 = 0o644
+
+    public init(path: String, contents: String, mode: Int32 = 0o644) {
+        self.path = path
+        self.contents = contents
+        self.mode = mode
+    }
+}
+
+/// A service placed on its node: the unit the service manager runs, the files it reads, how its
+/// health is probed, and an idempotent command run once it serves (creating topics, say).
+public struct PlacedService: Sendable, Equatable {
+    public var unit: ServiceUnit
+    public var node: RuntimeNode
+    public var files: [RemoteFile] = []
+    public var health: HealthProbe
+    public var afterStart: String?
+
+    public init(unit: ServiceUnit, node: RuntimeNode, files: [RemoteFile] = [], health: HealthProbe, afterStart: String? = nil) {
+        self.unit = unit
+        self.node = node
+        self.files = files
+        self.health = health
+        self.afterStart = afterStart
+    }
+
+    /// Where the node keeps the digest of what is installed: equal digests mean nothing changed.
+    public var digestPath: String { "/var/lib/provision/units/\(unit.name).digest" }
+
+    /// A digest of everything that, when changed, needs a restart: the init script and the files.
+    public var digest: String {
+        let text = ([unit.initScript] + files.map { "\($0.path)\n\($0.mode)\n\($0.contents)" }).joined(separator: "\u{0}")
+        return Self.fnv1a(text)
+    }
+
+    /// FNV-1a, 64 bits, twice with different offsets: a change detector, not a security digest.
+    static func fnv1a(_ text: String) -> String {
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325
+        var b: UInt64 = 0x8422_2325_cbf2_9ce4
+        for byte in text.utf8 {
+            a = (a ^ UInt64(byte)) &* 0x100_0000_01b3
+            b = (b ^ UInt64(byte)) &* 0x100_0000_01b3
+        }
+        return String(format: "%016llx%016llx", a, b)
+    }
+}

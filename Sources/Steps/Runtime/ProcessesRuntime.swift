@@ -1,0 +1,179 @@
+import Engine
+import Foundation
+
+/// `runtime: processes`: the pipeline as services of each node's service manager (OpenRC in the
+/// sandbox), the way K3s would run it as pods. Stand-ins, named: Tansu for Kafka, nx-27017 for
+/// MongoDB, OpenRC's supervise-daemon for the kubelet. Grafana and Loki cannot be installed on this
+/// machine, so this runtime has none.
+///
+/// ```
+/// control plane: broker (Tansu) · mongodb (nx-27017) · processor · prometheus · alertmanager · node-exporter
+/// each worker:   producer · node-exporter
+/// ```
+public struct ProcessesRuntime: Sendable {
+    /// Programs a node runs, as paths on the node.
+    public struct Programs: Sendable, Equatable {
+        /// Uploaded by `runtime.artifacts/<node>` (release builds and the librdkafka they load).
+        public var processor = "/opt/provision/bin/processor"
+        public var producer = "/opt/provision/bin/producer"
+        public var libraries = "/opt/provision/lib"
+        /// From the node image (scripts/bootstrap builds the sandbox's).
+        public var tansu = "/usr/local/bin/tansu"
+        public var mongo = "/opt/nx-27017/bin/nx-27017"
+        public var prometheus = "/usr/bin/prometheus"
+        public var alertmanager = "/usr/bin/prometheus-alertmanager"
+        public var nodeExporter = "/usr/bin/prometheus-node-exporter"
+
+        public init() {}
+    }
+
+    /// Ports, on each node's own address.
+    public enum Port {
+        public static let broker = 9092
+        public static let mongo = 27017
+        public static let processor = 8080
+        public static let prometheus = 9090
+        public static let alertmanager = 9093
+        public static let nodeExporter = 9100
+    }
+
+    public var pipeline: PipelineSpec
+    public var programs: Programs
+    /// The alert rules (the PrometheusRule groups of k8s/, rendered as a rules file).
+    public var rules: String
+
+    public init(pipeline: PipelineSpec, programs: Programs, rules: String) {
+        self.pipeline = pipeline
+        self.programs = programs
+        self.rules = rules
+    }
+
+    static let config = "/etc/provision"
+    static let data = "/var/lib/provision"
+
+    // MARK: Control plane
+
+    /// The Kafka-compatible broker, with the pipeline's topics created explicitly.
+    public func broker(on node: RuntimeNode) -> PlacedService {
+        let url = "tcp://\(node.address):\(Port.broker)"
+        let topics = PipelineSpec.topics.map { topic in
+            "\(programs.tansu) topic list --broker \(url) | grep -q '\"name\":\"\(topic)\"' || \(programs.tansu) topic create \(topic) --partitions \(pipeline.partitions) --broker \(url)"
+        }.joined(separator: " && ")
+        return PlacedService(
+            unit: ServiceUnit(name: "pipeline-broker", description: "Kafka-compatible broker (Tansu)", command: programs.tansu,
+                              arguments: ["broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]),
+            node: node, health: .tcp(host: node.address, port: Port.broker), afterStart: topics)
+    }
+
+    /// The MongoDB-wire server, with a file store so that a restart keeps the data.
+    public func mongo(on node: RuntimeNode) -> PlacedService {
+        PlacedService(
+            unit: ServiceUnit(name: "pipeline-mongodb", description: "MongoDB wire-protocol server (nx-27017)", command: programs.mongo,
+                              arguments: ["--host", node.address, "-p", String(Port.mongo), "--db", "\(Self.data)/mongodb/pipeline.db",
+                                          "--pid-file", "/run/pipeline-mongodb.server.pid", "--log-file", "/var/log/provision/pipeline-mongodb.server.log"]),
+            node: node, files: [RemoteFile(path: "\(Self.data)/mongodb/.keep", contents: "")], health: .tcp(host: node.address, port: Port.mongo))
+    }
+
+    /// The processor, consuming from the broker into MongoDB, serving /metrics to Prometheus.
+    public func processor(on node: RuntimeNode) -> PlacedService {
+        PlacedService(
+            unit: ServiceUnit(
+                name: "pipeline-processor", description: "GPU pipeline processor", command: programs.processor,
+                arguments: ["--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500"],
+                environment: [
+                    "KAFKA_BROKERS": "\(node.address):\(Port.broker)",
+                    "MONGODB_URI": "mongodb://\(node.address):\(Port.mongo)/?serverSelectionTimeoutMS=2000",
+                    "HTTP_HOST": node.address, "HTTP_PORT": String(Port.processor),
+                    "BATCH_SIZE": String(pipeline.batchSize), "BATCH_WAIT_MS": String(pipeline.batchWaitMs),
+                    "RETENTION_DAYS": String(pipeline.retentionDays), "LD_LIBRARY_PATH": programs.libraries,
+                ]),
+            node: node, health: .http("http://\(node.address):\(Port.processor)/ready"))
+    }
+
+    /// Prometheus: scrapes the processor, every node's node-exporter and itself; evaluates the
+    /// pipeline's alert rules and sends alerts to Alertmanager.
+    public func prometheus(on node: RuntimeNode, nodes: [RuntimeNode]) -> PlacedService {
+        let exporters = nodes.map { "'\($0.address):\(Port.nodeExporter)'" }.joined(separator: ", ")
+        let config = """
+            # Written by provision (runtime: processes).
+            global:
+              scrape_interval: 5s
+              evaluation_interval: 5s
+            rule_files: ['\(Self.config)/rules/pipeline-rules.yaml']
+            alerting:
+              alertmanagers:
+                - static_configs: [{targets: ['\(node.address):\(Port.alertmanager)']}]
+            scrape_configs:
+              - job_name: prometheus
+                static_configs: [{targets: ['\(node.address):\(Port.prometheus)']}]
+              - job_name: processor
+                static_configs: [{targets: ['\(node.address):\(Port.processor)']}]
+              - job_name: node
+                static_configs: [{targets: [\(exporters)]}]
+
+            """
+        return PlacedService(
+            unit: ServiceUnit(name: "pipeline-prometheus", description: "Prometheus", command: programs.prometheus,
+                              arguments: ["--config.file=\(Self.config)/prometheus.yml", "--storage.tsdb.path=\(Self.data)/prometheus",
+                                          "--web.listen-address=\(node.address):\(Port.prometheus)", "--storage.tsdb.retention.time=2d"]),
+            node: node,
+            files: [RemoteFile(path: "\(Self.config)/prometheus.yml", contents: config),
+                    RemoteFile(path: "\(Self.config)/rules/pipeline-rules.yaml", contents: rules)],
+            health: .http("http://\(node.address):\(Port.prometheus)/-/ready"))
+    }
+
+    /// Alertmanager, receiving Prometheus's alerts (one route to a receiver that drops them: the
+    /// sandbox sends no mail; `verify` and the web UI read them).
+    public func alertmanager(on node: RuntimeNode) -> PlacedService {
+        let config = """
+            # Written by provision (runtime: processes).
+            route:
+              receiver: sandbox
+              group_by: [alertname]
+            receivers:
+              - name: sandbox
+
+            """
+        return PlacedService(
+            unit: ServiceUnit(name: "pipeline-alertmanager", description: "Alertmanager", command: programs.alertmanager,
+                              arguments: ["--config.file=\(Self.config)/alertmanager.yml", "--storage.path=\(Self.data)/alertmanager",
+                                          "--web.listen-address=\(node.address):\(Port.alertmanager)", "--cluster.listen-address="]),
+            node: node, files: [RemoteFile(path: "\(Self.config)/alertmanager.yml", contents: config)],
+            health: .http("http://\(node.address):\(Port.alertmanager)/-/ready"))
+    }
+
+    /// The broker's topics and their partition counts, asked on the broker's node.
+    public static func topics(_ broker: PlacedService, on installer: ServiceInstaller) async throws -> [String: Int] {
+        let url = "tcp://\(broker.node.address):\(Port.broker)"
+        let result = try await installer.run("\(broker.unit.command) topic list --broker \(url)", .seconds(20))
+        guard result.succeeded, let list = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [[String: Any]] else {
+            throw StepFailure("cannot list the broker's topics: \(result.summary) \(result.stderr.suffix(300))")
+        }
+        return Dictionary(list.compactMap { topic in
+            (topic["name"] as? String).map { ($0, (topic["partitions"] as? [Any])?.count ?? 0) }
+        }, uniquingKeysWith: { $1 })
+    }
+
+    // MARK: Every node
+
+    /// The node's exporter, one per node as kube-prometheus-stack runs one per node.
+    public func nodeExporter(on node: RuntimeNode) -> PlacedService {
+        PlacedService(
+            unit: ServiceUnit(name: "pipeline-node-exporter", description: "Prometheus node exporter", command: programs.nodeExporter,
+                              arguments: ["--web.listen-address=\(node.address):\(Port.nodeExporter)"]),
+            node: node, health: .http("http://\(node.address):\(Port.nodeExporter)/metrics"))
+    }
+
+    /// One producer per worker, continuous and paced at the plan's rate, with its own fleet.
+    /// - Parameter index: the worker's position, seeding its synthetic GPUs apart from the others'.
+    public func producer(on node: RuntimeNode, index: Int, broker: RuntimeNode) -> PlacedService {
+        PlacedService(
+            unit: ServiceUnit(
+                name: "pipeline-producer", description: "GPU telemetry producer", command: programs.producer, arguments: ["--continuous"],
+                environment: [
+                    "KAFKA_BROKERS": "\(broker.address):\(Port.broker)", "RATE": String(pipeline.rate), "GPU_COUNT": String(pipeline.gpusPerProducer),
+                    "GPU_SOURCE": "synthetic", "NODE_NAME": node.name, "SEED": String(1000 + index), "LD_LIBRARY_PATH": programs.libraries,
+                ]),
+            node: node, health: .running)
+    }
+}

@@ -1,0 +1,121 @@
+import Engine
+import Foundation
+
+/// Installs, inspects and removes placed services on one node through its service manager
+/// (OpenRC's `rc-service`), over whatever runs commands there (SSH).
+///
+/// Idempotent: `install` compares the digest the node keeps with the service's own; an equal
+/// digest and a running unit change nothing (same PIDs), a different one uploads the files and
+/// restarts only that unit.
+public struct ServiceInstaller: Sendable {
+    /// Runs a shell command on the node.
+    public var run: @Sendable (_ command: String, _ timeout: Duration) async throws -> SSHResult
+    /// Writes a file on the node.
+    public var upload: @Sendable (_ data: Data, _ path: String, _ mode: Int32) async throws -> Void
+
+    public init(run: @escaping @Sendable (String, Duration) async throws -> SSHResult,
+                upload: @escaping @Sendable (Data, String, Int32) async throws -> Void) {
+        self.run = run
+        self.upload = upload
+    }
+
+    /// What the node says about a service.
+    public struct State: Sendable, Equatable {
+        /// The installed files are this service's (same digest).
+        public var current: Bool
+        /// The service manager runs it.
+        public var running: Bool
+        /// Its health probe passes.
+        public var healthy: Bool
+
+        /// Everything holds: nothing to do.
+        public var satisfied: Bool { current && running && healthy }
+
+        /// The first thing that does not hold, for a check's message.
+        public var problem: String? {
+            if !current { return "its unit or configuration differs from the plan's" }
+            if !running { return "its unit is not running" }
+            if !healthy { return "it does not answer its health probe" }
+            return nil
+        }
+    }
+
+    /// Reads the service's state without changing anything.
+    public func state(of service: PlacedService) async throws -> State {
+        let digest = try await run("cat \(service.digestPath) 2>/dev/null || true", .seconds(20)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let running = try await run("rc-service \(service.unit.name) status >/dev/null 2>&1", .seconds(20)).succeeded
+        let healthy = running ? try await probe(service) : false
+        return State(current: digest == service.digest, running: running, healthy: healthy)
+    }
+
+    /// Makes the node run `service` as planned and waits until it is healthy and its after-start
+    /// command succeeded.
+    /// - Returns: whether anything was (re)started.
+    @discardableResult
+    public func install(_ service: PlacedService, timeout: Duration, log: @Sendable (String) -> Void) async throws -> Bool {
+        if let problem = service.unit.problem { throw StepFailure(problem, retryable: false) }
+        let before = try await state(of: service)
+        var changed = false
+        if !before.current {
+            let directories = Set((service.files.map(\.path) + [service.digestPath, service.unit.scriptPath]).map { ($0 as NSString).deletingLastPathComponent })
+            try await check(run("mkdir -p \(directories.sorted().map(ServiceUnit.quoted).joined(separator: " "))", .seconds(20)), "create directories")
+            for file in service.files { try await upload(Data(file.contents.utf8), file.path, file.mode) }
+            try await upload(Data(service.unit.initScript.utf8), service.unit.scriptPath, 0o755)
+            let verb = before.running ? "restart" : "start"
+            log("\(service.node.name): \(verb) \(service.unit.name) (\(before.running ? "its settings changed" : "not running"))")
+            try await check(run("rc-service \(service.unit.name) \(verb)", .seconds(60)), "\(verb) \(service.unit.name)")
+            try await upload(Data((service.digest + "\n").utf8), service.digestPath, 0o644)
+            changed = true
+        } else if !before.running {
+            log("\(service.node.name): start \(service.unit.name) (not running)")
+            try await check(run("rc-service \(service.unit.name) start", .seconds(60)), "start \(service.unit.name)")
+            changed = true
+        }
+        let deadline = ContinuousClock.now + timeout
+        while !(try await probe(service)) {
+            guard ContinuousClock.now < deadline else {
+                let tail = try? await run("tail -n 20 \(service.unit.logFile)", .seconds(20)).stdout
+                throw StepFailure("""
+                    \(service.unit.name) on \(service.node.name) did not become healthy within \(timeout) (\(service.health)); \
+                    its log \(service.unit.logFile) ends with:
+                    \(tail ?? "(unreadable)")
+                    """)
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        if let command = service.afterStart {
+            try await check(run(command, .seconds(60)), "after starting \(service.unit.name)")
+        }
+        log("\(service.node.name): \(service.unit.name) \(changed ? "started" : "already running") and healthy")
+        return changed
+    }
+
+    /// Stops the service and removes its unit and digest (its data stays with the node).
+    public func remove(_ service: PlacedService) async throws {
+        let name = service.unit.name
+        try await check(run("if [ -e \(service.unit.scriptPath) ]; then rc-service \(name) stop; fi; rm -f \(service.unit.scriptPath) \(service.digestPath)",
+                            .seconds(60)), "stop \(name)")
+    }
+
+    /// The PID of the program the unit runs (not its supervisor), for tests and audits.
+    public func pid(of service: PlacedService) async throws -> Int? {
+        let out = try await run("cat /run/supervise-\(service.unit.name).pid 2>/dev/null; pgrep -P \"$(cat /run/supervise-\(service.unit.name).pid 2>/dev/null || echo 0)\" 2>/dev/null | head -n 1",
+                                .seconds(20)).stdout
+        return out.split(separator: "\n").dropFirst().first.flatMap { Int($0) }
+    }
+
+    private func probe(_ service: PlacedService) async throws -> Bool {
+        switch service.health {
+        case .running:
+            return try await run("rc-service \(service.unit.name) status >/dev/null 2>&1", .seconds(20)).succeeded
+        case .tcp(let host, let port):
+            return try await run("timeout 2 bash -c '</dev/tcp/\(host)/\(port)' 2>/dev/null", .seconds(20)).succeeded
+        case .http(let url):
+            return try await run("curl -fsS -m 2 -o /dev/null \(ServiceUnit.quoted(url))", .seconds(20)).succeeded
+        }
+    }
+
+    private func check(_ result: SSHResult, _ what: String) throws {
+        guard result.succeeded else { throw StepFailure("\(what) failed: \(result.summary) \(result.stdout.suffix(500))\(result.stderr.suffix(500))") }
+    }
+}

@@ -1,0 +1,203 @@
+import Engine
+import Foundation
+
+/// Proves the pipeline works end to end, whichever runtime runs it: the processor answers, the
+/// topics exist with their partitions, documents keep arriving in MongoDB, every worker's
+/// producer is seen, Prometheus scrapes the processor and every node, data is ingested, no alert
+/// fires, and the end-to-end latency is measured. The runtime says where the services are (a
+/// node's address in the sandbox, a tunnel to a Service's address on K3s).
+public struct PipelineVerifier: Sendable {
+    /// Where the verifier reaches the services, and what it expects to see.
+    public struct Targets: Sendable {
+        /// Base URL of the processor's HTTP server (`http://10.0.1.5:8080`).
+        public var processor: String
+        /// Base URL of Prometheus's API.
+        public var prometheus: String
+        /// Workers whose producer must be seen in `/gpu/info`.
+        public var workers: [String]
+        /// Nodes whose node-exporter Prometheus must scrape.
+        public var nodes: Int
+        /// The broker's topics and their partition counts.
+        public var topics: @Sendable () async throws -> [String: Int]
+        /// Where to look next when a check fails (`provision logs service.processor`, say), by check.
+        public var hints: [String: String] = [:]
+
+        public init(processor: String, prometheus: String, workers: [String], nodes: Int,
+                    topics: @escaping @Sendable () async throws -> [String: Int], hints: [String: String] = [:]) {
+            self.processor = processor
+            self.prometheus = prometheus
+            self.workers = workers
+            self.nodes = nodes
+            self.topics = topics
+            self.hints = hints
+        }
+    }
+
+    /// One line of the verify table.
+    public struct Check: Codable, Sendable, Equatable {
+        public var name: String
+        public var expected: String
+        public var seen: String
+        public var ok: Bool
+        /// What to look at next, when not ok.
+        public var next: String?
+    }
+
+    public var targets: Targets
+    public var partitions: Int
+    /// How long checks that need time (first scrapes, first rates) may take to pass.
+    public var timeout: Duration = .seconds(90)
+    /// Between the two samples of the document counts.
+    public var sampleGap: Duration = .seconds(5)
+    /// The end-to-end latency p99 must stay under this.
+    public var latencyBudget = 5.0
+    var http = HTTPClient(timeout: .seconds(10))
+
+    public init(targets: Targets, partitions: Int) {
+        self.targets = targets
+        self.partitions = partitions
+    }
+
+    /// Runs every check and returns the table, failed checks included (never throws for a
+    /// failed check: the table says what was seen).
+    public func run(log: (@Sendable (String) -> Void)? = nil) async -> [Check] {
+        let deadline = ContinuousClock.now + timeout
+        var checks: [Check] = []
+        func add(_ check: Check) {
+            log?("\(check.ok ? "ok  " : "FAIL") \(check.name): \(check.seen)")
+            checks.append(check)
+        }
+        add(await eventually("processor /health", expected: "200", until: deadline) { try await status("\(targets.processor)/health") })
+        add(await eventually("processor /ready", expected: "200", until: deadline) { try await status("\(targets.processor)/ready") })
+        add(await topicCheck(until: deadline))
+        for check in await countChecks() { add(check) }
+        add(await eventually("producers seen in /gpu/info", expected: targets.workers.sorted().joined(separator: ", "), until: deadline) {
+            let nodes = try await gpuNodes()
+            return (Set(targets.workers).isSubset(of: nodes), nodes.sorted().joined(separator: ", "))
+        })
+        add(await eventually("Prometheus scrapes the processor", expected: "up", until: deadline) {
+            let up = try await targetsUp(job: "processor")
+            return (up.up >= 1, "\(up.up) of \(up.total) up")
+        })
+        add(await eventually("Prometheus scrapes every node", expected: "\(targets.nodes) up", until: deadline) {
+            let up = try await targetsUp(job: "node")
+            return (up.up == targets.nodes, "\(up.up) of \(up.total) up")
+        })
+        add(await eventually("ingest rate", expected: "> 0 documents/s", until: deadline) {
+            let rate = try await query("sum(rate(processor_written_total[30s]))") ?? 0
+            return (rate > 0, String(format: "%.1f documents/s", rate))
+        })
+        add(await firingAlerts())
+        for check in await latencyChecks(until: deadline) { add(check) }
+        return checks.map { check in
+            var check = check
+            if !check.ok { check.next = targets.hints[check.name] ?? check.next }
+            return check
+        }
+    }
+
+    // MARK: Checks
+
+    private func topicCheck(until deadline: ContinuousClock.Instant) async -> Check {
+        let expected = PipelineSpec.topics.map { "\($0) (\(partitions))" }.joined(separator: ", ")
+        return await eventually("topics", expected: expected, until: deadline) {
+            let topics = try await targets.topics()
+            let seen = PipelineSpec.topics.map { "\($0) (\(topics[$0].map(String.init) ?? "missing"))" }.joined(separator: ", ")
+            return (PipelineSpec.topics.allSatisfy { topics[$0] == partitions }, seen)
+        }
+    }
+
+    /// gpu_metrics and token_usage counts, sampled `sampleGap` apart, must rise.
+    private func countChecks() async -> [Check] {
+        guard let first = try? await stats() else {
+            return ["gpu_metrics", "token_usage"].map { Check(name: "\($0) documents rise", expected: "rising", seen: "no /stats answer", ok: false) }
+        }
+        try? await Task.sleep(for: sampleGap)
+        let second = (try? await stats()) ?? [:]
+        return ["gpu_metrics", "token_usage"].map { collection in
+            let a = first[collection] ?? -1, b = second[collection] ?? -1
+            return Check(name: "\(collection) documents rise", expected: "rising", seen: "\(a) → \(b) in \(sampleGap)", ok: a >= 0 && b > a)
+        }
+    }
+
+    private func firingAlerts() async -> Check {
+        do {
+            let object = try await json("\(targets.prometheus)/api/v1/alerts")
+            let alerts = ((object["data"] as? [String: Any])?["alerts"] as? [[String: Any]]) ?? []
+            let firing = alerts.filter { $0["state"] as? String == "firing" }
+                .compactMap { ($0["labels"] as? [String: Any])?["alertname"] as? String }
+            return Check(name: "no alert firing", expected: "none", seen: firing.isEmpty ? "none" : firing.sorted().joined(separator: ", "), ok: firing.isEmpty)
+        } catch {
+            return Check(name: "no alert firing", expected: "none", seen: "Prometheus did not answer: \(error)", ok: false)
+        }
+    }
+
+    private func latencyChecks(until deadline: ContinuousClock.Instant) async -> [Check] {
+        var checks: [Check] = []
+        for (label, q) in [("p50", 0.5), ("p99", 0.99)] {
+            let expression = "histogram_quantile(\(q), sum by (le) (rate(processor_end_to_end_latency_seconds_bucket[1m])))"
+            checks.append(await eventually("end-to-end latency \(label)", expected: String(format: "< %.1f s", latencyBudget), until: deadline) {
+                guard let seconds = try await query(expression), seconds.isFinite else { return (false, "no samples yet") }
+                return (seconds < latencyBudget, String(format: "%.3f s", seconds))
+            })
+        }
+        return checks
+    }
+
+    // MARK: Requests
+
+    /// Repeats `probe` until it passes or `deadline`; the check shows what was last seen.
+    private func eventually(_ name: String, expected: String, until deadline: ContinuousClock.Instant,
+                            _ probe: () async throws -> (Bool, String)) async -> Check {
+        var seen = "nothing"
+        while true {
+            do {
+                let (ok, text) = try await probe()
+                seen = text
+                if ok { return Check(name: name, expected: expected, seen: seen, ok: true) }
+            } catch {
+                seen = "\(error)"
+            }
+            guard ContinuousClock.now < deadline else { return Check(name: name, expected: expected, seen: seen, ok: false) }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func status(_ url: String) async throws -> (Bool, String) {
+        let response = try await http.send("GET", url)
+        return (response.status == 200, "\(response.status)")
+    }
+
+    private func json(_ url: String) async throws -> [String: Any] {
+        let response = try await http.send("GET", url)
+        guard response.status == 200, let object = try JSONSerialization.jsonObject(with: response.body) as? [String: Any] else {
+            throw StepFailure("\(url) answered \(response.status): \(response.text.prefix(200))")
+        }
+        return object
+    }
+
+    private func stats() async throws -> [String: Int] {
+        try await json("\(targets.processor)/stats").compactMapValues { $0 as? Int }
+    }
+
+    /// The `node` of every GPU's newest sample.
+    private func gpuNodes() async throws -> Set<String> {
+        Set(try await json("\(targets.processor)/gpu/info").values.compactMap { ($0 as? [String: Any])?["node"] as? String })
+    }
+
+    private func targetsUp(job: String) async throws -> (up: Int, total: Int) {
+        let object = try await json("\(targets.prometheus)/api/v1/targets?state=active")
+        let active = ((object["data"] as? [String: Any])?["activeTargets"] as? [[String: Any]]) ?? []
+        let mine = active.filter { ($0["labels"] as? [String: Any])?["job"] as? String == job }
+        return (mine.filter { $0["health"] as? String == "up" }.count, mine.count)
+    }
+
+    /// The value of an instant query returning one sample, nil when it returns none.
+    private func query(_ expression: String) async throws -> Double? {
+        let encoded = expression.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? expression
+        let object = try await json("\(targets.prometheus)/api/v1/query?query=\(encoded)")
+        let result = ((object["data"] as? [String: Any])?["result"] as? [[String: Any]]) ?? []
+        guard let value = (result.first?["value"] as? [Any])?.last as? String else { return nil }
+        return Double(value)
+    }
+}
