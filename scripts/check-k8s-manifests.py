@@ -16,6 +16,8 @@ placeholder image). Checks:
     reference is documented in k8s/README.md;
   - the PrometheusRule's spec.groups equal k8s/base/monitoring/rules/pipeline-rules.yaml's groups;
   - docs/SLI.md and docs/SLO.md name only recording rules that exist, and every SLI has a section;
+  - every metric the rules file selects is the processor's (read from its source), recorded, or a
+    named exporter's;
   - with --prometheus (a real Prometheus with the rules file loaded): every dashboard panel's PromQL
     parses (its query API answers 400 to a query that does not), names only metrics the processor
     exports (read from its source), recorded series or the named exporters' metrics, and the rules
@@ -372,8 +374,7 @@ def processor_metrics():
     return names
 
 
-def check_promql(url, exprs, recorded, rules_groups):
-    known = processor_metrics() | recorded | EXTERNAL_METRICS
+def check_promql(url, exprs, known, rules_groups):
     for where, expr in exprs:
         query = expr
         for var, value in GRAFANA_VARIABLES.items():
@@ -416,9 +417,12 @@ def check_docs(recorded, rules_groups):
         except OSError as e:
             problem(rel, f"missing: {e}")
             continue
-        named = set(re.findall(r"\b(?:sli|slo|pipeline):[a-z0-9_]+:[a-z0-9_]+\b", text))
-        for name in sorted(named - recorded):
-            problem(rel, f"names {name}, which is not a recording rule in {os.path.relpath(RULES, ROOT)}")
+        # Exact names, and families written with a trailing * (sli:data_completeness:ratio_*).
+        named = set(re.findall(r"\b(?:sli|slo|pipeline):[a-z0-9_]+:[a-z0-9_]*\*?", text))
+        for name in sorted(named):
+            exists = (any(r.startswith(name[:-1]) for r in recorded) if name.endswith("*") else name in recorded)
+            if not exists:
+                problem(rel, f"names {name}, which is not a recording rule in {os.path.relpath(RULES, ROOT)}")
         if path.endswith("SLI.md"):
             if not named:
                 problem(rel, "names no SLI recording rule")
@@ -488,10 +492,16 @@ def main():
         exprs += dashboard_exprs(name, docs)
 
     check_docs(recorded, rules_groups)
+    known = processor_metrics() | recorded | EXTERNAL_METRICS
+    for g in rules_groups:
+        for r in g["rules"]:
+            for name in sorted(metric_names(str(r["expr"])) - known):
+                problem(f"rules file: {r.get('alert') or r.get('record')}",
+                        f"unknown metric {name!r} (not exported by the processor, recorded, or a known exporter's)")
     if args.prometheus:
         # The same dashboards appear in several renders: check each expression once.
         unique = list({expr: (where, expr) for where, expr in exprs}.values())
-        check_promql(args.prometheus.rstrip("/"), unique, recorded, rules_groups)
+        check_promql(args.prometheus.rstrip("/"), unique, known, rules_groups)
 
     summary = ", ".join(f"{n} ({c} objects)" for n, c in counts.items())
     if problems:
