@@ -12,8 +12,8 @@ placeholder image). Checks:
     required fields, types and known keys; any other custom kind is an error;
   - house rules: app.kubernetes.io/name on every object, requests and limits on every container,
     probes on every container that serves a port, non-root pods, no `replicas` on an HPA's target,
-    ServiceMonitor → Service → port exists, HPA → Deployment exists, every Secret the manifests
-    reference is documented in k8s/README.md;
+    ServiceMonitor → Service → port exists, HPA → Deployment exists, every Secret (and key) the
+    manifests reference and every checkov waiver (check and object) is listed in k8s/README.md;
   - the PrometheusRule's spec.groups equal k8s/base/monitoring/rules/pipeline-rules.yaml's groups;
   - docs/SLI.md and docs/SLO.md name only recording rules that exist, and every SLI has a section;
   - every metric the rules file selects is the processor's (read from its source), recorded, or a
@@ -55,6 +55,7 @@ EXTERNAL_METRICS = {
 DURATION = re.compile(r"^(0|([0-9]+(ms|s|m|h|d|w|y))+)$")
 
 problems = []
+README_TEXT = open(README).read() if os.path.exists(README) else ""
 
 
 def problem(where, message):
@@ -281,10 +282,20 @@ def check_house_rules(where, doc, deployable, secret_docs):
         image = c.get("image", "")
         if deployable and ("registry.invalid" in image or "set-by-overlay" in image):
             problem(cw, f"image {image!r} is still the base's placeholder: the overlay must set it")
-        for env in c.get("env") or []:
-            ref = ((env.get("valueFrom") or {}).get("secretKeyRef")) or None
+        for env in (c.get("env") or []) + (c.get("envFrom") or []):
+            ref = ((env.get("valueFrom") or {}).get("secretKeyRef")) or env.get("secretRef")
             if ref:
-                secret_docs.add((meta.get("namespace"), ref.get("name"), ref.get("key")))
+                secret_docs.add((meta.get("namespace"), ref.get("name"), ref.get("key", "")))
+    for volume in ps.get("volumes") or []:
+        if "secret" in volume:
+            secret_docs.add((meta.get("namespace"), volume["secret"].get("secretName"), ""))
+    # A checkov waiver must be listed, with this object, in k8s/README.md's waiver table.
+    for key, value in (meta.get("annotations") or {}).items():
+        if key.startswith("checkov.io/skip"):
+            check_id = str(value).split("=", 1)[0]
+            obj = f"{meta.get('namespace')}/{meta.get('name')}"
+            if not any(check_id in line and obj in line for line in README_TEXT.splitlines()):
+                problem(where, f"checkov waiver {check_id} is not listed for {obj} in k8s/README.md")
 
 
 def check_hpa_targets(name, docs):
@@ -448,7 +459,7 @@ def main():
     with open(RULES) as f:
         rules_groups = yaml.safe_load(f)["groups"]
     recorded = {r["record"] for g in rules_groups for r in g["rules"] if "record" in r}
-    readme = open(README).read() if os.path.exists(README) else ""
+    readme = README_TEXT
 
     exprs = []
     counts = {}
@@ -487,8 +498,9 @@ def main():
             check_house_rules(where, doc, deployable, secrets)
         check_hpa_targets(name, docs)
         for ns, secret, key in sorted(secrets):
-            if f"{ns}/{secret}" not in readme or key not in readme:
-                problem(f"{name}: Secret {ns}/{secret}", f"key {key} is referenced but not documented in k8s/README.md")
+            if f"{ns}/{secret}" not in readme or (key and f"`{key}`" not in readme):
+                what = f"key `{key}`" if key else "the Secret"
+                problem(f"{name}: Secret {ns}/{secret}", f"{what} is referenced but not documented in k8s/README.md")
         exprs += dashboard_exprs(name, docs)
 
     check_docs(recorded, rules_groups)
