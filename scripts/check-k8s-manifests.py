@@ -256,6 +256,13 @@ def check_house_rules(where, doc, deployable, secret_docs):
     meta = doc.get("metadata") or {}
     if "app.kubernetes.io/name" not in (meta.get("labels") or {}):
         problem(where, "metadata.labels needs app.kubernetes.io/name")
+    # A checkov waiver must be listed, with this object, in k8s/README.md's waiver table.
+    for key, value in (meta.get("annotations") or {}).items():
+        if key.startswith("checkov.io/skip"):
+            check_id = str(value).split("=", 1)[0]
+            obj = f"{meta.get('namespace')}/{meta.get('name')}"
+            if not any(check_id in line and obj in line for line in README_TEXT.splitlines()):
+                problem(where, f"checkov waiver {check_id} is not listed for {obj} in k8s/README.md")
     ps = pod_spec(doc)
     if ps is None:
         return
@@ -289,13 +296,6 @@ def check_house_rules(where, doc, deployable, secret_docs):
     for volume in ps.get("volumes") or []:
         if "secret" in volume:
             secret_docs.add((meta.get("namespace"), volume["secret"].get("secretName"), ""))
-    # A checkov waiver must be listed, with this object, in k8s/README.md's waiver table.
-    for key, value in (meta.get("annotations") or {}).items():
-        if key.startswith("checkov.io/skip"):
-            check_id = str(value).split("=", 1)[0]
-            obj = f"{meta.get('namespace')}/{meta.get('name')}"
-            if not any(check_id in line and obj in line for line in README_TEXT.splitlines()):
-                problem(where, f"checkov waiver {check_id} is not listed for {obj} in k8s/README.md")
 
 
 def check_hpa_targets(name, docs):
@@ -385,6 +385,15 @@ def processor_metrics():
     return names
 
 
+def check_metric_names(exprs, known):
+    for where, expr in exprs:
+        query = expr
+        for var, value in GRAFANA_VARIABLES.items():
+            query = query.replace(var, value)
+        for name in sorted(metric_names(query) - known):
+            problem(where, f"unknown metric {name!r} (not exported by the processor, recorded, or a known exporter's)")
+
+
 def check_promql(url, exprs, known, rules_groups):
     for where, expr in exprs:
         query = expr
@@ -406,8 +415,6 @@ def check_promql(url, exprs, known, rules_groups):
         except OSError as e:
             problem(where, f"Prometheus at {url} did not answer: {e}")
             return
-        for name in sorted(metric_names(query) - known):
-            problem(where, f"unknown metric {name!r} (not exported by the processor, recorded, or a known exporter's)")
     # The rules file itself loaded as the sandbox's Prometheus will load it.
     try:
         with urllib.request.urlopen(f"{url}/api/v1/rules", timeout=10) as response:
@@ -449,71 +456,178 @@ def check_docs(recorded, rules_groups):
 
 # ---------------------------------------------------------------------------------------------
 
+def check_render(name, docs, k8s_version, rules_groups):
+    """Every per-object check of one render; returns its dashboards' (where, expr) pairs."""
+    deployable = name.startswith("overlay-")
+    services = [d for d in docs if d.get("kind") == "Service"]
+    secrets = set()
+    seen = set()
+    for doc in docs:
+        where = f"{name}: {kind_name(doc)}"
+        key = (doc.get("apiVersion"), kind_name(doc))
+        if key in seen:
+            problem(where, "appears twice")
+        seen.add(key)
+        api = doc.get("apiVersion")
+        if api in BUILTIN_GROUPS:
+            try:
+                kubernetes_validate.validate(doc, k8s_version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                location = ".".join(str(p) for p in e.path)
+                problem(where, f"schema (Kubernetes {k8s_version}): {location}: {e.message}")
+            except kubernetes_validate.SchemaNotFoundError as e:
+                problem(where, f"no schema in Kubernetes {k8s_version}: {e}")
+        elif api == "helm.cattle.io/v1" and doc.get("kind") == "HelmChart":
+            check_helmchart(where, doc)
+        elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "ServiceMonitor":
+            check_servicemonitor(where, doc, services)
+        elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "PrometheusRule":
+            check_prometheusrule(where, doc, rules_groups)
+        else:
+            problem(where, f"custom kind {api} {doc.get('kind')} has no checker here: add one")
+        check_house_rules(where, doc, deployable, secrets)
+    check_hpa_targets(name, docs)
+    for ns, secret, key in sorted(secrets):
+        if f"{ns}/{secret}" not in README_TEXT or (key and f"`{key}`" not in README_TEXT):
+            what = f"key `{key}`" if key else "the Secret"
+            problem(f"{name}: Secret {ns}/{secret}", f"{what} is referenced but not documented in k8s/README.md")
+    return dashboard_exprs(name, docs)
+
+
+def find(docs, kind, name):
+    return next(d for d in docs if d.get("kind") == kind and d["metadata"].get("name") == name)
+
+
+def container(docs, kind, name):
+    return pod_spec(find(docs, kind, name))["containers"][0]
+
+
+def set_dashboard_expr(docs, expr):
+    cm = find(docs, "ConfigMap", "dashboard-pipeline-lag")
+    file = next(iter(cm["data"]))
+    dash = json.loads(cm["data"][file])
+    dash["panels"][0]["targets"][0]["expr"] = expr
+    cm["data"][file] = json.dumps(dash)
+
+
+# Each mutation of a good render, and the text the checks must then report: proves every check can fail.
+MUTATIONS = [
+    ("an unknown field in a Deployment", lambda d: container(d, "Deployment", "processor").update(livenessProb={}),
+     "'livenessProb' was unexpected"),
+    ("a wrong type in a built-in object", lambda d: find(d, "Service", "processor")["spec"]["ports"][0].update(port="8080"),
+     "is not of type 'integer'"),
+    ("a missing memory limit", lambda d: container(d, "Deployment", "processor")["resources"]["limits"].pop("memory"),
+     "resources.limits.memory is required"),
+    ("a server without probes", lambda d: container(d, "Deployment", "processor").pop("readinessProbe"),
+     "needs a readinessProbe"),
+    ("a root pod", lambda d: pod_spec(find(d, "Deployment", "producer"))["securityContext"].update(runAsNonRoot=False),
+     "runAsNonRoot must be true"),
+    ("replicas on the HPA's target", lambda d: find(d, "Deployment", "producer")["spec"].update(replicas=2),
+     "an HPA owns it"),
+    ("an HPA aiming at nothing", lambda d: find(d, "HorizontalPodAutoscaler", "producer")["spec"]["scaleTargetRef"].update(name="x"),
+     "is not in the manifests"),
+    ("a placeholder image in an overlay", lambda d: container(d, "Deployment", "producer").update(image="registry.invalid/gpu-pipeline/producer:set-by-overlay"),
+     "still the base's placeholder"),
+    ("an object without its name label", lambda d: find(d, "Service", "mongodb")["metadata"]["labels"].pop("app.kubernetes.io/name"),
+     "needs app.kubernetes.io/name"),
+    ("an undocumented Secret", lambda d: container(d, "Deployment", "processor")["env"][0]["valueFrom"]["secretKeyRef"].update(name="nowhere"),
+     "app/nowhere"),
+    ("an unlisted checkov waiver", lambda d: find(d, "Service", "processor")["metadata"].setdefault("annotations", {}).update({"checkov.io/skip1": "CKV_K8S_99=x"}),
+     "waiver CKV_K8S_99 is not listed"),
+    ("a HelmChart with an unknown field", lambda d: find(d, "HelmChart", "loki")["spec"].update(chartt="loki"),
+     "spec.chartt is not a field"),
+    ("a HelmChart without backOffLimit", lambda d: find(d, "HelmChart", "alloy")["spec"].pop("backOffLimit"),
+     "backOffLimit must be set"),
+    ("a HelmChart with a string backOffLimit", lambda d: find(d, "HelmChart", "alloy")["spec"].update(backOffLimit="3"),
+     "backOffLimit must be int"),
+    ("kube-prometheus-stack scraping etcd", lambda d: find(d, "HelmChart", "kube-prometheus-stack")["spec"].update(
+        valuesContent=find(d, "HelmChart", "kube-prometheus-stack")["spec"]["valuesContent"].replace("kubeEtcd:\n  enabled: false", "kubeEtcd:\n  enabled: true")),
+     "kubeEtcd.enabled must be false"),
+    ("a ServiceMonitor naming a missing port", lambda d: find(d, "ServiceMonitor", "processor")["spec"]["endpoints"][0].update(port="metrics"),
+     "'metrics' is not a port"),
+    ("a ServiceMonitor with a bad interval", lambda d: find(d, "ServiceMonitor", "processor")["spec"]["endpoints"][0].update(interval="15x"),
+     "must be a duration"),
+    ("a ServiceMonitor without selector", lambda d: find(d, "ServiceMonitor", "processor")["spec"].pop("selector"),
+     "spec.selector is required"),
+    ("a PrometheusRule that drifted from the rules file", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(expr="up"),
+     "differ from k8s/base/monitoring/rules/pipeline-rules.yaml"),
+    ("a rule with both record and alert", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(alert="X"),
+     "exactly one of record and alert"),
+    ("a custom kind nobody checks", lambda d: d.append({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"app.kubernetes.io/name": "w"}}}),
+     "has no checker here"),
+    ("a dashboard query that does not parse", lambda d: set_dashboard_expr(d, 'sum(processor_consumer_lag_records{job="processor"}'),
+     "PromQL does not parse"),
+    ("a dashboard query with a misspelt metric", lambda d: set_dashboard_expr(d, 'sum(processor_consumer_lags{job="processor"})'),
+     "unknown metric 'processor_consumer_lags'"),
+]
+
+
+def self_test(path, k8s_version, rules_groups, prometheus, known):
+    """Applies each mutation to a copy of a good overlay render and checks the problem is reported."""
+    import copy
+    global problems
+    with open(path) as f:
+        good = [d for d in yaml.safe_load_all(f) if d]
+    failures = []
+    for title, mutate, expected in MUTATIONS:
+        docs = copy.deepcopy(good)
+        mutate(docs)
+        problems = []
+        if "parse" in title and not prometheus:
+            continue  # needs a real Prometheus
+        exprs = check_render("overlay-selftest", docs, k8s_version, rules_groups)
+        check_metric_names(exprs, known)
+        if prometheus and "dashboard" in title:
+            check_promql(prometheus, exprs, known, rules_groups)
+        if not any(expected in p for p in problems):
+            failures.append(f"self-test: {title}: expected a problem containing {expected!r}, got {problems or 'none'}")
+    problems = failures
+    if not failures:
+        print(f"check-k8s-manifests: self-test ok: every broken render was reported")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k8s-version", required=True)
     parser.add_argument("--prometheus", help="base URL of a Prometheus with the rules file loaded")
+    parser.add_argument("--self-test", action="store_true",
+                        help="break a copy of the first render in each way the checks know and expect each reported")
     parser.add_argument("rendered", nargs="+")
     args = parser.parse_args()
 
     with open(RULES) as f:
         rules_groups = yaml.safe_load(f)["groups"]
     recorded = {r["record"] for g in rules_groups for r in g["rules"] if "record" in r}
-    readme = README_TEXT
+    known = processor_metrics() | recorded | EXTERNAL_METRICS
+    prometheus = args.prometheus.rstrip("/") if args.prometheus else None
+
+    if args.self_test:
+        self_test(args.rendered[0], args.k8s_version, rules_groups, prometheus, known)
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            return 1
+        return 0
 
     exprs = []
     counts = {}
     for path in args.rendered:
         name = os.path.basename(path).removesuffix(".yaml")
-        deployable = name.startswith("overlay-")
         with open(path) as f:
             docs = [d for d in yaml.safe_load_all(f) if d]
         counts[name] = len(docs)
-        services = [d for d in docs if d.get("kind") == "Service"]
-        secrets = set()
-        seen = set()
-        for doc in docs:
-            where = f"{name}: {kind_name(doc)}"
-            key = (doc.get("apiVersion"), kind_name(doc))
-            if key in seen:
-                problem(where, "appears twice")
-            seen.add(key)
-            api = doc.get("apiVersion")
-            if api in BUILTIN_GROUPS:
-                try:
-                    kubernetes_validate.validate(doc, args.k8s_version, strict=True)
-                except kubernetes_validate.ValidationError as e:
-                    location = ".".join(str(p) for p in e.path)
-                    problem(where, f"schema (Kubernetes {args.k8s_version}): {location}: {e.message}")
-                except kubernetes_validate.SchemaNotFoundError as e:
-                    problem(where, f"no schema in Kubernetes {args.k8s_version}: {e}")
-            elif api == "helm.cattle.io/v1" and doc.get("kind") == "HelmChart":
-                check_helmchart(where, doc)
-            elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "ServiceMonitor":
-                check_servicemonitor(where, doc, services)
-            elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "PrometheusRule":
-                check_prometheusrule(where, doc, rules_groups)
-            else:
-                problem(where, f"custom kind {api} {doc.get('kind')} has no checker here: add one")
-            check_house_rules(where, doc, deployable, secrets)
-        check_hpa_targets(name, docs)
-        for ns, secret, key in sorted(secrets):
-            if f"{ns}/{secret}" not in readme or (key and f"`{key}`" not in readme):
-                what = f"key `{key}`" if key else "the Secret"
-                problem(f"{name}: Secret {ns}/{secret}", f"{what} is referenced but not documented in k8s/README.md")
-        exprs += dashboard_exprs(name, docs)
+        exprs += check_render(name, docs, args.k8s_version, rules_groups)
 
     check_docs(recorded, rules_groups)
-    known = processor_metrics() | recorded | EXTERNAL_METRICS
     for g in rules_groups:
         for r in g["rules"]:
             for name in sorted(metric_names(str(r["expr"])) - known):
                 problem(f"rules file: {r.get('alert') or r.get('record')}",
                         f"unknown metric {name!r} (not exported by the processor, recorded, or a known exporter's)")
-    if args.prometheus:
-        # The same dashboards appear in several renders: check each expression once.
-        unique = list({expr: (where, expr) for where, expr in exprs}.values())
-        check_promql(args.prometheus.rstrip("/"), unique, known, rules_groups)
+    # The same dashboards appear in several renders: check each expression once.
+    unique = list({expr: (where, expr) for where, expr in exprs}.values())
+    check_metric_names(unique, known)
+    if prometheus:
+        check_promql(prometheus, unique, known, rules_groups)
 
     summary = ", ".join(f"{n} ({c} objects)" for n, c in counts.items())
     if problems:
