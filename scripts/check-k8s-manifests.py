@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Offline checks of the rendered k8s/ manifests, run by scripts/check-k8s (with .tools/k8s's Python).
 
-    check-k8s-manifests.py --k8s-version 1.33.0 [--prometheus URL] RENDERED.yaml...
+    check-k8s-manifests.py --k8s-version 1.33.0 [--prometheus URL] [--self-test] RENDERED.yaml...
 
 Each RENDERED.yaml is one `kubectl kustomize` output; its file name (without .yaml) names it in
 messages, and a name starting with "overlay-" is held to the rules of a deployable overlay (no
@@ -22,6 +22,8 @@ placeholder image). Checks:
     parses (its query API answers 400 to a query that does not), names only metrics the processor
     exports (read from its source), recorded series or the named exporters' metrics, and the rules
     file's groups are all loaded.
+With --self-test, breaks copies of the first render in each way listed in MUTATIONS and fails unless
+every one is reported (proof that the checks above can fail).
 Exits 1 after printing every problem found, 0 when there is none.
 """
 import argparse
