@@ -1,0 +1,644 @@
+#!/usr/bin/env python3
+"""Offline checks of the rendered k8s/ manifests, run by scripts/check-k8s (with .tools/k8s's Python).
+
+    check-k8s-manifests.py --k8s-version 1.33.0 [--prometheus URL] [--self-test] RENDERED.yaml...
+
+Each RENDERED.yaml is one `kubectl kustomize` output; its file name (without .yaml) names it in
+messages, and a name starting with "overlay-" is held to the rules of a deployable overlay (no
+placeholder image). Checks:
+  - built-in kinds validate against the Kubernetes OpenAPI schemas of --k8s-version, strictly
+    (unknown fields are errors), with kubernetes-validate;
+  - the custom resources used (HelmChart, ServiceMonitor, PrometheusRule) have their projects'
+    required fields, types and known keys; any other custom kind is an error;
+  - house rules: app.kubernetes.io/name on every object, requests and limits on every container,
+    probes on every container that serves a port, non-root pods, no `replicas` on an HPA's target,
+    ServiceMonitor → Service → port exists, HPA → Deployment exists, every Secret (and key) the
+    manifests reference and every checkov waiver (check and object) is listed in k8s/README.md;
+  - the PrometheusRule's spec.groups equal k8s/base/monitoring/rules/pipeline-rules.yaml's groups;
+  - docs/SLI.md and docs/SLO.md name only recording rules that exist, and every SLI has a section;
+  - every metric the rules file selects is the processor's (read from its source), recorded, or a
+    named exporter's;
+  - with --prometheus (a real Prometheus with the rules file loaded): every dashboard panel's PromQL
+    parses (its query API answers 400 to a query that does not), names only metrics the processor
+    exports (read from its source), recorded series or the named exporters' metrics, and the rules
+    file's groups are all loaded.
+With --self-test, breaks copies of the first render in each way listed in MUTATIONS and fails unless
+every one is reported (proof that the checks above can fail).
+Exits 1 after printing every problem found, 0 when there is none.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import yaml
+import kubernetes_validate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RULES = os.path.join(ROOT, "k8s/base/monitoring/rules/pipeline-rules.yaml")
+README = os.path.join(ROOT, "k8s/README.md")
+DOCS = [os.path.join(ROOT, "docs/SLI.md"), os.path.join(ROOT, "docs/SLO.md")]
+PROCESSOR_METRICS_SOURCE = os.path.join(ROOT, "Sources/Workloads/Processor/Pipeline/ProcessorMetrics.swift")
+
+BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "autoscaling/v2", "networking.k8s.io/v1", "policy/v1",
+                  "rbac.authorization.k8s.io/v1", "storage.k8s.io/v1"}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+# Metrics the dashboards and rules may use besides the processor's own and the recorded series.
+EXTERNAL_METRICS = {
+    "up", "ALERTS", "ALERTS_FOR_STATE",
+    "kube_pod_container_status_restarts_total",                      # kube-state-metrics
+    "kube_horizontalpodautoscaler_status_current_replicas",
+    "kube_horizontalpodautoscaler_status_desired_replicas",
+}
+DURATION = re.compile(r"^(0|([0-9]+(ms|s|m|h|d|w|y))+)$")
+
+problems = []
+README_TEXT = open(README).read() if os.path.exists(README) else ""
+
+
+def problem(where, message):
+    problems.append(f"{where}: {message}")
+
+
+def kind_name(doc):
+    meta = doc.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{doc.get('kind')}/{ns + '/' if ns else ''}{meta.get('name')}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Custom resources: required fields, types and known keys, as their CRDs define them
+# (helm.cattle.io/v1 HelmChart from k3s-io/helm-controller; monitoring.coreos.com/v1 ServiceMonitor
+# and PrometheusRule from prometheus-operator). Not the full CRD schemas: what these manifests use.
+
+def check_fields(where, obj, spec, path="spec"):
+    """spec: {key: (type or tuple of types, required, nested spec or None)}; unknown keys are errors."""
+    if not isinstance(obj, dict):
+        problem(where, f"{path} must be an object")
+        return
+    for key in obj:
+        if key not in spec:
+            problem(where, f"{path}.{key} is not a field of this kind")
+    for key, (types, required, nested) in spec.items():
+        if key not in obj:
+            if required:
+                problem(where, f"{path}.{key} is required")
+            continue
+        value = obj[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
+            problem(where, f"{path}.{key} must be {_type_names(types)}, not {type(value).__name__}")
+            continue
+        if nested is not None:
+            if isinstance(value, list):
+                for i, item in enumerate(value):
+                    check_fields(where, item, nested, f"{path}.{key}[{i}]")
+            else:
+                check_fields(where, value, nested, f"{path}.{key}")
+
+
+def _tuple(types):
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _type_names(types):
+    return " or ".join(t.__name__ for t in _tuple(types))
+
+
+def check_duration(where, value, path):
+    if value is not None and not DURATION.match(str(value)):
+        problem(where, f"{path} must be a duration such as 30s or 5m, not {value!r}")
+
+
+HELMCHART_SPEC = {
+    "chart": (str, True, None), "repo": (str, False, None), "version": (str, False, None),
+    "targetNamespace": (str, False, None), "createNamespace": (bool, False, None),
+    "valuesContent": (str, False, None), "values": (dict, False, None), "set": (dict, False, None),
+    "valuesSecrets": (list, False, None), "helmVersion": (str, False, None),
+    "bootstrap": (bool, False, None), "jobImage": (str, False, None), "backOffLimit": (int, False, None),
+    "timeout": (str, False, None), "failurePolicy": (str, False, None), "authSecret": (dict, False, None),
+    "authPassCredentials": (bool, False, None), "insecureSkipTLSVerify": (bool, False, None),
+    "plainHTTP": (bool, False, None), "repoCA": (str, False, None), "repoCAConfigMap": (dict, False, None),
+    "dockerRegistrySecret": (dict, False, None), "podSecurityContext": (dict, False, None),
+    "securityContext": (dict, False, None), "takeOwnership": (bool, False, None),
+}
+
+
+def check_helmchart(where, doc):
+    spec = doc.get("spec")
+    check_fields(where, spec, HELMCHART_SPEC)
+    if not isinstance(spec, dict):
+        return
+    if not spec.get("version"):
+        problem(where, "spec.version must pin the chart version")
+    limit = spec.get("backOffLimit")
+    if not isinstance(limit, int) or limit > 10:
+        problem(where, "spec.backOffLimit must be set, and small (the controller's default is 1000 attempts)")
+    if spec.get("failurePolicy") not in (None, "reinstall", "abort", "retry"):
+        problem(where, "spec.failurePolicy must be reinstall, abort or retry")
+    check_duration(where, spec.get("timeout"), "spec.timeout")
+    if "valuesContent" in spec:
+        try:
+            values = yaml.safe_load(spec["valuesContent"])
+        except yaml.YAMLError as e:
+            problem(where, f"spec.valuesContent is not YAML: {e}")
+            return
+        if not isinstance(values, dict):
+            problem(where, "spec.valuesContent must be a YAML mapping")
+        elif spec.get("chart") == "kube-prometheus-stack":
+            check_kps_values(where, values)
+
+
+def check_kps_values(where, values):
+    ps = ((values.get("prometheus") or {}).get("prometheusSpec") or {})
+    for key in ("serviceMonitorSelectorNilUsesHelmValues", "podMonitorSelectorNilUsesHelmValues",
+                "ruleSelectorNilUsesHelmValues", "probeSelectorNilUsesHelmValues"):
+        if ps.get(key) is not False:
+            problem(where, f"prometheus.prometheusSpec.{key} must be false (pick up resources outside the release)")
+    for component in ("kubeEtcd", "kubeControllerManager", "kubeScheduler", "kubeProxy"):
+        if (values.get(component) or {}).get("enabled") is not False:
+            problem(where, f"{component}.enabled must be false on K3s (no such endpoint to scrape)")
+    admin = ((values.get("grafana") or {}).get("admin") or {})
+    if not admin.get("existingSecret"):
+        problem(where, "grafana.admin.existingSecret must name the generated admin Secret (never admin/admin)")
+
+
+LABEL_SELECTOR = {"matchLabels": (dict, False, None), "matchExpressions": (list, False, None)}
+ENDPOINT = {
+    "port": (str, False, None), "targetPort": ((str, int), False, None), "path": (str, False, None),
+    "scheme": (str, False, None), "interval": (str, False, None), "scrapeTimeout": (str, False, None),
+    "honorLabels": (bool, False, None), "honorTimestamps": (bool, False, None),
+    "relabelings": (list, False, None), "metricRelabelings": (list, False, None),
+    "params": (dict, False, None), "tlsConfig": (dict, False, None), "bearerTokenSecret": (dict, False, None),
+    "authorization": (dict, False, None), "basicAuth": (dict, False, None), "followRedirects": (bool, False, None),
+    "enableHttp2": (bool, False, None), "filterRunning": (bool, False, None), "proxyUrl": (str, False, None),
+}
+SERVICEMONITOR_SPEC = {
+    "selector": (dict, True, LABEL_SELECTOR), "endpoints": (list, True, ENDPOINT),
+    "namespaceSelector": (dict, False, {"any": (bool, False, None), "matchNames": (list, False, None)}),
+    "jobLabel": (str, False, None), "targetLabels": (list, False, None), "podTargetLabels": (list, False, None),
+    "sampleLimit": (int, False, None), "targetLimit": (int, False, None), "labelLimit": (int, False, None),
+    "attachMetadata": (dict, False, None), "scrapeProtocols": (list, False, None),
+    "selectorMechanism": (str, False, None),
+}
+
+
+def check_servicemonitor(where, doc, services):
+    spec = doc.get("spec")
+    check_fields(where, spec, SERVICEMONITOR_SPEC)
+    if not isinstance(spec, dict):
+        return
+    for i, ep in enumerate(spec.get("endpoints") or []):
+        if isinstance(ep, dict):
+            check_duration(where, ep.get("interval"), f"spec.endpoints[{i}].interval")
+            check_duration(where, ep.get("scrapeTimeout"), f"spec.endpoints[{i}].scrapeTimeout")
+    # The Service it selects exists in the rendered set and has the named port.
+    names = ((spec.get("namespaceSelector") or {}).get("matchNames")) or [doc["metadata"].get("namespace")]
+    want = ((spec.get("selector") or {}).get("matchLabels")) or {}
+    matched = [s for s in services if s["metadata"].get("namespace") in names
+               and all((s["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())]
+    if not matched:
+        problem(where, f"selects no Service (labels {want} in {names})")
+    for i, ep in enumerate(spec.get("endpoints") or []):
+        port = ep.get("port") if isinstance(ep, dict) else None
+        for s in matched:
+            if port and port not in [p.get("name") for p in s["spec"].get("ports", [])]:
+                problem(where, f"spec.endpoints[{i}].port {port!r} is not a port of {kind_name(s)}")
+
+
+RULE = {
+    "record": (str, False, None), "alert": (str, False, None), "expr": ((str, int), True, None),
+    "for": (str, False, None), "keep_firing_for": (str, False, None),
+    "labels": (dict, False, None), "annotations": (dict, False, None),
+}
+GROUP = {
+    "name": (str, True, None), "rules": (list, True, RULE), "interval": (str, False, None),
+    "limit": (int, False, None), "partial_response_strategy": (str, False, None),
+    "query_offset": (str, False, None), "labels": (dict, False, None),
+}
+
+
+def check_prometheusrule(where, doc, rules_groups):
+    spec = doc.get("spec")
+    check_fields(where, spec, {"groups": (list, False, GROUP)})
+    if not isinstance(spec, dict):
+        return
+    for g in spec.get("groups") or []:
+        if not isinstance(g, dict):
+            continue
+        check_duration(where, g.get("interval"), f"group {g.get('name')} interval")
+        for r in g.get("rules") or []:
+            if not isinstance(r, dict):
+                continue
+            if ("record" in r) == ("alert" in r):
+                problem(where, f"group {g.get('name')}: a rule needs exactly one of record and alert: {r}")
+            check_duration(where, r.get("for"), f"rule {r.get('alert') or r.get('record')} for")
+            for key in ("labels", "annotations"):
+                for k, v in (r.get(key) or {}).items():
+                    if not isinstance(v, str):
+                        problem(where, f"rule {r.get('alert') or r.get('record')}: {key}.{k} must be a string")
+    if doc["metadata"].get("name") == "gpu-pipeline" and spec.get("groups") != rules_groups:
+        problem(where, "spec.groups differ from k8s/base/monitoring/rules/pipeline-rules.yaml: run scripts/render-rules")
+
+
+# ---------------------------------------------------------------------------------------------
+# House rules
+
+def pod_spec(doc):
+    spec = doc.get("spec") or {}
+    if doc["kind"] in WORKLOADS:
+        return ((spec.get("template") or {}).get("spec")) or {}
+    return None
+
+
+def check_house_rules(where, doc, deployable, secret_docs):
+    meta = doc.get("metadata") or {}
+    if "app.kubernetes.io/name" not in (meta.get("labels") or {}):
+        problem(where, "metadata.labels needs app.kubernetes.io/name")
+    # A checkov waiver must be listed, with this object, in k8s/README.md's waiver table.
+    for key, value in (meta.get("annotations") or {}).items():
+        if key.startswith("checkov.io/skip"):
+            check_id = str(value).split("=", 1)[0]
+            obj = f"{meta.get('namespace')}/{meta.get('name')}"
+            if not any(check_id in line and obj in line for line in README_TEXT.splitlines()):
+                problem(where, f"checkov waiver {check_id} is not listed for {obj} in k8s/README.md")
+    ps = pod_spec(doc)
+    if ps is None:
+        return
+    template_labels = (((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if "app.kubernetes.io/name" not in template_labels:
+        problem(where, "the pod template's labels need app.kubernetes.io/name")
+    psc = ps.get("securityContext") or {}
+    if psc.get("runAsNonRoot") is not True:
+        problem(where, "pod securityContext.runAsNonRoot must be true")
+    for c in (ps.get("initContainers") or []) + (ps.get("containers") or []):
+        cw = f"{where} container {c.get('name')}"
+        res = c.get("resources") or {}
+        for part in ("requests", "limits"):
+            for r in ("cpu", "memory"):
+                if r not in (res.get(part) or {}):
+                    problem(cw, f"resources.{part}.{r} is required")
+        sc = c.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problem(cw, "securityContext.allowPrivilegeEscalation must be false")
+        if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+            problem(cw, "securityContext.capabilities.drop must include ALL")
+        if c.get("ports") and not (c.get("readinessProbe") and c.get("livenessProbe")):
+            problem(cw, "a container that serves a port needs a readinessProbe and a livenessProbe")
+        image = c.get("image", "")
+        if deployable and ("registry.invalid" in image or "set-by-overlay" in image):
+            problem(cw, f"image {image!r} is still the base's placeholder: the overlay must set it")
+        for env in (c.get("env") or []) + (c.get("envFrom") or []):
+            ref = ((env.get("valueFrom") or {}).get("secretKeyRef")) or env.get("secretRef")
+            if ref:
+                secret_docs.add((meta.get("namespace"), ref.get("name"), ref.get("key", "")))
+    for volume in ps.get("volumes") or []:
+        if "secret" in volume:
+            secret_docs.add((meta.get("namespace"), volume["secret"].get("secretName"), ""))
+
+
+def check_hpa_targets(name, docs):
+    for hpa in (d for d in docs if d.get("kind") == "HorizontalPodAutoscaler"):
+        ref = hpa["spec"]["scaleTargetRef"]
+        targets = [d for d in docs if d.get("kind") == ref.get("kind")
+                   and d["metadata"].get("name") == ref.get("name")
+                   and d["metadata"].get("namespace") == hpa["metadata"].get("namespace")]
+        where = f"{name}: {kind_name(hpa)}"
+        if not targets:
+            problem(where, f"scaleTargetRef {ref.get('kind')}/{ref.get('name')} is not in the manifests")
+        for t in targets:
+            if "replicas" in (t.get("spec") or {}):
+                problem(f"{name}: {kind_name(t)}", "has `replicas` but an HPA owns it: leave it out")
+            for c in pod_spec(t).get("containers") or []:
+                if "cpu" not in ((c.get("resources") or {}).get("requests") or {}):
+                    problem(f"{name}: {kind_name(t)}", f"container {c.get('name')} has no CPU request: the HPA cannot scale on CPU")
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboards, PromQL and the SLI/SLO docs
+
+def dashboard_exprs(name, docs):
+    out = []
+    for d in docs:
+        if d.get("kind") != "ConfigMap" or (d["metadata"].get("labels") or {}).get("grafana_dashboard") != "1":
+            continue
+        for file, text in (d.get("data") or {}).items():
+            where = f"{name}: {kind_name(d)} {file}"
+            try:
+                dash = json.loads(text)
+            except json.JSONDecodeError as e:
+                problem(where, f"not JSON: {e}")
+                continue
+            for key in ("uid", "title", "panels"):
+                if key not in dash:
+                    problem(where, f"dashboard has no {key}")
+            for p in dash.get("panels") or []:
+                if p.get("type") in ("text", "row"):
+                    continue
+                if not p.get("targets"):
+                    problem(where, f"panel {p.get('title')!r} has no query")
+                for t in p.get("targets") or []:
+                    if not t.get("expr"):
+                        problem(where, f"panel {p.get('title')!r} target {t.get('refId')} has no expr")
+                    else:
+                        out.append((f"{where} panel {p.get('title')!r}", t["expr"]))
+    return out
+
+
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "30s", "$__range": "1h", "${__rate_interval}": "1m",
+                     "$__interval_ms": "30000", "$__range_s": "3600"}
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
+                "offset", "inf", "nan", "atan2"}
+
+
+def metric_names(expr):
+    """The metric names an expression selects (strings, label matchers, ranges, grouping lists and
+    function calls removed): good enough to catch a misspelt metric."""
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"\{[^}]*\}", " ", e)
+    e = re.sub(r"\[[^\]]*\]", " ", e)
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
+    names = set()
+    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", e):
+        word = m.group(0)
+        rest = e[m.end():].lstrip()
+        if rest.startswith("(") or word.lower() in PROMQL_WORDS or re.match(r"^[0-9]", word):
+            continue
+        names.add(word)
+    return names
+
+
+def processor_metrics():
+    try:
+        source = open(PROCESSOR_METRICS_SOURCE).read()
+    except OSError as e:
+        problem("processor metrics", f"cannot read {PROCESSOR_METRICS_SOURCE}: {e}")
+        return set()
+    names = set()
+    for name, kind in re.findall(r'family\("([a-z_:]+)",\s*"([a-z]+)"', source):
+        names.add(name)
+        if kind == "histogram":
+            names.update({name + "_bucket", name + "_sum", name + "_count"})
+    if not names:
+        problem("processor metrics", f"found no metric family in {PROCESSOR_METRICS_SOURCE}")
+    return names
+
+
+def check_metric_names(exprs, known):
+    for where, expr in exprs:
+        query = expr
+        for var, value in GRAFANA_VARIABLES.items():
+            query = query.replace(var, value)
+        for name in sorted(metric_names(query) - known):
+            problem(where, f"unknown metric {name!r} (not exported by the processor, recorded, or a known exporter's)")
+
+
+def check_promql(url, exprs, known, rules_groups):
+    for where, expr in exprs:
+        query = expr
+        for var, value in GRAFANA_VARIABLES.items():
+            query = query.replace(var, value)
+        request = f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                body = json.load(response)
+            if body.get("status") != "success":
+                problem(where, f"query failed: {body}")
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")
+            try:
+                detail = json.loads(detail).get("error", detail)
+            except ValueError:
+                pass
+            problem(where, f"PromQL does not parse: {detail}\n    {expr}")
+        except OSError as e:
+            problem(where, f"Prometheus at {url} did not answer: {e}")
+            return
+    # The rules file itself loaded as the sandbox's Prometheus will load it.
+    try:
+        with urllib.request.urlopen(f"{url}/api/v1/rules", timeout=10) as response:
+            loaded = {g["name"] for g in json.load(response)["data"]["groups"]}
+        missing = {g["name"] for g in rules_groups} - loaded
+        if missing:
+            problem("rules file", f"Prometheus did not load the groups {sorted(missing)}")
+    except (OSError, KeyError, ValueError) as e:
+        problem("rules file", f"cannot list the loaded rules: {e}")
+
+
+def check_docs(recorded, rules_groups):
+    sli_families = {r.split(":")[1] for r in recorded if r.startswith("sli:")}
+    for path in DOCS:
+        rel = os.path.relpath(path, ROOT)
+        try:
+            text = open(path).read()
+        except OSError as e:
+            problem(rel, f"missing: {e}")
+            continue
+        # Exact names, and families written with a trailing * (sli:data_completeness:ratio_*).
+        named = set(re.findall(r"\b(?:sli|slo|pipeline):[a-z0-9_]+:[a-z0-9_]*\*?", text))
+        for name in sorted(named):
+            exists = (any(r.startswith(name[:-1]) for r in recorded) if name.endswith("*") else name in recorded)
+            if not exists:
+                problem(rel, f"names {name}, which is not a recording rule in {os.path.relpath(RULES, ROOT)}")
+        if path.endswith("SLI.md"):
+            if not named:
+                problem(rel, "names no SLI recording rule")
+            for family in sorted(sli_families):
+                if not re.search(rf"^#+ .*`?{family}`?", text, re.M) and f"sli:{family}:" not in text:
+                    problem(rel, f"has no section for the SLI {family} (recorded as sli:{family}:*)")
+        if path.endswith("SLO.md"):
+            alerts = {r["alert"] for g in rules_groups for r in g["rules"] if "alert" in r and g["name"] == "pipeline-slo-alerts"}
+            for alert in sorted(alerts):
+                if alert not in text:
+                    problem(rel, f"does not mention the burn-rate alert {alert}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+def check_render(name, docs, k8s_version, rules_groups):
+    """Every per-object check of one render; returns its dashboards' (where, expr) pairs."""
+    deployable = name.startswith("overlay-")
+    services = [d for d in docs if d.get("kind") == "Service"]
+    secrets = set()
+    seen = set()
+    for doc in docs:
+        where = f"{name}: {kind_name(doc)}"
+        key = (doc.get("apiVersion"), kind_name(doc))
+        if key in seen:
+            problem(where, "appears twice")
+        seen.add(key)
+        api = doc.get("apiVersion")
+        if api in BUILTIN_GROUPS:
+            try:
+                kubernetes_validate.validate(doc, k8s_version, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                location = ".".join(str(p) for p in e.path)
+                problem(where, f"schema (Kubernetes {k8s_version}): {location}: {e.message}")
+            except kubernetes_validate.SchemaNotFoundError as e:
+                problem(where, f"no schema in Kubernetes {k8s_version}: {e}")
+        elif api == "helm.cattle.io/v1" and doc.get("kind") == "HelmChart":
+            check_helmchart(where, doc)
+        elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "ServiceMonitor":
+            check_servicemonitor(where, doc, services)
+        elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "PrometheusRule":
+            check_prometheusrule(where, doc, rules_groups)
+        else:
+            problem(where, f"custom kind {api} {doc.get('kind')} has no checker here: add one")
+        check_house_rules(where, doc, deployable, secrets)
+    check_hpa_targets(name, docs)
+    for ns, secret, key in sorted(secrets):
+        if f"{ns}/{secret}" not in README_TEXT or (key and f"`{key}`" not in README_TEXT):
+            what = f"key `{key}`" if key else "the Secret"
+            problem(f"{name}: Secret {ns}/{secret}", f"{what} is referenced but not documented in k8s/README.md")
+    return dashboard_exprs(name, docs)
+
+
+def find(docs, kind, name):
+    return next(d for d in docs if d.get("kind") == kind and d["metadata"].get("name") == name)
+
+
+def container(docs, kind, name):
+    return pod_spec(find(docs, kind, name))["containers"][0]
+
+
+def set_dashboard_expr(docs, expr):
+    cm = find(docs, "ConfigMap", "dashboard-pipeline-lag")
+    file = next(iter(cm["data"]))
+    dash = json.loads(cm["data"][file])
+    dash["panels"][0]["targets"][0]["expr"] = expr
+    cm["data"][file] = json.dumps(dash)
+
+
+# Each mutation of a good render, and the text the checks must then report: proves every check can fail.
+MUTATIONS = [
+    ("an unknown field in a Deployment", lambda d: container(d, "Deployment", "processor").update(livenessProb={}),
+     "'livenessProb' was unexpected"),
+    ("a wrong type in a built-in object", lambda d: find(d, "Service", "processor")["spec"]["ports"][0].update(port="8080"),
+     "is not of type 'integer'"),
+    ("a missing memory limit", lambda d: container(d, "Deployment", "processor")["resources"]["limits"].pop("memory"),
+     "resources.limits.memory is required"),
+    ("a server without probes", lambda d: container(d, "Deployment", "processor").pop("readinessProbe"),
+     "needs a readinessProbe"),
+    ("a root pod", lambda d: pod_spec(find(d, "Deployment", "producer"))["securityContext"].update(runAsNonRoot=False),
+     "runAsNonRoot must be true"),
+    ("replicas on the HPA's target", lambda d: find(d, "Deployment", "producer")["spec"].update(replicas=2),
+     "an HPA owns it"),
+    ("an HPA aiming at nothing", lambda d: find(d, "HorizontalPodAutoscaler", "producer")["spec"]["scaleTargetRef"].update(name="x"),
+     "is not in the manifests"),
+    ("a placeholder image in an overlay", lambda d: container(d, "Deployment", "producer").update(image="registry.invalid/gpu-pipeline/producer:set-by-overlay"),
+     "still the base's placeholder"),
+    ("an object without its name label", lambda d: find(d, "Service", "mongodb")["metadata"]["labels"].pop("app.kubernetes.io/name"),
+     "needs app.kubernetes.io/name"),
+    ("an undocumented Secret", lambda d: container(d, "Deployment", "processor")["env"][0]["valueFrom"]["secretKeyRef"].update(name="nowhere"),
+     "app/nowhere"),
+    ("an unlisted checkov waiver", lambda d: find(d, "Service", "processor")["metadata"].setdefault("annotations", {}).update({"checkov.io/skip1": "CKV_K8S_99=x"}),
+     "waiver CKV_K8S_99 is not listed"),
+    ("a HelmChart with an unknown field", lambda d: find(d, "HelmChart", "loki")["spec"].update(chartt="loki"),
+     "spec.chartt is not a field"),
+    ("a HelmChart without backOffLimit", lambda d: find(d, "HelmChart", "alloy")["spec"].pop("backOffLimit"),
+     "backOffLimit must be set"),
+    ("a HelmChart with a string backOffLimit", lambda d: find(d, "HelmChart", "alloy")["spec"].update(backOffLimit="3"),
+     "backOffLimit must be int"),
+    ("kube-prometheus-stack scraping etcd", lambda d: find(d, "HelmChart", "kube-prometheus-stack")["spec"].update(
+        valuesContent=find(d, "HelmChart", "kube-prometheus-stack")["spec"]["valuesContent"].replace("kubeEtcd:\n  enabled: false", "kubeEtcd:\n  enabled: true")),
+     "kubeEtcd.enabled must be false"),
+    ("a ServiceMonitor naming a missing port", lambda d: find(d, "ServiceMonitor", "processor")["spec"]["endpoints"][0].update(port="metrics"),
+     "'metrics' is not a port"),
+    ("a ServiceMonitor with a bad interval", lambda d: find(d, "ServiceMonitor", "processor")["spec"]["endpoints"][0].update(interval="15x"),
+     "must be a duration"),
+    ("a ServiceMonitor without selector", lambda d: find(d, "ServiceMonitor", "processor")["spec"].pop("selector"),
+     "spec.selector is required"),
+    ("a PrometheusRule that drifted from the rules file", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(expr="up"),
+     "differ from k8s/base/monitoring/rules/pipeline-rules.yaml"),
+    ("a rule with both record and alert", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(alert="X"),
+     "exactly one of record and alert"),
+    ("a custom kind nobody checks", lambda d: d.append({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"app.kubernetes.io/name": "w"}}}),
+     "has no checker here"),
+    ("a dashboard query that does not parse", lambda d: set_dashboard_expr(d, 'sum(processor_consumer_lag_records{job="processor"}'),
+     "PromQL does not parse"),
+    ("a dashboard query with a misspelt metric", lambda d: set_dashboard_expr(d, 'sum(processor_consumer_lags{job="processor"})'),
+     "unknown metric 'processor_consumer_lags'"),
+]
+
+
+def self_test(path, k8s_version, rules_groups, prometheus, known):
+    """Applies each mutation to a copy of a good overlay render and checks the problem is reported."""
+    import copy
+    global problems
+    with open(path) as f:
+        good = [d for d in yaml.safe_load_all(f) if d]
+    failures = []
+    for title, mutate, expected in MUTATIONS:
+        docs = copy.deepcopy(good)
+        mutate(docs)
+        problems = []
+        if "parse" in title and not prometheus:
+            continue  # needs a real Prometheus
+        exprs = check_render("overlay-selftest", docs, k8s_version, rules_groups)
+        check_metric_names(exprs, known)
+        if prometheus and "dashboard" in title:
+            check_promql(prometheus, exprs, known, rules_groups)
+        if not any(expected in p for p in problems):
+            failures.append(f"self-test: {title}: expected a problem containing {expected!r}, got {problems or 'none'}")
+    problems = failures
+    if not failures:
+        print(f"check-k8s-manifests: self-test ok: every broken render was reported")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--k8s-version", required=True)
+    parser.add_argument("--prometheus", help="base URL of a Prometheus with the rules file loaded")
+    parser.add_argument("--self-test", action="store_true",
+                        help="break a copy of the first render in each way the checks know and expect each reported")
+    parser.add_argument("rendered", nargs="+")
+    args = parser.parse_args()
+
+    with open(RULES) as f:
+        rules_groups = yaml.safe_load(f)["groups"]
+    recorded = {r["record"] for g in rules_groups for r in g["rules"] if "record" in r}
+    known = processor_metrics() | recorded | EXTERNAL_METRICS
+    prometheus = args.prometheus.rstrip("/") if args.prometheus else None
+
+    if args.self_test:
+        self_test(args.rendered[0], args.k8s_version, rules_groups, prometheus, known)
+        if problems:
+            print("\n".join(problems), file=sys.stderr)
+            return 1
+        return 0
+
+    exprs = []
+    counts = {}
+    for path in args.rendered:
+        name = os.path.basename(path).removesuffix(".yaml")
+        with open(path) as f:
+            docs = [d for d in yaml.safe_load_all(f) if d]
+        counts[name] = len(docs)
+        exprs += check_render(name, docs, args.k8s_version, rules_groups)
+
+    check_docs(recorded, rules_groups)
+    for g in rules_groups:
+        for r in g["rules"]:
+            for name in sorted(metric_names(str(r["expr"])) - known):
+                problem(f"rules file: {r.get('alert') or r.get('record')}",
+                        f"unknown metric {name!r} (not exported by the processor, recorded, or a known exporter's)")
+    # The same dashboards appear in several renders: check each expression once.
+    unique = list({expr: (where, expr) for where, expr in exprs}.values())
+    check_metric_names(unique, known)
+    if prometheus:
+        check_promql(prometheus, unique, known, rules_groups)
+
+    summary = ", ".join(f"{n} ({c} objects)" for n, c in counts.items())
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(f"check-k8s-manifests: {len(problems)} problem(s) in {summary}", file=sys.stderr)
+        return 1
+    print(f"check-k8s-manifests: ok: {summary}; {len(set(e for _, e in exprs))} dashboard queries")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
