@@ -382,6 +382,8 @@ def processor_metrics():
         names.add(name)
         if kind == "histogram":
             names.update({name + "_bucket", name + "_sum", name + "_count"})
+    # Per-GPU gauges go through a helper: perGPU("name", "help") { ... }
+    names.update(re.findall(r'perGPU\("([a-z_:]+)"', source))
     if not names:
         problem("processor metrics", f"found no metric family in {PROCESSOR_METRICS_SOURCE}")
     return names

@@ -233,6 +233,8 @@ import Glibc
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 100 } ?? false }
         let body = try #require(Services.get(port: port, "/metrics")?.body)
         #expect(body.contains("processor_consumer_lag{"))
+        #expect(body.contains("processor_gpu_utilisation_percent{gpu=\"GPU-"), "per-GPU gauges for the GPU fleet dashboard")
+        #expect(body.contains("processor_end_to_end_latency_seconds_count"))
         let file = pipeline.cli.write("metrics.txt", body)
         let checked = try pipeline.cli.run(["-c", "promtool check metrics < \"$0\"", file], executable: "/bin/sh")
         #expect(checked.code == 0, "promtool check metrics: \(checked.stdout)\(checked.stderr)")

@@ -110,7 +110,7 @@ final class BatchPipeline: @unchecked Sendable {  // stages touch their own stat
                 let document = event.document
                 metrics.endToEnd(seconds: Double(receivedAt - event.milliseconds) / 1000)
                 if record.topic == settings.metricsTopic, let sample = GPURollups.Sample(document, milliseconds: event.milliseconds, offset: record.offset) {
-                    metrics.latest(gpu: sample.gpu, milliseconds: event.milliseconds, sample: record.payload)
+                    metrics.latest(sample, milliseconds: event.milliseconds, sample: record.payload)
                     prepared.rollupSamples.append(sample)
                 }
                 // Kafka coordinates, event and arrival time ride along; the payload's own fields are stored unchanged.

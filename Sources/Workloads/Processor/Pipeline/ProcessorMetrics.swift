@@ -12,7 +12,7 @@ final class ProcessorMetrics: Sendable {
         var batchSizes = Histogram(bounds: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000])
         var writeSeconds = Histogram(bounds: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5])
         var endToEndSeconds = Histogram(bounds: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
-        var latest: [String: (milliseconds: Int64, sample: [UInt8])] = [:]
+        var latest: [String: (milliseconds: Int64, sample: [UInt8], values: GPURollups.Sample)] = [:]
         var kafkaError: Date?
         var heldSince: Date?
     }
@@ -52,10 +52,10 @@ final class ProcessorMetrics: Sendable {
     func writeFailed() { state.withLock { $0.writeFailures += 1 } }
     func kafkaFailed() { state.withLock { $0.kafkaError = Date() } }
     /// Keeps `sample` as the GPU's latest unless a newer one (by event time) is already kept.
-    func latest(gpu: String, milliseconds: Int64, sample: [UInt8]) {
+    func latest(_ values: GPURollups.Sample, milliseconds: Int64, sample: [UInt8]) {
         state.withLock { s in
-            if let kept = s.latest[gpu], kept.milliseconds > milliseconds { return }
-            s.latest[gpu] = (milliseconds, sample)
+            if let kept = s.latest[values.gpu], kept.milliseconds > milliseconds { return }
+            s.latest[values.gpu] = (milliseconds, sample, values)
         }
     }
     /// A batch cannot be written because the database is unavailable (nil: it was written).
@@ -72,6 +72,11 @@ final class ProcessorMetrics: Sendable {
         state.withLock { s in
             "{" + s.latest.sorted { $0.key < $1.key }.map { "\"\($0.key)\":" + String(decoding: $0.value.sample, as: UTF8.self) }.joined(separator: ",") + "}"
         }
+    }
+
+    /// A label value with `\`, `"` and newlines escaped, as the text format wants.
+    static func label(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     /// `/metrics` in the Prometheus text format (HELP and TYPE on every family, so that
@@ -97,6 +102,14 @@ final class ProcessorMetrics: Sendable {
             lines += family("processor_end_to_end_latency_seconds", "histogram", "From an event's own timestamp to its received_at.",
                             [s.endToEndSeconds.render("processor_end_to_end_latency_seconds")])
             lines += family("processor_gpus", "gauge", "GPUs with at least one stored sample.", ["processor_gpus \(s.latest.count)"])
+            let gpus = s.latest.sorted { $0.key < $1.key }.map(\.value.values)
+            func perGPU(_ name: String, _ help: String, _ value: (GPURollups.Sample) -> Double) -> [String] {
+                family(name, "gauge", help, gpus.map { "\(name){gpu=\"\(Self.label($0.gpu))\",node=\"\(Self.label($0.node))\"} \(value($0))" })
+            }
+            lines += perGPU("processor_gpu_utilisation_percent", "GPU utilisation of each GPU's newest sample (DCGM_FI_DEV_GPU_UTIL).") { $0.utilisation }
+            lines += perGPU("processor_gpu_temperature_celsius", "GPU temperature of each GPU's newest sample (DCGM_FI_DEV_GPU_TEMP).") { $0.temperature }
+            lines += perGPU("processor_gpu_power_watts", "Power draw of each GPU's newest sample (DCGM_FI_DEV_POWER_USAGE).") { $0.power }
+            lines += perGPU("processor_gpu_xid_errors", "XID errors reported in each GPU's newest sample (DCGM_FI_DEV_XID_ERRORS).") { $0.xid }
             lines += family("processor_batch_held_seconds", "gauge", "How long the current batch has waited for an unavailable database (0: none).",
                             ["processor_batch_held_seconds \(s.heldSince.map { Date().timeIntervalSince($0) } ?? 0)"])
             lines += family("processor_consumer_lag", "gauge", "Records not yet committed, per partition.", perPartition)
