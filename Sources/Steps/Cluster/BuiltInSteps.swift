@@ -8,13 +8,8 @@ import Foundation
 /// ssh.key ──────────────────────┴─► terraform.apply ─► node.ready/<node> (one per node)
 /// ```
 public enum BuiltInSteps {
-    public static let sandboxCloud = "sandbox.cloud"
-    public static let sshKey = "ssh.key"
-    public static let terraformApply = "terraform.apply"
-    public static let nodeReady = "node.ready"
-
     /// Every built-in id (a plan's own steps may `needs:` them, not reuse them).
-    public static let ids = [sandboxCloud, sshKey, terraformApply, nodeReady]
+    public static let ids = [SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id].map(\.rawValue)
 
     /// The built-in graph nodes of `plan`.
     static func nodes(_ plan: Plan) -> [StepGraph.Node] {
@@ -33,7 +28,7 @@ public enum BuiltInSteps {
         nodes.append(.step(TerraformApplyStep(planName: plan.name, target: plan.target, cluster: cluster, sandbox: plan.sandbox,
                                               moduleSource: resolve(cluster.terraformDirectory), nodeImage: image)))
         let timeout = cluster.nodeReadyTimeout
-        nodes.append(.fanOut(FanOut(id: StepID(nodeReady), source: StepID(terraformApply), output: "node_names") { node in
+        nodes.append(.fanOut(FanOut(id: NodeReadyStep.id, source: TerraformApplyStep.id, output: ClusterInventory.nodeNamesOutput) { node in
             NodeReadyStep(node: node, timeout: timeout, ssh: ssh)
         }))
         return nodes

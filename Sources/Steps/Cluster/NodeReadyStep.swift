@@ -6,29 +6,28 @@ import Foundation
 /// timeout names the node and what was last seen. Depends only on its own node's share of the
 /// Terraform outputs, so adding a worker runs only the new node's step.
 struct NodeReadyStep: Step {
+    /// The fan-out's id; each node's step is `node.ready/<node>`.
+    static let id = StepID("node.ready")
+
     let id: StepID
     let node: String
     let timeout: Duration
     let ssh: SSHPoolProvider
 
     init(node: String, timeout: Duration, ssh: SSHPoolProvider) {
-        self.id = StepID(BuiltInSteps.nodeReady).child(node)
+        self.id = Self.id.child(node)
         self.node = node
         self.timeout = timeout
         self.ssh = ssh
     }
 
-    var dependencies: [StepID] { [StepID(BuiltInSteps.terraformApply)] }
+    var dependencies: [StepID] { [TerraformApplyStep.id] }
     var inputs: String { "node.ready \(node)" }
     var hasCheck: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 3, backoff: .seconds(2), maxBackoff: .seconds(10)) }
 
     func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? {
-        let terraform = upstream[StepID(BuiltInSteps.terraformApply)] ?? [:]
-        var share: StepOutputs = [:]
-        if case .map(let nodes)? = terraform["nodes"] { share["node"] = nodes[node] }
-        if case .map(let endpoints)? = terraform["ssh"] { share["ssh"] = endpoints[node] }
-        return [StepID(BuiltInSteps.terraformApply): share]
+        [TerraformApplyStep.id: ClusterInventory.share(of: node, in: upstream[TerraformApplyStep.id] ?? [:])]
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {
@@ -73,28 +72,24 @@ struct NodeReadyStep: Step {
         throw StepFailure("node \(endpoint) was not ready within \(timeout); last seen: \(lastSeen)")
     }
 
-    private func endpoint(_ context: StepContext) throws -> SSHEndpoint {
-        guard case .map(let all)? = context.upstream[StepID(BuiltInSteps.terraformApply)]?["ssh"],
-              case .map(let fields)? = all[node], case .string(let host)? = fields["host"], !host.isEmpty else {
+    /// This node in the inventory `terraform.apply` recorded.
+    private func inventoryNode(_ context: StepContext) throws -> ClusterInventory.Node {
+        let inventory = try ClusterInventory(outputs: context.upstream[TerraformApplyStep.id] ?? [:])
+        guard let node = inventory.node(named: node) else {
             throw StepFailure("terraform reported no SSH address for node \(node); run 'provision up' again", retryable: false)
         }
-        let port: Int = if case .int(let p)? = fields["port"] { p } else { 22 }
-        let user = fields["user"]?.scalarText ?? "root"
-        let key = SSHKeyStep.keyFile(context.stateDirectory).path
-        var endpoint = SSHEndpoint(name: node, host: host, port: port, user: user, identityFile: key, pinKey: fields["pin"]?.scalarText)
-        if case .map(let via)? = fields["via"], let bastionHost = via["host"]?.scalarText {
-            let bastionPort: Int = if case .int(let p)? = via["port"] { p } else { 22 }
-            endpoint.proxyJump = [SSHEndpoint(name: "control-plane", host: bastionHost, port: bastionPort, user: user, identityFile: key,
-                                              pinKey: via["pin"]?.scalarText)]
-        }
-        return endpoint
+        return node
+    }
+
+    private func endpoint(_ context: StepContext) throws -> SSHEndpoint {
+        try inventoryNode(context).endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path)
     }
 
     private func outputs(_ endpoint: SSHEndpoint, _ context: StepContext) -> StepOutputs {
         var outputs: StepOutputs = ["host": .string(endpoint.host), "port": .int(endpoint.port), "user": .string(endpoint.user), "cloud_init": .string("done")]
-        if case .map(let nodes)? = context.upstream[StepID(BuiltInSteps.terraformApply)]?["nodes"], case .map(let fields)? = nodes[node] {
-            outputs["role"] = fields["role"]
-            outputs["instance_id"] = fields["id"]
+        if let node = try? inventoryNode(context) {
+            outputs["role"] = .string(node.role)
+            outputs["instance_id"] = .string(node.instanceID)
         }
         return outputs
     }

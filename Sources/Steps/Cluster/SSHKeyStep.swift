@@ -4,7 +4,10 @@ import Foundation
 /// `ssh.key`: the plan's own ed25519 key pair (`state/<plan>/ssh/id_ed25519`, 0600), installed on
 /// every node by Terraform. Output: `public_key`.
 struct SSHKeyStep: Step {
-    let id = StepID(BuiltInSteps.sshKey)
+    /// This step's id.
+    static let id = StepID("ssh.key")
+
+    var id: StepID { Self.id }
     var inputs: String { "ssh.key ed25519" }
     var hasCheck: Bool { true }
 
