@@ -11,15 +11,14 @@ public enum BuiltInSteps {
     /// Every built-in id (a plan's own steps may `needs:` them, not reuse them).
     public static let ids = [SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id].map(\.rawValue)
 
-    /// The built-in graph nodes of `plan`.
-    static func nodes(_ plan: Plan) -> [StepGraph.Node] {
+    /// The built-in graph nodes of `plan`; node steps reach the machines through `ssh`.
+    static func nodes(_ plan: Plan, ssh: SSHPool?) -> [StepGraph.Node] {
         guard let cluster = plan.cluster else { return [] }
         let planDirectory = URL(fileURLWithPath: plan.path).deletingLastPathComponent()
         func resolve(_ path: String) -> URL {
             path.hasPrefix("/") ? URL(fileURLWithPath: path) : planDirectory.appendingPathComponent(path).standardizedFileURL
         }
         let image = plan.sandbox.map { resolve($0.nodeImage) }
-        let ssh = SSHPoolProvider(parallelism: plan.parallelism ?? 10)
         var nodes: [StepGraph.Node] = []
         if plan.target == .sandbox, let image {
             nodes.append(.step(SandboxCloudStep(nodeImage: image)))

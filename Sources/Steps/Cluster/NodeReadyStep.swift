@@ -12,9 +12,10 @@ struct NodeReadyStep: Step {
     let id: StepID
     let node: String
     let timeout: Duration
-    let ssh: SSHPoolProvider
+    /// The run's SSH pool; nil in a graph built only to be shown or validated.
+    let ssh: SSHPool?
 
-    init(node: String, timeout: Duration, ssh: SSHPoolProvider) {
+    init(node: String, timeout: Duration, ssh: SSHPool?) {
         self.id = Self.id.child(node)
         self.node = node
         self.timeout = timeout
@@ -31,30 +32,30 @@ struct NodeReadyStep: Step {
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {
-        let endpoint = try endpoint(context)
-        let pool = await ssh.pool(context.store)
-        let result = try await pool.run("cloud-init status", on: endpoint, timeout: .seconds(20))
+        let node = try runner(context)
+        let endpoint = node.endpoint
+        let result = try await node.run("cloud-init status", timeout: .seconds(20))
         guard Self.status(result.stdout) == "done" else { return .unsatisfied("cloud-init on \(node): \(result.stdout.trimmed)") }
         return .satisfied(outputs(endpoint, context))
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
-        let endpoint = try endpoint(context)
-        let pool = await ssh.pool(context.store)
+        let node = try runner(context)
+        let endpoint = node.endpoint
         let deadline = ContinuousClock.now + timeout
         var lastSeen = "nothing yet"
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
             do {
                 let remaining = deadline - ContinuousClock.now
-                let result = try await pool.run("cloud-init status --wait", on: endpoint, timeout: remaining)
+                let result = try await node.run("cloud-init status --wait", timeout: remaining)
                 let status = Self.status(result.stdout)
                 switch status {
                 case "done":
                     context.log.write("\(node): SSH answers, cloud-init done")
                     return outputs(endpoint, context)
                 case "error", "degraded":
-                    let long = try? await pool.run("cloud-init status --long", on: endpoint, timeout: .seconds(20))
+                    let long = try? await node.run("cloud-init status --long", timeout: .seconds(20))
                     throw StepFailure("cloud-init failed on \(endpoint): \((long?.stdout ?? result.stdout).trimmed)", retryable: false)
                 case nil where result.exitStatus == 127:
                     throw StepFailure("cloud-init is not installed on \(endpoint); the node image must include it", retryable: false)
@@ -81,8 +82,12 @@ struct NodeReadyStep: Step {
         return node
     }
 
-    private func endpoint(_ context: StepContext) throws -> SSHEndpoint {
-        try inventoryNode(context).endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path)
+    /// Runs commands on this node over the run's pool.
+    private func runner(_ context: StepContext) throws -> NodeCommandRunner {
+        guard let ssh else {
+            throw StepFailure("node.ready/\(node) was built without an SSH pool; run it through 'provision up'", retryable: false)
+        }
+        return NodeCommandRunner(pool: ssh, endpoint: try inventoryNode(context).endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path))
     }
 
     private func outputs(_ endpoint: SSHEndpoint, _ context: StepContext) -> StepOutputs {
@@ -101,8 +106,4 @@ struct NodeReadyStep: Step {
             return trimmed.hasPrefix("status:") ? trimmed.dropFirst("status:".count).trimmingCharacters(in: .whitespaces) : nil
         }.last
     }
-}
-
-extension String {
-    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
 }

@@ -25,7 +25,7 @@ struct SSHKeyStep: Step {
     func apply(_ context: StepContext) async throws -> StepOutputs {
         let key = Self.keyFile(context.stateDirectory)
         try FileManager.default.createDirectory(at: key.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let pub = try await SSHKeys.generate(at: key, comment: "provision")
+        let pub = try await SSHKeys.generate(at: key, comment: "provision", runner: LocalCommandRunner(context))
         return ["public_key": .string(pub)]
     }
 }

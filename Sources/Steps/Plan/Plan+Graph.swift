@@ -3,8 +3,11 @@ import Foundation
 
 extension Plan {
     /// The step graph this plan describes.
-    /// - Parameter secrets: resolved secret values by name (see `resolveSecrets`).
-    public func graph(secrets: [String: String]) throws -> StepGraph {
+    /// - Parameters:
+    ///   - secrets: resolved secret values by name (see `resolveSecrets`).
+    ///   - ssh: the run's SSH pool (`Workspace.sshPool`); nil for a graph that is only shown or
+    ///     validated, whose node steps then fail if run.
+    public func graph(secrets: [String: String], ssh: SSHPool? = nil) throws -> StepGraph {
         let planDirectory = URL(fileURLWithPath: path).deletingLastPathComponent()
         let nodes: [StepGraph.Node] = steps.map { spec in
             let template = ExecStep(spec: spec, planDirectory: planDirectory, secrets: secrets)
@@ -12,7 +15,7 @@ extension Plan {
             return .fanOut(FanOut(id: StepID(spec.id), source: StepID(forEach.step), output: forEach.output,
                                   dependencies: spec.needs.map { StepID($0) }) { item in template.forItem(item) })
         }
-        return try StepGraph(BuiltInSteps.nodes(self) + nodes)
+        return try StepGraph(BuiltInSteps.nodes(self, ssh: ssh) + nodes)
     }
 
     /// Reads every secret from its source.
