@@ -46,6 +46,14 @@ public struct StepGraph: Sendable {
         order = try Self.topologicalOrder(declared, nodes: self.nodes)
     }
 
+    /// The stable topological order of vertices given as ids and dependencies alone (for checking
+    /// a plan without building its steps); every dependency must be one of the ids.
+    /// - Throws: `GraphError.cycle` naming one cycle in order.
+    public static func order(_ vertices: [(id: StepID, dependencies: [StepID])]) throws -> [StepID] {
+        let edges = Dictionary(vertices.map { ($0.id, $0.dependencies) }, uniquingKeysWith: { $1 })
+        return try topologicalOrder(vertices.map(\.id), dependencies: { edges[$0] ?? [] })
+    }
+
     /// Dependents of each id (reverse edges).
     public var dependents: [StepID: [StepID]] {
         var result: [StepID: [StepID]] = [:]
@@ -58,12 +66,16 @@ public struct StepGraph: Sendable {
     /// Kahn's algorithm over declaration order, so the result is deterministic. On a cycle, walks
     /// the remaining vertices to name one cycle exactly.
     static func topologicalOrder(_ declared: [StepID], nodes: [StepID: Node]) throws -> [StepID] {
-        var remaining = Dictionary(uniqueKeysWithValues: declared.map { ($0, Set(nodes[$0]!.dependencies)) })
+        try topologicalOrder(declared) { nodes[$0]!.dependencies }
+    }
+
+    private static func topologicalOrder(_ declared: [StepID], dependencies edges: (StepID) -> [StepID]) throws -> [StepID] {
+        var remaining = Dictionary(uniqueKeysWithValues: declared.map { ($0, Set(edges($0))) })
         var result: [StepID] = []
         result.reserveCapacity(declared.count)
         var ready = declared.filter { remaining[$0]!.isEmpty }
         var dependents: [StepID: [StepID]] = [:]
-        for id in declared { for d in nodes[id]!.dependencies { dependents[d, default: []].append(id) } }
+        for id in declared { for d in edges(id) { dependents[d, default: []].append(id) } }
         var index = 0
         while index < ready.count {
             let id = ready[index]
@@ -81,7 +93,7 @@ public struct StepGraph: Sendable {
         var seen: [StepID: Int] = [start: 0]
         var current = start
         while true {
-            let next = nodes[current]!.dependencies.first { !done.contains($0) }!
+            let next = edges(current).first { !done.contains($0) }!
             if let at = seen[next] { throw GraphError.cycle(Array(path[at...]) + [next]) }
             seen[next] = path.count
             path.append(next)

@@ -44,7 +44,8 @@ public struct ProcessResult: Sendable {
         return "killed by signal \(signal ?? 0) (\(name))"
     }
 
-    static func signalName(_ signal: Int32) -> String {
+    /// The conventional name of `signal` (`SIGKILL`).
+    public static func signalName(_ signal: Int32) -> String {
         switch signal {
         case 1: "SIGHUP"
         case 2: "SIGINT"

@@ -24,9 +24,8 @@ struct TrustHostCommand: AsyncParsableCommand {
             let workspace = try options.workspace()
             let store = try workspace.openStore()
             var key = host
-            if try store.pinnedHostKey(key) == nil,
-               let instance = try store.steps()[StepID(BuiltInSteps.nodeReady).child(host)]?.outputs["instance_id"]?.scalarText {
-                key = instance
+            if try store.pinnedHostKey(key) == nil, let node = try ClusterInventory.recorded(in: store)?.node(named: host) {
+                key = node.ssh?.pinKey ?? node.instanceID
             }
             guard let pinned = try store.pinnedHostKey(key) else {
                 throw ValidationError("no host key is pinned for '\(host)'; 'provision status' lists the nodes")

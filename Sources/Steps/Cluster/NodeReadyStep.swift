@@ -6,56 +6,56 @@ import Foundation
 /// timeout names the node and what was last seen. Depends only on its own node's share of the
 /// Terraform outputs, so adding a worker runs only the new node's step.
 struct NodeReadyStep: Step {
+    /// The fan-out's id; each node's step is `node.ready/<node>`.
+    static let id = StepID("node.ready")
+
     let id: StepID
     let node: String
     let timeout: Duration
-    let ssh: SSHPoolProvider
+    /// The run's SSH pool; nil in a graph built only to be shown or validated.
+    let ssh: SSHPool?
 
-    init(node: String, timeout: Duration, ssh: SSHPoolProvider) {
-        self.id = StepID(BuiltInSteps.nodeReady).child(node)
+    init(node: String, timeout: Duration, ssh: SSHPool?) {
+        self.id = Self.id.child(node)
         self.node = node
         self.timeout = timeout
         self.ssh = ssh
     }
 
-    var dependencies: [StepID] { [StepID(BuiltInSteps.terraformApply)] }
+    var dependencies: [StepID] { [TerraformApplyStep.id] }
     var inputs: String { "node.ready \(node)" }
     var hasCheck: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 3, backoff: .seconds(2), maxBackoff: .seconds(10)) }
 
     func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? {
-        let terraform = upstream[StepID(BuiltInSteps.terraformApply)] ?? [:]
-        var share: StepOutputs = [:]
-        if case .map(let nodes)? = terraform["nodes"] { share["node"] = nodes[node] }
-        if case .map(let endpoints)? = terraform["ssh"] { share["ssh"] = endpoints[node] }
-        return [StepID(BuiltInSteps.terraformApply): share]
+        [TerraformApplyStep.id: ClusterInventory.share(of: node, in: upstream[TerraformApplyStep.id] ?? [:])]
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {
-        let endpoint = try endpoint(context)
-        let pool = await ssh.pool(context.store)
-        let result = try await pool.run("cloud-init status", on: endpoint, timeout: .seconds(20))
+        let node = try runner(context)
+        let endpoint = node.endpoint
+        let result = try await node.run("cloud-init status", timeout: .seconds(20))
         guard Self.status(result.stdout) == "done" else { return .unsatisfied("cloud-init on \(node): \(result.stdout.trimmed)") }
         return .satisfied(outputs(endpoint, context))
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
-        let endpoint = try endpoint(context)
-        let pool = await ssh.pool(context.store)
+        let node = try runner(context)
+        let endpoint = node.endpoint
         let deadline = ContinuousClock.now + timeout
         var lastSeen = "nothing yet"
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
             do {
                 let remaining = deadline - ContinuousClock.now
-                let result = try await pool.run("cloud-init status --wait", on: endpoint, timeout: remaining)
+                let result = try await node.run("cloud-init status --wait", timeout: remaining)
                 let status = Self.status(result.stdout)
                 switch status {
                 case "done":
                     context.log.write("\(node): SSH answers, cloud-init done")
                     return outputs(endpoint, context)
                 case "error", "degraded":
-                    let long = try? await pool.run("cloud-init status --long", on: endpoint, timeout: .seconds(20))
+                    let long = try? await node.run("cloud-init status --long", timeout: .seconds(20))
                     throw StepFailure("cloud-init failed on \(endpoint): \((long?.stdout ?? result.stdout).trimmed)", retryable: false)
                 case nil where result.exitStatus == 127:
                     throw StepFailure("cloud-init is not installed on \(endpoint); the node image must include it", retryable: false)
@@ -73,28 +73,28 @@ struct NodeReadyStep: Step {
         throw StepFailure("node \(endpoint) was not ready within \(timeout); last seen: \(lastSeen)")
     }
 
-    private func endpoint(_ context: StepContext) throws -> SSHEndpoint {
-        guard case .map(let all)? = context.upstream[StepID(BuiltInSteps.terraformApply)]?["ssh"],
-              case .map(let fields)? = all[node], case .string(let host)? = fields["host"], !host.isEmpty else {
+    /// This node in the inventory `terraform.apply` recorded.
+    private func inventoryNode(_ context: StepContext) throws -> ClusterInventory.Node {
+        let inventory = try ClusterInventory(outputs: context.upstream[TerraformApplyStep.id] ?? [:])
+        guard let node = inventory.node(named: node) else {
             throw StepFailure("terraform reported no SSH address for node \(node); run 'provision up' again", retryable: false)
         }
-        let port: Int = if case .int(let p)? = fields["port"] { p } else { 22 }
-        let user = fields["user"]?.scalarText ?? "root"
-        let key = SSHKeyStep.keyFile(context.stateDirectory).path
-        var endpoint = SSHEndpoint(name: node, host: host, port: port, user: user, identityFile: key, pinKey: fields["pin"]?.scalarText)
-        if case .map(let via)? = fields["via"], let bastionHost = via["host"]?.scalarText {
-            let bastionPort: Int = if case .int(let p)? = via["port"] { p } else { 22 }
-            endpoint.proxyJump = [SSHEndpoint(name: "control-plane", host: bastionHost, port: bastionPort, user: user, identityFile: key,
-                                              pinKey: via["pin"]?.scalarText)]
+        return node
+    }
+
+    /// Runs commands on this node over the run's pool.
+    private func runner(_ context: StepContext) throws -> NodeCommandRunner {
+        guard let ssh else {
+            throw StepFailure("node.ready/\(node) was built without an SSH pool; run it through 'provision up'", retryable: false)
         }
-        return endpoint
+        return NodeCommandRunner(pool: ssh, endpoint: try inventoryNode(context).endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path))
     }
 
     private func outputs(_ endpoint: SSHEndpoint, _ context: StepContext) -> StepOutputs {
         var outputs: StepOutputs = ["host": .string(endpoint.host), "port": .int(endpoint.port), "user": .string(endpoint.user), "cloud_init": .string("done")]
-        if case .map(let nodes)? = context.upstream[StepID(BuiltInSteps.terraformApply)]?["nodes"], case .map(let fields)? = nodes[node] {
-            outputs["role"] = fields["role"]
-            outputs["instance_id"] = fields["id"]
+        if let node = try? inventoryNode(context) {
+            outputs["role"] = .string(node.role)
+            outputs["instance_id"] = .string(node.instanceID)
         }
         return outputs
     }
@@ -106,8 +106,4 @@ struct NodeReadyStep: Step {
             return trimmed.hasPrefix("status:") ? trimmed.dropFirst("status:".count).trimmingCharacters(in: .whitespaces) : nil
         }.last
     }
-}
-
-extension String {
-    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
 }

@@ -144,9 +144,9 @@ public enum PlanLoader {
         var seen: [String: Int] = [:]
         for node in sequence {
             let spec = try step(node, reader: reader, secrets: secrets)
-            if target.createsMachines, BuiltInSteps.ids.contains(spec.id) {
+            if target.createsMachines, Plan.Target.reservedStepIDs.contains(spec.id) {
                 throw reader.error(at: node, "step id '\(spec.id)' is one of the built-in steps of a \(target.rawValue) plan",
-                                   hint: "pick another id; built-in steps are \(BuiltInSteps.ids.joined(separator: ", ")), and your steps may 'needs:' them")
+                                   hint: "pick another id; built-in steps are \(Plan.Target.reservedStepIDs.joined(separator: ", ")), and your steps may 'needs:' them")
             }
             if let first = seen[spec.id] {
                 throw reader.error(at: node, "step id '\(spec.id)' is already used on line \(first)", hint: "give every step its own id")
@@ -280,9 +280,10 @@ public enum PlanLoader {
         return (cluster, sandbox)
     }
 
-    /// Dependencies and fan-out sources must name steps; the graph must have no cycle.
+    /// Dependencies and fan-out sources must name steps; the steps must have no cycle. Checked on
+    /// ids alone: no step or transport is built.
     private static func checkReferences(_ plan: Plan, sequence: [Node], reader: PlanReader) throws {
-        let ids = plan.steps.map(\.id) + (plan.target.createsMachines ? BuiltInSteps.ids : [])
+        let ids = plan.steps.map(\.id) + plan.target.builtInSteps
         for (spec, node) in zip(plan.steps, sequence) {
             let keys = try reader.mapping(node, "a step", allowed: stepKeys)
             for need in spec.needs where !ids.contains(need) || need == spec.id {
@@ -301,7 +302,12 @@ public enum PlanLoader {
             }
         }
         do {
-            _ = try plan.graph(secrets: [:])
+            // Built-in steps never depend on the plan's own, so only the plan's edges can close a cycle.
+            let own = Set(plan.steps.map(\.id))
+            _ = try StepGraph.order(plan.steps.map { spec in
+                let source = spec.forEach.map { [$0.step] } ?? []
+                return (StepID(spec.id), (source + spec.needs.filter { !source.contains($0) }).filter(own.contains).map { StepID($0) })
+            })
         } catch let error as GraphError {
             guard case .cycle(let cycle) = error, let first = plan.steps.first(where: { $0.id == cycle.first?.rawValue }) else { throw error }
             throw reader.error(line: first.line, column: nil, error.description)

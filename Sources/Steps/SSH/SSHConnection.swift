@@ -32,7 +32,7 @@ public final class SSHConnection: @unchecked Sendable {
 
     /// Runs `command` (through the remote user's shell); a non-zero exit is a result, not an error.
     /// Cancelling the calling task abandons the command and throws `CancellationError`.
-    public func run(_ command: String, stdin: Data? = nil, timeout: Duration? = nil) async throws -> SSHResult {
+    public func run(_ command: String, stdin: Data? = nil, timeout: Duration? = nil) async throws -> CommandResult {
         let cancelled = CancellationFlag()
         return try await withTaskCancellationHandler {
             try await Self.onQueue(queue) { [session] in

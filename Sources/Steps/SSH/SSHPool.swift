@@ -16,6 +16,13 @@ public actor SSHPool {
         self.gate = AsyncGate(limit: parallelism)
     }
 
+    /// Most hosts worked on at once.
+    public nonisolated var parallelism: Int { gate.limit }
+
+    /// The most operations that were ever in flight at once (each on its own host's session):
+    /// never more than `parallelism`.
+    public var peakInFlight: Int { get async { await gate.peak } }
+
     /// The pooled connection to `endpoint`, opened (and its host key checked) if needed.
     public func connection(_ endpoint: SSHEndpoint) async throws -> SSHConnection {
         if let existing = connections[endpoint] { return existing }
@@ -32,7 +39,7 @@ public actor SSHPool {
     }
 
     /// Runs `command` on `endpoint` over the pooled session.
-    public func run(_ command: String, on endpoint: SSHEndpoint, stdin: Data? = nil, timeout: Duration? = nil) async throws -> SSHResult {
+    public func run(_ command: String, on endpoint: SSHEndpoint, stdin: Data? = nil, timeout: Duration? = nil) async throws -> CommandResult {
         try await withConnection(endpoint) { try await $0.run(command, stdin: stdin, timeout: timeout) }
     }
 
@@ -76,8 +83,10 @@ public actor SSHPool {
 
 /// A counting semaphore for async code.
 actor AsyncGate {
-    private let limit: Int
+    nonisolated let limit: Int
     private var inUse = 0
+    /// The most holders there ever were at once.
+    private(set) var peak = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     init(limit: Int) {
@@ -87,6 +96,7 @@ actor AsyncGate {
     func acquire() async throws {
         if inUse < limit {
             inUse += 1
+            peak = max(peak, inUse)
             return
         }
         await withCheckedContinuation { waiters.append($0) }

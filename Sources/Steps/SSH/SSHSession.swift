@@ -112,7 +112,7 @@ final class SSHSession: @unchecked Sendable {
 
     /// Runs `command` through the remote user's shell, reading stdout and stderr together so
     /// that neither can fill up and stall the other, and returns both with the exit status or signal.
-    func exec(_ command: String, stdin: Data?, timeout: Duration?, isCancelled: () -> Bool) throws -> SSHResult {
+    func exec(_ command: String, stdin: Data?, timeout: Duration?, isCancelled: () -> Bool) throws -> CommandResult {
         guard let session else { throw SSHError.channel(endpoint: endpoint.description, operation: "exec", reason: "session closed") }
         let deadline = timeout.map { ContinuousClock.now + $0 }
         let operation = "command '\(command.prefix(60))'"
@@ -166,7 +166,7 @@ final class SSHSession: @unchecked Sendable {
             }
             while libssh2_channel_close(channel) == LIBSSH2_ERROR_EAGAIN { try wait() }
             while libssh2_channel_wait_closed(channel) == LIBSSH2_ERROR_EAGAIN { try wait() }
-            return SSHResult(exitStatus: exitSignal(channel) == nil ? libssh2_channel_get_exit_status(channel) : nil,
+            return CommandResult(exitStatus: exitSignal(channel) == nil ? libssh2_channel_get_exit_status(channel) : nil,
                              exitSignal: exitSignal(channel), standardOutput: stdout, standardError: stderr)
         } catch {
             // Leave the session usable: ask the server to close the channel, without waiting long.

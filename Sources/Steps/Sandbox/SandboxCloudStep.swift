@@ -6,7 +6,10 @@ import Foundation
 /// running between commands (recorded in `state/<plan>/sandbox/cloud.json`) until `down`.
 /// Output: `endpoint` (`http://127.0.0.1:PORT`).
 struct SandboxCloudStep: Step {
-    let id = StepID(BuiltInSteps.sandboxCloud)
+    /// This step's id.
+    static let id = StepID("sandbox.cloud")
+
+    var id: StepID { Self.id }
     /// The node image checked here so a missing one fails first, with what to run. Bootstrap
     /// puts it in `.tools/`, next to the venv that may hold moto.
     let nodeImage: URL

@@ -9,10 +9,13 @@ import Foundation
 /// leaves a duplicate or an orphan. `check` is `plan -detailed-exitcode` (plus: every sandbox
 /// host up). Teardown destroys, then verifies that nothing tagged for the plan is left.
 ///
-/// Outputs: terraform's (`nodes`, `node_names`, `vpc_id`) and `ssh`: node name → host, port,
-/// user and the key its host key is pinned under (the instance id).
+/// Output: the `ClusterInventory` (every node, its addresses and the SSH route to it, pinned
+/// under its instance id).
 struct TerraformApplyStep: Step {
-    let id = StepID(BuiltInSteps.terraformApply)
+    /// This step's id.
+    static let id = StepID("terraform.apply")
+
+    var id: StepID { Self.id }
     let planName: String
     let target: Plan.Target
     let cluster: ClusterSpec
@@ -21,7 +24,7 @@ struct TerraformApplyStep: Step {
     let nodeImage: URL?
 
     var dependencies: [StepID] {
-        [StepID(BuiltInSteps.sshKey)] + (target == .sandbox ? [StepID(BuiltInSteps.sandboxCloud)] : [])
+        [SSHKeyStep.id] + (target == .sandbox ? [SandboxCloudStep.id] : [])
     }
     var hasCheck: Bool { true }
     var hasTeardown: Bool { true }
@@ -54,9 +57,11 @@ struct TerraformApplyStep: Step {
         if target == .sandbox {
             let hosts = try SandboxFleet.hosts(context.store)
             let running = Set(hosts.values.filter(\.isRunning).map(\.instanceID))
-            guard instances(outputs).allSatisfy({ running.contains($0.id) }) else { return .unsatisfied("a sandbox host is not running") }
+            guard instances(try ClusterInventory(outputs: outputs)).allSatisfy({ running.contains($0.id) }) else {
+                return .unsatisfied("a sandbox host is not running")
+            }
         }
-        return .satisfied(try await withSSH(outputs, context, reconcile: false))
+        return .satisfied(try await inventory(outputs, context, reconcile: false).outputs)
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
@@ -64,7 +69,7 @@ struct TerraformApplyStep: Step {
         try await runner.prepare(context)
         try await terminateLeaks(runner, cloud, context)
         try await runner.apply(context)
-        return try await withSSH(try await runner.outputs(context), context)
+        return try await inventory(try await runner.outputs(context), context).outputs
     }
 
     func teardown(_ context: StepContext) async throws {
@@ -86,7 +91,7 @@ struct TerraformApplyStep: Step {
     private func setUp(_ context: StepContext) throws -> (TerraformRunner, CloudAccess) {
         let cloud: CloudAccess
         if target == .sandbox {
-            guard case .string(let endpoint)? = context.upstream[StepID(BuiltInSteps.sandboxCloud)]?["endpoint"] else {
+            guard case .string(let endpoint)? = context.upstream[SandboxCloudStep.id]?["endpoint"] else {
                 throw StepFailure("the sandbox EC2 endpoint is unknown; run 'provision up' so sandbox.cloud runs first", retryable: false)
             }
             cloud = .sandbox(endpoint: endpoint, region: cluster.region)
@@ -112,17 +117,14 @@ struct TerraformApplyStep: Step {
         try await cloud.ec2.terminate(leaked)
     }
 
-    private func instances(_ outputs: StepOutputs) -> [SandboxFleet.Instance] {
-        guard case .map(let nodes)? = outputs["nodes"] else { return [] }
-        return nodes.sorted { $0.key < $1.key }.compactMap { name, value in
-            guard case .map(let fields) = value, case .string(let id)? = fields["id"] else { return nil }
-            return SandboxFleet.Instance(id: id, node: name)
-        }
+    /// The instances of `inventory`, by node name.
+    private func instances(_ inventory: ClusterInventory) -> [SandboxFleet.Instance] {
+        inventory.nodes.sorted { $0.name < $1.name }.map { SandboxFleet.Instance(id: $0.instanceID, node: $0.name) }
     }
 
     /// The plan's SSH public key, from `ssh.key`.
     private func publicKey(_ context: StepContext) throws -> String {
-        guard case .string(let key)? = context.upstream[StepID(BuiltInSteps.sshKey)]?["public_key"] else {
+        guard case .string(let key)? = context.upstream[SSHKeyStep.id]?["public_key"] else {
             throw StepFailure("the plan's SSH public key is unknown; run 'provision up' so ssh.key runs first", retryable: false)
         }
         return key
@@ -133,38 +135,36 @@ struct TerraformApplyStep: Step {
                      cloudInitDelay: sandbox?.cloudInitDelay ?? .seconds(2))
     }
 
-    /// Adds the `ssh` output (node → host, port, user, pin, and `via` when workers are reached
-    /// through the control plane): in the sandbox each instance's host, on AWS its public IP, or
-    /// its private IP behind the control plane.
+    /// The cluster inventory: Terraform's nodes with the SSH route to each (in the sandbox each
+    /// instance's host, on AWS its public IP, or its private IP behind the control plane).
     /// `reconcile: false` (for `check`, which must not change anything) reads the recorded hosts.
-    private func withSSH(_ outputs: StepOutputs, _ context: StepContext, reconcile: Bool = true) async throws -> StepOutputs {
+    private func inventory(_ outputs: StepOutputs, _ context: StepContext, reconcile: Bool = true) async throws -> ClusterInventory {
+        var inventory = try ClusterInventory(outputs: outputs)
         var endpoints: [String: (host: String, port: Int, pin: String, privateHost: String)] = [:]
         if target == .sandbox {
+            let wanted = instances(inventory)
             let hosts = reconcile
-                ? try await fleet(context).reconcile(instances(outputs), store: context.store, log: context.log)
-                : Dictionary(try SandboxFleet.hosts(context.store).filter { id, _ in instances(outputs).contains { $0.id == id } }
+                ? try await fleet(context).reconcile(wanted, store: context.store, log: context.log)
+                : Dictionary(try SandboxFleet.hosts(context.store).filter { id, _ in wanted.contains { $0.id == id } }
                     .values.map { ($0.node, $0) }, uniquingKeysWith: { $1 })
             for (node, host) in hosts { endpoints[node] = (host.address, host.port, host.instanceID, host.address) }
-        } else if case .map(let nodes)? = outputs["nodes"] {
-            for case (let node, .map(let fields)) in nodes {
-                endpoints[node] = (fields["public_ip"]?.scalarText ?? "", 22, fields["id"]?.scalarText ?? node, fields["private_ip"]?.scalarText ?? "")
+        } else {
+            for node in inventory.nodes {
+                endpoints[node.name] = (node.publicAddress, 22, node.instanceID.isEmpty ? node.name : node.instanceID, node.privateAddress)
             }
         }
         let user = cluster.sshUser ?? (target == .sandbox ? "root" : "ubuntu")
         let bastion = cluster.workersViaBastion ? endpoints["control-plane"] : nil
-        var ssh: [String: OutputValue] = [:]
-        for (node, endpoint) in endpoints {
-            var fields: [String: OutputValue] = ["port": .int(endpoint.port), "user": .string(user), "pin": .string(endpoint.pin)]
-            if let bastion, node != "control-plane" {
-                fields["host"] = .string(endpoint.privateHost)
-                fields["via"] = .map(["host": .string(bastion.host), "port": .int(bastion.port), "pin": .string(bastion.pin)])
+        for index in inventory.nodes.indices {
+            let name = inventory.nodes[index].name
+            guard let endpoint = endpoints[name] else { continue }
+            if let bastion, name != "control-plane" {
+                inventory.nodes[index].ssh = .init(host: endpoint.privateHost, port: endpoint.port, user: user, pinKey: endpoint.pin,
+                                                   bastion: .init(host: bastion.host, port: bastion.port, pinKey: bastion.pin))
             } else {
-                fields["host"] = .string(endpoint.host)
+                inventory.nodes[index].ssh = .init(host: endpoint.host, port: endpoint.port, user: user, pinKey: endpoint.pin)
             }
-            ssh[node] = .map(fields)
         }
-        var result = outputs
-        result["ssh"] = .map(ssh)
-        return result
+        return inventory
     }
 }

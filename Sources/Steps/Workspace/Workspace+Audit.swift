@@ -8,9 +8,12 @@ extension Workspace {
         let store = try openStore()
         guard let run = try store.lastRun() else { return [:] }
         let secrets = try plan.resolveSecrets()
+        let (graph, ssh, effective) = try Self.runGraph(plan, secrets: secrets, store: store, parallelism: parallelism)
         let executor = Executor(
-            graph: try plan.graph(secrets: secrets), store: store, run: run, stateDirectory: stateDirectory,
-            redactor: Redactor(secrets: Array(secrets.values)), processes: processes, parallelism: parallelism ?? plan.parallelism ?? 10)
-        return try await executor.audit()
+            graph: graph, store: store, run: run, stateDirectory: stateDirectory,
+            redactor: Redactor(secrets: Array(secrets.values)), processes: processes, parallelism: effective)
+        let findings = try await executor.audit()
+        await ssh.closeAll()
+        return findings
     }
 }

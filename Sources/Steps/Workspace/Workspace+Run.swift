@@ -26,6 +26,17 @@ public struct NothingToResume: Error, CustomStringConvertible, Sendable {
 }
 
 extension Workspace {
+    /// The graph of one run of `plan` and the SSH pool its steps share: built once per run,
+    /// pinning host keys in `store`, working on at most the effective parallelism's hosts at once
+    /// (`--parallelism`, else the plan's, else 10), the same limit the executor keeps.
+    public static func runGraph(
+        _ plan: Plan, secrets: [String: String], store: any RunStore, parallelism: Int?
+    ) throws -> (graph: StepGraph, ssh: SSHPool, parallelism: Int) {
+        let effective = max(1, parallelism ?? plan.parallelism ?? 10)
+        let ssh = SSHPool(store: store, parallelism: effective)
+        return (try plan.graph(secrets: secrets, ssh: ssh), ssh, effective)
+    }
+
     /// Runs `request` under the state lock: loads secrets, builds the graph, records the run and
     /// walks it. Cancelling the calling task stops it gracefully.
     /// - Parameters:
@@ -57,7 +68,7 @@ extension Workspace {
             previous = last
         }
         let secrets = try plan.resolveSecrets()
-        let graph = try plan.graph(secrets: secrets)
+        let (graph, ssh, effective) = try Self.runGraph(plan, secrets: secrets, store: store, parallelism: parallelism)
         var run: RunRecord
         if let previous {
             run = previous
@@ -68,9 +79,10 @@ extension Workspace {
         willStart(run, graph, try store.steps())
         var executor = Executor(
             graph: graph, store: store, run: run, stateDirectory: stateDirectory, redactor: Redactor(secrets: Array(secrets.values)),
-            processes: processes, parallelism: parallelism ?? plan.parallelism ?? 10, observer: observer)
+            processes: processes, parallelism: effective, observer: observer)
         executor.recheck = recheck
         let summary = command == .down ? try await executor.down() : try await executor.up()
+        await ssh.closeAll()
         try store.finishRun(run.id, status: summary.status)
         run.status = summary.status
         return RunReport(run: run, summary: summary, resumed: previous != nil)

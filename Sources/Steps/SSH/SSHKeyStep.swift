@@ -4,7 +4,10 @@ import Foundation
 /// `ssh.key`: the plan's own ed25519 key pair (`state/<plan>/ssh/id_ed25519`, 0600), installed on
 /// every node by Terraform. Output: `public_key`.
 struct SSHKeyStep: Step {
-    let id = StepID(BuiltInSteps.sshKey)
+    /// This step's id.
+    static let id = StepID("ssh.key")
+
+    var id: StepID { Self.id }
     var inputs: String { "ssh.key ed25519" }
     var hasCheck: Bool { true }
 
@@ -22,7 +25,7 @@ struct SSHKeyStep: Step {
     func apply(_ context: StepContext) async throws -> StepOutputs {
         let key = Self.keyFile(context.stateDirectory)
         try FileManager.default.createDirectory(at: key.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let pub = try await SSHKeys.generate(at: key, comment: "provision")
+        let pub = try await SSHKeys.generate(at: key, comment: "provision", runner: LocalCommandRunner(context))
         return ["public_key": .string(pub)]
     }
 }

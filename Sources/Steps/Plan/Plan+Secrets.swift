@@ -1,20 +1,6 @@
-import Engine
 import Foundation
 
 extension Plan {
-    /// The step graph this plan describes.
-    /// - Parameter secrets: resolved secret values by name (see `resolveSecrets`).
-    public func graph(secrets: [String: String]) throws -> StepGraph {
-        let planDirectory = URL(fileURLWithPath: path).deletingLastPathComponent()
-        let nodes: [StepGraph.Node] = steps.map { spec in
-            let template = ExecStep(spec: spec, planDirectory: planDirectory, secrets: secrets)
-            guard let forEach = spec.forEach else { return .step(template) }
-            return .fanOut(FanOut(id: StepID(spec.id), source: StepID(forEach.step), output: forEach.output,
-                                  dependencies: spec.needs.map { StepID($0) }) { item in template.forItem(item) })
-        }
-        return try StepGraph(BuiltInSteps.nodes(self) + nodes)
-    }
-
     /// Reads every secret from its source.
     /// - Throws: `PlanError` naming the secret and the variable or file that is missing.
     public func resolveSecrets(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: String] {

@@ -1,0 +1,7 @@
+import Engine
+
+/// `target: local`: only the plan's own steps, on this machine.
+enum LocalFlow {
+    /// No built-in steps.
+    static func nodes(_ plan: Plan) -> [StepGraph.Node] { [] }
+}

@@ -1,0 +1,16 @@
+extension Plan.Target {
+    /// The ids of the steps a flow of this target runs before the plan's own, as the plan language
+    /// names them: a plan's steps may `needs:` them, never reuse them. The step types own these
+    /// ids (`TerraformApplyStep.id`); the flow tests check that the two agree. None of them depends
+    /// on a plan's own step, so they cannot close a cycle.
+    public var builtInSteps: [String] {
+        switch self {
+        case .local: []
+        case .sandbox: ["sandbox.cloud", "ssh.key", "terraform.apply", "node.ready"]
+        case .aws: ["ssh.key", "terraform.apply", "node.ready"]
+        }
+    }
+
+    /// Every id any target reserves for its built-in steps.
+    public static var reservedStepIDs: [String] { Plan.Target.sandbox.builtInSteps }
+}

@@ -1,0 +1,38 @@
+import Engine
+import Foundation
+import Testing
+@testable import Steps
+
+/// One flow per target; the plan language's built-in ids are the ones the step types own.
+@Suite struct FlowTests {
+    func plan(_ target: Plan.Target) throws -> Plan {
+        let cluster = switch target {
+        case .local: ""
+        case .sandbox: "cluster: {worker_count: 1}\n"
+        case .aws: "cluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\n"
+        }
+        let steps = "steps:\n  - id: smoke\n" + (target.createsMachines ? "    needs: [node.ready]\n" : "") + "    exec: {run: 'true'}\n"
+        return try PlanLoader.parse(Data("name: p\ntarget: \(target.rawValue)\n\(cluster)\(steps)".utf8), path: "/tmp/plans/p.yaml")
+    }
+
+    @Test func eachTargetsFlowBuildsExactlyTheBuiltInStepsThePlanLanguageNames() throws {
+        for target in Plan.Target.allCases {
+            let graph = try plan(target).graph(secrets: [:])
+            #expect(graph.order.map(\.rawValue) == target.builtInSteps + ["smoke"], "\(target)")
+        }
+        #expect(Plan.Target.reservedStepIDs == [SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id].map(\.rawValue))
+    }
+
+    @Test func validationFindsACycleAmongThePlansOwnStepsWithoutBuildingThem() throws {
+        let text = "name: p\ntarget: sandbox\ncluster: {worker_count: 1}\nsteps:\n"
+            + "  - id: a\n    needs: [terraform.apply, b]\n    exec: {run: 'true'}\n"
+            + "  - id: b\n    needs: [a]\n    exec: {run: 'true'}\n"
+        do {
+            _ = try PlanLoader.parse(Data(text.utf8), path: "/tmp/plans/p.yaml")
+            Issue.record("a cycle was accepted")
+        } catch let error as PlanError {
+            #expect(error.line == 5 && error.message.contains("a → b → a"), "\(error)")
+        }
+        #expect(try StepGraph.order([("x", []), ("y", ["x"])]) == ["x", "y"])
+    }
+}
