@@ -23,9 +23,7 @@ import Testing
     }
 
     static func installer(_ pool: SSHPool, _ endpoint: SSHEndpoint) -> ServiceInstaller {
-        ServiceInstaller(
-            run: { command, timeout in try await pool.run(command, on: endpoint, timeout: timeout) },
-            upload: { data, path, mode in try await pool.upload(data, to: path, on: endpoint, mode: mode) })
+        ServiceInstaller(pool: pool, endpoint: endpoint)
     }
 
     @Test func thePipelineRunsAsServicesIsVerifiedAndASecondInstallRestartsNothing() async throws {

@@ -8,15 +8,26 @@ import Foundation
 /// digest and a running unit change nothing (same PIDs), a different one uploads the files and
 /// restarts only that unit.
 public struct ServiceInstaller: Sendable {
-    /// Runs a shell command on the node.
-    public var run: @Sendable (_ command: String, _ timeout: Duration) async throws -> SSHResult
+    /// Runs shell commands on the node.
+    public var node: any CommandRunner
     /// Writes a file on the node.
     public var upload: @Sendable (_ data: Data, _ path: String, _ mode: Int32) async throws -> Void
 
-    public init(run: @escaping @Sendable (String, Duration) async throws -> SSHResult,
-                upload: @escaping @Sendable (Data, String, Int32) async throws -> Void) {
-        self.run = run
+    public init(node: any CommandRunner, upload: @escaping @Sendable (Data, String, Int32) async throws -> Void) {
+        self.node = node
         self.upload = upload
+    }
+
+    /// An installer for a node of `pool` (commands and SFTP on the node's one session).
+    public init(pool: SSHPool, endpoint: SSHEndpoint) {
+        self.init(node: NodeCommandRunner(pool: pool, endpoint: endpoint)) { data, path, mode in
+            try await pool.upload(data, to: path, on: endpoint, mode: mode)
+        }
+    }
+
+    /// Runs `command` on the node.
+    public func run(_ command: String, _ timeout: Duration) async throws -> CommandResult {
+        try await node.run(command, timeout: timeout)
     }
 
     /// What the node says about a service.
@@ -115,7 +126,7 @@ public struct ServiceInstaller: Sendable {
         }
     }
 
-    private func check(_ result: SSHResult, _ what: String) throws {
+    private func check(_ result: CommandResult, _ what: String) throws {
         guard result.succeeded else { throw StepFailure("\(what) failed: \(result.summary) \(result.stdout.suffix(500))\(result.stderr.suffix(500))") }
     }
 }
