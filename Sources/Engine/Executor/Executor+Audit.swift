@@ -33,7 +33,11 @@ extension Executor {
                     group.addTask { (step.id, .unchecked) }
                     return
                 }
-                let upstream = Dictionary(uniqueKeysWithValues: step.dependencies.compactMap { id in records[id].map { (id, $0.outputs) } })
+                // As a run sees them: a fan-out dependency stands for each of its children.
+                let upstream = Dictionary(step.dependencies.flatMap { id -> [(StepID, StepOutputs)] in
+                    if let items = try? store.expansion(id) { return items.compactMap { item in records[id.child(item)].map { (id.child(item), $0.outputs) } } }
+                    return records[id].map { [(id, $0.outputs)] } ?? []
+                }, uniquingKeysWith: { $1 })
                 let context = context(for: step.id, attempt: 0, item: nil, upstream: upstream, recordEvents: false)
                 group.addTask {
                     // A check that cannot run (a node that does not answer) says the step's effect

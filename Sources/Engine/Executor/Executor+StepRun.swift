@@ -7,6 +7,7 @@ import Foundation
 ///   (a step with an `upstreamScope` ignores "applied": only its share of the outputs counts)
 /// succeeded but changed ─────────────────────────────► apply
 /// succeeded, unchanged, `up --recheck` ──────────────► check ─ same outputs ─► unchanged
+///   (or a step that `checksEveryRun`)
 ///                                                             ├ other outputs ─► adopted
 ///                                                             └ unsatisfied ─► apply
 /// new / failed / cancelled / running (interrupted) ──► check ─ satisfied ─► adopted
@@ -20,7 +21,7 @@ extension Executor {
         let fingerprint = Self.fingerprint(step, upstream: scoped ?? upstream.outputs)
         if let record, record.state == .succeeded {
             if record.fingerprint == fingerprint && (scoped != nil || !upstream.applied) {
-                guard recheck && step.hasCheck else {
+                guard (recheck || step.checksEveryRun) && step.hasCheck else {
                     notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
                     return .unchanged(record.outputs)
                 }

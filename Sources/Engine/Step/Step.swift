@@ -18,6 +18,10 @@ public protocol Step: Sendable {
     var hasCheck: Bool { get }
     /// Whether `teardown` does anything; `provision down` only visits steps that have one.
     var hasTeardown: Bool { get }
+    /// Whether every `up` runs this step's check even when it succeeded and nothing changed, as
+    /// `up --recheck` does for all steps: for steps whose check is cheap and whose world drifts on
+    /// its own (a service that stopped). A failing check applies the step again.
+    var checksEveryRun: Bool { get }
 
     /// The part of the upstream outputs this step depends on. `nil` (the default) means all of it,
     /// and the step runs again whenever a dependency was applied; a step that returns its share
@@ -37,6 +41,7 @@ extension Step {
     public var retry: RetryPolicy { RetryPolicy() }
     public var hasCheck: Bool { false }
     public var hasTeardown: Bool { false }
+    public var checksEveryRun: Bool { false }
 
     public func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? { nil }
 

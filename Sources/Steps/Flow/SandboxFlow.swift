@@ -12,6 +12,43 @@ enum SandboxFlow {
     static func nodes(_ plan: Plan, ssh: SSHPool?) -> [StepGraph.Node] {
         guard let cluster = plan.cluster else { return [] }
         let image = plan.sandbox.map { plan.resolve($0.nodeImage) }
-        return (image.map { [.step(SandboxCloudStep(nodeImage: $0))] } ?? []) + Flow.clusterNodes(plan, cluster: cluster, nodeImage: image, ssh: ssh)
+        let machines = (image.map { [.step(SandboxCloudStep(nodeImage: $0))] } ?? []) + Flow.clusterNodes(plan, cluster: cluster, nodeImage: image, ssh: ssh)
+        guard plan.runtime == .processes, let sandbox = plan.sandbox else { return machines }
+        return machines + processes(plan, sandbox: sandbox, ssh: ssh)
+    }
+
+    /// `runtime: processes`: the pipeline as services of the nodes' service manager.
+    ///
+    /// ```
+    /// node.ready ─► runtime.artifacts/<node> ──────────────┐
+    ///          ├──► service.broker ──┬──────────────────────┴► service.processor ─┐
+    ///          ├──► service.mongodb ─┘      service.producer/<worker> ◄─ broker,  │
+    ///          ├──► service.node-exporter/<node> ─┐          artifacts            ├─► verify
+    ///          └──► service.alertmanager ─────────┴► service.prometheus ──────────┘
+    /// ```
+    static func processes(_ plan: Plan, sandbox: SandboxSpec, ssh: SSHPool?) -> [StepGraph.Node] {
+        let rules = (try? String(contentsOf: plan.resolve(sandbox.rules), encoding: .utf8)) ?? ""
+        let runtime = ProcessesRuntime(pipeline: plan.pipeline ?? PipelineSpec(), programs: .init(), rules: rules)
+        let access = RuntimeAccess(ssh: ssh)
+        let workloads = plan.resolve(sandbox.workloads), librdkafka = plan.resolve(sandbox.librdkafka)
+        func perNode(_ kind: ServiceStep.Kind, over output: String) -> StepGraph.Node {
+            .fanOut(FanOut(id: kind.id, source: TerraformApplyStep.id, output: output, dependencies: [NodeReadyStep.id] + kind.needs) { node in
+                ServiceStep(kind, node: node, runtime: runtime, access: access)
+            })
+        }
+        return [
+            .fanOut(FanOut(id: ArtifactsStep.id, source: TerraformApplyStep.id, output: ClusterInventory.nodeNamesOutput,
+                           dependencies: [NodeReadyStep.id]) { node in
+                ArtifactsStep(node: node, workloads: workloads, librdkafka: librdkafka, programs: runtime.programs, access: access)
+            }),
+            .step(ServiceStep(.broker, runtime: runtime, access: access)),
+            .step(ServiceStep(.mongodb, runtime: runtime, access: access)),
+            perNode(.nodeExporter, over: ClusterInventory.nodeNamesOutput),
+            .step(ServiceStep(.alertmanager, runtime: runtime, access: access)),
+            .step(ServiceStep(.prometheus, runtime: runtime, access: access)),
+            .step(ServiceStep(.processor, runtime: runtime, access: access)),
+            perNode(.producer, over: ClusterInventory.workerNamesOutput),
+            .step(VerifyStep(runtime: runtime, access: access)),
+        ]
     }
 }

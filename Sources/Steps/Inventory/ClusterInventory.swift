@@ -16,6 +16,15 @@ public struct ClusterInventory: Sendable, Equatable {
 
     /// The output that lists the node names, which per-node fan-outs expand over.
     public static let nodeNamesOutput = "node_names"
+    /// The output that lists the workers' names, which per-worker fan-outs expand over.
+    public static let workerNamesOutput = "worker_names"
+    /// Changes whenever the encoded layout gains a field, so that `terraform.apply` records it again.
+    static let layoutVersion = "inventory-2"
+
+    /// The control plane (Terraform's `server` role; the first node when no role says so).
+    public var controlPlane: Node? { nodes.first { $0.role == "server" } ?? nodes.first }
+    /// Every node but the control plane, in order.
+    public var workers: [Node] { nodes.filter { $0 != controlPlane } }
 
     /// One machine.
     public struct Node: Sendable, Equatable {
@@ -140,6 +149,7 @@ public struct ClusterInventory: Sendable, Equatable {
     public var outputs: StepOutputs {
         var result: StepOutputs = [
             Self.nodeNamesOutput: .list(nodes.map { .string($0.name) }),
+            Self.workerNamesOutput: .list(workers.map { .string($0.name) }),
             Key.nodes: .map(Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, Self.encode(machine: $0)) })),
         ]
         if let vpcID { result[Key.vpcID] = .string(vpcID) }

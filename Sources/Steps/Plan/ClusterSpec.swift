@@ -35,6 +35,12 @@ public struct SandboxSpec: Sendable, Equatable {
     public var cloudInitDelay: Duration = .seconds(2)
     /// The overlay layer with cloud-init installed (built by scripts/bootstrap), relative to the plan file.
     public var nodeImage = "../.tools/node-image"
+    /// Where the `producer` and `processor` builds the nodes run are, relative to the plan file.
+    public var workloads = "../.build/release"
+    /// The librdkafka the workloads load on the nodes (2.x; Debian's 2.0.2 cannot talk to Tansu).
+    public var librdkafka = "../.tools/lib/librdkafka.so.1"
+    /// The alert and recording rules the sandbox's Prometheus evaluates: the k8s/ PrometheusRule's groups.
+    public var rules = "../k8s/base/monitoring/rules/pipeline-rules.yaml"
 
     public init() {}
 }

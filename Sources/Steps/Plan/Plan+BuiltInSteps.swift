@@ -12,5 +12,23 @@ extension Plan.Target {
     }
 
     /// Every id any target reserves for its built-in steps.
-    public static var reservedStepIDs: [String] { Plan.Target.sandbox.builtInSteps }
+    public static var reservedStepIDs: [String] { Plan.Target.sandbox.builtInSteps + Plan.Runtime.processes.builtInSteps }
+}
+
+extension Plan.Runtime {
+    /// The ids of the steps this runtime adds after the target's (owned by `ArtifactsStep`,
+    /// `ServiceStep.Kind` and `VerifyStep`; the flow tests check that they agree).
+    public var builtInSteps: [String] {
+        switch self {
+        case .processes:
+            ["runtime.artifacts", "service.broker", "service.mongodb", "service.node-exporter", "service.alertmanager", "service.prometheus",
+             "service.processor", "service.producer", "verify"]
+        case .k3s: []
+        }
+    }
+}
+
+extension Plan {
+    /// Every built-in step id of this plan: its target's and its runtime's.
+    public var builtInSteps: [String] { target.builtInSteps + (runtime?.builtInSteps ?? []) }
 }

@@ -13,6 +13,23 @@ public struct Plan: Sendable, Equatable {
 
         /// Whether the plan creates machines (and so needs a `cluster:` section).
         public var createsMachines: Bool { self != .local }
+
+        /// What runs on the nodes unless the plan says otherwise.
+        public var defaultRuntime: Runtime? {
+            switch self {
+            case .local: nil
+            case .sandbox: .processes
+            case .aws: .k3s
+            }
+        }
+    }
+
+    /// What runs on the nodes, separately from where they come from.
+    public enum Runtime: String, Sendable, CaseIterable {
+        /// The pipeline as services of each node's service manager (the sandbox's).
+        case processes
+        /// K3s, with the pipeline deployed to it (the aws target's).
+        case k3s
     }
 
     /// Names the plan and its state folder (`state/<name>/`): lowercase letters, digits and `-`.
@@ -31,6 +48,10 @@ public struct Plan: Sendable, Equatable {
     public var steps: [StepSpec]
     /// The file the plan came from.
     public var path: String
+    /// What runs on the nodes (`runtime:`; cluster targets only).
+    public var runtime: Runtime? = nil
+    /// The pipeline's settings (`pipeline:`; cluster targets only).
+    public var pipeline: PipelineSpec? = nil
 }
 
 /// Where a secret's value comes from: never the plan file itself.

@@ -5,10 +5,11 @@ import Yams
 /// Reads a plan file into a validated `Plan`. Every problem is a `PlanError` with file, line,
 /// column, the offending text and what is allowed instead.
 public enum PlanLoader {
-    static let topKeys = ["name", "description", "target", "parallelism", "secrets", "cluster", "sandbox", "steps"]
+    static let topKeys = ["name", "description", "target", "runtime", "parallelism", "secrets", "cluster", "sandbox", "pipeline", "steps"]
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion"]
-    static let sandboxKeys = ["cloud_init_delay", "node_image"]
+    static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules"]
+    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
     static let retryKeys = ["attempts", "backoff", "max_backoff", "timeout"]
@@ -126,6 +127,7 @@ public enum PlanLoader {
         let secrets = try top["secrets"].map { try self.secrets($0.value, reader: reader) } ?? [:]
 
         let (cluster, sandbox) = try clusterSections(top, target: target, root: root, reader: reader)
+        let (runtime, pipeline) = try runtimeSections(top, target: target, reader: reader)
         let sequence: [Node]
         switch top["steps"]?.value {
         case .sequence(let list)? where !list.isEmpty || target.createsMachines:
@@ -154,7 +156,8 @@ public enum PlanLoader {
             seen[spec.id] = spec.line
             steps.append(spec)
         }
-        let plan = Plan(name: name, target: target, parallelism: parallelism, secrets: secrets, cluster: cluster, sandbox: sandbox, steps: steps, path: path)
+        let plan = Plan(name: name, target: target, parallelism: parallelism, secrets: secrets, cluster: cluster, sandbox: sandbox, steps: steps, path: path,
+                        runtime: runtime, pipeline: pipeline)
         try checkReferences(plan, sequence: sequence, reader: reader)
         return plan
     }
@@ -274,16 +277,58 @@ public enum PlanLoader {
                 let s = try reader.mapping(node, "sandbox", allowed: sandboxKeys)
                 if let n = s["cloud_init_delay"] { spec.cloudInitDelay = try reader.duration(n.value, "sandbox.cloud_init_delay") }
                 if let n = s["node_image"] { spec.nodeImage = try reader.string(n.value, "sandbox.node_image") }
+                if let n = s["workloads"] { spec.workloads = try reader.string(n.value, "sandbox.workloads") }
+                if let n = s["librdkafka"] { spec.librdkafka = try reader.string(n.value, "sandbox.librdkafka") }
+                if let n = s["rules"] { spec.rules = try reader.string(n.value, "sandbox.rules") }
             }
             sandbox = spec
         }
         return (cluster, sandbox)
     }
 
+    /// `runtime:` and `pipeline:`: what runs on the nodes of a cluster target.
+    private static func runtimeSections(
+        _ top: [String: (key: Node, value: Node)], target: Plan.Target, reader: PlanReader
+    ) throws -> (Plan.Runtime?, PipelineSpec?) {
+        guard target.createsMachines else {
+            for key in ["runtime", "pipeline"] where top[key] != nil {
+                throw reader.error(at: top[key]!.key, "'\(key):' only applies to the sandbox and aws targets", hint: "set 'target: sandbox' or remove it")
+            }
+            return (nil, nil)
+        }
+        var runtime = target.defaultRuntime
+        if let node = top["runtime"]?.value {
+            let text = try reader.string(node, "runtime")
+            let allowed = Plan.Runtime.allCases.map(\.rawValue)
+            guard let value = Plan.Runtime(rawValue: text) else {
+                let suggestion = EditDistance.suggestion(for: text, among: allowed).map { "did you mean '\($0)'? " } ?? ""
+                throw reader.error(at: node, "unknown runtime '\(text)'", hint: "\(suggestion)allowed: \(allowed.joined(separator: ", "))")
+            }
+            if target == .aws && value == .processes {
+                throw reader.error(at: node, "runtime 'processes' runs on sandbox nodes only for now", hint: "use 'runtime: k3s' (the aws default) or 'target: sandbox'")
+            }
+            if target == .sandbox && value == .k3s {
+                throw reader.error(at: node, "runtime 'k3s' is not built for sandbox nodes yet", hint: "use 'runtime: processes' (the sandbox default)")
+            }
+            runtime = value
+        }
+        var pipeline = PipelineSpec()
+        if let node = top["pipeline"]?.value {
+            let p = try reader.mapping(node, "pipeline", allowed: pipelineKeys)
+            if let n = p["rate"] { pipeline.rate = try reader.number(n.value, "pipeline.rate", range: 0.1...100_000) }
+            if let n = p["gpus_per_producer"] { pipeline.gpusPerProducer = try reader.int(n.value, "pipeline.gpus_per_producer", range: 1...1024) }
+            if let n = p["batch_size"] { pipeline.batchSize = try reader.int(n.value, "pipeline.batch_size", range: 1...100_000) }
+            if let n = p["batch_wait_ms"] { pipeline.batchWaitMs = try reader.int(n.value, "pipeline.batch_wait_ms", range: 1...60_000) }
+            if let n = p["partitions"] { pipeline.partitions = try reader.int(n.value, "pipeline.partitions", range: 1...1000) }
+            if let n = p["retention_days"] { pipeline.retentionDays = try reader.int(n.value, "pipeline.retention_days", range: 0...3650) }
+        }
+        return (runtime, pipeline)
+    }
+
     /// Dependencies and fan-out sources must name steps; the steps must have no cycle. Checked on
     /// ids alone: no step or transport is built.
     private static func checkReferences(_ plan: Plan, sequence: [Node], reader: PlanReader) throws {
-        let ids = plan.steps.map(\.id) + plan.target.builtInSteps
+        let ids = plan.steps.map(\.id) + plan.builtInSteps
         for (spec, node) in zip(plan.steps, sequence) {
             let keys = try reader.mapping(node, "a step", allowed: stepKeys)
             for need in spec.needs where !ids.contains(need) || need == spec.id {

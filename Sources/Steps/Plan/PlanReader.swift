@@ -85,6 +85,17 @@ struct PlanReader {
         return value
     }
 
+    func number(_ node: Node, _ what: String, range: ClosedRange<Double>) throws -> Double {
+        let text = try string(node, what)
+        guard let value = Double(text), value.isFinite else {
+            throw error(at: node, "\(what) must be a number, found '\(text)'", hint: "write a number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        guard range.contains(value) else {
+            throw error(at: node, "\(what) must be from \(range.lowerBound) to \(range.upperBound), found \(value)")
+        }
+        return value
+    }
+
     func duration(_ node: Node, _ what: String) throws -> Duration {
         let text = try string(node, what)
         guard let value = Self.parseDuration(text) else {

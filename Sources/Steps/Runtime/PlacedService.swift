@@ -45,6 +45,8 @@ public struct PlacedService: Sendable, Equatable {
     public var files: [RemoteFile] = []
     public var health: HealthProbe
     public var afterStart: String?
+    /// What else, when changed, must restart the service (the digest of the build it runs).
+    public var revision = ""
 
     public init(unit: ServiceUnit, node: RuntimeNode, files: [RemoteFile] = [], health: HealthProbe, afterStart: String? = nil) {
         self.unit = unit
@@ -59,7 +61,7 @@ public struct PlacedService: Sendable, Equatable {
 
     /// A digest of everything that, when changed, needs a restart: the init script and the files.
     public var digest: String {
-        let text = ([unit.initScript] + files.map { "\($0.path)\n\($0.mode)\n\($0.contents)" }).joined(separator: "\u{0}")
+        let text = ([unit.initScript, revision] + files.map { "\($0.path)\n\($0.mode)\n\($0.contents)" }).joined(separator: "\u{0}")
         return Self.fnv1a(text)
     }
 

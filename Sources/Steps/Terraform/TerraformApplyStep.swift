@@ -33,7 +33,8 @@ struct TerraformApplyStep: Step {
     /// The plan's cluster settings and the module's files: editing either applies again.
     var inputs: String {
         let variables = JSONValue.object(staticVariables).text
-        return ["terraform", target.rawValue, variables, TerraformRunner.digest(of: moduleSource), sandbox.map { "\($0.cloudInitDelay)" } ?? ""]
+        return ["terraform", target.rawValue, variables, TerraformRunner.digest(of: moduleSource), sandbox.map { "\($0.cloudInitDelay)" } ?? "",
+                ClusterInventory.layoutVersion]
             .joined(separator: "\u{0}")
     }
 

@@ -1,0 +1,145 @@
+import Engine
+import Foundation
+
+/// `service.<kind>` (on the control plane) or `service.<kind>/<node>` (one per node): one service
+/// of `runtime: processes`, run by the node's service manager.
+///
+/// `apply` installs the unit and its files and starts it (restarting it only when its unit, files
+/// or build changed); `check` is: the installed unit is this one, the service manager runs it and
+/// its health probe answers. The check runs on every `up` (it is one SSH round trip per probe), so
+/// a unit that stopped or crashed for good is restarted by the next `up`, and only that unit.
+/// `teardown` stops and removes the unit.
+struct ServiceStep: Step {
+    enum Kind: String, CaseIterable, Sendable {
+        case broker, mongodb, nodeExporter = "node-exporter", alertmanager, prometheus, processor, producer
+
+        /// One per node (node-exporter) or per worker (producer), rather than one on the control plane.
+        var perNode: Bool { self == .nodeExporter || self == .producer }
+        /// The id of this kind's step, or of its fan-out.
+        var id: StepID { StepID("service.\(rawValue)") }
+
+        /// What must run first, besides the inventory and ready nodes.
+        var needs: [StepID] {
+            switch self {
+            case .broker, .mongodb, .nodeExporter, .alertmanager: []
+            case .prometheus: [Kind.alertmanager.id, Kind.nodeExporter.id]
+            case .processor: [Kind.broker.id, Kind.mongodb.id, ArtifactsStep.id]
+            case .producer: [Kind.broker.id, ArtifactsStep.id]
+            }
+        }
+    }
+
+    let id: StepID
+    let kind: Kind
+    /// The node of a per-node kind; nil for the control plane's.
+    let node: String?
+    let runtime: ProcessesRuntime
+    let access: RuntimeAccess
+
+    init(_ kind: Kind, node: String? = nil, runtime: ProcessesRuntime, access: RuntimeAccess) {
+        self.id = node.map { kind.id.child($0) } ?? kind.id
+        self.kind = kind
+        self.node = node
+        self.runtime = runtime
+        self.access = access
+    }
+
+    var dependencies: [StepID] { [TerraformApplyStep.id, NodeReadyStep.id] + kind.needs }
+    /// The settings of the pipeline this kind reads; addresses come with the upstream inventory.
+    var inputs: String {
+        let p = runtime.pipeline
+        let settings: String = switch kind {
+        case .broker: "partitions=\(p.partitions)"
+        case .processor: "batch=\(p.batchSize) wait=\(p.batchWaitMs) retention=\(p.retentionDays)"
+        case .producer: "rate=\(p.rate) gpus=\(p.gpusPerProducer)"
+        case .prometheus: "rules=\(PlacedService.fnv1a(runtime.rules))"
+        case .mongodb, .nodeExporter, .alertmanager: ""
+        }
+        return "service \(id) \(settings) programs=\(runtime.programs)"
+    }
+    var hasCheck: Bool { true }
+    var hasTeardown: Bool { true }
+    var checksEveryRun: Bool { true }
+    var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(2), maxBackoff: .seconds(5), timeout: .seconds(180)) }
+
+    /// Only the nodes the service runs on or talks to, and the build it runs.
+    func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? {
+        var scoped = RuntimeAccess.scope(upstream) { inventory in
+            let control = inventory.controlPlane.map { [$0.name] } ?? []
+            switch kind {
+            case .prometheus: return inventory.nodes.map(\.name)
+            case .nodeExporter, .producer: return [node ?? ""] + (kind == .producer ? control : [])
+            default: return control
+            }
+        }
+        // Of the per-node dependencies, only this service's own node's entry counts.
+        for id in scoped.keys where id.rawValue.hasPrefix(ArtifactsStep.id.rawValue + "/") || id.rawValue.hasPrefix(Kind.nodeExporter.id.rawValue + "/")
+            || id.rawValue.hasPrefix(NodeReadyStep.id.rawValue + "/") {
+            let owner = String(id.rawValue.split(separator: "/", maxSplits: 1).last ?? "")
+            let keep = kind == .prometheus && id.rawValue.hasPrefix(Kind.nodeExporter.id.rawValue) ? true : owner == (node ?? controlName(upstream))
+            if !keep { scoped[id] = nil }
+        }
+        return scoped
+    }
+
+    private func controlName(_ upstream: [StepID: StepOutputs]) -> String {
+        ((try? RuntimeAccess.inventory(upstream))?.controlPlane?.name) ?? ""
+    }
+
+    /// This service, placed on its node from the recorded inventory.
+    func placed(_ upstream: [StepID: StepOutputs]) throws -> PlacedService {
+        let inventory = try RuntimeAccess.inventory(upstream)
+        let (control, workers) = try RuntimeAccess.runtimeNodes(inventory)
+        func this() throws -> RuntimeNode {
+            guard let node else { return control }
+            guard let entry = inventory.node(named: node) else { throw StepFailure("node \(node) is not in the cluster inventory; run 'provision up'", retryable: false) }
+            return try RuntimeAccess.runtimeNode(entry, controlPlane: entry.name == control.name)
+        }
+        var service: PlacedService
+        switch kind {
+        case .broker: service = runtime.broker(on: control)
+        case .mongodb: service = runtime.mongo(on: control)
+        case .alertmanager: service = runtime.alertmanager(on: control)
+        case .prometheus: service = runtime.prometheus(on: control, nodes: [control] + workers)
+        case .processor:
+            service = runtime.processor(on: control)
+            service.revision = ArtifactsStep.digest(of: "processor", on: control.name, in: upstream)
+                + ArtifactsStep.digest(of: "librdkafka", on: control.name, in: upstream)
+        case .nodeExporter: service = runtime.nodeExporter(on: try this())
+        case .producer:
+            let worker = try this()
+            service = runtime.producer(on: worker, index: workers.firstIndex(of: worker) ?? 0, broker: control)
+            service.revision = ArtifactsStep.digest(of: "producer", on: worker.name, in: upstream)
+                + ArtifactsStep.digest(of: "librdkafka", on: worker.name, in: upstream)
+        }
+        return service
+    }
+
+    private func outputs(_ service: PlacedService) -> StepOutputs {
+        ["node": .string(service.node.name), "unit": .string(service.unit.name), "digest": .string(service.digest)]
+    }
+
+    func check(_ context: StepContext) async throws -> CheckResult {
+        let service = try placed(context.upstream)
+        let state = try await access.installer(service.node.name, context).state(of: service)
+        if let problem = state.problem { return .unsatisfied("\(service.unit.name) on \(service.node.name): \(problem)") }
+        return .satisfied(outputs(service))
+    }
+
+    func apply(_ context: StepContext) async throws -> StepOutputs {
+        let service = try placed(context.upstream)
+        try await access.installer(service.node.name, context).install(service, timeout: .seconds(90)) { context.log.write($0) }
+        return outputs(service)
+    }
+
+    func teardown(_ context: StepContext) async throws {
+        let service = try placed(context.upstream)
+        do {
+            try await access.installer(service.node.name, context).remove(service)
+            context.log.write("\(service.node.name): stopped and removed \(service.unit.name)")
+        } catch let error as SSHError where error.isRetryable {
+            // The node is gone (destroyed, or a sandbox host that is not running): nothing runs there.
+            context.log.write("\(service.node.name) does not answer (\(error)); nothing to stop there")
+        }
+    }
+}

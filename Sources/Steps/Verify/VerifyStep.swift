@@ -1,0 +1,91 @@
+import Engine
+import Foundation
+
+/// `verify`: the pipeline works end to end (`PipelineVerifier`'s table). Runs after every change
+/// of the services below it; its outputs are the table, and a failed check fails the step with
+/// what was seen and where to look next. Its check (used by `status --audit`) is the quick half:
+/// the processor is ready, the topics exist and data is being ingested.
+struct VerifyStep: Step {
+    static let id = StepID("verify")
+
+    var id: StepID { Self.id }
+    let runtime: ProcessesRuntime
+    let access: RuntimeAccess
+
+    var dependencies: [StepID] {
+        [TerraformApplyStep.id, ServiceStep.Kind.processor.id, ServiceStep.Kind.producer.id, ServiceStep.Kind.prometheus.id]
+    }
+    var inputs: String { "verify partitions=\(runtime.pipeline.partitions)" }
+    var hasCheck: Bool { true }
+    var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(5), maxBackoff: .seconds(10), timeout: .seconds(240)) }
+
+    /// The verifier for the recorded cluster: services reached at the control plane's address.
+    func verifier(_ context: StepContext) throws -> PipelineVerifier {
+        let inventory = try RuntimeAccess.inventory(context.upstream)
+        let (control, workers) = try RuntimeAccess.runtimeNodes(inventory)
+        let broker = runtime.broker(on: control)
+        let installer = try access.installer(control.name, context)
+        let processorLog = runtime.processor(on: control).unit.logFile
+        let targets = PipelineVerifier.Targets(
+            processor: "http://\(control.address):\(ProcessesRuntime.Port.processor)",
+            prometheus: "http://\(control.address):\(ProcessesRuntime.Port.prometheus)",
+            workers: workers.map(\.name), nodes: workers.count + 1,
+            topics: { try await ProcessesRuntime.topics(broker, on: installer) },
+            hints: [
+                "processor /health": "provision logs service.processor (\(processorLog) on \(control.name))",
+                "processor /ready": "provision logs service.processor; provision logs service.mongodb",
+                "topics": "provision logs service.broker",
+                "gpu_metrics documents rise": "provision logs service.processor; provision logs service.producer/\(workers.first?.name ?? "worker-1")",
+                "token_usage documents rise": "provision logs service.processor",
+                "producers seen in /gpu/info": "provision logs service.producer/<worker>",
+                "Prometheus scrapes the processor": "provision logs service.prometheus",
+                "Prometheus scrapes every node": "provision logs service.node-exporter/<node>",
+                "ingest rate": "provision logs service.processor",
+                "no alert firing": "open Prometheus at http://\(control.address):\(ProcessesRuntime.Port.prometheus)/alerts",
+            ])
+        return PipelineVerifier(targets: targets, partitions: runtime.pipeline.partitions)
+    }
+
+    /// The checks as step outputs, and back (the one place that knows the layout).
+    static func encode(_ checks: [PipelineVerifier.Check]) -> StepOutputs {
+        let data = (try? JSONEncoder().encode(checks)) ?? Data("[]".utf8)
+        return ["checks": .string(String(decoding: data, as: UTF8.self)), "passed": .bool(checks.allSatisfy(\.ok))]
+    }
+
+    static func decode(_ outputs: StepOutputs) -> [PipelineVerifier.Check] {
+        guard let text = outputs["checks"]?.scalarText else { return [] }
+        return (try? JSONDecoder().decode([PipelineVerifier.Check].self, from: Data(text.utf8))) ?? []
+    }
+
+    func check(_ context: StepContext) async throws -> CheckResult {
+        var quick = try verifier(context)
+        quick.timeout = .seconds(10)
+        quick.sampleGap = .seconds(2)
+        let checks = await quick.run()
+        let wanted: Set = ["processor /ready", "topics", "gpu_metrics documents rise"]
+        if let failed = checks.first(where: { wanted.contains($0.name) && !$0.ok }) {
+            return .unsatisfied("\(failed.name): expected \(failed.expected), saw \(failed.seen)")
+        }
+        return .satisfied(Self.encode(checks))
+    }
+
+    func apply(_ context: StepContext) async throws -> StepOutputs {
+        let checks = await try verifier(context).run { context.log.write($0) }
+        context.log.write(Self.table(checks))
+        let failed = checks.filter { !$0.ok }
+        guard failed.isEmpty else {
+            let lines = failed.map { "\($0.name): expected \($0.expected), saw \($0.seen)\($0.next.map { "; look at: \($0)" } ?? "")" }
+            throw StepFailure("the pipeline does not verify:\n" + lines.joined(separator: "\n"))
+        }
+        return Self.encode(checks)
+    }
+
+    /// The table as text: check, expected, seen, ok.
+    static func table(_ checks: [PipelineVerifier.Check]) -> String {
+        let width = (checks.map(\.name.count).max() ?? 5, checks.map(\.expected.count).max() ?? 8)
+        func pad(_ text: String, _ n: Int) -> String { text + String(repeating: " ", count: max(0, n - text.count)) }
+        var lines = ["\(pad("CHECK", width.0))  \(pad("EXPECTED", width.1))  OK   SEEN"]
+        lines += checks.map { "\(pad($0.name, width.0))  \(pad($0.expected, width.1))  \($0.ok ? "ok  " : "FAIL") \($0.seen)" }
+        return lines.joined(separator: "\n")
+    }
+}
