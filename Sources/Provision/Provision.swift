@@ -15,6 +15,7 @@ struct Provision: AsyncParsableCommand {
               provision validate --plan plans/demo.yaml    check a plan without running it
               provision up --plan plans/demo.yaml          converge to the plan
               provision status                             what the store knows, step by step
+              provision verify                             check the running pipeline end to end
               provision resume                             continue an interrupted run
               provision down                               tear everything down
 
@@ -25,7 +26,7 @@ struct Provision: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             UpCommand.self, ResumeCommand.self, StatusCommand.self, DownCommand.self, GraphCommand.self,
-            LogsCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
+            LogsCommand.self, VerifyCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
         ]
     )
 

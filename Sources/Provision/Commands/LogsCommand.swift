@@ -6,8 +6,13 @@ import Steps
 struct LogsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs",
-        abstract: "Print a step's log: every attempt's output, secrets redacted.",
-        discussion: "  provision logs k3s.join/worker-2 --tail 50"
+        abstract: "Print a step's log: every attempt's output, secrets redacted; for a service, the service's own log.",
+        discussion: """
+            For a service step of the pipeline (service.processor, service.producer/worker-1, ...) this prints the
+            service's own log from its node, as 'kubectl logs' would; --step-log prints provision's log of the step.
+              provision logs node.ready/worker-2 --tail 50
+              provision logs service.processor --follow
+            """
     )
 
     @OptionGroup var options: GlobalOptions
@@ -17,6 +22,12 @@ struct LogsCommand: AsyncParsableCommand {
 
     @Option(help: "Only the last N lines.")
     var tail: Int?
+
+    @Flag(help: "Keep printing what a service appends to its log, until Ctrl-C (service steps).")
+    var follow = false
+
+    @Flag(help: "For a service step, print provision's own log of the step instead of the service's.")
+    var stepLog = false
 
     func run() async throws {
         try await withExitCodes(json: options.json) {
@@ -29,6 +40,14 @@ struct LogsCommand: AsyncParsableCommand {
                 let suggestion = EditDistance.suggestion(for: step, among: Set(known.map(\.rawValue)).sorted()).map { " Did you mean '\($0)'?" } ?? ""
                 throw ValidationError("unknown step '\(step)': plan '\(workspace.plan.name)' has no such step.\(suggestion) 'provision status' lists the steps")
             }
+            if !stepLog, step.hasPrefix("service."), let unit = try workspace.serviceLog(of: StepID(step)) {
+                _ = unit
+                try await workspace.streamServiceLog(of: StepID(step), tail: tail ?? 100, follow: follow) { line in
+                    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+                }
+                return
+            }
+            if follow { throw ValidationError("--follow applies to service steps (service.*) only") }
             let file = workspace.logFile(for: StepID(step))
             guard let data = FileManager.default.contents(atPath: file.path) else {
                 throw ValidationError("step '\(step)' has no log yet in \(workspace.stateDirectory.path): it has not run")

@@ -17,6 +17,12 @@ enum SandboxFlow {
         return machines + processes(plan, sandbox: sandbox, ssh: ssh)
     }
 
+    /// The services of `runtime: processes` for this plan (its pipeline settings, the k8s/ rules).
+    static func runtime(_ plan: Plan, sandbox: SandboxSpec) -> ProcessesRuntime {
+        let rules = (try? String(contentsOf: plan.resolve(sandbox.rules), encoding: .utf8)) ?? ""
+        return ProcessesRuntime(pipeline: plan.pipeline ?? PipelineSpec(), programs: .init(), rules: rules)
+    }
+
     /// `runtime: processes`: the pipeline as services of the nodes' service manager.
     ///
     /// ```
@@ -27,8 +33,7 @@ enum SandboxFlow {
     ///          └──► service.alertmanager ─────────┴► service.prometheus ──────────┘
     /// ```
     static func processes(_ plan: Plan, sandbox: SandboxSpec, ssh: SSHPool?) -> [StepGraph.Node] {
-        let rules = (try? String(contentsOf: plan.resolve(sandbox.rules), encoding: .utf8)) ?? ""
-        let runtime = ProcessesRuntime(pipeline: plan.pipeline ?? PipelineSpec(), programs: .init(), rules: rules)
+        let runtime = runtime(plan, sandbox: sandbox)
         let access = RuntimeAccess(ssh: ssh)
         let workloads = plan.resolve(sandbox.workloads), librdkafka = plan.resolve(sandbox.librdkafka)
         func perNode(_ kind: ServiceStep.Kind, over output: String) -> StepGraph.Node {

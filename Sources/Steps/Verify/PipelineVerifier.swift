@@ -96,6 +96,15 @@ public struct PipelineVerifier: Sendable {
         }
     }
 
+    /// The table as text: check, expected, seen, ok.
+    public static func table(_ checks: [PipelineVerifier.Check]) -> String {
+        let width = (checks.map(\.name.count).max() ?? 5, checks.map(\.expected.count).max() ?? 8)
+        func pad(_ text: String, _ n: Int) -> String { text + String(repeating: " ", count: max(0, n - text.count)) }
+        var lines = ["\(pad("CHECK", width.0))  \(pad("EXPECTED", width.1))  OK   SEEN"]
+        lines += checks.map { "\(pad($0.name, width.0))  \(pad($0.expected, width.1))  \($0.ok ? "ok  " : "FAIL") \($0.seen)" }
+        return lines.joined(separator: "\n")
+    }
+
     // MARK: Checks
 
     private func topicCheck(until deadline: ContinuousClock.Instant) async -> Check {

@@ -22,9 +22,14 @@ struct VerifyStep: Step {
     /// The verifier for the recorded cluster: services reached at the control plane's address.
     func verifier(_ context: StepContext) throws -> PipelineVerifier {
         let inventory = try RuntimeAccess.inventory(context.upstream)
+        guard let control = inventory.controlPlane else { throw StepFailure("the inventory has no node; run 'provision up'", retryable: false) }
+        return try Self.verifier(runtime: runtime, inventory: inventory, controlPlane: try access.installer(control.name, context))
+    }
+
+    /// The verifier for `inventory`; `controlPlane` runs commands on the control plane (topics).
+    static func verifier(runtime: ProcessesRuntime, inventory: ClusterInventory, controlPlane installer: ServiceInstaller) throws -> PipelineVerifier {
         let (control, workers) = try RuntimeAccess.runtimeNodes(inventory)
         let broker = runtime.broker(on: control)
-        let installer = try access.installer(control.name, context)
         let processorLog = runtime.processor(on: control).unit.logFile
         let targets = PipelineVerifier.Targets(
             processor: "http://\(control.address):\(ProcessesRuntime.Port.processor)",
@@ -71,21 +76,12 @@ struct VerifyStep: Step {
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
         let checks = await try verifier(context).run { context.log.write($0) }
-        context.log.write(Self.table(checks))
+        context.log.write(PipelineVerifier.table(checks))
         let failed = checks.filter { !$0.ok }
         guard failed.isEmpty else {
             let lines = failed.map { "\($0.name): expected \($0.expected), saw \($0.seen)\($0.next.map { "; look at: \($0)" } ?? "")" }
             throw StepFailure("the pipeline does not verify:\n" + lines.joined(separator: "\n"))
         }
         return Self.encode(checks)
-    }
-
-    /// The table as text: check, expected, seen, ok.
-    static func table(_ checks: [PipelineVerifier.Check]) -> String {
-        let width = (checks.map(\.name.count).max() ?? 5, checks.map(\.expected.count).max() ?? 8)
-        func pad(_ text: String, _ n: Int) -> String { text + String(repeating: " ", count: max(0, n - text.count)) }
-        var lines = ["\(pad("CHECK", width.0))  \(pad("EXPECTED", width.1))  OK   SEEN"]
-        lines += checks.map { "\(pad($0.name, width.0))  \(pad($0.expected, width.1))  \($0.ok ? "ok  " : "FAIL") \($0.seen)" }
-        return lines.joined(separator: "\n")
     }
 }

@@ -1,0 +1,60 @@
+import ArgumentParser
+import Engine
+import Foundation
+import Steps
+
+/// `provision verify`: the pipeline's end-to-end checks, now, against the recorded cluster.
+struct VerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check now that the pipeline works end to end, and print the table.",
+        discussion: """
+            The same checks as the 'verify' step of 'provision up': the processor's /health and /ready, the
+            three topics with their partitions, MongoDB counts rising between two samples, every worker's
+            producer seen in /gpu/info, Prometheus scraping the processor and every node, ingest rate above 0,
+            no alert firing, and the end-to-end latency p50/p99. Reads the store and reaches the services;
+            changes nothing and takes no lock. Exit code 1 when a check fails (the table says what was seen
+            and where to look next); --recorded prints the table the last 'up' recorded instead.
+            """
+    )
+
+    @OptionGroup var options: GlobalOptions
+
+    @Flag(help: "Print the table the last run's verify step recorded instead of checking now.")
+    var recorded = false
+
+    func run() async throws {
+        try await withExitCodes(json: options.json) {
+            let workspace = try options.workspace(storedPlanIfMissing: true)
+            let checks = try await Self.checks(workspace, recorded: recorded, quiet: options.json)
+            if options.json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                let data = try encoder.encode(VerifyOutput(passed: !checks.isEmpty && checks.allSatisfy(\.ok), checks: checks))
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(PipelineVerifier.table(checks))
+                for check in checks where !check.ok {
+                    print("✘ \(check.name): expected \(check.expected), saw \(check.seen)" + (check.next.map { "; look at: \($0)" } ?? ""))
+                }
+            }
+            if checks.isEmpty || checks.contains(where: { !$0.ok }) { throw ExitCodes.stepFailed }
+        }
+    }
+
+    /// The table now (progress lines on stderr unless `quiet`), or the recorded one.
+    static func checks(_ workspace: Workspace, recorded: Bool, quiet: Bool) async throws -> [PipelineVerifier.Check] {
+        do {
+            if recorded { return try workspace.recordedVerify() }
+            let progress: (@Sendable (String) -> Void)? = quiet ? nil : { @Sendable line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+            return try await workspace.verifyPipeline(log: progress)
+        } catch let error as PipelineUnavailable {
+            throw ValidationError(error.description)
+        }
+    }
+
+    struct VerifyOutput: Encodable {
+        let passed: Bool
+        let checks: [PipelineVerifier.Check]
+    }
+}

@@ -1,0 +1,89 @@
+import Engine
+import Foundation
+
+/// Why a pipeline command cannot run for this plan or state.
+public struct PipelineUnavailable: Error, CustomStringConvertible {
+    public let description: String
+}
+
+extension Workspace {
+    /// The recorded cluster and the services placed on it, for commands that reach the running
+    /// pipeline (`verify`, `logs` of a service): nothing is changed and no lock is taken.
+    private func pipeline() throws -> (store: SQLiteRunStore, inventory: ClusterInventory, runtime: ProcessesRuntime) {
+        guard plan.runtime == .processes, let sandbox = plan.sandbox else {
+            throw PipelineUnavailable(description: "plan '\(plan.name)' has no processes runtime (runtime: \(plan.runtime?.rawValue ?? "none")); "
+                + "the pipeline runs on 'target: sandbox' plans for now")
+        }
+        guard hasStore else { throw PipelineUnavailable(description: "plan '\(plan.name)' has no runs yet; start one with 'provision up'") }
+        let store = try openStore()
+        guard let outputs = try store.steps()[TerraformApplyStep.id]?.outputs, !outputs.isEmpty,
+              let inventory = try? ClusterInventory(outputs: outputs) else {
+            throw PipelineUnavailable(description: "no machines are recorded for plan '\(plan.name)'; run 'provision up' first")
+        }
+        return (store, inventory, SandboxFlow.runtime(plan, sandbox: sandbox))
+    }
+
+    private func installer(_ pool: SSHPool, _ node: ClusterInventory.Node) throws -> ServiceInstaller {
+        ServiceInstaller(pool: pool, endpoint: try node.endpoint(identityFile: SSHKeyStep.keyFile(stateDirectory).path))
+    }
+
+    /// Runs the pipeline's verify checks now against the recorded cluster.
+    /// - Parameter log: receives a line per check as it finishes.
+    public func verifyPipeline(log: (@Sendable (String) -> Void)? = nil) async throws -> [PipelineVerifier.Check] {
+        let (store, inventory, runtime) = try pipeline()
+        guard let control = inventory.controlPlane else { throw PipelineUnavailable(description: "the recorded cluster has no node") }
+        let pool = SSHPool(store: store, parallelism: 4)
+        defer { Task { await pool.closeAll() } }
+        let verifier = try VerifyStep.verifier(runtime: runtime, inventory: inventory, controlPlane: try installer(pool, control))
+        return await verifier.run(log: log)
+    }
+
+    /// The checks the last `verify` step recorded, if it ran.
+    public func recordedVerify() throws -> [PipelineVerifier.Check] {
+        guard hasStore, let record = try openStore().steps()[VerifyStep.id] else { return [] }
+        return VerifyStep.decode(record.outputs)
+    }
+
+    /// The node and unit log of a service step (`service.processor`, `service.producer/worker-1`),
+    /// nil when `step` is not a service of this plan.
+    public func serviceLog(of step: StepID) throws -> (node: String, file: String)? {
+        guard step.rawValue.hasPrefix("service.") else { return nil }
+        let (_, inventory, runtime) = try pipeline()
+        let parts = step.rawValue.split(separator: "/", maxSplits: 1).map(String.init)
+        guard let kind = ServiceStep.Kind(rawValue: String(parts[0].dropFirst("service.".count))) else { return nil }
+        guard kind.perNode == (parts.count == 2) else { return nil }
+        let upstream: [StepID: StepOutputs] = [TerraformApplyStep.id: inventory.outputs]
+        let service = try ServiceStep(kind, node: parts.count == 2 ? parts[1] : nil, runtime: runtime, access: RuntimeAccess(ssh: nil)).placed(upstream)
+        return (service.node.name, service.unit.logFile)
+    }
+
+    /// Streams the last `tail` lines of a service's own log from its node to `write`; with
+    /// `follow`, keeps streaming what is appended until the task is cancelled.
+    public func streamServiceLog(of step: StepID, tail: Int, follow: Bool, write: @Sendable (String) -> Void) async throws {
+        guard let (nodeName, file) = try serviceLog(of: step) else {
+            throw PipelineUnavailable(description: "\(step) is not a service of plan '\(plan.name)'")
+        }
+        let (store, inventory, _) = try pipeline()
+        guard let node = inventory.node(named: nodeName) else { throw PipelineUnavailable(description: "node \(nodeName) is not recorded") }
+        let pool = SSHPool(store: store, parallelism: 1)
+        let installer = try installer(pool, node)
+        let quoted = ServiceUnit.quoted(file)
+        let first = try await installer.run("tail -n \(tail) \(quoted); echo; wc -c < \(quoted)", .seconds(30))
+        guard first.succeeded else {
+            await pool.closeAll()
+            throw PipelineUnavailable(description: "cannot read \(file) on \(nodeName): \(first.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        var lines = first.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        var offset = Int(lines.popLast().flatMap { $0.isEmpty ? lines.popLast() : $0 } ?? "") ?? 0
+        write("==> \(file) on \(nodeName) <==")
+        lines.filter { !$0.isEmpty }.forEach { write(String($0)) }
+        while follow && !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            let more = try await installer.run("tail -c +\(offset + 1) \(quoted) | head -c 1048576", .seconds(30))
+            guard more.succeeded, !more.standardOutput.isEmpty else { continue }
+            offset += more.standardOutput.count
+            more.stdout.split(separator: "\n").forEach { write(String($0)) }
+        }
+        await pool.closeAll()
+    }
+}
