@@ -14,17 +14,33 @@ struct Sandbox {
     let name: String
     var planPath = ""
 
-    init(name: String, workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s") {
+    /// - Parameter pipeline: the `pipeline:` section for `runtime: processes`; nil for the machines only.
+    init(name: String, workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s", pipeline: String? = nil) {
         cli = CLI()
         self.name = name
-        planPath = writePlan(workers: workers, viaBastion: viaBastion, cloudInitDelay: cloudInitDelay, nodeReadyTimeout: nodeReadyTimeout)
+        planPath = writePlan(workers: workers, viaBastion: viaBastion, cloudInitDelay: cloudInitDelay, nodeReadyTimeout: nodeReadyTimeout, pipeline: pipeline)
     }
 
     @discardableResult
-    func writePlan(workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s") -> String {
-        cli.write("plan.yaml", """
+    func writePlan(workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s", pipeline: String? = nil) -> String {
+        let repository = CLI.repository.path
+        let runtime = pipeline.map { section in
+            """
+            runtime: processes
+            pipeline:
+            \(section.split(separator: "\n").map { "  \($0)" }.joined(separator: "\n"))
+            """
+        } ?? "runtime: none"
+        let files = pipeline == nil ? "" : """
+
+              workloads: \(repository)/.build/\(Services.workloadBuild)
+              librdkafka: \(repository)/.tools/lib/librdkafka.so.1
+              rules: \(repository)/k8s/base/monitoring/rules/pipeline-rules.yaml
+            """
+        return cli.write("plan.yaml", """
             name: \(name)
             target: sandbox
+            \(runtime)
             cluster:
               worker_count: \(workers)
               workers_via_bastion: \(viaBastion)
@@ -32,7 +48,7 @@ struct Sandbox {
               terraform_dir: \(CLI.repository.appendingPathComponent("terraform").path)
             sandbox:
               cloud_init_delay: \(cloudInitDelay)
-              node_image: \(CLI.repository.appendingPathComponent(".tools/node-image").path)
+              node_image: \(CLI.repository.appendingPathComponent(".tools/node-image").path)\(files)
 
             """)
     }

@@ -17,10 +17,14 @@ import Testing
 
     @Test func eachTargetsFlowBuildsExactlyTheBuiltInStepsThePlanLanguageNames() throws {
         for target in Plan.Target.allCases {
-            let graph = try plan(target).graph(secrets: [:])
-            #expect(graph.order.map(\.rawValue) == target.builtInSteps + ["smoke"], "\(target)")
+            let plan = try plan(target)
+            let graph = try plan.graph(secrets: [:])
+            #expect(Set(graph.order.map(\.rawValue)) == Set(plan.builtInSteps + ["smoke"]), "\(target)")
+            #expect(graph.order.map(\.rawValue).prefix(target.builtInSteps.count) == target.builtInSteps[...], "\(target): machines first")
         }
-        #expect(Plan.Target.reservedStepIDs == [SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id].map(\.rawValue))
+        let runtime = [ArtifactsStep.id] + ServiceStep.Kind.allCases.map(\.id) + [VerifyStep.id]
+        #expect(Set(Plan.Target.reservedStepIDs) == Set(([SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id] + runtime).map(\.rawValue)))
+        #expect(Set(Plan.Runtime.processes.builtInSteps) == Set(runtime.map(\.rawValue)), "the plan language names the runtime's steps as their types do")
     }
 
     @Test func validationFindsACycleAmongThePlansOwnStepsWithoutBuildingThem() throws {

@@ -23,7 +23,7 @@ extension Plan.Runtime {
         case .processes:
             ["runtime.artifacts", "service.broker", "service.mongodb", "service.node-exporter", "service.alertmanager", "service.prometheus",
              "service.processor", "service.producer", "verify"]
-        case .k3s: []
+        case .k3s, .none: []
         }
     }
 }

@@ -30,6 +30,8 @@ public struct Plan: Sendable, Equatable {
         case processes
         /// K3s, with the pipeline deployed to it (the aws target's).
         case k3s
+        /// Nothing: the machines only, ready (SSH answers, cloud-init done).
+        case none
     }
 
     /// Names the plan and its state folder (`state/<name>/`): lowercase letters, digits and `-`.
