@@ -32,8 +32,7 @@ extension Executor {
                 return try await self.tearDown(step, record: records[step.id], upstream: upstream)
             },
             skip: { vertex, reason in
-                try store.append([Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason)])
-                notify(Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason))
+                try store.append([Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason)]).forEach(notify)
             },
             expand: { _, _ in [] }
         )
@@ -44,8 +43,7 @@ extension Executor {
     private func tearDown(_ step: any Step, record: StepRecord?, upstream: [StepID: StepOutputs]) async throws -> Outcome {
         guard let record, [.succeeded, .failed, .cancelled, .running].contains(record.state) else { return .unchanged([:]) }
         guard step.hasTeardown else {
-            try store.mark(step.id, run: run.id, state: .destroyed, message: "")
-            notify(Event(run: run.id, step: step.id, kind: .stepTornDown))
+            notify(try store.mark(step.id, run: run.id, state: .destroyed, message: ""))
             return .applied([:])
         }
         return try await attempts(
@@ -55,8 +53,7 @@ extension Executor {
                 return [:]
             },
             succeeded: { attempt, _, _ in
-                try store.mark(step.id, run: run.id, state: .destroyed, message: "")
-                notify(Event(run: run.id, step: step.id, kind: .stepTornDown, attempt: attempt))
+                notify(try store.mark(step.id, run: run.id, state: .destroyed, message: "", attempt: attempt))
                 return .applied([:])
             },
             cancelled: { _ in .cancelled })

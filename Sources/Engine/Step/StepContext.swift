@@ -40,4 +40,10 @@ public struct StepContext: Sendable {
         self.processes = processes
         self.store = store
     }
+
+    /// Hides `value` from this run's logs, events, errors and outputs from now on: for a secret the
+    /// step learns while it runs (a join token read from a node).
+    public func addSecret(_ value: String) {
+        redactor.add([value])
+    }
 }
