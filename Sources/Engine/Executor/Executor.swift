@@ -64,12 +64,7 @@ public struct Executor: Sendable {
     /// The concrete steps of the graph, fan-outs expanded from their persisted items (a fan-out
     /// never expanded contributes nothing).
     public func expandedSteps() throws -> [any Step] {
-        try graph.order.flatMap { id -> [any Step] in
-            switch graph.nodes[id]! {
-            case .step(let step): return [step]
-            case .fanOut(let fanOut): return try (store.expansion(fanOut.id) ?? []).map(fanOut.make)
-            }
-        }
+        try graph.expanded(in: store).steps
     }
 
     func vertex(for node: StepGraph.Node) -> GraphWalker.Vertex {
