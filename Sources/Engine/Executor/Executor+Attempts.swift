@@ -34,7 +34,7 @@ extension Executor {
                 return try cancelled(attempt)
             } catch {
                 let message = redactor.redact(label + String(describing: error))
-                let final = (error as? StepFailure)?.retryable == false || attempt == last
+                let final = (error as? any RetryableError)?.isRetryable == false || attempt == last
                 let duration = ContinuousClock.now - started
                 notify(try store.markAttemptFailed(step.id, run: run.id, attempt: attempt, error: message, duration: duration, final: final))
                 context.log.write("attempt \(attempt) failed after \(duration.formatted): \(message)")

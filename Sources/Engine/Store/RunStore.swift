@@ -1,10 +1,10 @@
 import Foundation
 
-/// Durable record of runs, steps, attempts, events, fan-out expansions, pinned host keys and the
-/// writer lock. Every method is atomic; the executor relies on "intent before effect":
+/// Durable record of runs, steps, attempts, events, fan-out expansions and the writer lock, plus
+/// what steps keep (`StepStore`). Every method is atomic; the executor relies on "intent before effect":
 /// `markRunning` is committed before a step's `apply` starts, and `markSucceeded` records outputs
 /// and the new state in one transaction after it returns.
-public protocol RunStore: Sendable {
+public protocol RunStore: StepStore {
     /// Takes the one-writer lock or throws `LockError` naming the holder.
     func acquireLock(_ holder: LockHolder) throws
     /// Releases the lock if `pid` holds it.
@@ -40,6 +40,8 @@ public protocol RunStore: Sendable {
     /// Records a failed attempt; `final` also moves the step to `failed`.
     @discardableResult
     func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws -> Event
+    /// The attempts of `step` (every run when `run` is nil), oldest first.
+    func attempts(of step: StepID, run: Int64?) throws -> [AttemptRecord]
     /// Moves a step to `skipped`, `cancelled`, `pending` or `destroyed` with a reason.
     @discardableResult
     func mark(_ step: StepID, run: Int64, state: StepState, message: String, attempt: Int?) throws -> Event
@@ -54,21 +56,6 @@ public protocol RunStore: Sendable {
     func saveExpansion(_ fanOut: StepID, items: [String]) throws
     /// The persisted items of a fan-out, if it was expanded.
     func expansion(_ fanOut: StepID) throws -> [String]?
-
-    /// The pinned host key fingerprint for `host`, if any.
-    func pinnedHostKey(_ host: String) throws -> String?
-    /// Pins (or deliberately replaces) the key fingerprint for `host`.
-    func pinHostKey(_ host: String, fingerprint: String) throws
-    /// Forgets the pinned key of `host`, so the next contact pins whatever it presents.
-    func forgetHostKey(_ host: String) throws
-
-    /// Records a resource a step created outside the steps table (such as which SSH endpoint
-    /// serves an instance), replacing an earlier value under the same kind and key.
-    func saveResource(kind: String, key: String, value: String) throws
-    /// Every recorded resource of `kind`, by key.
-    func resources(kind: String) throws -> [String: String]
-    /// Forgets one resource.
-    func removeResource(kind: String, key: String) throws
 
     /// SQLite's `PRAGMA integrity_check` answer ("ok" when healthy).
     func integrityCheck() throws -> String

@@ -212,6 +212,19 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
         }
     }
 
+    public func attempts(of step: StepID, run: Int64?) throws -> [AttemptRecord] {
+        try locked {
+            try database.query("""
+                SELECT run_id, attempt, started_at, finished_at, outcome, error FROM attempts
+                WHERE step_id = ?1 AND (?2 IS NULL OR run_id = ?2) ORDER BY run_id, attempt
+                """, [.text(step.rawValue), run.map(SQLValue.int) ?? .null]).map { row in
+                AttemptRecord(run: row[0].int ?? 0, step: step, attempt: Int(row[1].int ?? 0),
+                              startedAt: Date(timeIntervalSince1970: row[2].double ?? 0), finishedAt: row[3].double.map(Date.init(timeIntervalSince1970:)),
+                              outcome: row[4].text ?? "", error: row[5].text)
+            }
+        }
+    }
+
     // MARK: Events
 
     public func append(_ events: [Event]) throws -> [Event] {
