@@ -34,10 +34,9 @@ extension Executor {
                 return try cancelled(attempt)
             } catch {
                 let message = redactor.redact(label + String(describing: error))
-                let final = (error as? StepFailure)?.retryable == false || attempt == last
+                let final = (error as? any RetryableError)?.isRetryable == false || attempt == last
                 let duration = ContinuousClock.now - started
-                try store.markAttemptFailed(step.id, run: run.id, attempt: attempt, error: message, duration: duration, final: final)
-                notify(Event(run: run.id, step: step.id, kind: final ? .stepFailed : .stepRetrying, attempt: attempt, message: message))
+                notify(try store.markAttemptFailed(step.id, run: run.id, attempt: attempt, error: message, duration: duration, final: final))
                 context.log.write("attempt \(attempt) failed after \(duration.formatted): \(message)")
                 if final { return .failed(message) }
                 do {

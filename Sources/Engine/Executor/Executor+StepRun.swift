@@ -57,11 +57,10 @@ extension Executor {
                 notify(Event(run: run.id, step: step.id, kind: .stepUnchanged, message: "checked live"))
                 return .unchanged(recorded)
             }
-            try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean,
-                                    duration: ContinuousClock.now - started, adopted: true)
             let reason = recorded != nil ? "checked live: outputs changed"
                 : record?.state == .running ? "interrupted attempt found already done" : "already satisfied"
-            notify(Event(run: run.id, step: step.id, kind: .stepAdopted, message: reason))
+            notify(try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean,
+                                           duration: ContinuousClock.now - started, adopted: true, attempt: nil, message: reason))
             return .adopted(clean)
         } catch is CancellationError {
             if recorded != nil { throw CancellationError() }
@@ -82,14 +81,13 @@ extension Executor {
         return try await attempts(
             step, first: first, item: item, upstream: upstream, label: "",
             begin: { attempt in
-                try store.markRunning(step.id, run: run.id, attempt: attempt, fingerprint: fingerprint)
-                notify(Event(run: run.id, step: step.id, kind: .stepStarted, attempt: attempt))
+                notify(try store.markRunning(step.id, run: run.id, attempt: attempt, fingerprint: fingerprint))
             },
             work: { context in try await step.apply(context) },
             succeeded: { attempt, outputs, duration in
                 let clean = outputs.mapValues { $0.mapStrings(redactor.redact) }
-                try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean, duration: duration, adopted: false)
-                notify(Event(run: run.id, step: step.id, kind: .stepSucceeded, attempt: attempt, message: duration.formatted))
+                notify(try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean, duration: duration, adopted: false,
+                                               attempt: attempt, message: duration.formatted))
                 return .applied(clean)
             },
             cancelled: { attempt in try cancelled(step.id, attempt: attempt) })
@@ -97,8 +95,7 @@ extension Executor {
 
     private func cancelled(_ id: StepID, attempt: Int) throws -> Outcome {
         let message = "interrupted by cancellation in attempt \(attempt); 'provision resume' runs it again"
-        try store.mark(id, run: run.id, state: .cancelled, message: message)
-        notify(Event(run: run.id, step: id, kind: .stepCancelled, attempt: attempt, message: message))
+        notify(try store.mark(id, run: run.id, state: .cancelled, message: message, attempt: attempt))
         return .cancelled
     }
 }

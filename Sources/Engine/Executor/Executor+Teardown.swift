@@ -7,18 +7,14 @@ extension Executor {
     /// depends on standing (they are reported skipped), so nothing is pulled out from under it.
     public func down() async throws -> RunSummary {
         let records = try store.steps()
-        let steps = try expandedSteps()
-        var childrenOf: [StepID: [StepID]] = [:]
-        for case .fanOut(let fanOut) in graph.nodes.values {
-            childrenOf[fanOut.id] = try (store.expansion(fanOut.id) ?? []).map { fanOut.id.child($0) }
-        }
+        let expanded = try graph.expanded(in: store)
+        let steps = expanded.steps
         var dependents: [StepID: [StepID]] = [:]
         for step in steps {
-            for dependency in step.dependencies.flatMap({ childrenOf[$0] ?? [$0] }) {
+            for dependency in expanded.resolve(step.dependencies) {
                 dependents[dependency, default: []].append(step.id)
             }
         }
-        let children = childrenOf
         let vertices = steps.reversed().map { step in
             GraphWalker.Vertex(id: step.id, dependencies: dependents[step.id] ?? [], kind: .step(step, item: nil))
         }
@@ -26,14 +22,13 @@ extension Executor {
             vertices,
             work: { vertex, _ in
                 guard case .step(let step, _) = vertex.kind else { return .unchanged([:]) }
-                let upstream = step.dependencies.flatMap { children[$0] ?? [$0] }.reduce(into: [StepID: StepOutputs]()) { result, id in
+                let upstream = expanded.resolve(step.dependencies).reduce(into: [StepID: StepOutputs]()) { result, id in
                     result[id] = records[id]?.outputs
                 }
                 return try await self.tearDown(step, record: records[step.id], upstream: upstream)
             },
             skip: { vertex, reason in
-                try store.append([Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason)])
-                notify(Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason))
+                try store.append([Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason)]).forEach(notify)
             },
             expand: { _, _ in [] }
         )
@@ -44,8 +39,7 @@ extension Executor {
     private func tearDown(_ step: any Step, record: StepRecord?, upstream: [StepID: StepOutputs]) async throws -> Outcome {
         guard let record, [.succeeded, .failed, .cancelled, .running].contains(record.state) else { return .unchanged([:]) }
         guard step.hasTeardown else {
-            try store.mark(step.id, run: run.id, state: .destroyed, message: "")
-            notify(Event(run: run.id, step: step.id, kind: .stepTornDown))
+            notify(try store.mark(step.id, run: run.id, state: .destroyed, message: ""))
             return .applied([:])
         }
         return try await attempts(
@@ -55,8 +49,7 @@ extension Executor {
                 return [:]
             },
             succeeded: { attempt, _, _ in
-                try store.mark(step.id, run: run.id, state: .destroyed, message: "")
-                notify(Event(run: run.id, step: step.id, kind: .stepTornDown, attempt: attempt))
+                notify(try store.mark(step.id, run: run.id, state: .destroyed, message: "", attempt: attempt))
                 return .applied([:])
             },
             cancelled: { _ in .cancelled })

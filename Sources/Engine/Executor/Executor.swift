@@ -55,8 +55,7 @@ public struct Executor: Sendable {
                 return try await self.converge(step, item: item, record: records[step.id], upstream: upstream)
             },
             skip: { vertex, reason in
-                try store.mark(vertex.id, run: run.id, state: .skipped, message: reason)
-                notify(Event(run: run.id, step: vertex.id, kind: .stepSkipped, message: reason))
+                notify(try store.mark(vertex.id, run: run.id, state: .skipped, message: reason))
             },
             expand: { fanOut, outcomes in try expand(fanOut, sourceOutputs: outcomes[fanOut.source]?.outputs ?? [:]) }
         )
@@ -65,12 +64,7 @@ public struct Executor: Sendable {
     /// The concrete steps of the graph, fan-outs expanded from their persisted items (a fan-out
     /// never expanded contributes nothing).
     public func expandedSteps() throws -> [any Step] {
-        try graph.order.flatMap { id -> [any Step] in
-            switch graph.nodes[id]! {
-            case .step(let step): return [step]
-            case .fanOut(let fanOut): return try (store.expansion(fanOut.id) ?? []).map(fanOut.make)
-            }
-        }
+        try graph.expanded(in: store).steps
     }
 
     func vertex(for node: StepGraph.Node) -> GraphWalker.Vertex {
@@ -86,9 +80,7 @@ public struct Executor: Sendable {
         }
         if try store.expansion(fanOut.id) != items {
             try store.saveExpansion(fanOut.id, items: items)
-            let event = Event(run: run.id, step: fanOut.id, kind: .stepExpanded, message: items.joined(separator: ", "))
-            try store.append([event])
-            notify(event)
+            try store.append([Event(run: run.id, step: fanOut.id, kind: .stepExpanded, message: items.joined(separator: ", "))]).forEach(notify)
         }
         return items.map { item in
             let child = fanOut.make(item)
@@ -118,8 +110,8 @@ public struct Executor: Sendable {
         let log = StepLog(path: logs.appendingPathComponent(Self.logFileName(step)), redactor: redactor) { lines in
             guard recordEvents else { return }
             let events = lines.map { Event(run: runID, step: step, kind: .output, attempt: attempt, message: $0) }
-            try? store.append(events)
-            events.forEach(observer)
+            // The events as stored; if the store refuses them, still show them.
+            ((try? store.append(events)) ?? events).forEach(observer)
         }
         return StepContext(runID: run.id, stepID: step, attempt: attempt, upstream: upstream, item: item,
                            stateDirectory: stateDirectory, log: log, redactor: redactor, processes: processes, store: store)

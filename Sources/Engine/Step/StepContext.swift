@@ -20,14 +20,14 @@ public struct StepContext: Sendable {
     public let redactor: Redactor
     /// Starts child processes so that cancellation and a second Ctrl-C reach them.
     public let processes: ProcessSupervisor
-    /// The run store, for what a step must remember outside its outputs (pinned host keys,
-    /// endpoints of the machines it created).
-    public let store: any RunStore
+    /// What a step may remember outside its outputs (pinned host keys, endpoints of the machines
+    /// it created); the rest of the run store is the executor's.
+    public let store: any StepStore
 
     /// Creates a context; the executor does this, tests may too.
     public init(
         runID: Int64, stepID: StepID, attempt: Int, upstream: [StepID: StepOutputs], item: String?,
-        stateDirectory: URL, log: StepLog, redactor: Redactor, processes: ProcessSupervisor, store: any RunStore
+        stateDirectory: URL, log: StepLog, redactor: Redactor, processes: ProcessSupervisor, store: any StepStore
     ) {
         self.runID = runID
         self.stepID = stepID
@@ -39,5 +39,11 @@ public struct StepContext: Sendable {
         self.redactor = redactor
         self.processes = processes
         self.store = store
+    }
+
+    /// Hides `value` from this run's logs, events, errors and outputs from now on: for a secret the
+    /// step learns while it runs (a join token read from a node).
+    public func addSecret(_ value: String) {
+        redactor.add([value])
     }
 }

@@ -1,16 +1,26 @@
-/// An error a step throws to say whether trying again can help.
-public struct StepFailure: Error, CustomStringConvertible, Sendable {
+/// An error a step throws to say whether trying again can help, keeping the error it came from.
+public struct StepFailure: RetryableError, CustomStringConvertible, Sendable {
     /// What went wrong and what to do about it.
     public var message: String
     /// False when another attempt cannot succeed (a missing binary, a rejected credential).
     public var retryable: Bool
+    /// The error this failure reports, when it wraps one (an `SSHError`, say), for callers that
+    /// need more than the text.
+    public var underlying: (any Error & Sendable)?
 
     /// Creates a failure.
-    public init(_ message: String, retryable: Bool = true) {
+    public init(_ message: String, retryable: Bool = true, underlying: (any Error & Sendable)? = nil) {
         self.message = message
         self.retryable = retryable
+        self.underlying = underlying
     }
 
+    /// A failure reporting `error`: its description, and whether it is retryable when it says so.
+    public init(wrapping error: any Error & Sendable, retryable: Bool? = nil) {
+        self.init(String(describing: error), retryable: retryable ?? (error as? any RetryableError)?.isRetryable ?? true, underlying: error)
+    }
+
+    public var isRetryable: Bool { retryable }
     public var description: String { message }
 }
 

@@ -1,10 +1,10 @@
 import Foundation
 
-/// Durable record of runs, steps, attempts, events, fan-out expansions, pinned host keys and the
-/// writer lock. Every method is atomic; the executor relies on "intent before effect":
+/// Durable record of runs, steps, attempts, events, fan-out expansions and the writer lock, plus
+/// what steps keep (`StepStore`). Every method is atomic; the executor relies on "intent before effect":
 /// `markRunning` is committed before a step's `apply` starts, and `markSucceeded` records outputs
 /// and the new state in one transaction after it returns.
-public protocol RunStore: Sendable {
+public protocol RunStore: StepStore {
     /// Takes the one-writer lock or throws `LockError` naming the holder.
     func acquireLock(_ holder: LockHolder) throws
     /// Releases the lock if `pid` holds it.
@@ -25,17 +25,30 @@ public protocol RunStore: Sendable {
 
     /// Every step ever recorded, by id.
     func steps() throws -> [StepID: StepRecord]
-    /// Intent: attempt `attempt` of `step` starts now in `run`.
-    func markRunning(_ step: StepID, run: Int64, attempt: Int, fingerprint: String) throws
-    /// Effect recorded: outputs and `succeeded` together.
-    func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool) throws
-    /// Records a failed attempt; `final` also moves the step to `failed`.
-    func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws
-    /// Moves a step to `skipped`, `cancelled`, `pending` or `destroyed` with a reason.
-    func mark(_ step: StepID, run: Int64, state: StepState, message: String) throws
+    // Every method that records a state change also records its event in the same transaction and
+    // returns that event exactly as stored (with its `seq`), so what the executor shows and what
+    // the store keeps are the same event.
 
-    /// Appends events (one transaction).
-    func append(_ events: [Event]) throws
+    /// Intent: attempt `attempt` of `step` starts now in `run`.
+    @discardableResult
+    func markRunning(_ step: StepID, run: Int64, attempt: Int, fingerprint: String) throws -> Event
+    /// Effect recorded: outputs and `succeeded` together; the event is `step.adopted` or
+    /// `step.succeeded` with `attempt` and `message`.
+    @discardableResult
+    func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool,
+                       attempt: Int?, message: String) throws -> Event
+    /// Records a failed attempt; `final` also moves the step to `failed`.
+    @discardableResult
+    func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws -> Event
+    /// The attempts of `step` (every run when `run` is nil), oldest first.
+    func attempts(of step: StepID, run: Int64?) throws -> [AttemptRecord]
+    /// Moves a step to `skipped`, `cancelled`, `pending` or `destroyed` with a reason.
+    @discardableResult
+    func mark(_ step: StepID, run: Int64, state: StepState, message: String, attempt: Int?) throws -> Event
+
+    /// Appends events (one transaction); returns them as stored.
+    @discardableResult
+    func append(_ events: [Event]) throws -> [Event]
     /// Events, oldest first, filtered by run and step.
     func events(run: Int64?, step: StepID?, limit: Int) throws -> [Event]
 
@@ -44,21 +57,21 @@ public protocol RunStore: Sendable {
     /// The persisted items of a fan-out, if it was expanded.
     func expansion(_ fanOut: StepID) throws -> [String]?
 
-    /// The pinned host key fingerprint for `host`, if any.
-    func pinnedHostKey(_ host: String) throws -> String?
-    /// Pins (or deliberately replaces) the key fingerprint for `host`.
-    func pinHostKey(_ host: String, fingerprint: String) throws
-    /// Forgets the pinned key of `host`, so the next contact pins whatever it presents.
-    func forgetHostKey(_ host: String) throws
-
-    /// Records a resource a step created outside the steps table (such as which SSH endpoint
-    /// serves an instance), replacing an earlier value under the same kind and key.
-    func saveResource(kind: String, key: String, value: String) throws
-    /// Every recorded resource of `kind`, by key.
-    func resources(kind: String) throws -> [String: String]
-    /// Forgets one resource.
-    func removeResource(kind: String, key: String) throws
-
     /// SQLite's `PRAGMA integrity_check` answer ("ok" when healthy).
     func integrityCheck() throws -> String
+}
+
+extension RunStore {
+    /// Records success with the duration as the event's message.
+    @discardableResult
+    public func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool) throws -> Event {
+        try markSucceeded(step, run: run, fingerprint: fingerprint, outputs: outputs, duration: duration, adopted: adopted,
+                          attempt: nil, message: duration.formatted)
+    }
+
+    /// Moves a step to another state, its event naming no attempt.
+    @discardableResult
+    public func mark(_ step: StepID, run: Int64, state: StepState, message: String) throws -> Event {
+        try mark(step, run: run, state: state, message: message, attempt: nil)
+    }
 }

@@ -138,10 +138,10 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
         }
     }
 
-    public func markRunning(_ step: StepID, run: Int64, attempt: Int, fingerprint: String) throws {
+    public func markRunning(_ step: StepID, run: Int64, attempt: Int, fingerprint: String) throws -> Event {
         try locked {
             let now = Date().timeIntervalSince1970
-            try database.transaction {
+            return try database.transaction {
                 try database.query("""
                     INSERT INTO steps (id, state, fingerprint, attempts, run_id, started_at, finished_at)
                     VALUES (?1, 'running', ?2, ?3, ?4, ?5, NULL)
@@ -150,17 +150,19 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
                     """, [.text(step.rawValue), .text(fingerprint), .int(Int64(attempt)), .int(run), .double(now)])
                 try database.query("INSERT INTO attempts (run_id, step_id, attempt, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
                                    [.int(run), .text(step.rawValue), .int(Int64(attempt)), .double(now)])
-                try insertEvents([Event(run: run, step: step, kind: .stepStarted, attempt: attempt)])
+                return try insertEvents([Event(run: run, step: step, kind: .stepStarted, attempt: attempt)])[0]
             }
         }
     }
 
-    public func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool) throws {
+    public func markSucceeded(
+        _ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool, attempt: Int?, message: String
+    ) throws -> Event {
         try locked {
             let now = Date().timeIntervalSince1970
             let json = String(decoding: try encoder.encode(outputs), as: UTF8.self)
             let ms = Int64(duration.seconds * 1000)
-            try database.transaction {
+            return try database.transaction {
                 try database.query("""
                     INSERT INTO steps (id, state, fingerprint, attempts, run_id, started_at, finished_at, duration_ms, last_error, outputs)
                     VALUES (?1, 'succeeded', ?2, 0, ?3, ?4, ?4, ?5, NULL, ?6)
@@ -170,34 +172,34 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
                 try database.query("""
                     UPDATE attempts SET finished_at = ?, outcome = ? WHERE run_id = ? AND step_id = ? AND outcome = 'running'
                     """, [.double(now), .text(adopted ? "adopted" : "succeeded"), .int(run), .text(step.rawValue)])
-                try insertEvents([Event(run: run, step: step, kind: adopted ? .stepAdopted : .stepSucceeded, message: duration.formatted)])
+                return try insertEvents([Event(run: run, step: step, kind: adopted ? .stepAdopted : .stepSucceeded, attempt: attempt, message: message)])[0]
             }
         }
     }
 
-    public func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws {
+    public func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws -> Event {
         try locked {
             let now = Date().timeIntervalSince1970
-            try database.transaction {
+            return try database.transaction {
                 try database.query("UPDATE steps SET state = ?, last_error = ?, finished_at = ?, duration_ms = ? WHERE id = ?",
                                    [.text(final ? "failed" : "running"), .text(error), .double(now),
                                     .int(Int64(duration.seconds * 1000)), .text(step.rawValue)])
                 try database.query("""
                     UPDATE attempts SET finished_at = ?, outcome = 'failed', error = ? WHERE run_id = ? AND step_id = ? AND attempt = ?
                     """, [.double(now), .text(error), .int(run), .text(step.rawValue), .int(Int64(attempt))])
-                try insertEvents([Event(run: run, step: step, kind: final ? .stepFailed : .stepRetrying, attempt: attempt, message: error)])
+                return try insertEvents([Event(run: run, step: step, kind: final ? .stepFailed : .stepRetrying, attempt: attempt, message: error)])[0]
             }
         }
     }
 
-    public func mark(_ step: StepID, run: Int64, state: StepState, message: String) throws {
+    public func mark(_ step: StepID, run: Int64, state: StepState, message: String, attempt: Int?) throws -> Event {
         let kind: Event.Kind = switch state {
         case .skipped: .stepSkipped
         case .destroyed: .stepTornDown
         default: .stepCancelled
         }
-        try locked {
-            try database.transaction {
+        return try locked {
+            return try database.transaction {
                 try database.query("""
                     INSERT INTO steps (id, state, fingerprint, attempts, run_id, last_error) VALUES (?1, ?2, '', 0, ?3, ?4)
                     ON CONFLICT(id) DO UPDATE SET state = ?2, run_id = ?3, last_error = ?4
@@ -205,24 +207,43 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
                 try database.query("""
                     UPDATE attempts SET finished_at = ?, outcome = ? WHERE run_id = ? AND step_id = ? AND outcome = 'running'
                     """, [.double(Date().timeIntervalSince1970), .text(state.rawValue), .int(run), .text(step.rawValue)])
-                try insertEvents([Event(run: run, step: step, kind: kind, message: message)])
+                return try insertEvents([Event(run: run, step: step, kind: kind, attempt: attempt, message: message)])[0]
+            }
+        }
+    }
+
+    public func attempts(of step: StepID, run: Int64?) throws -> [AttemptRecord] {
+        try locked {
+            try database.query("""
+                SELECT run_id, attempt, started_at, finished_at, outcome, error FROM attempts
+                WHERE step_id = ?1 AND (?2 IS NULL OR run_id = ?2) ORDER BY run_id, attempt
+                """, [.text(step.rawValue), run.map(SQLValue.int) ?? .null]).map { row in
+                AttemptRecord(run: row[0].int ?? 0, step: step, attempt: Int(row[1].int ?? 0),
+                              startedAt: Date(timeIntervalSince1970: row[2].double ?? 0), finishedAt: row[3].double.map(Date.init(timeIntervalSince1970:)),
+                              outcome: row[4].text ?? "", error: row[5].text)
             }
         }
     }
 
     // MARK: Events
 
-    public func append(_ events: [Event]) throws {
-        guard !events.isEmpty else { return }
-        try locked { try database.transaction { try insertEvents(events) } }
+    public func append(_ events: [Event]) throws -> [Event] {
+        guard !events.isEmpty else { return [] }
+        return try locked { try database.transaction { try insertEvents(events) } }
     }
 
-    private func insertEvents(_ events: [Event]) throws {
-        for event in events {
+    /// Inserts `events`; returns them as a later read returns them (`seq` set, time as stored).
+    private func insertEvents(_ events: [Event]) throws -> [Event] {
+        try events.map { event in
+            let at = event.at.timeIntervalSince1970
             try database.query("INSERT INTO events (run_id, at, step_id, kind, attempt, message) VALUES (?, ?, ?, ?, ?, ?)", [
-                .int(event.run), .double(event.at.timeIntervalSince1970), event.step.map { .text($0.rawValue) } ?? .null,
+                .int(event.run), .double(at), event.step.map { .text($0.rawValue) } ?? .null,
                 .text(event.kind.rawValue), event.attempt.map { .int(Int64($0)) } ?? .null, .text(event.message),
             ])
+            var stored = event
+            stored.seq = database.lastInsertRowID
+            stored.at = Date(timeIntervalSince1970: at)
+            return stored
         }
     }
 

@@ -41,3 +41,17 @@ public struct StepRecord: Sendable, Codable, Equatable {
     /// Outputs of the last success, redacted.
     public var outputs: StepOutputs
 }
+
+/// One attempt of a step in a run, as the `attempts` table keeps it.
+public struct AttemptRecord: Sendable, Codable, Equatable {
+    public var run: Int64
+    public var step: StepID
+    /// 1-based within the run.
+    public var attempt: Int
+    public var startedAt: Date
+    public var finishedAt: Date?
+    /// `running`, `succeeded`, `adopted`, `failed`, or the state it was moved to (`cancelled`).
+    public var outcome: String
+    /// The error of a failed attempt, redacted.
+    public var error: String?
+}

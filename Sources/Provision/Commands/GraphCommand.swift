@@ -26,22 +26,18 @@ struct GraphCommand: AsyncParsableCommand {
             let workspace = try options.workspace()
             let graph = try workspace.plan.graph(secrets: [:])
             let store = workspace.hasStore ? try workspace.openStore() : nil
-            var edges: [(StepID, StepID)] = []
+            let expanded = try graph.expanded { try store?.expansion($0) }
             var nodes: [StepID] = []
-            for id in graph.order {
-                let node = graph.nodes[id]!
-                let children = try store?.expansion(id).map { items in items.map { id.child($0) } }
-                if case .fanOut = node, let children, !children.isEmpty {
-                    nodes += children
-                    for child in children { edges += node.dependencies.map { ($0, child) } }
-                } else {
-                    nodes.append(id)
-                    edges += node.dependencies.map { ($0, id) }
+            var edges: [(StepID, StepID)] = []
+            for entry in expanded.entries {
+                let (id, dependencies) = switch entry {
+                case .step(let step): (step.id, step.dependencies)
+                case .unexpanded(let fanOut): (fanOut.id, fanOut.allDependencies)
                 }
+                nodes.append(id)
+                // A dependency on an expanded fan-out is a dependency on each of its children.
+                edges += expanded.resolve(dependencies).map { ($0, id) }
             }
-            // A dependency on an expanded fan-out is a dependency on each of its children.
-            let expanded = Dictionary(grouping: nodes.filter { $0.rawValue.contains("/") }) { StepID(String($0.rawValue.split(separator: "/")[0])) }
-            edges = edges.flatMap { from, to in (expanded[from] ?? [from]).map { ($0, to) } }
             print(format == .dot ? dot(nodes, edges) : mermaid(nodes, edges))
         }
     }

@@ -30,7 +30,7 @@ enum RunDriver {
                 }
                 return
             }
-            let renderer: any RunRenderer = options.json ? JSONRenderer() : (isatty(STDERR_FILENO) == 1 ? LiveRenderer() as any RunRenderer : PlainRenderer())
+            let renderer: any RunRenderer = options.json ? JSONRenderer() : (isatty(STDERR_FILENO) == 1 ? LiveRenderer(parallelism: parallelism ?? workspace.plan.parallelism ?? 10) as any RunRenderer : PlainRenderer())
             let supervisor = ProcessSupervisor()
             let commandLine = (["provision"] + CommandLine.arguments.dropFirst()).joined(separator: " ")
             let task = Task {
@@ -56,32 +56,5 @@ enum RunDriver {
             if report.summary.cancelled { throw ExitCodes.interrupted }
             if report.summary.status == .failed { throw ExitCodes.stepFailed }
         }
-    }
-}
-
-/// Catches SIGINT and SIGTERM on a dispatch queue and counts them.
-final class SignalTrap: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
-    private var count = 0
-    private let lock = NSLock()
-
-    init(_ handler: @escaping @Sendable (Int) -> Void) {
-        for number in [SIGINT, SIGTERM] {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                let n = self.lock.withLock { self.count += 1; return self.count }
-                handler(n)
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    func cancel() {
-        sources.forEach { $0.cancel() }
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
     }
 }

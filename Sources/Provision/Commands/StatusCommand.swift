@@ -50,15 +50,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     /// Plan order (fan-outs expanded from the store), then stored steps the plan no longer has.
     static func order(workspace: Workspace, store: any RunStore, records: [StepID: StepRecord]) throws -> [StepID] {
-        let graph = try workspace.plan.graph(secrets: [:])
-        var ids: [StepID] = []
-        for id in graph.order {
-            if case .fanOut = graph.nodes[id]! {
-                ids += (try store.expansion(id) ?? []).map { id.child($0) }
-            } else {
-                ids.append(id)
-            }
-        }
+        let ids = try workspace.plan.graph(secrets: [:]).expanded(in: store).ids
         let known = Set(ids)
         return ids + records.keys.filter { !known.contains($0) }.sorted()
     }

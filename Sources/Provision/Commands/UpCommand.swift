@@ -1,6 +1,7 @@
 import ArgumentParser
 import Steps
 
+/// `provision up`: converge the world to the plan.
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
@@ -26,41 +27,5 @@ struct UpCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await RunDriver.run(.up, options: options, parallelism: runOptions.parallelism, recheck: recheck)
-    }
-}
-
-struct ResumeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "resume",
-        abstract: "Continue the last run where it stopped.",
-        discussion: """
-            Uses the plan text the run started with (not the file as it is now). Steps that were
-            running when the run died are checked first and adopted if their effect is already there.
-            If a killed run left a stale lock, 'provision unlock' clears it first.
-            """
-    )
-
-    @OptionGroup var options: GlobalOptions
-
-    @OptionGroup var runOptions: RunOptions
-
-    func run() async throws {
-        try await RunDriver.run(.resume, options: options, parallelism: runOptions.parallelism)
-    }
-}
-
-struct DownCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "down",
-        abstract: "Tear down what the plan created, in reverse order.",
-        discussion: "Runs each step's teardown ('down:' for exec steps) after the steps that depend on it, and records them as destroyed."
-    )
-
-    @OptionGroup var options: GlobalOptions
-
-    @OptionGroup var runOptions: RunOptions
-
-    func run() async throws {
-        try await RunDriver.run(.down, options: options, parallelism: runOptions.parallelism)
     }
 }

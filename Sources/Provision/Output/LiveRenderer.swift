@@ -10,9 +10,14 @@ final class LiveRenderer: RunRenderer, @unchecked Sendable {
     private var expected: [StepID: Double] = [:]
     private var finished: Set<StepID> = []
     private var total = 0
-    private var parallelism = 10.0
+    private let parallelism: Double
     private var timer: DispatchSourceTimer?
     private let output = FileHandle.standardError
+
+    /// A renderer whose ETA assumes `parallelism` steps at once (the run's effective parallelism).
+    init(parallelism: Int) {
+        self.parallelism = Double(max(1, parallelism))
+    }
 
     func start(run: RunRecord, graph: StepGraph, records: [StepID: StepRecord]) {
         lock.withLock {

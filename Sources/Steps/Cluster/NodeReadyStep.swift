@@ -64,7 +64,7 @@ struct NodeReadyStep: Step {
                 }
             } catch let error as SSHError {
                 // A changed host key or a refused key: waiting cannot fix it, and neither can a retry.
-                guard error.isRetryable else { throw StepFailure(error.description, retryable: false) }
+                guard error.isRetryable else { throw StepFailure(wrapping: error) }
                 lastSeen = error.description
                 if case .timedOut = error { break }
             }

@@ -3,10 +3,10 @@ import Engine
 /// Trust on first use: the first key a host presents is pinned in the run store; any later
 /// difference is a hard error that names both fingerprints.
 public struct HostKeyPins: Sendable {
-    let store: any RunStore
+    let store: any StepStore
 
     /// Pins in `store`.
-    public init(store: any RunStore) {
+    public init(store: any StepStore) {
         self.store = store
     }
 

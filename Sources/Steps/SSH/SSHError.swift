@@ -1,7 +1,8 @@
+import Engine
 import Foundation
 
 /// Why an SSH operation failed, with what to do about it.
-public enum SSHError: Error, CustomStringConvertible, Sendable, Equatable {
+public enum SSHError: RetryableError, CustomStringConvertible, Sendable, Equatable {
     /// TCP connect failed or timed out.
     case unreachable(endpoint: String, reason: String)
     /// The SSH handshake or authentication failed.

@@ -10,7 +10,7 @@ public actor SSHPool {
     private let gate: AsyncGate
 
     /// Creates a pool pinning host keys in `store`, working on at most `parallelism` hosts at once.
-    public init(store: any RunStore, parallelism: Int = 10, connectTimeout: Duration = .seconds(10)) {
+    public init(store: any StepStore, parallelism: Int = 10, connectTimeout: Duration = .seconds(10)) {
         self.pins = HostKeyPins(store: store)
         self.connectTimeout = connectTimeout
         self.gate = AsyncGate(limit: parallelism)

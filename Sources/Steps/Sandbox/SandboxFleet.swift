@@ -19,7 +19,7 @@ struct SandboxFleet: Sendable {
     }
 
     /// Makes the hosts match `instances`; returns the host of every instance by node name.
-    func reconcile(_ instances: [Instance], store: any RunStore, log: StepLog) async throws -> [String: SandboxHost] {
+    func reconcile(_ instances: [Instance], store: any StepStore, log: StepLog) async throws -> [String: SandboxHost] {
         var recorded = try Self.hosts(store)
         let wanted = Set(instances.map(\.id))
         for (id, host) in recorded where !wanted.contains(id) {
@@ -55,7 +55,7 @@ struct SandboxFleet: Sendable {
     }
 
     /// The recorded hosts by instance id.
-    static func hosts(_ store: any RunStore) throws -> [String: SandboxHost] {
+    static func hosts(_ store: any StepStore) throws -> [String: SandboxHost] {
         try store.resources(kind: kind).compactMapValues { try? JSONDecoder().decode(SandboxHost.self, from: Data($0.utf8)) }
     }
 }

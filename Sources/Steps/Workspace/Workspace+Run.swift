@@ -30,7 +30,7 @@ extension Workspace {
     /// pinning host keys in `store`, working on at most the effective parallelism's hosts at once
     /// (`--parallelism`, else the plan's, else 10), the same limit the executor keeps.
     public static func runGraph(
-        _ plan: Plan, secrets: [String: String], store: any RunStore, parallelism: Int?
+        _ plan: Plan, secrets: [String: String], store: any StepStore, parallelism: Int?
     ) throws -> (graph: StepGraph, ssh: SSHPool, parallelism: Int) {
         let effective = max(1, parallelism ?? plan.parallelism ?? 10)
         let ssh = SSHPool(store: store, parallelism: effective)
