@@ -107,11 +107,12 @@ struct CLI {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func waitUntil(timeout: Duration = .seconds(20), _ condition: () throws -> Bool) async throws {
+/// Polls `condition` every `every` until it holds or `timeout` passes. Poll what costs the
+/// system under test something (a document count on nx-27017) seldom: it competes for the CPU.
+func waitUntil(timeout: Duration = .seconds(20), every: Duration = .milliseconds(20), _ condition: () throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while try !condition() {
         guard ContinuousClock.now < deadline else { throw StepFailure("condition not met within \(timeout)") }
-        try await Task.sleep(for: .milliseconds(20))
+        try await Task.sleep(for: every)
     }
 }

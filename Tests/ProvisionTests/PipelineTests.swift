@@ -223,7 +223,13 @@ import Glibc
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
         #expect(port != 0 && lastPort != 0)
-        try await waitUntil(timeout: .seconds(240)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 100_000 } ?? false }
+        do {
+            try await waitUntil(timeout: .seconds(240), every: .seconds(2)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 100_000 } ?? false }
+        } catch {
+            let reasons = Set(((try? HostileRecordTests.letters(pipeline)) ?? []).compactMap { $0.headers["dlq.reason"] })
+            Issue.record("stored \(String(describing: pipeline.stats(port))) of 100000; dead letters' reasons: \(reasons); processor: \(processor.stderr.suffix(3000))")
+            throw error
+        }
         // Every batch finished (rollups written, offsets committed) once nothing is left to commit.
         try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
         let final = try #require(pipeline.stats(port))
@@ -241,7 +247,7 @@ import Glibc
         try pipeline.produce(20_000)
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
-        try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics + $0.tokens > 1000 } ?? false }
+        try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { pipeline.stats(port).map { $0.metrics + $0.tokens > 1000 } ?? false }
 
         pipeline.mongo.stop()
         try await waitUntil(timeout: .seconds(20)) { Services.get(port: port, "/ready")?.status == 503 }
@@ -252,7 +258,7 @@ import Glibc
         #expect(Self.lagTotal(port) ?? 0 > 0, "records waiting behind the outage show up as consumer lag")
 
         pipeline.mongo = try await MongoServer(cli: pipeline.cli, file: pipeline.mongo.store, port: pipeline.mongo.port)
-        try await waitUntil(timeout: .seconds(240)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 20_000 } ?? false }
+        try await waitUntil(timeout: .seconds(240), every: .seconds(2)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 20_000 } ?? false }
         try await Task.sleep(for: .seconds(1))
         let final = try #require(pipeline.stats(port))
         #expect(final.metrics == 10_000)
