@@ -38,6 +38,10 @@ import Testing
                 return !second.isEmpty && second != first
             }
             #expect(second != first, "the supervisor started a new process")
+            let placed = PlacedService(unit: unit, node: RuntimeNode(name: host.node, address: host.address, isControlPlane: true), health: .running)
+            let supervised = try await ServiceInstaller(pool: pool, endpoint: endpoint).pid(of: placed)
+            let debug = try await pool.run("cat /run/supervise-pipeline-echo.pid; ps -eo pid,ppid,args | grep -v grep | grep -E 'sleep|supervise'", on: endpoint).stdout
+            #expect(supervised.map(String.init) == second, "the installer finds the respawned program: \(debug)")
             let log = try await pool.run("cat \(unit.logFile)", on: endpoint).stdout
             #expect(log.components(separatedBy: "started as hello").count - 1 >= 2, "each start logged with its environment: \(log)")
             #expect(!FileManager.default.fileExists(atPath: unit.logFile), "the log stays on the node")

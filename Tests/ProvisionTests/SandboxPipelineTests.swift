@@ -1,0 +1,206 @@
+import Foundation
+import Testing
+@testable import Engine
+@testable import Steps
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// README command one's pipeline, through the real `provision` binary: a sandbox plan with
+/// `runtime: processes` (moto, SSH hosts with OpenRC, Tansu, nx-27017, the workloads, Prometheus,
+/// Alertmanager, node-exporter), verified, left alone when nothing changed, repaired where it
+/// drifted, and torn down to nothing.
+@Suite(.serialized) struct SandboxPipelineTests {
+    static func pipeline(rate: Int) -> String {
+        "rate: \(rate)\ngpus_per_producer: 2\nbatch_size: 200\nbatch_wait_ms: 100\npartitions: 3"
+    }
+
+    /// The summary line of `up --json`: step id → applied, unchanged, adopted, ...
+    static func stepOutcomes(_ result: CLI.Result) -> [String: String] {
+        for line in result.stdout.split(separator: "\n").reversed() {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["kind"] as? String == "summary" else { continue }
+            return object["steps"] as? [String: String] ?? [:]
+        }
+        return [:]
+    }
+
+    static func applied(_ result: CLI.Result) -> Set<String> {
+        Set(stepOutcomes(result).filter { $0.value == "applied" }.keys)
+    }
+
+    /// The cluster as recorded, and a pool to reach its nodes.
+    struct Nodes {
+        let inventory: ClusterInventory
+        let pool: SSHPool
+        let key: String
+
+        init(_ sandbox: Sandbox) throws {
+            let store = try sandbox.store()
+            inventory = try ClusterInventory(outputs: try store.steps()[TerraformApplyStep.id]?.outputs ?? [:])
+            pool = SSHPool(store: store, parallelism: 4)
+            key = sandbox.stateDirectory.appendingPathComponent("ssh/id_ed25519").path
+        }
+
+        var control: ClusterInventory.Node { inventory.controlPlane! }
+        var address: String { control.ssh!.host }
+
+        func run(_ command: String, on node: ClusterInventory.Node, timeout: Duration = .seconds(60)) async throws -> CommandResult {
+            try await pool.run(command, on: try node.endpoint(identityFile: key), timeout: timeout)
+        }
+
+        /// The PID of every pipeline unit's program on every node, by `node/unit`.
+        func unitPIDs() async throws -> [String: String] {
+            var pids: [String: String] = [:]
+            for node in inventory.nodes {
+                let out = try await run("""
+                    for f in /run/supervise-pipeline-*.pid; do u=${f#/run/supervise-}; echo "${u%.pid} $(pgrep -P "$(cat "$f")" | head -n 1)"; done
+                    """, on: node).stdout
+                for line in out.split(separator: "\n") {
+                    let parts = line.split(separator: " ")
+                    if parts.count == 2 { pids["\(node.name)/\(parts[0])"] = String(parts[1]) }
+                }
+            }
+            return pids
+        }
+
+        /// /stats of the processor: documents of both collections together.
+        func stored() -> Int? {
+            guard let (status, body) = Self.get("http://\(address):8080/stats"), status == 200,
+                  let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return nil }
+            return (object["gpu_metrics"] as? Int ?? 0) + (object["token_usage"] as? Int ?? 0)
+        }
+
+        /// `processor_consumer_lag_records` from the processor's /metrics.
+        func lag() -> Int? {
+            guard let (_, body) = Self.get("http://\(address):8080/metrics") else { return nil }
+            return body.split(separator: "\n").first { $0.hasPrefix("processor_consumer_lag_records ") }.flatMap { Int($0.split(separator: " ")[1]) }
+        }
+
+        static func get(_ url: String) -> (Int, String)? {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            process.arguments = ["-s", "-m", "5", "-w", "\n%{http_code}", url]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            guard (try? process.run()) != nil else { return nil }
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            guard let code = lines.popLast().flatMap({ Int($0) }), code > 0 else { return nil }
+            return (code, lines.joined(separator: "\n"))
+        }
+    }
+
+    /// Listening TCP sockets on this machine (address:port), to compare before and after.
+    static func listening() -> Set<String> {
+        var result = Set<String>()
+        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let lines = ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+            for line in lines {
+                let fields = line.split(separator: " ")
+                if fields.count > 3, fields[3] == "0A" { result.insert(String(fields[1])) }
+            }
+        }
+        return result
+    }
+
+    @Test func upVerifiesTheRunningPipelineASecondUpRestartsNothingARateChangeRestartsOnlyProducersAndDownLeavesNothing() async throws {
+        let sandbox = Sandbox(name: "pipe-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: Self.pipeline(rate: 30))
+        defer { sandbox.cleanUp() }
+        let before = Self.listening()
+        let up = try await sandbox.run(["up", "--json"])
+        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(Self.stepOutcomes(up)["verify"] == "applied")
+        let verify = try await sandbox.run(["verify", "--json"])
+        #expect(verify.code == 0, "\(verify.stdout)\(verify.stderr.suffix(2000))")
+        let table = try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any]
+        #expect(table?["passed"] as? Bool == true)
+        #expect((table?["checks"] as? [[String: Any]])?.count == 12)
+
+        let nodes = try Nodes(sandbox)
+        let pids = try await nodes.unitPIDs()
+        #expect(pids.count == 5 + 3 + 2, "broker, mongodb, processor, prometheus, alertmanager + a node-exporter per node + a producer per worker: \(pids)")
+        #expect(pids.values.allSatisfy { !$0.isEmpty })
+
+        let again = try await sandbox.run(["up", "--json"])
+        #expect(again.code == 0)
+        #expect(Self.applied(again).isEmpty, "nothing changed, nothing applied: \(Self.stepOutcomes(again))")
+        #expect(try await nodes.unitPIDs() == pids, "no unit restarted")
+
+        sandbox.writePlan(workers: 2, pipeline: Self.pipeline(rate: 60))
+        let faster = try await sandbox.run(["up", "--json"])
+        #expect(faster.code == 0, "\(faster.stderr.suffix(2000))")
+        #expect(Self.applied(faster) == ["service.producer/worker-1", "service.producer/worker-2", "verify"], "\(Self.stepOutcomes(faster))")
+        let after = try await nodes.unitPIDs()
+        for (unit, pid) in pids {
+            if unit.hasSuffix("pipeline-producer") { #expect(after[unit] != pid, "\(unit) restarted") } else { #expect(after[unit] == pid, "\(unit) kept its process") }
+        }
+        await nodes.pool.closeAll()
+
+        let down = try await sandbox.run(["down"])
+        #expect(down.code == 0, "\(down.stderr.suffix(2000))")
+        #expect(sandbox.processesLeft().isEmpty, "no node, moto or terraform process left")
+        #expect(Self.listening().subtracting(before).isEmpty, "no port left listening: \(Self.listening().subtracting(before))")
+        #expect(try sandbox.hosts().isEmpty, "no instance's host is recorded")
+    }
+
+    @Test func aKilledProcessorLosesNothingAndAStoppedUnitIsAuditedAndRestartedAlone() async throws {
+        let sandbox = Sandbox(name: "pipk-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: Self.pipeline(rate: 30))
+        defer { sandbox.cleanUp() }
+        let up = try await sandbox.run(["up"])
+        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        let nodes = try Nodes(sandbox)
+        let workers = nodes.inventory.workers
+
+        // A counted run: the units' producers stopped, every record so far stored, then each worker
+        // produces a known number of events while the processor is SIGKILLed once.
+        for worker in workers { _ = try await nodes.run("rc-service pipeline-producer stop", on: worker) }
+        try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { nodes.lag() == 0 }
+        try await Task.sleep(for: .seconds(1))
+        let start = try #require(nodes.stored())
+        let producers = workers.enumerated().map { index, worker in
+            Task {
+                try await nodes.run("""
+                    KAFKA_BROKERS=\(nodes.address):9092 LD_LIBRARY_PATH=/opt/provision/lib /opt/provision/bin/producer \
+                    --count 6000 --rate 1500 --gpus 2 --seed \(700 + index) --node \(worker.name) --source synthetic
+                    """, on: worker, timeout: .seconds(120))
+            }
+        }
+        try await Task.sleep(for: .seconds(2))
+        let before = try await nodes.unitPIDs()["control-plane/pipeline-processor"]
+        _ = try await nodes.run("kill -9 \(before ?? "0")", on: nodes.control)
+        var delivered = 0
+        for producer in producers {
+            let result = try await producer.value
+            #expect(result.succeeded, "\(result.stderr)")
+            let summary = try JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any]
+            delivered += summary?["delivered"] as? Int ?? 0
+        }
+        #expect(delivered == 12_000)
+        var respawned: String?
+        for _ in 0..<40 where respawned == nil || respawned == before {
+            respawned = try await nodes.unitPIDs()["control-plane/pipeline-processor"]
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        let log = try await nodes.run("tail -n 20 /var/log/provision/pipeline-processor.log", on: nodes.control).stdout
+        #expect(respawned != nil && respawned != before, "the service manager restarted the processor: \(log)")
+        try await waitUntil(timeout: .seconds(120), every: .seconds(2)) { (nodes.stored() ?? 0) >= start + delivered }
+        try await Task.sleep(for: .seconds(3))
+        #expect(nodes.stored() == start + delivered, "exactly what the producers delivered: no loss, no duplicate")
+        for worker in workers { _ = try await nodes.run("rc-service pipeline-producer start", on: worker) }
+
+        // Stopped for good: the audit names it, and `up` restarts it alone.
+        _ = try await nodes.run("rc-service pipeline-processor stop", on: nodes.control)
+        let audit = try await sandbox.run(["status", "--audit"])
+        #expect(audit.code == 6, "\(audit.stdout)\(audit.stderr)")
+        let drifted = audit.stdout.split(separator: "\n").filter { $0.contains("DRIFT") }.map { String($0.split(separator: " ")[0]) }
+        #expect(drifted.contains("service.processor"), "\(audit.stdout)")
+        #expect(drifted.allSatisfy { $0 == "service.processor" || $0 == "verify" }, "only the processor (and what verify sees of it): \(drifted)")
+        let repaired = try await sandbox.run(["up", "--json"])
+        #expect(repaired.code == 0, "\(repaired.stderr.suffix(2000))")
+        #expect(Self.applied(repaired) == ["service.processor", "verify"], "\(Self.stepOutcomes(repaired))")
+        await nodes.pool.closeAll()
+        #expect(try await sandbox.run(["down"]).code == 0)
+    }
+}
