@@ -37,6 +37,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 for check in checks where !check.ok {
                     print("✘ \(check.name): expected \(check.expected), saw \(check.seen)" + (check.next.map { "; look at: \($0)" } ?? ""))
                 }
+                for (name, url) in (try? workspace.pipelineURLs()) ?? [] { print("\(name): \(url)") }
             }
             if checks.isEmpty || checks.contains(where: { !$0.ok }) { throw ExitCodes.stepFailed }
         }

@@ -38,6 +38,15 @@ extension Workspace {
         return await verifier.run(log: log)
     }
 
+    /// The web UIs of the running pipeline (Prometheus, Alertmanager, the processor), by name.
+    public func pipelineURLs() throws -> [(name: String, url: String)] {
+        let (_, inventory, _) = try pipeline()
+        guard let control = inventory.controlPlane, let address = control.ssh?.host else { return [] }
+        return [("Prometheus", "http://\(address):\(ProcessesRuntime.Port.prometheus)"),
+                ("Alertmanager", "http://\(address):\(ProcessesRuntime.Port.alertmanager)"),
+                ("processor", "http://\(address):\(ProcessesRuntime.Port.processor)/gpu/info")]
+    }
+
     /// The checks the last `verify` step recorded, if it ran.
     public func recordedVerify() throws -> [PipelineVerifier.Check] {
         guard hasStore, let record = try openStore().steps()[VerifyStep.id] else { return [] }
