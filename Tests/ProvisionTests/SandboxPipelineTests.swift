@@ -65,50 +65,51 @@ import Glibc
         }
 
         /// /stats of the processor: documents of both collections together.
-        func stored() -> Int? {
-            guard let (status, body) = Self.get("http://\(address):8080/stats"), status == 200,
+        func stored() async -> Int? {
+            guard let (status, body) = await Self.get("http://\(address):8080/stats"), status == 200,
                   let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return nil }
             return (object["gpu_metrics"] as? Int ?? 0) + (object["token_usage"] as? Int ?? 0)
         }
 
         /// `processor_consumer_lag_records` from the processor's /metrics.
-        func lag() -> Int? {
-            guard let (_, body) = Self.get("http://\(address):8080/metrics") else { return nil }
+        func lag() async -> Int? {
+            guard let (_, body) = await Self.get("http://\(address):8080/metrics") else { return nil }
             return body.split(separator: "\n").first { $0.hasPrefix("processor_consumer_lag_records ") }.flatMap { Int($0.split(separator: " ")[1]) }
         }
 
-        static func get(_ url: String) -> (Int, String)? {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-            process.arguments = ["-s", "-m", "5", "-w", "\n%{http_code}", url]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            guard (try? process.run()) != nil else { return nil }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-            guard let code = lines.popLast().flatMap({ Int($0) }), code > 0 else { return nil }
-            return (code, lines.joined(separator: "\n"))
+        /// GET off the cooperative pool (libcurl on a dispatch queue): blocking a cooperative
+        /// thread here would stall every other test in a parallel run.
+        static func get(_ url: String) async -> (Int, String)? {
+            guard let response = try? await HTTPClient(timeout: .seconds(5)).send("GET", url) else { return nil }
+            return (response.status, response.text)
         }
     }
 
-    /// Listening TCP sockets on this machine (address:port), to compare before and after.
-    static func listening() -> Set<String> {
-        var result = Set<String>()
-        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let lines = ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
-            for line in lines {
-                let fields = line.split(separator: " ")
-                if fields.count > 3, fields[3] == "0A" { result.insert(String(fields[1])) }
-            }
+    /// Polls an asynchronous condition every `every` until it holds, or throws after `timeout`.
+    static func poll(timeout: Duration, every: Duration, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw StepFailure("condition not met within \(timeout)") }
+            try await Task.sleep(for: every)
         }
-        return result
+    }
+
+    /// TCP sockets listening on `addresses` (dotted quads), as /proc/net/tcp writes them.
+    static func listening(on addresses: [String]) -> [String] {
+        let hex = Set(addresses.map { address in
+            address.split(separator: ".").reversed().map { String(format: "%02X", Int($0) ?? 0) }.joined()
+        })
+        let lines = ((try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+        return lines.compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 3, fields[3] == "0A", let local = fields[1].split(separator: ":").first, hex.contains(String(local)) else { return nil }
+            return String(fields[1])
+        }
     }
 
     @Test func upVerifiesTheRunningPipelineASecondUpRestartsNothingARateChangeRestartsOnlyProducersAndDownLeavesNothing() async throws {
         let sandbox = Sandbox(name: "pipe-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: Self.pipeline(rate: 30))
         defer { sandbox.cleanUp() }
-        let before = Self.listening()
         let up = try await sandbox.run(["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         #expect(Self.stepOutcomes(up)["verify"] == "applied")
@@ -119,6 +120,8 @@ import Glibc
         #expect((table?["checks"] as? [[String: Any]])?.count == 12)
 
         let nodes = try Nodes(sandbox)
+        let addresses = nodes.inventory.nodes.compactMap { $0.ssh?.host }
+        #expect(Self.listening(on: addresses).count >= 3 + 6 + 2, "sshd and the services listen on the nodes' addresses")
         let pids = try await nodes.unitPIDs()
         #expect(pids.count == 5 + 3 + 2, "broker, mongodb, processor, prometheus, alertmanager + a node-exporter per node + a producer per worker: \(pids)")
         #expect(pids.values.allSatisfy { !$0.isEmpty })
@@ -141,7 +144,7 @@ import Glibc
         let down = try await sandbox.run(["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty, "no node, moto or terraform process left")
-        #expect(Self.listening().subtracting(before).isEmpty, "no port left listening: \(Self.listening().subtracting(before))")
+        #expect(Self.listening(on: addresses).isEmpty, "no port left listening on the nodes' addresses: \(Self.listening(on: addresses))")
         #expect(try sandbox.hosts().isEmpty, "no instance's host is recorded")
     }
 
@@ -156,9 +159,9 @@ import Glibc
         // A counted run: the units' producers stopped, every record so far stored, then each worker
         // produces a known number of events while the processor is SIGKILLed once.
         for worker in workers { _ = try await nodes.run("rc-service pipeline-producer stop", on: worker) }
-        try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { nodes.lag() == 0 }
+        try await Self.poll(timeout: .seconds(60), every: .seconds(1)) { await nodes.lag() == 0 }
         try await Task.sleep(for: .seconds(1))
-        let start = try #require(nodes.stored())
+        let start = try #require(await nodes.stored())
         let producers = workers.enumerated().map { index, worker in
             Task {
                 try await nodes.run("""
@@ -185,9 +188,9 @@ import Glibc
         }
         let log = try await nodes.run("tail -n 20 /var/log/provision/pipeline-processor.log", on: nodes.control).stdout
         #expect(respawned != nil && respawned != before, "the service manager restarted the processor: \(log)")
-        try await waitUntil(timeout: .seconds(120), every: .seconds(2)) { (nodes.stored() ?? 0) >= start + delivered }
+        try await Self.poll(timeout: .seconds(120), every: .seconds(2)) { (await nodes.stored() ?? 0) >= start + delivered }
         try await Task.sleep(for: .seconds(3))
-        #expect(nodes.stored() == start + delivered, "exactly what the producers delivered: no loss, no duplicate")
+        #expect(await nodes.stored() == start + delivered, "exactly what the producers delivered: no loss, no duplicate")
         for worker in workers { _ = try await nodes.run("rc-service pipeline-producer start", on: worker) }
 
         // Stopped for good: the audit names it, and `up` restarts it alone.
@@ -202,5 +205,43 @@ import Glibc
         #expect(Self.applied(repaired) == ["service.processor", "verify"], "\(Self.stepOutcomes(repaired))")
         await nodes.pool.closeAll()
         #expect(try await sandbox.run(["down"]).code == 0)
+    }
+
+    @Test func sigkillOfUpAtThreePhasesThenResumeConvergesWithOneInstanceEachAndOneProcessPerUnit() async throws {
+        // Killed when terraform is creating, when a node is being waited for, and when the first
+        // service is being started.
+        for (index, phase) in ["terraform.apply", "node.ready/", "service."].enumerated() {
+            let sandbox = Sandbox(name: "pkill\(index)-\(UInt16.random(in: 1000...65000))", workers: 1, pipeline: Self.pipeline(rate: 20))
+            defer { sandbox.cleanUp() }
+            let process = try sandbox.cli.start(["up", "--json", "--plan", sandbox.planPath])
+            let started = (try? await waitUntil(timeout: .seconds(180), every: .milliseconds(50)) {
+                process.stdout.split(separator: "\n").contains { $0.contains("\"kind\":\"step.started\"") && $0.contains("\"step\":\"\(phase)") }
+            }) != nil
+            #expect(started, "phase \(phase) never started: \(process.stderr.suffix(1000))")
+            try await Task.sleep(for: .milliseconds(Int.random(in: 200...1500)))
+            kill(process.pid, SIGKILL)
+            while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+
+            #expect(try await sandbox.run(["unlock"]).code == 0)
+            let resume = try await sandbox.run(["resume"])
+            #expect(resume.code == 0, "killed at \(phase): \(resume.stderr.suffix(3000))")
+            let instances = try await sandbox.liveInstances()
+            #expect(instances.count == 2, "killed at \(phase): no duplicate instance, found \(instances.map(\.id))")
+            let nodes = try Nodes(sandbox)
+            for node in nodes.inventory.nodes {
+                // Per unit: one supervisor and one program, whatever the kill interrupted.
+                let counts = try await nodes.run("""
+                    for f in /run/supervise-pipeline-*.pid; do u=${f#/run/supervise-}; u=${u%.pid}; \
+                    echo "$u $(pgrep -c -f "^supervise-daemon $u ") $(pgrep -P "$(cat "$f")" | wc -l)"; done
+                    """, on: node).stdout
+                let units = counts.split(separator: "\n").map { $0.split(separator: " ") }
+                #expect(units.count == (node.name == nodes.control.name ? 6 : 2), "killed at \(phase), \(node.name): \(counts)")
+                for unit in units { #expect(unit.count == 3 && unit[1] == "1" && unit[2] == "1", "killed at \(phase), \(node.name): \(unit)") }
+            }
+            await nodes.pool.closeAll()
+            let verify = try await sandbox.run(["verify"])
+            #expect(verify.code == 0, "killed at \(phase): \(verify.stdout)")
+            #expect(try await sandbox.run(["down"]).code == 0)
+        }
     }
 }
