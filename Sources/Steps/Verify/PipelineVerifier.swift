@@ -46,7 +46,7 @@ public struct PipelineVerifier: Sendable {
     public var targets: Targets
     public var partitions: Int
     /// How long checks that need time (first scrapes, first rates) may take to pass.
-    public var timeout: Duration = .seconds(90)
+    public var timeout: Duration = .seconds(150)
     /// Between the two samples of the document counts.
     public var sampleGap: Duration = .seconds(5)
     /// The end-to-end latency p99 must stay under this.
@@ -144,7 +144,7 @@ public struct PipelineVerifier: Sendable {
     private func latencyChecks(until deadline: ContinuousClock.Instant) async -> [Check] {
         var checks: [Check] = []
         for (label, q) in [("p50", 0.5), ("p99", 0.99)] {
-            let expression = "histogram_quantile(\(q), sum by (le) (rate(processor_end_to_end_latency_seconds_bucket[1m])))"
+            let expression = "histogram_quantile(\(q), sum by (le) (rate(processor_end_to_end_latency_seconds_bucket[30s])))"
             checks.append(await eventually("end-to-end latency \(label)", expected: String(format: "< %.1f s", latencyBudget), until: deadline) {
                 guard let seconds = try await query(expression), seconds.isFinite else { return (false, "no samples yet") }
                 return (seconds < latencyBudget, String(format: "%.3f s", seconds))
