@@ -40,8 +40,7 @@ struct LogsCommand: AsyncParsableCommand {
                 let suggestion = EditDistance.suggestion(for: step, among: Set(known.map(\.rawValue)).sorted()).map { " Did you mean '\($0)'?" } ?? ""
                 throw ValidationError("unknown step '\(step)': plan '\(workspace.plan.name)' has no such step.\(suggestion) 'provision status' lists the steps")
             }
-            if !stepLog, step.hasPrefix("service."), let unit = try workspace.serviceLog(of: StepID(step)) {
-                _ = unit
+            if !stepLog, step.hasPrefix("service."), try workspace.serviceLog(of: StepID(step)) != nil {
                 try await workspace.streamServiceLog(of: StepID(step), tail: tail ?? 100, follow: follow) { line in
                     FileHandle.standardOutput.write(Data((line + "\n").utf8))
                 }
