@@ -45,15 +45,19 @@ public struct PlacedService: Sendable, Equatable {
     public var files: [RemoteFile] = []
     public var health: HealthProbe
     public var afterStart: String?
+    /// A read-only command that succeeds when what `afterStart` makes exists (the topics): a run
+    /// killed between the start and the after-start command leaves a unit that is healthy but not ready.
+    public var ready: String?
     /// What else, when changed, must restart the service (the digest of the build it runs).
     public var revision = ""
 
-    public init(unit: ServiceUnit, node: RuntimeNode, files: [RemoteFile] = [], health: HealthProbe, afterStart: String? = nil) {
+    public init(unit: ServiceUnit, node: RuntimeNode, files: [RemoteFile] = [], health: HealthProbe, afterStart: String? = nil, ready: String? = nil) {
         self.unit = unit
         self.node = node
         self.files = files
         self.health = health
         self.afterStart = afterStart
+        self.ready = ready
     }
 
     /// Where the node keeps the digest of what is installed: equal digests mean nothing changed.

@@ -62,7 +62,9 @@ public struct ProcessesRuntime: Sendable {
         return PlacedService(
             unit: ServiceUnit(name: "pipeline-broker", description: "Kafka-compatible broker (Tansu)", command: programs.tansu,
                               arguments: ["broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]),
-            node: node, health: .tcp(host: node.address, port: Port.broker), afterStart: topics)
+            node: node, health: .tcp(host: node.address, port: Port.broker), afterStart: topics,
+            ready: "list=$(\(programs.tansu) topic list --broker \(url)) && "
+                + PipelineSpec.topics.map { "echo \"$list\" | grep -q '\"name\":\"\($0)\"'" }.joined(separator: " && "))
     }
 
     /// The MongoDB-wire server, with a file store so that a restart keeps the data.

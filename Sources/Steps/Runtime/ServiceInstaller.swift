@@ -46,7 +46,7 @@ public struct ServiceInstaller: Sendable {
         public var problem: String? {
             if !current { return "its unit or configuration differs from the plan's" }
             if !running { return "its unit is not running" }
-            if !healthy { return "it does not answer its health probe" }
+            if !healthy { return "it does not answer its health probe, or what it makes after starting (topics) is missing" }
             return nil
         }
     }
@@ -55,7 +55,8 @@ public struct ServiceInstaller: Sendable {
     public func state(of service: PlacedService) async throws -> State {
         let digest = try await run("cat \(service.digestPath) 2>/dev/null || true", .seconds(20)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let running = try await run("rc-service \(service.unit.name) status >/dev/null 2>&1", .seconds(20)).succeeded
-        let healthy = running ? try await probe(service) : false
+        var healthy = running ? try await probe(service) : false
+        if healthy, let ready = service.ready { healthy = try await run(ready, .seconds(30)).succeeded }
         return State(current: digest == service.digest, running: running, healthy: healthy)
     }
 
