@@ -27,8 +27,10 @@ let package = Package(
         systemLibrary("CMongoc", pkgConfig: "libmongoc-1.0", apt: "libmongoc-dev"),
         // What Swift cannot import directly: variadic functions, function-like macros, fork/spawn details.
         .target(name: "CShim", dependencies: ["CSQLite", "CCurl", "CSSH2"]),
-        .target(name: "Engine", dependencies: ["CSQLite", "CShim"]),
-        .target(name: "Steps", dependencies: ["Engine", "Yams", "CSSH2", "CCurl", "CShim"]),
+        // SHA-256, shared by the provisioner and the processor (which imports neither Engine nor Steps).
+        .target(name: "Digest"),
+        .target(name: "Engine", dependencies: ["CSQLite", "CShim", "Digest"]),
+        .target(name: "Steps", dependencies: ["Engine", "Digest", "Yams", "CSSH2", "CCurl", "CShim"]),
         .executableTarget(
             name: "Provision",
             dependencies: ["Engine", "Steps", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -41,12 +43,12 @@ let package = Package(
         .target(name: "WorkloadKit", dependencies: ["CRdKafka"], path: "Sources/Workloads/WorkloadKit"),
         .executableTarget(
             name: "Processor",
-            dependencies: ["WorkloadKit", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WorkloadKit", "Digest", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Workloads/Processor"
         ),
         // Measurements for scripts/bench-*, not tests.
         .executableTarget(name: "Bench", dependencies: ["Engine", "Steps"], path: "Sources/Bench"),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Digest"]),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine", "CShim"]),
         .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "CShim"]),
     ]

@@ -44,13 +44,28 @@ import Glibc
         """
 
 
-    @Test func producedEventsArriveKeyedWithDCGMFieldsAndExactCounts() async throws {
+    /// A test directory, Tansu on a loopback port with the pipeline's topics, and the kafka helper script.
+    static func brokerWithTopics() async throws -> (CLI, Broker, String) {
         let cli = CLI()
-        defer { cli.cleanUp() }
-        let broker = try await Broker(cli: cli)
-        defer { broker.stop() }
-        let script = cli.write("kafka.py", Self.kafkaScript)
-        try broker.createTopics(Self.topics, cli: cli, script: script)
+        do {
+            let broker = try await Broker(cli: cli)
+            let script = cli.write("kafka.py", kafkaScript)
+            do {
+                try broker.createTopics(topics, cli: cli, script: script)
+            } catch {
+                broker.stop()
+                throw error
+            }
+            return (cli, broker, script)
+        } catch {
+            cli.cleanUp()
+            throw error
+        }
+    }
+
+    @Test func producedEventsArriveKeyedWithDCGMFieldsAndExactCounts() async throws {
+        let (cli, broker, script) = try await Self.brokerWithTopics()
+        defer { broker.stop(); cli.cleanUp() }
 
         let produced = try cli.run(["--brokers", broker.address, "--count", "2000", "--gpus", "4", "--seed", "7", "--node", "node-a"],
                                    executable: Self.producer, environment: ["LD_LIBRARY_PATH": Self.tools.appendingPathComponent("lib").path])
@@ -97,12 +112,8 @@ import Glibc
     }
 
     @Test func unpacedSamplesSpreadOverSimulatedTimeEndingNowAndTemperatureMoves() async throws {
-        let cli = CLI()
-        defer { cli.cleanUp() }
-        let broker = try await Broker(cli: cli)
-        defer { broker.stop() }
-        let script = cli.write("kafka.py", Self.kafkaScript)
-        try broker.createTopics(Self.topics, cli: cli, script: script)
+        let (cli, broker, script) = try await Self.brokerWithTopics()
+        defer { broker.stop(); cli.cleanUp() }
         let before = Date().timeIntervalSince1970
         let produced = try cli.run(["--brokers", broker.address, "--count", "2000", "--gpus", "4", "--source", "synthetic"],
                                    executable: Self.producer, environment: Services.libraryPath)
@@ -123,12 +134,8 @@ import Glibc
     }
 
     @Test func continuousWithoutARateRunsPacedLikeTheContainerImage() async throws {
-        let cli = CLI()
-        defer { cli.cleanUp() }
-        let broker = try await Broker(cli: cli)
-        defer { broker.stop() }
-        let script = cli.write("kafka.py", Self.kafkaScript)
-        try broker.createTopics(Self.topics, cli: cli, script: script)
+        let (cli, broker, script) = try await Self.brokerWithTopics()
+        defer { broker.stop(); cli.cleanUp() }
         let producer = try cli.start(["--brokers", broker.address, "--continuous", "--source", "synthetic"],
                                      executable: Self.producer, environment: Services.libraryPath)
         try await Task.sleep(for: .seconds(3))

@@ -1,3 +1,4 @@
+import Digest
 import Foundation
 
 /// Converges the world to a step graph (`up`), or tears it down (`down`), recording everything in

@@ -36,14 +36,21 @@ public struct Artifact: Sendable, Equatable {
         return String(digest)
     }
 
-    /// Puts the artifact on the node unless it has the same digest there.
-    /// - Returns: whether it was uploaded.
-    @discardableResult
-    public func install(with installer: ServiceInstaller, log: @Sendable (String) -> Void) async throws -> Bool {
-        let digest = try localDigest()
-        let remoteDigest = try await installer.run("sha256sum \(ServiceUnit.quoted(remote)) 2>/dev/null | cut -d' ' -f1", .seconds(60)).stdout
+    /// The SHA-256 of the file on the node, "" when it has none.
+    public func remoteDigest(with installer: ServiceInstaller) async throws -> String {
+        try await installer.run("sha256sum \(ServiceUnit.quoted(remote)) 2>/dev/null | cut -d' ' -f1", .seconds(60)).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)
-        if remoteDigest == digest { return false }
+    }
+
+    /// Puts the artifact on the node unless it has the same digest there.
+    /// - Returns: the artifact's digest.
+    @discardableResult
+    public func install(with installer: ServiceInstaller, log: @Sendable (String) -> Void) async throws -> String {
+        let digest = try localDigest()
+        if try await remoteDigest(with: installer) == digest {
+            log("\(remote) is already this build")
+            return digest
+        }
         let directory = (remote as NSString).deletingLastPathComponent
         _ = try await installer.run("mkdir -p \(ServiceUnit.quoted(directory))", .seconds(20))
         let data = try Data(contentsOf: URL(fileURLWithPath: local))
@@ -52,6 +59,6 @@ public struct Artifact: Sendable, Equatable {
         let moved = try await installer.run("mv -f \(ServiceUnit.quoted(remote + ".new")) \(ServiceUnit.quoted(remote))", .seconds(20))
         guard moved.succeeded else { throw StepFailure("cannot place \(remote): \(moved.stderr)") }
         log("uploaded \((local as NSString).lastPathComponent) to \(remote) (\(data.count / 1024) KiB)")
-        return true
+        return digest
     }
 }

@@ -62,8 +62,7 @@ struct ArtifactsStep: Step {
         var outputs: StepOutputs = [:]
         for (name, artifact) in try artifacts(context) {
             let digest = try artifact.localDigest()
-            let remote = try await installer.run("sha256sum \(ServiceUnit.quoted(artifact.remote)) 2>/dev/null | cut -d' ' -f1", .seconds(60)).stdout
-            guard remote.trimmingCharacters(in: .whitespacesAndNewlines) == digest else { return .unsatisfied("\(artifact.remote) on \(node) differs from \(artifact.local)") }
+            guard try await artifact.remoteDigest(with: installer) == digest else { return .unsatisfied("\(artifact.remote) on \(node) differs from \(artifact.local)") }
             outputs[name] = .string(digest)
         }
         return .satisfied(outputs)
@@ -73,10 +72,7 @@ struct ArtifactsStep: Step {
         let installer = try access.installer(node, context)
         var outputs: StepOutputs = [:]
         for (name, artifact) in try artifacts(context) {
-            if !(try await artifact.install(with: installer, log: { context.log.write("\(node): \($0)") })) {
-                context.log.write("\(node): \(artifact.remote) is already this build")
-            }
-            outputs[name] = .string(try artifact.localDigest())
+            outputs[name] = .string(try await artifact.install(with: installer) { context.log.write("\(node): \($0)") })
         }
         return outputs
     }

@@ -1,3 +1,4 @@
+import Digest
 import Foundation
 
 /// A node as a runtime sees it: its name, whether it is the control plane, and the address its
@@ -63,20 +64,9 @@ public struct PlacedService: Sendable, Equatable {
     /// Where the node keeps the digest of what is installed: equal digests mean nothing changed.
     public var digestPath: String { "/var/lib/provision/units/\(unit.name).digest" }
 
-    /// A digest of everything that, when changed, needs a restart: the init script and the files.
+    /// A digest of everything that, when changed, needs a restart: the init script, the build it
+    /// runs and the files.
     public var digest: String {
-        let text = ([unit.initScript, revision] + files.map { "\($0.path)\n\($0.mode)\n\($0.contents)" }).joined(separator: "\u{0}")
-        return Self.fnv1a(text)
-    }
-
-    /// FNV-1a, 64 bits, twice with different offsets: a change detector, not a security digest.
-    static func fnv1a(_ text: String) -> String {
-        var a: UInt64 = 0xcbf2_9ce4_8422_2325
-        var b: UInt64 = 0x8422_2325_cbf2_9ce4
-        for byte in text.utf8 {
-            a = (a ^ UInt64(byte)) &* 0x100_0000_01b3
-            b = (b ^ UInt64(byte)) &* 0x100_0000_01b3
-        }
-        return String(format: "%016llx%016llx", a, b)
+        SHA256.hex(([unit.initScript, revision] + files.map { "\($0.path)\n\($0.mode)\n\($0.contents)" }).joined(separator: "\u{0}"))
     }
 }

@@ -1,3 +1,4 @@
+import Digest
 import Engine
 import Foundation
 
@@ -52,7 +53,7 @@ struct ServiceStep: Step {
         case .broker: "partitions=\(p.partitions)"
         case .processor: "batch=\(p.batchSize) wait=\(p.batchWaitMs) retention=\(p.retentionDays)"
         case .producer: "rate=\(p.rate) gpus=\(p.gpusPerProducer)"
-        case .prometheus: "rules=\(PlacedService.fnv1a(runtime.rules))"
+        case .prometheus: "rules=\(SHA256.hex(runtime.rules))"
         case .mongodb, .nodeExporter, .alertmanager: ""
         }
         return "service \(id) \(settings) programs=\(runtime.programs)"
@@ -62,28 +63,26 @@ struct ServiceStep: Step {
     var checksEveryRun: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(2), maxBackoff: .seconds(5), timeout: .seconds(180)) }
 
-    /// Only the nodes the service runs on or talks to, and the build it runs.
+    /// Only the nodes the service runs on or talks to, and the build it runs: of a per-node
+    /// dependency (node.ready, runtime.artifacts) only this service's own node's entry counts, so
+    /// adding a worker restarts nothing but Prometheus (which scrapes every node-exporter).
     func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? {
+        let control = (try? RuntimeAccess.inventory(upstream))?.controlPlane?.name ?? ""
         var scoped = RuntimeAccess.scope(upstream) { inventory in
-            let control = inventory.controlPlane.map { [$0.name] } ?? []
             switch kind {
-            case .prometheus: return inventory.nodes.map(\.name)
-            case .nodeExporter, .producer: return [node ?? ""] + (kind == .producer ? control : [])
-            default: return control
+            case .prometheus: inventory.nodes.map(\.name)
+            case .producer: [node ?? "", control]
+            case .nodeExporter: [node ?? ""]
+            default: [control]
             }
         }
-        // Of the per-node dependencies, only this service's own node's entry counts.
-        for id in scoped.keys where id.rawValue.hasPrefix(ArtifactsStep.id.rawValue + "/") || id.rawValue.hasPrefix(Kind.nodeExporter.id.rawValue + "/")
-            || id.rawValue.hasPrefix(NodeReadyStep.id.rawValue + "/") {
-            let owner = String(id.rawValue.split(separator: "/", maxSplits: 1).last ?? "")
-            let keep = kind == .prometheus && id.rawValue.hasPrefix(Kind.nodeExporter.id.rawValue) ? true : owner == (node ?? controlName(upstream))
-            if !keep { scoped[id] = nil }
+        let own = node ?? control
+        for id in scoped.keys {
+            let parts = id.rawValue.split(separator: "/", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0] != Kind.nodeExporter.id.rawValue else { continue }
+            if parts[1] != own { scoped[id] = nil }
         }
         return scoped
-    }
-
-    private func controlName(_ upstream: [StepID: StepOutputs]) -> String {
-        ((try? RuntimeAccess.inventory(upstream))?.controlPlane?.name) ?? ""
     }
 
     /// This service, placed on its node from the recorded inventory.

@@ -1,6 +1,7 @@
 import Foundation
 
-/// SHA-256 (FIPS 180-4), for input fingerprints. Small and dependency-free; not used for secrets.
+/// SHA-256 (FIPS 180-4): the provisioner's input fingerprints, the runtime's change detection and
+/// the processor's digest of an oversized dead letter. Small and dependency-free; not used for secrets.
 public enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -14,8 +15,11 @@ public enum SHA256 {
     ]
 
     /// The digest of `text`'s UTF-8 bytes as 64 lowercase hex digits.
-    public static func hex(_ text: String) -> String {
-        digest(Array(text.utf8)).map { String(format: "%08x", $0) }.joined()
+    public static func hex(_ text: String) -> String { hex(Array(text.utf8)) }
+
+    /// The digest of `bytes` as 64 lowercase hex digits.
+    public static func hex(_ bytes: [UInt8]) -> String {
+        digest(bytes).map { String(format: "%08x", $0) }.joined()
     }
 
     static func digest(_ message: [UInt8]) -> [UInt32] {
