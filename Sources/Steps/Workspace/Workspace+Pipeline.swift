@@ -33,9 +33,12 @@ extension Workspace {
         let (store, inventory, runtime) = try pipeline()
         guard let control = inventory.controlPlane else { throw PipelineUnavailable(description: "the recorded cluster has no node") }
         let pool = SSHPool(store: store, parallelism: 4)
-        defer { Task { await pool.closeAll() } }
         let verifier = try VerifyStep.verifier(runtime: runtime, inventory: inventory, controlPlane: try installer(pool, control))
-        return await verifier.run(log: log)
+        let checks = await verifier.run(log: log)
+        // Closed before returning, never from a detached task: the command exits right after, and
+        // exiting while another thread is inside libssh2's teardown can crash the process.
+        await pool.closeAll()
+        return checks
     }
 
     /// The web UIs of the running pipeline (Prometheus, Alertmanager, the processor), by name.
