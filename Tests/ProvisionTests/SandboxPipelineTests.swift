@@ -99,7 +99,10 @@ import Glibc
         let hex = Set(addresses.map { address in
             address.split(separator: ".").reversed().map { String(format: "%02X", Int($0) ?? 0) }.joined()
         })
-        let lines = ((try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+        // Read to EOF: procfs reports size 0, and a one-shot read gets only the first page, which
+        // misses sockets while other tests hold many connections.
+        let table = FileHandle(forReadingAtPath: "/proc/net/tcp").map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) } ?? ""
+        let lines = table.split(separator: "\n").dropFirst()
         return lines.compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count > 3, fields[3] == "0A", let local = fields[1].split(separator: ":").first, hex.contains(String(local)) else { return nil }
