@@ -78,8 +78,9 @@ enum ReportPage {
         .bar.ok{fill:#3c8dbc}.bar.adopted{fill:#9ecae1}.bar.failed{fill:#d9534f}.bar.other{fill:#bbb}.bar.crit{stroke:#111;stroke-width:2}
         .retry{fill:#f0ad4e}.axis{stroke:#888;stroke-width:1}.grid{stroke:#eee}.label{font-size:11px;fill:#333}
         .line{fill:none;stroke-width:1.6}.chart{margin:10px 0 18px}.trouble li.failed{color:#a94442}.trouble li.retried{color:#8a6d3b}
-        @media (max-width:600px){body{font-size:13px;padding:6px}.label{font-size:13px}}
-        @media print{body{max-width:none}section{break-inside:avoid}}
+        .scroll{overflow-x:auto}
+        @media (max-width:600px){body{font-size:13px;padding:6px}.scroll svg{min-width:640px}}
+        @media print{body{max-width:none}section{break-inside:avoid}.scroll{overflow:visible}.scroll svg{min-width:0}}
         """
 
     static let palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -117,7 +118,7 @@ enum ReportPage {
             "<line class=\"grid\" x1=\"\(f(left + s * scale))\" x2=\"\(f(left + s * scale))\" y1=\"\(f(top - 4))\" y2=\"\(f(y))\"/>"
                 + "<text class=\"label\" x=\"\(f(left + s * scale))\" y=\"14\" text-anchor=\"middle\">\(seconds(s))</text>"
         }.joined()
-        return "<svg class=\"timeline\" viewBox=\"0 0 \(f(width)) \(f(y + 6))\" role=\"img\" aria-label=\"step timeline\">\(axis)\(rows.joined())</svg>"
+        return "<div class=\"scroll\"><svg class=\"timeline\" viewBox=\"0 0 \(f(width)) \(f(y + 6))\" role=\"img\" aria-label=\"step timeline\">\(axis)\(rows.joined())</svg></div>"
     }
 
     /// A line chart with time and value axes, units and a legend.
@@ -127,7 +128,7 @@ enum ReportPage {
         let values = chart.series.flatMap { $0.points.map { $0[1] } }.filter(\.isFinite)
         let high = max(values.max() ?? 1, 1e-9) * 1.1
         let sx = (width - left - right) / span, sy = (height - top - bottom) / high
-        var svg = "<svg class=\"chart\" data-points=\"\(chart.series.map(\.points.count).reduce(0, +))\" viewBox=\"0 0 \(f(width)) \(f(height + 18 * Double((chart.series.count + 3) / 4)))\" role=\"img\" aria-label=\"\(escape(chart.title))\">"
+        var svg = "<div class=\"scroll\"><svg class=\"chart\" data-points=\"\(chart.series.map(\.points.count).reduce(0, +))\" viewBox=\"0 0 \(f(width)) \(f(height + 18 * Double((chart.series.count + 3) / 4)))\" role=\"img\" aria-label=\"\(escape(chart.title))\">"
         svg += "<text class=\"label\" x=\"\(f(left))\" y=\"16\" font-weight=\"bold\">\(escape(chart.title)) (\(escape(chart.unit)))</text>"
         for v in ticks(high / 1.1) {
             let y = height - bottom - v * sy
@@ -159,7 +160,7 @@ enum ReportPage {
             svg += "<text class=\"label empty\" x=\"\(f(width / 2))\" y=\"\(f(height / 2))\" text-anchor=\"middle\">no data: "
                 + "\(escape(String((chart.empty ?? "no samples").prefix(140))))</text>"
         }
-        return svg + "</svg>"
+        return svg + "</svg></div>"
     }
 
     /// About five round tick values from 0 to `max`.
