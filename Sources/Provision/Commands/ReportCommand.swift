@@ -16,6 +16,7 @@ struct ReportCommand: AsyncParsableCommand {
             answer, the charts say why they are empty. Reads the store; takes no lock.
               provision report                       the last run, to <state-dir>/<plan>/report-run-N.html
               provision report --run 3 --output r.html
+              provision report --until-now           the pipeline from the run's start to now
               provision report --json                the same data as JSON on stdout
             """
     )
@@ -28,6 +29,9 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(help: "Where to write the page (default: <state-dir>/<plan name>/report-run-N.html); with --json, the JSON goes there instead of stdout.")
     var output: String?
 
+    @Flag(help: "Extend the charts and SLOs from the run's end to now (the pipeline keeps running after 'up').")
+    var untilNow = false
+
     func validate() throws {
         if let run, run < 1 { throw ValidationError("--run must be a run number, 1 or more (got \(run))") }
     }
@@ -37,7 +41,7 @@ struct ReportCommand: AsyncParsableCommand {
             let workspace = try options.workspace(storedPlanIfMissing: true)
             let document: ReportDocument
             do {
-                document = try await workspace.report(run: run)
+                document = try await workspace.report(run: run, until: untilNow ? Date() : nil)
             } catch let error as ReportUnavailable {
                 throw ValidationError(error.description)
             }

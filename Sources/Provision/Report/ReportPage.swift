@@ -39,7 +39,9 @@ enum ReportPage {
             body += "</table></section>"
         }
         if !report.objectives.isEmpty {
-            body += "<section><h2>SLOs over the run</h2><table><tr><th>SLO</th><th>objective</th><th>measured</th><th>error budget left</th></tr>"
+            let range = report.measured.map { " (\(clock($0[0]))–\(clock($0[1])) UTC, \(seconds($0[1].timeIntervalSince($0[0]))))" } ?? ""
+            body += "<section><h2>SLOs over the run\(range)</h2><p class=\"meta\">Each SLI measured over this time range; "
+                + "error budget left = 1 − (1 − measured) / (1 − objective). A short range holds few batches: records in flight at its end weigh heavily.</p><table><tr><th>SLO</th><th>objective</th><th>measured</th><th>error budget left</th></tr>"
             for o in report.objectives {
                 body += "<tr data-slo=\"\(escape(o.name))\"><td>\(escape(o.name))</td><td>\(o.objective.map(percent) ?? "no data")</td>"
                     + "<td>\(o.measured.map(percent) ?? "no data")</td><td>\(o.budgetRemaining.map(percent) ?? "–")"
@@ -71,7 +73,7 @@ enum ReportPage {
         body{font:14px/1.4 system-ui,sans-serif;margin:0 auto;max-width:980px;padding:12px;color:#222}
         h1{font-size:1.3em;margin:.2em 0}h2{font-size:1.1em;border-bottom:1px solid #ccc;margin-top:1.4em}
         .meta{color:#555}svg{width:100%;height:auto;display:block}table{border-collapse:collapse;width:100%}
-        td,th{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;word-break:break-word}
+        td,th{border-bottom:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{white-space:nowrap}
         tr.fail td{background:#fde8e8}.legend{font-size:.85em;color:#444}.k{display:inline-block;width:12px;height:10px;margin:0 3px 0 10px}
         .k.ok{background:#3c8dbc}.k.adopted{background:#9ecae1}.k.failed{background:#d9534f}.k.retried{background:#f0ad4e}.k.other{background:#bbb}
         .k.crit{border:2px solid #111;width:8px;height:6px}
@@ -126,7 +128,8 @@ enum ReportPage {
         let width = 960.0, height = 240.0, left = 64.0, right = 16.0, top = 28.0, bottom = 40.0
         let span = max(chart.end.timeIntervalSince(chart.start), 1)
         let values = chart.series.flatMap { $0.points.map { $0[1] } }.filter(\.isFinite)
-        let high = max(values.max() ?? 1, 1e-9) * 1.1
+        // All zero (no dead letter, say): a 0–1 axis, not one of a billionth.
+        let high = ((values.max() ?? 0) > 0 ? values.max()! : 1) * 1.1
         let sx = (width - left - right) / span, sy = (height - top - bottom) / high
         var svg = "<div class=\"scroll\"><svg class=\"chart\" data-points=\"\(chart.series.map(\.points.count).reduce(0, +))\" viewBox=\"0 0 \(f(width)) \(f(height + 18 * Double((chart.series.count + 3) / 4)))\" role=\"img\" aria-label=\"\(escape(chart.title))\">"
         svg += "<text class=\"label\" x=\"\(f(left))\" y=\"16\" font-weight=\"bold\">\(escape(chart.title)) (\(escape(chart.unit)))</text>"

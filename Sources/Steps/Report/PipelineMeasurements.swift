@@ -109,15 +109,28 @@ public struct PipelineMeasurements: Sendable {
             guard let prometheus else { return .init(name: query.name, objective: nil, measured: nil, missing: unavailable) }
             do {
                 // The objective is configuration: read it now, the run may have ended before the rule's first evaluation.
-                let objective = try await prometheus.instant(query.objective)
+                var objective = try await prometheus.instant(query.objective)
+                if objective == nil {
+                    // Not evaluated yet (the rule group runs every 30 s): the loaded rule itself says it, `vector(0.995)`.
+                    objective = try await prometheus.recordingRule(query.objective).flatMap(Self.constant)
+                }
                 let measured = try await prometheus.instant(query.measured.replacingOccurrences(of: "$T", with: window), at: end)
-                let missing = objective == nil ? "Prometheus has no \(query.objective) series (are the pipeline's rules loaded?)"
-                    : measured == nil ? "no samples of this SLI during the run" : nil
+                let missing = objective == nil ? "Prometheus has no \(query.objective) rule: are the pipeline's rules (k8s/base/monitoring/rules) loaded?"
+                    : measured == nil ? "no samples of this SLI in the time range (its rules are evaluated every 30 s)" : nil
                 return .init(name: query.name, objective: objective, measured: measured, missing: missing)
             } catch {
                 return .init(name: query.name, objective: nil, measured: nil, missing: "Prometheus at \(prometheus.baseURL) did not answer: \(error)")
             }
         }
+    }
+}
+
+extension PipelineMeasurements {
+    /// The number of a constant rule, `vector(0.995)` → 0.995.
+    static func constant(_ expression: String) -> Double? {
+        let text = expression.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.hasPrefix("vector("), text.hasSuffix(")") else { return nil }
+        return Double(text.dropFirst("vector(".count).dropLast().trimmingCharacters(in: .whitespaces))
     }
 }
 

@@ -45,6 +45,17 @@ public struct PrometheusClient: Sendable {
         return Self.sample(value)?.value
     }
 
+    /// The expression of the loaded recording rule `record`, nil when Prometheus has no such rule.
+    public func recordingRule(_ record: String) async throws -> String? {
+        let data = try await get("rules", ["type": "record"])
+        for group in (data["groups"] as? [[String: Any]]) ?? [] {
+            for rule in (group["rules"] as? [[String: Any]]) ?? [] where rule["name"] as? String == record {
+                return rule["query"] as? String
+            }
+        }
+        return nil
+    }
+
     private func get(_ endpoint: String, _ parameters: [String: String]) async throws -> [String: Any] {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")

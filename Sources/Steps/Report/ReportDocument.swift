@@ -110,6 +110,8 @@ public struct ReportDocument: Codable, Sendable, Equatable {
     public var objectives: [Objective]
     /// What could not be shown, and why.
     public var notes: [String]
+    /// `[start, end]` of the charts and SLOs: the run's, or to a later time asked for; nil without a pipeline.
+    public var measured: [Date]?
 
     /// Creates a report.
     public init(plan: String, status: String, timeline: RunTimeline, verify: [PipelineVerifier.Check], charts: [Chart],

@@ -6,7 +6,9 @@ extension Workspace {
     /// checks its `verify` step recorded, and, for a plan with the pipeline, the pipeline and its
     /// SLOs over the run's time range from Prometheus. An unreachable Prometheus leaves the charts
     /// empty with the reason; only a missing run is an error. Reads the store; takes no lock.
-    public func report(run requested: Int64? = nil) async throws -> ReportDocument {
+    /// - Parameter until: where the charts and SLOs end instead of the run's end (now, say: the
+    ///   pipeline keeps running after `up`, and a run's last seconds are often its only ones).
+    public func report(run requested: Int64? = nil, until: Date? = nil) async throws -> ReportDocument {
         guard hasStore, let last = try openStore().lastRun() else { throw ReportUnavailable.noRuns(plan: plan.name) }
         let store = try openStore()
         let id = requested ?? last.id
@@ -21,7 +23,7 @@ extension Workspace {
         let command = id == last.id ? last.command.rawValue : String(begin.message.split(separator: " ").first ?? "up")
         let timeline = RunTimeline.build(run: id, command: command, started: begin.at, finished: finished, events: events,
                                          dependencies: (try? dependencies(store)) ?? [:])
-        let end = finished ?? events.last?.at ?? begin.at
+        let end = max(until ?? finished ?? events.last?.at ?? begin.at, begin.at)
 
         var notes: [String] = []
         var verify: [PipelineVerifier.Check] = []
@@ -37,9 +39,11 @@ extension Workspace {
         }
         let measurements = await pipelineMeasurements()
         if measurements.prometheus == nil { notes.append(measurements.unavailable) }
-        return ReportDocument(plan: plan.name, status: status, timeline: timeline, verify: verify,
-                              charts: await measurements.charts(from: begin.at, to: end),
-                              objectives: await measurements.objectives(from: begin.at, to: end), notes: notes)
+        var document = ReportDocument(plan: plan.name, status: status, timeline: timeline, verify: verify,
+                                      charts: await measurements.charts(from: begin.at, to: end),
+                                      objectives: await measurements.objectives(from: begin.at, to: end), notes: notes)
+        document.measured = [begin.at, end]
+        return document
     }
 
     /// Each step's dependencies, fan-outs expanded as the store persisted them.
