@@ -24,6 +24,12 @@ import Testing
         for chart in charts { #expect(chart.empty?.contains("Prometheus at http://127.0.0.1:1 did not answer") == true, "\(chart.empty ?? "")") }
     }
 
+    @Test func anObjectiveNotYetEvaluatedIsReadFromItsConstantRule() {
+        #expect(PipelineMeasurements.constant("vector(0.995)") == 0.995)
+        #expect(PipelineMeasurements.constant(" vector( 0.99 )\n") == 0.99)
+        #expect(PipelineMeasurements.constant("sum(up)") == nil)
+    }
+
     @Test func theErrorBudgetLeftIsOneMinusTheErrorsOverTheBudget() {
         let objective = ReportDocument.Objective(name: "x", objective: 0.99, measured: 0.995)
         #expect(abs((objective.budgetRemaining ?? 0) - 0.5) < 1e-9, "half of the 1 % budget spent")

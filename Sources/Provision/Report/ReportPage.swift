@@ -25,7 +25,7 @@ enum ReportPage {
             for bar in troubled {
                 let what = bar.outcome == "failed" ? "failed after \(bar.attempts) attempt(s)" : "\(bar.outcome) after \(bar.retries) retr\(bar.retries == 1 ? "y" : "ies")"
                 body += "<li class=\"\(bar.outcome == "failed" ? "failed" : "retried")\"><b>\(escape(bar.step))</b> \(what)"
-                    + (bar.message.map { ": " + escape(String(EventText.firstLine($0).prefix(300))) } ?? "") + "</li>"
+                    + (bar.message.map { ": " + escape(String($0.prefix(1200))).replacingOccurrences(of: "\n", with: "<br>") } ?? "") + "</li>"
             }
             body += "</ul>"
         }

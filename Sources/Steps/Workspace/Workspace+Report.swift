@@ -27,11 +27,17 @@ extension Workspace {
 
         var notes: [String] = []
         var verify: [PipelineVerifier.Check] = []
-        if let record = try store.steps()[VerifyStep.id] {
+        // A failed verify records no outputs (what the store holds is an earlier run's): its failures are on the timeline.
+        let verified = events.contains { $0.step == VerifyStep.id && [.stepSucceeded, .stepAdopted].contains($0.kind) }
+        if events.contains(where: { $0.step == VerifyStep.id && $0.kind == .stepFailed }) {
+            notes.append("verify failed in run \(id): the failed checks are under 'Failures and retries'; 'provision logs verify' has its whole table")
+        }
+        if verified, let record = try store.steps()[VerifyStep.id] {
             if record.run == id {
                 verify = VerifyStep.decode(record.outputs)
             } else {
-                notes.append("the verify table shown by 'provision verify --recorded' is run \(record.run)'s; the store keeps only a step's latest outputs")
+                notes.append("run \(id)'s verify table is not kept: the store keeps a step's latest outputs only, and verify's are run \(record.run)'s "
+                    + "('provision report --run \(record.run)' or 'provision verify --recorded' show them)")
             }
         }
         guard plan.runtime == .processes else {
