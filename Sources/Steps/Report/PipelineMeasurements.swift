@@ -136,7 +136,7 @@ extension PipelineMeasurements {
 
 extension Array where Element: Sendable {
     /// `map` with an asynchronous transform, in order, one element at a time.
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+    fileprivate func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
         var results: [T] = []
         for element in self { results.append(try await transform(element)) }
         return results

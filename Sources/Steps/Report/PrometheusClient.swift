@@ -9,6 +9,7 @@ public struct PrometheusClient: Sendable {
         /// Samples, oldest first.
         public var samples: [(at: Date, value: Double)]
 
+        /// Same labels and the same samples.
         public static func == (a: Series, b: Series) -> Bool {
             a.labels == b.labels && a.samples.map(\.at) == b.samples.map(\.at) && a.samples.map(\.value) == b.samples.map(\.value)
         }

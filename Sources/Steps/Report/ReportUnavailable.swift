@@ -5,6 +5,7 @@ public enum ReportUnavailable: Error, CustomStringConvertible, Sendable {
     /// The store has no run with this id.
     case unknownRun(Int64, plan: String, last: Int64)
 
+    /// What is missing and the command to run next.
     public var description: String {
         switch self {
         case .noRuns(let plan):
