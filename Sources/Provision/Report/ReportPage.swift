@@ -81,7 +81,7 @@ enum ReportPage {
         .retry{fill:#f0ad4e}.axis{stroke:#888;stroke-width:1}.grid{stroke:#eee}.label{font-size:11px;fill:#333}
         .line{fill:none;stroke-width:1.6}.chart{margin:10px 0 18px}.trouble li.failed{color:#a94442}.trouble li.retried{color:#8a6d3b}
         .scroll{overflow-x:auto}
-        @media (max-width:600px){body{font-size:13px;padding:6px}.scroll svg{min-width:640px}}
+        @media (max-width:600px){body{font-size:13px;padding:6px}.scroll svg{min-width:860px}}
         @media print{body{max-width:none}section{break-inside:avoid}.scroll{overflow:visible}.scroll svg{min-width:0}}
         """
 

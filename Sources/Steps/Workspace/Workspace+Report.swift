@@ -9,8 +9,9 @@ extension Workspace {
     /// - Parameter until: where the charts and SLOs end instead of the run's end (now, say: the
     ///   pipeline keeps running after `up`, and a run's last seconds are often its only ones).
     public func report(run requested: Int64? = nil, until: Date? = nil) async throws -> ReportDocument {
-        guard hasStore, let last = try openStore().lastRun() else { throw ReportUnavailable.noRuns(plan: plan.name) }
+        guard hasStore else { throw ReportUnavailable.noRuns(plan: plan.name) }
         let store = try openStore()
+        guard let last = try store.lastRun() else { throw ReportUnavailable.noRuns(plan: plan.name) }
         let id = requested ?? last.id
         let events = try store.events(run: id, step: nil, limit: 10_000_000)
         guard id >= 1, id <= last.id, let begin = events.first(where: { $0.kind == .runStarted }) else {
