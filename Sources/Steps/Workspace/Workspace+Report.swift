@@ -20,7 +20,10 @@ extension Workspace {
         // The run's own record for the last run; an earlier one is rebuilt from its events.
         let lifecycle = events.last { [.runStarted, .runResumed, .runFinished].contains($0.kind) }
         let finished = id == last.id ? last.finishedAt : lifecycle?.kind == .runFinished ? lifecycle?.at : nil
-        let status = id == last.id ? last.status.rawValue : lifecycle?.kind == .runFinished ? lifecycle?.message ?? "finished" : "interrupted"
+        var status = id == last.id ? last.status.rawValue : lifecycle?.kind == .runFinished ? lifecycle?.message ?? "finished" : "interrupted"
+        if status == RunStatus.running.rawValue, try store.lockHolder().map({ $0.isDead }) ?? true {
+            status = "interrupted (its process is gone; 'provision resume' continues it)"
+        }
         let command = id == last.id ? last.command.rawValue : String(begin.message.split(separator: " ").first ?? "up")
         let timeline = RunTimeline.build(run: id, command: command, started: begin.at, finished: finished, events: events,
                                          dependencies: (try? dependencies(store)) ?? [:])
