@@ -97,7 +97,8 @@ struct TerraformApplyStep: Step {
     private func setUp(_ context: StepContext, endpoint: String? = nil) throws -> (TerraformRunner, CloudAccess) {
         let cloud: CloudAccess
         if target == .sandbox {
-            guard let endpoint = endpoint ?? context.upstream[SandboxCloudStep.id]?["endpoint"].flatMap({ if case .string(let text) = $0 { text } else { nil } }) else {
+            let recorded: String? = if case .string(let text)? = context.upstream[SandboxCloudStep.id]?["endpoint"] { text } else { nil }
+            guard let endpoint = endpoint ?? recorded else {
                 throw StepFailure("the sandbox EC2 endpoint is unknown; run 'provision up' so sandbox.cloud runs first", retryable: false)
             }
             cloud = .sandbox(endpoint: endpoint, region: cluster.region)
