@@ -93,7 +93,7 @@ import Glibc
             if trial.killTerraform {
                 let leaked = try await sandbox.taggedResources().subtracting(try sandbox.recordedResources())
                 leakedKinds.formUnion(leaked.ids.keys)
-                print("trial \(index) (killed once moto held a \(trial.kind.rawValue)): untracked in moto: \(leaked)")
+                print("trial \(index) (killed once moto held its first \(trial.kind.rawValue)): untracked in moto: \(leaked)")
             }
 
             #expect(try await sandbox.run(["unlock"]).code == 0)
