@@ -38,7 +38,7 @@ struct CloudSweeper: Sendable {
     private func remove(_ kind: CloudResourceKind, _ id: String, until deadline: ContinuousClock.Instant) async throws {
         while true {
             do {
-                return try await ec2.remove(kind, [id])
+                return try await ec2.remove(kind, id)
             } catch let error as EC2Error where error.isNotFound {
                 return
             } catch let error as EC2Error where error.isDependencyViolation && ContinuousClock.now < deadline {

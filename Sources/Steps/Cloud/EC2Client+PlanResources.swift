@@ -30,28 +30,24 @@ extension EC2Client {
         return found
     }
 
-    /// Removes the resources `ids` of `kind`: terminates instances (one call for all), deletes a
-    /// key pair by name, disassociates a route table association, detaches an internet gateway
-    /// from its VPCs before deleting it, deletes anything else by id. The caller orders the kinds.
-    public func remove(_ kind: CloudResourceKind, _ ids: [String]) async throws {
-        guard !ids.isEmpty else { return }
-        if kind == .instance { return try await terminate(ids) }
-        for id in ids {
-            switch kind {
-            case .instance: break
-            case .keyPair: _ = try await call("DeleteKeyPair", ["KeyName": id])
-            case .securityGroup: _ = try await call("DeleteSecurityGroup", ["GroupId": id])
-            case .routeTableAssociation: _ = try await call("DisassociateRouteTable", ["AssociationId": id])
-            case .routeTable: _ = try await call("DeleteRouteTable", ["RouteTableId": id])
-            case .internetGateway:
-                let gateways = try await items("DescribeInternetGateways", ["InternetGatewayId.1": id], set: "internetGatewaySet")
-                for vpc in gateways.flatMap({ ($0.child("attachmentSet")?.children ?? []).compactMap { $0.value("vpcId") } }) {
-                    _ = try await call("DetachInternetGateway", ["InternetGatewayId": id, "VpcId": vpc])
-                }
-                _ = try await call("DeleteInternetGateway", ["InternetGatewayId": id])
-            case .subnet: _ = try await call("DeleteSubnet", ["SubnetId": id])
-            case .vpc: _ = try await call("DeleteVpc", ["VpcId": id])
+    /// Removes one resource: terminates an instance, deletes a key pair by name, disassociates a
+    /// route table association, detaches an internet gateway from its VPCs before deleting it,
+    /// deletes anything else by id. The caller orders the kinds (`CloudSweeper`).
+    public func remove(_ kind: CloudResourceKind, _ id: String) async throws {
+        switch kind {
+        case .instance: try await terminate([id])
+        case .keyPair: _ = try await call("DeleteKeyPair", ["KeyName": id])
+        case .securityGroup: _ = try await call("DeleteSecurityGroup", ["GroupId": id])
+        case .routeTableAssociation: _ = try await call("DisassociateRouteTable", ["AssociationId": id])
+        case .routeTable: _ = try await call("DeleteRouteTable", ["RouteTableId": id])
+        case .internetGateway:
+            let gateways = try await items("DescribeInternetGateways", ["InternetGatewayId.1": id], set: "internetGatewaySet")
+            for vpc in gateways.flatMap({ ($0.child("attachmentSet")?.children ?? []).compactMap { $0.value("vpcId") } }) {
+                _ = try await call("DetachInternetGateway", ["InternetGatewayId": id, "VpcId": vpc])
             }
+            _ = try await call("DeleteInternetGateway", ["InternetGatewayId": id])
+        case .subnet: _ = try await call("DeleteSubnet", ["SubnetId": id])
+        case .vpc: _ = try await call("DeleteVpc", ["VpcId": id])
         }
     }
 
