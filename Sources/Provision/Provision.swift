@@ -26,7 +26,7 @@ struct Provision: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             UpCommand.self, ResumeCommand.self, StatusCommand.self, DownCommand.self, GraphCommand.self,
-            LogsCommand.self, VerifyCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
+            LogsCommand.self, VerifyCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self, KubeconfigCommand.self,
         ]
     )
 

@@ -42,6 +42,14 @@ struct K3sJoinStep: Step {
         ["agent", "--node-name", worker, "--node-ip", try settings.access.clusterAddress(node)].joined(separator: " ")
     }
 
+    /// The error of an agent that did not join in time: the cause its log names, with the fix.
+    private func notJoined(node: K3sNode, control: K3sNode, url: String, timeout: Duration) async throws -> StepFailure {
+        let tail = try await node.run("tail -n 12 \(Self.agentLog) 2>/dev/null", timeout: .seconds(20)).stdout
+        let cause = AgentLogCause(log: tail)
+        return StepFailure(cause.message(worker: worker, server: control.name, url: url, deadline: timeout, tokenSecret: settings.spec.tokenSecret,
+                                         logFile: Self.agentLog, tail: tail), retryable: false)
+    }
+
     private var outputs: StepOutputs { ["node_name": .string(worker), "version": .string(settings.spec.version)] }
 
     /// This worker as the cluster reports it, or nil.
@@ -85,19 +93,17 @@ struct K3sJoinStep: Step {
         case .failed(let status, let output):
             throw StepFailure("K3s's install script failed on \(worker) (exit \(status)); its last lines:\n\(output)", retryable: false)
         case .timedOut:
-            let tail = try await node.run("tail -n 12 \(Self.agentLog) 2>/dev/null", timeout: .seconds(20)).stdout
-            let cause = AgentLogCause(log: tail)
-            throw StepFailure(cause.message(worker: worker, server: control.name, url: url, deadline: timeout, tokenSecret: settings.spec.tokenSecret,
-                                            logFile: Self.agentLog, tail: tail), retryable: false)
+            throw try await notJoined(node: node, control: control, url: url, timeout: timeout)
         }
-        // Registered; now Ready with the pinned version, within what is left of the deadline.
-        var last: KubeNode?
-        while true {
-            last = try await clusterNode(control)
-            guard let problem = problem(last) else { break }
+        // Registered (or the script found nothing to change); now Ready with the pinned version,
+        // within what is left of the deadline.
+        while let problem = problem(try await clusterNode(control)) {
             guard ContinuousClock.now < deadline else {
-                throw StepFailure("\(problem) \(timeout.formatted) after its install began; see 'k3s kubectl describe node \(worker)' on \(control.name)",
-                                  retryable: false)
+                guard try await clusterNode(control) == nil else {
+                    throw StepFailure("\(problem) \(timeout.formatted) after its install began; see 'k3s kubectl describe node \(worker)' on \(control.name)",
+                                      retryable: false)
+                }
+                throw try await notJoined(node: node, control: control, url: url, timeout: timeout)
             }
             try await Task.sleep(for: .milliseconds(500))
         }
