@@ -7,6 +7,8 @@ enum AgentLogCause: Equatable, Sendable {
     case wrongToken
     /// The agent cannot reach the API server on 6443.
     case serverUnreachable
+    /// The server takes the connection but never answers the join.
+    case serverNotAnswering
     /// Nothing known in the log.
     case unknown
 
@@ -21,6 +23,10 @@ enum AgentLogCause: Equatable, Sendable {
             }
             if line.contains(":6443") && (line.contains("connection refused") || line.contains("no route to host") || line.contains("i/o timeout")) {
                 self = .serverUnreachable
+                return
+            }
+            if line.contains("server is not ready") || line.contains("context deadline exceeded") {
+                self = .serverNotAnswering
                 return
             }
         }
@@ -49,6 +55,11 @@ enum AgentLogCause: Equatable, Sendable {
             cause = """
                 \(worker) cannot reach the API server at \(url). Fix: check that k3s runs on \(server) ('rc-service k3s status' or \
                 'systemctl status k3s') and that the security group lets the workers reach port 6443, then 'provision resume'
+                """
+        case .serverNotAnswering:
+            cause = """
+                the server at \(url) takes \(worker)'s connection but never answers its join (the agent keeps waiting). Fix: look at \
+                /var/log/k3s.log on \(server) (an overloaded or stuck server; 'k3s kubectl get --raw /readyz'), then 'provision resume'
                 """
         case .unknown:
             cause = "no known cause in its log; look at \(logFile) on \(worker), fix, then 'provision resume'"

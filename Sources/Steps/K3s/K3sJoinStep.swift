@@ -42,10 +42,12 @@ struct K3sJoinStep: Step {
         ["agent", "--node-name", worker, "--node-ip", try settings.access.clusterAddress(node)].joined(separator: " ")
     }
 
-    /// The error of an agent that did not join in time: the cause its log names, with the fix.
-    private func notJoined(node: K3sNode, control: K3sNode, url: String, timeout: Duration) async throws -> StepFailure {
-        let tail = try await node.run("tail -n 12 \(Self.agentLog) 2>/dev/null", timeout: .seconds(20)).stdout
-        let cause = AgentLogCause(log: tail)
+    /// The error of an agent that did not join in time: the cause its log names since this attempt
+    /// began (`logOffset`, its size then: an older cause may have been fixed since), with the fix.
+    private func notJoined(node: K3sNode, control: K3sNode, url: String, timeout: Duration, logOffset: Int) async throws -> StepFailure {
+        let recent = try await node.run("tail -c +\(logOffset + 1) \(Self.agentLog) 2>/dev/null | tail -n 12", timeout: .seconds(20)).stdout
+        let tail = recent.isEmpty ? try await node.run("tail -n 12 \(Self.agentLog) 2>/dev/null", timeout: .seconds(20)).stdout : recent
+        let cause = AgentLogCause(log: recent)
         return StepFailure(cause.message(worker: worker, server: control.name, url: url, deadline: timeout, tokenSecret: settings.spec.tokenSecret,
                                          logFile: Self.agentLog, tail: tail), retryable: false)
     }
@@ -81,6 +83,8 @@ struct K3sJoinStep: Step {
             context.log.write("\(worker): the agent is installed as planned and Ready; the install script is not run")
             return outputs
         }
+        let logOffset = Int(try await node.run("stat -c %s \(Self.agentLog) 2>/dev/null || echo 0", timeout: .seconds(20)).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         let token = try await K3sAccess.token(planToken: settings.token, control: control, context: context)
         var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec, "K3S_URL": url, "K3S_TOKEN": token]
         if settings.spec.airgap != nil { environment["INSTALL_K3S_SKIP_DOWNLOAD"] = "true" }
@@ -93,7 +97,7 @@ struct K3sJoinStep: Step {
         case .failed(let status, let output):
             throw StepFailure("K3s's install script failed on \(worker) (exit \(status)); its last lines:\n\(output)", retryable: false)
         case .timedOut:
-            throw try await notJoined(node: node, control: control, url: url, timeout: timeout)
+            throw try await notJoined(node: node, control: control, url: url, timeout: timeout, logOffset: logOffset)
         }
         // Registered (or the script found nothing to change); now Ready with the pinned version,
         // within what is left of the deadline.
@@ -103,7 +107,7 @@ struct K3sJoinStep: Step {
                     throw StepFailure("\(problem) \(timeout.formatted) after its install began; see 'k3s kubectl describe node \(worker)' on \(control.name)",
                                       retryable: false)
                 }
-                throw try await notJoined(node: node, control: control, url: url, timeout: timeout)
+                throw try await notJoined(node: node, control: control, url: url, timeout: timeout, logOffset: logOffset)
             }
             try await Task.sleep(for: .milliseconds(500))
         }
