@@ -91,6 +91,23 @@ import Yams
         #expect(message.contains("k3s kubectl delete node worker-2") && message.contains("provision resume") && message.contains(password))
     }
 
+    @Test func nodeListGivesReadinessVersionAndTheReasonOfANotReadyNode() throws {
+        let json = """
+            {"kind": "NodeList", "items": [
+              {"metadata": {"name": "control-plane"}, "status": {"nodeInfo": {"kubeletVersion": "v1.33.4+k3s1"},
+               "conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True", "reason": "KubeletReady"}]}},
+              {"metadata": {"name": "worker-1"}, "status": {"nodeInfo": {"kubeletVersion": "v1.33.4+k3s1"},
+               "conditions": [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "cni plugin not initialized"}]}}
+            ]}
+            """
+        let nodes = try KubeNode.list(Data(json.utf8))
+        #expect(nodes.map(\.name) == ["control-plane", "worker-1"])
+        #expect(nodes[0].isReady && nodes[0].version == "v1.33.4+k3s1")
+        #expect(!nodes[1].isReady && nodes[1].condition == "NotReady (KubeletNotReady: cni plugin not initialized)")
+        #expect(throws: StepFailure.self) { try KubeNode.list(Data("error: the server is down".utf8)) }
+        #expect(K3sAccess.version(fromVersionOutput: "k3s version v1.33.4+k3s1 (abc123)\ngo version go1.24") == "v1.33.4+k3s1")
+    }
+
     /// Runs the stand-in install script here with `environment` (no OpenRC on this machine).
     func install(_ environment: [String: String]) throws -> (status: Int32, stderr: String) {
         let process = Process()
