@@ -230,8 +230,14 @@ import Glibc
         #expect(error.contains("last lines of /var/log/k3s-agent.log") && error.contains("Waiting to retrieve agent configuration"), "\(error)")
         outputs.append(("hung", hung.stdout + hung.stderr))
 
-        // The fault gone, the agent (still retrying under OpenRC) joins and the next up adopts it.
+        // The fault gone but the plan's token changed: the server refuses it, and the error says so.
         _ = try await nodes.run("rm -f /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
+        let refused = try await Self.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
+        #expect(refused.code == 1)
+        #expect(refused.stderr.contains("k3s.join/worker-3") && refused.stderr.contains("refused the join token")
+                && refused.stderr.contains("the secret 'join' (k3s.token)"), "\(refused.stderr.suffix(3000))")
+
+        // The right token again: the agent (restarted with it, retrying under OpenRC) joins.
         let healed = try await Self.run(sandbox, ["up"], environment: environment)
         #expect(healed.code == 0, "\(healed.stderr.suffix(3000))")
         outputs.append(("healed", healed.stdout + healed.stderr))
