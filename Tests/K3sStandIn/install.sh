@@ -1,4 +1,5 @@
 # K3s STAND-IN for provision's tests (Tests/K3sStandIn): NOT K3s's install script. It honours the same environment.
+# shellcheck shell=sh
 #
 # Like get.k3s.io's script it reads INSTALL_K3S_VERSION, INSTALL_K3S_EXEC (or arguments; the command
 # defaults to server, or agent when K3S_URL is set), INSTALL_K3S_SKIP_DOWNLOAD (true|binary: the
