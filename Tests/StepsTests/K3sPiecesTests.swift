@@ -108,6 +108,21 @@ import Yams
         #expect(K3sAccess.version(fromVersionOutput: "k3s version v1.33.4+k3s1 (abc123)\ngo version go1.24") == "v1.33.4+k3s1")
     }
 
+    @Test func installArgumentsUsePrivateAddressesOnAWSAndTheNodesOwnOnSandboxNodes() throws {
+        let plan = try PlanLoader.load(path: repositoryRoot.appendingPathComponent("plans/aws.yaml").path)
+        let settings = K3sSettings(plan: plan, spec: try #require(plan.k3s), secrets: [:], ssh: nil)
+        let route = ClusterInventory.SSHRoute(host: "54.1.2.3", port: 22, user: "ubuntu", pinKey: "i-1")
+        let control = ClusterInventory.Node(name: "control-plane", role: "server", instanceID: "i-1", publicAddress: "54.1.2.3",
+                                            privateAddress: "10.0.1.5", ssh: route)
+        let worker = ClusterInventory.Node(name: "worker-1", role: "worker", instanceID: "i-2", publicAddress: "", privateAddress: "10.0.1.6", ssh: route)
+        #expect(try K3sServerStep(settings: settings).exec(control)
+                == "server --tls-san 54.1.2.3 --node-name control-plane --node-ip 10.0.1.5 --write-kubeconfig-mode 600 --disable traefik --kubelet-arg=max-pods=110")
+        #expect(try K3sJoinStep(worker: "worker-1", settings: settings).exec(worker) == "agent --node-name worker-1 --node-ip 10.0.1.6")
+        #expect(settings.mergeTarget?.path.hasSuffix("/.kube/config") == true)
+        let sandbox = K3sAccess(ssh: nil, sandbox: true)
+        #expect(try sandbox.clusterAddress(control) == "54.1.2.3" && sandbox.reachableAddress(control) == "54.1.2.3", "sandbox nodes serve at their SSH address")
+    }
+
     /// Runs the stand-in install script here with `environment` (no OpenRC on this machine).
     func install(_ environment: [String: String]) throws -> (status: Int32, stderr: String) {
         let process = Process()
