@@ -242,6 +242,19 @@ import Glibc
         #expect(healed.code == 0, "\(healed.stderr.suffix(3000))")
         outputs.append(("healed", healed.stdout + healed.stderr))
 
+        // A node the cluster reports NotReady: the audit names it with the Ready condition's reason and message.
+        _ = try await nodes.run("echo 'notready worker-1' > /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
+        let audit = try await Self.run(sandbox, ["status", "--audit", "--json"], environment: environment)
+        _ = try await nodes.run("rm -f /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
+        #expect(audit.code == 6, "\(audit.stderr.suffix(2000))")
+        let findings = (try? JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as? [String: Any])?["audit"] as? [String: String] ?? [:]
+        for id in ["cluster.ready", "k3s.join/worker-1"] {
+            #expect(findings[id]?.contains("worker-1") == true && findings[id]?.contains("NotReady (KubeletNotReady: container runtime network not ready") == true,
+                    "\(id): \(findings[id] ?? "none")")
+        }
+        #expect(findings["k3s.join/worker-2"] == "ok", "\(findings)")
+        outputs.append(("audit", audit.stdout + audit.stderr))
+
         // A pin the airgap binary is not: reported before anything is installed.
         Self.writePlan(sandbox, workers: 3, version: "v1.33.5+k3s1", token: true)
         let wrong = try await Self.run(sandbox, ["up"], environment: environment)
