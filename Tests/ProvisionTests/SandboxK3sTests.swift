@@ -16,7 +16,8 @@ import Glibc
 
     /// A sandbox plan with `runtime: k3s` in `sandbox`'s directory.
     @discardableResult
-    static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false) -> String {
+    static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
+                          extraArgs: [String] = []) -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
         if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
@@ -38,6 +39,7 @@ import Glibc
               version: \(version)
               \(token ? "token: join" : "")
               install_timeout: 15s
+              extra_args: [\(extraArgs.joined(separator: ", "))]
               ready_timeout: 30s
               merge_kubeconfig: \(merge)
               kubeconfig: \(directory)/kube/config
@@ -241,6 +243,20 @@ import Glibc
         let healed = try await Self.run(sandbox, ["up"], environment: environment)
         #expect(healed.code == 0, "\(healed.stderr.suffix(3000))")
         outputs.append(("healed", healed.stdout + healed.stderr))
+
+        // worker-3's machine is re-created (terminated in the cloud, so terraform replaces it: a new
+        // instance and a fresh disk, hence a new node password): its join deletes the stale node
+        // object instead of being rejected, and nothing else is installed again.
+        let old = try #require(try await sandbox.liveInstances().first { $0.tags["Node"] == "worker-3" })
+        try await sandbox.ec2().terminate([old.id])
+        let before = try await Self.installs(nodes)
+        let replaced = try await Self.run(sandbox, ["up", "--recheck"], environment: environment)
+        #expect(replaced.code == 0, "\(replaced.stderr.suffix(3000))")
+        let joinLog = try await Self.run(sandbox, ["logs", "k3s.join/worker-3"], environment: environment).stdout
+        #expect(joinLog.contains("but joined as \(old.id): deleting its stale node object"), "\(joinLog.suffix(2000))")
+        let after = try await Self.installs(try SandboxPipelineTests.Nodes(sandbox))
+        #expect(after["worker-3"] == 1 && after.filter { $0.key != "worker-3" } == before.filter { $0.key != "worker-3" }, "\(before) → \(after)")
+        outputs.append(("replaced", replaced.stdout + replaced.stderr))
 
         // A node the cluster reports NotReady: the audit names it with the Ready condition's reason and message.
         _ = try await nodes.run("echo 'notready worker-1' > /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)

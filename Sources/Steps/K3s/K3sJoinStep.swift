@@ -42,6 +42,24 @@ struct K3sJoinStep: Step {
         ["agent", "--node-name", worker, "--node-ip", try settings.access.clusterAddress(node)].joined(separator: " ")
     }
 
+    /// Where the control plane records which machine (instance id) joined as this worker.
+    private var joinedAsPath: String { "\(K3sInstall.directory)/joined/\(worker)" }
+
+    private func remember(_ node: K3sNode, on control: K3sNode) async throws {
+        try await control.must("mkdir -p \(K3sInstall.directory)/joined && echo \(ServiceUnit.quoted(node.entry.instanceID)) > \(joinedAsPath)",
+                               "recording \(worker)'s machine")
+    }
+
+    /// A worker whose machine was re-created (the inventory has another instance under its name)
+    /// has a new node password that the server would reject ("Node password rejected"): its stale
+    /// node object is deleted first, which removes the server's record of the old password.
+    private func forgetIfReplaced(_ node: K3sNode, on control: K3sNode, log: StepLog) async throws {
+        let joinedAs = try await control.read(joinedAsPath).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !joinedAs.isEmpty, joinedAs != node.entry.instanceID, try await clusterNode(control) != nil else { return }
+        log.write("\(worker) is machine \(node.entry.instanceID) now but joined as \(joinedAs): deleting its stale node object so that its new node password is accepted")
+        try await control.must("k3s kubectl delete node \(worker)", "deleting the stale node \(worker)", timeout: .seconds(30))
+    }
+
     /// The error of an agent that did not join in time: the cause its log names since this attempt
     /// began (`logOffset`, its size then: an older cause may have been fixed since), with the fix.
     private func notJoined(node: K3sNode, control: K3sNode, url: String, timeout: Duration, logOffset: Int) async throws -> StepFailure {
@@ -80,9 +98,11 @@ struct K3sJoinStep: Step {
         let digest = settings.install.digest(exec: exec, extraEnvironment: ["K3S_URL": url])
         let recordPath = "\(K3sInstall.directory)/agent.digest"
         if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, problem(try await clusterNode(control)) == nil {
+            try await remember(node, on: control)
             context.log.write("\(worker): the agent is installed as planned and Ready; the install script is not run")
             return outputs
         }
+        try await forgetIfReplaced(node, on: control, log: context.log)
         let logOffset = Int(try await node.run("stat -c %s \(Self.agentLog) 2>/dev/null || echo 0", timeout: .seconds(20)).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         let token = try await K3sAccess.token(planToken: settings.token, control: control, context: context)
@@ -111,6 +131,7 @@ struct K3sJoinStep: Step {
             }
             try await Task.sleep(for: .milliseconds(500))
         }
+        try await remember(node, on: control)
         context.log.write("\(worker): joined, Ready, K3s \(settings.spec.version)")
         return outputs
     }
