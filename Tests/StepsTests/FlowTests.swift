@@ -9,7 +9,7 @@ import Testing
         let cluster = switch target {
         case .local: ""
         case .sandbox: "cluster: {worker_count: 1}\n"
-        case .aws: "cluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\n"
+        case .aws: "cluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\nk3s: {version: v1.33.4+k3s1}\n"
         }
         let steps = "steps:\n  - id: smoke\n" + (target.createsMachines ? "    needs: [node.ready]\n" : "") + "    exec: {run: 'true'}\n"
         return try PlanLoader.parse(Data("name: p\ntarget: \(target.rawValue)\n\(cluster)\(steps)".utf8), path: "/tmp/plans/p.yaml")
@@ -23,8 +23,10 @@ import Testing
             #expect(graph.order.map(\.rawValue).prefix(target.builtInSteps.count) == target.builtInSteps[...], "\(target): machines first")
         }
         let runtime = [ArtifactsStep.id] + ServiceStep.Kind.allCases.map(\.id) + [VerifyStep.id]
-        #expect(Set(Plan.Target.reservedStepIDs) == Set(([SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id] + runtime).map(\.rawValue)))
+        let k3s = [K3sServerStep.id, K3sJoinStep.id, ClusterReadyStep.id, KubeconfigStep.id]
+        #expect(Set(Plan.Target.reservedStepIDs) == Set(([SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id] + runtime + k3s).map(\.rawValue)))
         #expect(Set(Plan.Runtime.processes.builtInSteps) == Set(runtime.map(\.rawValue)), "the plan language names the runtime's steps as their types do")
+        #expect(Plan.Runtime.k3s.builtInSteps == k3s.map(\.rawValue), "the plan language names the K3s steps as their types do, in order")
     }
 
     @Test func validationFindsACycleAmongThePlansOwnStepsWithoutBuildingThem() throws {

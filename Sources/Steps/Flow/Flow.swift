@@ -12,8 +12,8 @@ enum Flow {
     static func graph(_ plan: Plan, secrets: [String: String], ssh: SSHPool?) throws -> StepGraph {
         let builtIn: [StepGraph.Node] = switch plan.target {
         case .local: LocalFlow.nodes(plan)
-        case .sandbox: SandboxFlow.nodes(plan, ssh: ssh)
-        case .aws: AWSFlow.nodes(plan, ssh: ssh)
+        case .sandbox: SandboxFlow.nodes(plan, secrets: secrets, ssh: ssh)
+        case .aws: AWSFlow.nodes(plan, secrets: secrets, ssh: ssh)
         }
         return try StepGraph(builtIn + ownSteps(plan, secrets: secrets))
     }

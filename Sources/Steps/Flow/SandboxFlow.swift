@@ -1,7 +1,8 @@
 import Engine
 
 /// `target: sandbox`: the sandbox's EC2 API (moto), then the cluster steps against it, with one
-/// SSH host per instance on a loopback address.
+/// SSH host per instance on a loopback address; then the plan's runtime (`processes`, or `k3s`
+/// with the airgap files the plan names, see `K3sFlow`).
 ///
 /// ```
 /// sandbox.cloud ─┐
@@ -9,10 +10,11 @@ import Engine
 /// ```
 enum SandboxFlow {
     /// The built-in steps of a sandbox plan.
-    static func nodes(_ plan: Plan, ssh: SSHPool?) -> [StepGraph.Node] {
+    static func nodes(_ plan: Plan, secrets: [String: String], ssh: SSHPool?) -> [StepGraph.Node] {
         guard let cluster = plan.cluster else { return [] }
         let image = plan.sandbox.map { plan.resolve($0.nodeImage) }
         let machines = (image.map { [.step(SandboxCloudStep(nodeImage: $0))] } ?? []) + Flow.clusterNodes(plan, cluster: cluster, nodeImage: image, ssh: ssh)
+        if plan.runtime == .k3s { return machines + K3sFlow.nodes(plan, secrets: secrets, ssh: ssh) }
         guard plan.runtime == .processes, let sandbox = plan.sandbox else { return machines }
         return machines + processes(plan, sandbox: sandbox, ssh: ssh)
     }

@@ -12,18 +12,21 @@ extension Plan.Target {
     }
 
     /// Every id any target reserves for its built-in steps.
-    public static var reservedStepIDs: [String] { Plan.Target.sandbox.builtInSteps + Plan.Runtime.processes.builtInSteps }
+    public static var reservedStepIDs: [String] {
+        Plan.Target.sandbox.builtInSteps + Plan.Runtime.processes.builtInSteps + Plan.Runtime.k3s.builtInSteps
+    }
 }
 
 extension Plan.Runtime {
     /// The ids of the steps this runtime adds after the target's (owned by `ArtifactsStep`,
-    /// `ServiceStep.Kind` and `VerifyStep`; the flow tests check that they agree).
+    /// `ServiceStep.Kind` and `VerifyStep`, and by the K3s steps; the flow tests check that they agree).
     public var builtInSteps: [String] {
         switch self {
         case .processes:
             ["runtime.artifacts", "service.broker", "service.mongodb", "service.node-exporter", "service.alertmanager", "service.prometheus",
              "service.processor", "service.producer", "verify"]
-        case .k3s, .none: []
+        case .k3s: ["k3s.server", "k3s.join", "cluster.ready", "kubeconfig"]
+        case .none: []
         }
     }
 }

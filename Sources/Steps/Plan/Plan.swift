@@ -54,6 +54,8 @@ public struct Plan: Sendable, Equatable {
     public var runtime: Runtime? = nil
     /// The pipeline's settings (`pipeline:`; cluster targets only).
     public var pipeline: PipelineSpec? = nil
+    /// How K3s is installed (`k3s:`; `runtime: k3s` only).
+    public var k3s: K3sSpec? = nil
 }
 
 /// Where a secret's value comes from: never the plan file itself.

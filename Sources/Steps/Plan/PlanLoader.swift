@@ -5,11 +5,13 @@ import Yams
 /// Reads a plan file into a validated `Plan`. Every problem is a `PlanError` with file, line,
 /// column, the offending text and what is allowed instead.
 public enum PlanLoader {
-    static let topKeys = ["name", "description", "target", "runtime", "parallelism", "secrets", "cluster", "sandbox", "pipeline", "steps"]
+    static let topKeys = ["name", "description", "target", "runtime", "parallelism", "secrets", "cluster", "sandbox", "pipeline", "k3s", "steps"]
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion"]
     static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules"]
     static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days"]
+    static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap"]
+    static let airgapKeys = ["install_script", "binary", "images"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
     static let retryKeys = ["attempts", "backoff", "max_backoff", "timeout"]
@@ -128,6 +130,7 @@ public enum PlanLoader {
 
         let (cluster, sandbox) = try clusterSections(top, target: target, root: root, reader: reader)
         let (runtime, pipeline) = try runtimeSections(top, target: target, reader: reader)
+        let k3s = try k3sSection(top, target: target, runtime: runtime, secrets: secrets, root: root, reader: reader)
         let sequence: [Node]
         switch top["steps"]?.value {
         case .sequence(let list)? where !list.isEmpty || target.createsMachines:
@@ -157,7 +160,7 @@ public enum PlanLoader {
             steps.append(spec)
         }
         let plan = Plan(name: name, target: target, parallelism: parallelism, secrets: secrets, cluster: cluster, sandbox: sandbox, steps: steps, path: path,
-                        runtime: runtime, pipeline: pipeline)
+                        runtime: runtime, pipeline: pipeline, k3s: k3s)
         try checkReferences(plan, sequence: sequence, reader: reader)
         return plan
     }
@@ -291,7 +294,7 @@ public enum PlanLoader {
         _ top: [String: (key: Node, value: Node)], target: Plan.Target, reader: PlanReader
     ) throws -> (Plan.Runtime?, PipelineSpec?) {
         guard target.createsMachines else {
-            for key in ["runtime", "pipeline"] where top[key] != nil {
+            for key in ["runtime", "pipeline", "k3s"] where top[key] != nil {
                 throw reader.error(at: top[key]!.key, "'\(key):' only applies to the sandbox and aws targets", hint: "set 'target: sandbox' or remove it")
             }
             return (nil, nil)
@@ -307,9 +310,6 @@ public enum PlanLoader {
             if target == .aws && value == .processes {
                 throw reader.error(at: node, "runtime 'processes' runs on sandbox nodes only for now", hint: "use 'runtime: k3s' (the aws default) or 'target: sandbox'")
             }
-            if target == .sandbox && value == .k3s {
-                throw reader.error(at: node, "runtime 'k3s' is not built for sandbox nodes yet", hint: "use 'runtime: processes' (the sandbox default)")
-            }
             runtime = value
         }
         var pipeline = PipelineSpec()
@@ -323,6 +323,83 @@ public enum PlanLoader {
             if let n = p["retention_days"] { pipeline.retentionDays = try reader.int(n.value, "pipeline.retention_days", range: 0...3650) }
         }
         return (runtime, pipeline)
+    }
+
+    /// `k3s:`: required with `runtime: k3s` (its `version` at least), refused otherwise.
+    private static func k3sSection(
+        _ top: [String: (key: Node, value: Node)], target: Plan.Target, runtime: Plan.Runtime?, secrets: [String: SecretSource],
+        root: Node, reader: PlanReader
+    ) throws -> K3sSpec? {
+        guard runtime == .k3s else {
+            if let node = top["k3s"] {
+                throw reader.error(at: node.key, "'k3s:' only applies to 'runtime: k3s'", hint: "set 'runtime: k3s' or remove the section")
+            }
+            return nil
+        }
+        guard let section = top["k3s"]?.value else {
+            throw reader.error(at: top["runtime"]?.value ?? root, "runtime k3s needs a 'k3s:' section with the pinned version",
+                               hint: "add 'k3s: {version: v1.33.4+k3s1}'; see plans/aws.yaml")
+        }
+        let k = try reader.mapping(section, "k3s", allowed: k3sKeys, required: ["version"])
+        let versionNode = k["version"]!.value
+        var spec = K3sSpec(version: try reader.string(versionNode, "k3s.version"))
+        guard spec.version.range(of: #"^v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+$"#, options: .regularExpression) != nil else {
+            throw reader.error(at: versionNode, "k3s.version '\(spec.version)' is not a K3s release",
+                               hint: "pin an exact release such as v1.33.4+k3s1 (channels like 'stable' or 'latest' are not pins)")
+        }
+        if let n = k["token"] {
+            let name = try reader.string(n.value, "k3s.token")
+            guard secrets[name] != nil else {
+                let suggestion = EditDistance.suggestion(for: name, among: Array(secrets.keys)).map { "did you mean '\($0)'? " } ?? ""
+                throw reader.error(at: n.value, "k3s.token names '\(name)', which is not in 'secrets:'",
+                                   hint: "\(suggestion)declare it, as 'secrets: {\(name): {env: K3S_TOKEN}}', or leave k3s.token out to let the server generate the token")
+            }
+            spec.tokenSecret = name
+        }
+        if let n = k["extra_args"] {
+            spec.extraArgs = try reader.stringList(n.value, "k3s.extra_args")
+            for arg in spec.extraArgs {
+                guard arg.hasPrefix("-") else {
+                    throw reader.error(at: n.value, "'\(arg)' in k3s.extra_args is not a flag", hint: "write flags of 'k3s server', like --kubelet-arg=max-pods=200")
+                }
+                let flag = String(arg.split(separator: "=", maxSplits: 1)[0])
+                guard !K3sSpec.reservedArgs.contains(flag) else {
+                    throw reader.error(at: n.value, "k3s.extra_args may not set \(flag): provision sets it",
+                                       hint: flag.contains("token") ? "name the token's secret in k3s.token" : "remove it")
+                }
+            }
+        }
+        if let n = k["disable"] {
+            spec.disable = try reader.stringList(n.value, "k3s.disable")
+            for item in spec.disable {
+                if item == "metrics-server" {
+                    throw reader.error(at: n.value, "k3s.disable lists metrics-server, which the pipeline's HorizontalPodAutoscaler needs",
+                                       hint: "keep metrics-server; disable only \(K3sSpec.disableable.filter { $0 != "metrics-server" }.joined(separator: ", "))")
+                }
+                guard K3sSpec.disableable.contains(item) else {
+                    let suggestion = EditDistance.suggestion(for: item, among: K3sSpec.disableable).map { "did you mean '\($0)'? " } ?? ""
+                    throw reader.error(at: n.value, "k3s.disable lists '\(item)', which K3s does not package",
+                                       hint: "\(suggestion)allowed: \(K3sSpec.disableable.filter { $0 != "metrics-server" }.joined(separator: ", "))")
+                }
+            }
+        }
+        if let n = k["ready_timeout"] { spec.readyTimeout = try reader.duration(n.value, "k3s.ready_timeout") }
+        if let n = k["install_timeout"] { spec.installTimeout = try reader.duration(n.value, "k3s.install_timeout") }
+        for (key, value) in [("ready_timeout", spec.readyTimeout), ("install_timeout", spec.installTimeout)] where value < .seconds(1) {
+            throw reader.error(at: k[key]!.value, "k3s.\(key) must be at least 1s", hint: "write a duration like 90s or 5m")
+        }
+        if let n = k["merge_kubeconfig"] { spec.mergeKubeconfig = try reader.bool(n.value, "k3s.merge_kubeconfig") }
+        if let n = k["kubeconfig"] { spec.kubeconfigPath = try reader.string(n.value, "k3s.kubeconfig") }
+        if let n = k["airgap"] {
+            let a = try reader.mapping(n.value, "k3s.airgap", allowed: airgapKeys, required: ["install_script", "binary"])
+            spec.airgap = K3sSpec.Airgap(installScript: try reader.string(a["install_script"]!.value, "k3s.airgap.install_script"),
+                                         binary: try reader.string(a["binary"]!.value, "k3s.airgap.binary"),
+                                         images: try a["images"].map { try reader.string($0.value, "k3s.airgap.images") })
+        } else if target == .sandbox {
+            throw reader.error(at: section, "runtime k3s on sandbox nodes needs 'k3s.airgap': sandbox nodes download nothing",
+                               hint: "give 'airgap: {install_script: ..., binary: ..., images: ...}' (local paths, relative to the plan)")
+        }
+        return spec
     }
 
     /// Dependencies and fan-out sources must name steps; the steps must have no cycle. Checked on

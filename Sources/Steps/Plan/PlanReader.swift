@@ -69,7 +69,7 @@ struct PlanReader {
 
     func bool(_ node: Node, _ what: String) throws -> Bool {
         guard case .scalar(let scalar) = node, let value = Bool(scalar.string) else {
-            throw error(at: node, "\(what) must be true or false, found \(kind(of: node))")
+            throw error(at: node, "\(what) must be true or false, found \(kind(of: node))", hint: "write true or false")
         }
         return value
     }

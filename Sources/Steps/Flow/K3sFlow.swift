@@ -1,0 +1,24 @@
+import Engine
+
+/// `runtime: k3s`: K3s on the machines a cluster target made ready.
+///
+/// ```
+/// node.ready ─► k3s.server ─► k3s.join/<worker> (parallel) ─► cluster.ready ─► kubeconfig
+/// ```
+enum K3sFlow {
+    /// The K3s steps of `plan`.
+    /// - Parameter secrets: resolved secret values: the join token's, when the plan names one.
+    static func nodes(_ plan: Plan, secrets: [String: String], ssh: SSHPool?) -> [StepGraph.Node] {
+        guard plan.runtime == .k3s, let spec = plan.k3s else { return [] }
+        let settings = K3sSettings(plan: plan, spec: spec, secrets: secrets, ssh: ssh)
+        return [
+            .step(K3sServerStep(settings: settings)),
+            .fanOut(FanOut(id: K3sJoinStep.id, source: TerraformApplyStep.id, output: ClusterInventory.workerNamesOutput,
+                           dependencies: [NodeReadyStep.id, K3sServerStep.id]) { worker in
+                K3sJoinStep(worker: worker, settings: settings)
+            }),
+            .step(ClusterReadyStep(settings: settings)),
+            .step(KubeconfigStep(settings: settings)),
+        ]
+    }
+}

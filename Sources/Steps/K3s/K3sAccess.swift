@@ -1,0 +1,93 @@
+import Engine
+import Foundation
+
+/// What every K3s step needs besides its plan section: the nodes (over the run's SSH pool), the
+/// addresses K3s uses on them, and `k3s kubectl` on the control plane.
+struct K3sAccess: Sendable {
+    /// The run's SSH pool; nil in a graph built only to be shown or validated.
+    let ssh: SSHPool?
+    /// Sandbox nodes: the private addresses Terraform reports (moto's) lead nowhere; a node is
+    /// reached, and serves, at its SSH address (its own loopback address).
+    let sandbox: Bool
+
+    /// `name` from the recorded inventory, ready to run commands.
+    func node(_ name: String, _ context: StepContext) throws -> K3sNode {
+        guard let ssh else {
+            throw StepFailure("\(context.stepID) was built without an SSH pool; run it through 'provision up'", retryable: false)
+        }
+        guard let entry = try RuntimeAccess.inventory(context.upstream).node(named: name) else {
+            throw StepFailure("node \(name) is not in the cluster inventory; run 'provision up'", retryable: false)
+        }
+        let endpoint = try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path)
+        return K3sNode(name: name, entry: entry, runner: NodeCommandRunner(pool: ssh, endpoint: endpoint), upload: { data, path, mode in
+            try await ssh.upload(data, to: path, on: endpoint, mode: mode)
+        }, isRoot: endpoint.user == "root")
+    }
+
+    /// The control plane from the recorded inventory.
+    func controlPlane(_ context: StepContext) throws -> K3sNode {
+        guard let control = try RuntimeAccess.inventory(context.upstream).controlPlane else {
+            throw StepFailure("the inventory has no node; run 'provision up'", retryable: false)
+        }
+        return try node(control.name, context)
+    }
+
+    /// The address the other nodes reach `node` at (the API server's, the agents' node IP): its
+    /// private address, or in the sandbox its own loopback address.
+    func clusterAddress(_ node: ClusterInventory.Node) throws -> String {
+        let address = sandbox || node.privateAddress.isEmpty ? node.ssh?.host ?? "" : node.privateAddress
+        guard !address.isEmpty else { throw StepFailure("the inventory has no address for node \(node.name); run 'provision up'", retryable: false) }
+        return address
+    }
+
+    /// The address this machine reaches `node` at: its public address (the sandbox's loopback one).
+    func reachableAddress(_ node: ClusterInventory.Node) throws -> String {
+        let address = sandbox || node.publicAddress.isEmpty ? node.ssh?.host ?? "" : node.publicAddress
+        guard !address.isEmpty else { throw StepFailure("the inventory has no public address for node \(node.name); run 'provision up'", retryable: false) }
+        return address
+    }
+
+    /// The nodes the cluster reports (`k3s kubectl get nodes -o json` on the control plane).
+    static func clusterNodes(on control: K3sNode) async throws -> [KubeNode] {
+        let result = try await control.run("k3s kubectl get nodes -o json", timeout: .seconds(30))
+        guard result.succeeded else {
+            throw StepFailure("'k3s kubectl get nodes' on \(control.name) failed (\(result.summary)): \(result.stderr.suffix(400))")
+        }
+        return try KubeNode.list(Data(result.stdout.utf8))
+    }
+
+    /// Whether the API server answers `/readyz` with ok.
+    static func apiReady(on control: K3sNode) async throws -> Bool {
+        let result = try await control.run("k3s kubectl get --raw /readyz", timeout: .seconds(20))
+        return result.succeeded && result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok"
+    }
+
+    /// The version `k3s --version` reports on a node ("" when k3s is not installed).
+    static func installedVersion(on node: K3sNode) async throws -> String {
+        let result = try await node.run("k3s --version 2>/dev/null || /usr/local/bin/k3s --version 2>/dev/null || true", timeout: .seconds(20))
+        return version(fromVersionOutput: result.stdout) ?? ""
+    }
+
+    /// `v1.33.4+k3s1` from "k3s version v1.33.4+k3s1 (abc123)".
+    static func version(fromVersionOutput text: String) -> String? {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("k3s version ") }) else { return nil }
+        return line.split(separator: " ").dropFirst(2).first.map(String.init)
+    }
+
+    /// The join token: the plan's secret, or the one the server generated (read over SSH, never
+    /// stored). Either way it is added to the run's redactor before anything can print it.
+    static func token(planToken: String?, control: K3sNode, context: StepContext) async throws -> String {
+        if let planToken {
+            context.addSecret(planToken)
+            return planToken
+        }
+        let text = try await control.read("/var/lib/rancher/k3s/server/token").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else {
+            throw StepFailure("the server on \(control.name) has no token at /var/lib/rancher/k3s/server/token; run 'provision up' so k3s.server installs it")
+        }
+        context.addSecret(text)
+        // The short form (what follows "::server:") is a valid token too.
+        if let range = text.range(of: "::server:") { context.addSecret(String(text[range.upperBound...])) }
+        return text
+    }
+}

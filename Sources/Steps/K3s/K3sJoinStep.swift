@@ -1,0 +1,138 @@
+import Engine
+import Foundation
+
+/// `k3s.join/<worker>`: the K3s agent on one worker, joined to the server (`K3S_URL` on the
+/// server's cluster address, `K3S_TOKEN`), same version. The fan-out's children run in parallel.
+///
+/// K3s's install script blocks for ever when an agent cannot join, so it runs under
+/// `k3s.install_timeout`; when that runs out, the agent's log says why ("Node password
+/// rejected", a refused token, an unreachable server) and the error gives the fix.
+/// `check`: the node is Ready in the cluster with the pinned version.
+struct K3sJoinStep: Step {
+    static let id = StepID("k3s.join")
+    /// The agent's log under OpenRC (K3s's install script writes this unit).
+    static let agentLog = "/var/log/k3s-agent.log"
+
+    let id: StepID
+    let worker: String
+    let settings: K3sSettings
+
+    init(worker: String, settings: K3sSettings) {
+        self.id = Self.id.child(worker)
+        self.worker = worker
+        self.settings = settings
+    }
+
+    var dependencies: [StepID] { [TerraformApplyStep.id, NodeReadyStep.id, K3sServerStep.id] }
+    var inputs: String { "\(settings.inputs) join \(worker)" }
+    var hasCheck: Bool { true }
+    var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(2), maxBackoff: .seconds(5)) }
+
+    /// This worker's and the control plane's machines, the server's outputs: adding a worker runs
+    /// only the new worker's join.
+    func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? {
+        let control = (try? RuntimeAccess.inventory(upstream))?.controlPlane?.name ?? ""
+        return RuntimeAccess.scope(upstream) { _ in [worker, control] }.filter { id, _ in
+            id == TerraformApplyStep.id || id == K3sServerStep.id || id == NodeReadyStep.id.child(worker)
+        }
+    }
+
+    /// `INSTALL_K3S_EXEC` for this worker.
+    func exec(_ node: ClusterInventory.Node) throws -> String {
+        ["agent", "--node-name", worker, "--node-ip", try settings.access.clusterAddress(node)].joined(separator: " ")
+    }
+
+    /// Where the control plane records which machine (instance id) joined as this worker.
+    private var joinedAsPath: String { "\(K3sInstall.directory)/joined/\(worker)" }
+
+    private func remember(_ node: K3sNode, on control: K3sNode) async throws {
+        try await control.must("mkdir -p \(K3sInstall.directory)/joined && echo \(ServiceUnit.quoted(node.entry.instanceID)) > \(joinedAsPath)",
+                               "recording \(worker)'s machine")
+    }
+
+    /// A worker whose machine was re-created (the inventory has another instance under its name)
+    /// has a new node password that the server would reject ("Node password rejected"): its stale
+    /// node object is deleted first, which removes the server's record of the old password.
+    private func forgetIfReplaced(_ node: K3sNode, on control: K3sNode, log: StepLog) async throws {
+        let joinedAs = try await control.read(joinedAsPath).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !joinedAs.isEmpty, joinedAs != node.entry.instanceID, try await clusterNode(control) != nil else { return }
+        log.write("\(worker) is machine \(node.entry.instanceID) now but joined as \(joinedAs): deleting its stale node object so that its new node password is accepted")
+        try await control.must("k3s kubectl delete node \(worker)", "deleting the stale node \(worker)", timeout: .seconds(30))
+    }
+
+    /// The error of an agent that did not join in time: the cause its log names since this attempt
+    /// began (`logOffset`, its size then: an older cause may have been fixed since), with the fix.
+    private func notJoined(node: K3sNode, control: K3sNode, url: String, timeout: Duration, logOffset: Int) async throws -> StepFailure {
+        let recent = try await node.run("tail -c +\(logOffset + 1) \(Self.agentLog) 2>/dev/null | tail -n 12", timeout: .seconds(20)).stdout
+        let tail = recent.isEmpty ? try await node.run("tail -n 12 \(Self.agentLog) 2>/dev/null", timeout: .seconds(20)).stdout : recent
+        let cause = AgentLogCause(log: recent)
+        return StepFailure(cause.message(worker: worker, server: control.name, url: url, deadline: timeout, tokenSecret: settings.spec.tokenSecret,
+                                         logFile: Self.agentLog, tail: tail), retryable: false)
+    }
+
+    private var outputs: StepOutputs { ["node_name": .string(worker), "version": .string(settings.spec.version)] }
+
+    /// This worker as the cluster reports it, or nil.
+    private func clusterNode(_ control: K3sNode) async throws -> KubeNode? {
+        try await K3sAccess.clusterNodes(on: control).first { $0.name == worker }
+    }
+
+    private func problem(_ node: KubeNode?) -> String? {
+        guard let node else { return "\(worker) is not in the cluster" }
+        if node.version != settings.spec.version { return "\(worker) runs K3s \(node.version), the plan pins \(settings.spec.version)" }
+        if !node.isReady { return "\(worker) is \(node.condition)" }
+        return nil
+    }
+
+    func check(_ context: StepContext) async throws -> CheckResult {
+        let control = try settings.access.controlPlane(context)
+        if let problem = problem(try await clusterNode(control)) { return .unsatisfied(problem) }
+        return .satisfied(outputs)
+    }
+
+    func apply(_ context: StepContext) async throws -> StepOutputs {
+        let control = try settings.access.controlPlane(context)
+        let node = try settings.access.node(worker, context)
+        let url = "https://\(try settings.access.clusterAddress(control.entry)):6443"
+        let exec = try exec(node.entry)
+        let digest = settings.install.digest(exec: exec, extraEnvironment: ["K3S_URL": url])
+        let recordPath = "\(K3sInstall.directory)/agent.digest"
+        if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, problem(try await clusterNode(control)) == nil {
+            try await remember(node, on: control)
+            context.log.write("\(worker): the agent is installed as planned and Ready; the install script is not run")
+            return outputs
+        }
+        try await forgetIfReplaced(node, on: control, log: context.log)
+        let logOffset = Int(try await node.run("stat -c %s \(Self.agentLog) 2>/dev/null || echo 0", timeout: .seconds(20)).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let token = try await K3sAccess.token(planToken: settings.token, control: control, context: context)
+        var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec, "K3S_URL": url, "K3S_TOKEN": token]
+        if settings.spec.airgap != nil { environment["INSTALL_K3S_SKIP_DOWNLOAD"] = "true" }
+        let timeout = settings.spec.installTimeout
+        let deadline = ContinuousClock.now + timeout
+        try await settings.install.prepare(node, log: context.log)
+        switch try await settings.install.run(on: node, environment: environment, record: (digest, recordPath), deadline: deadline, log: context.log) {
+        case .finished:
+            break
+        case .failed(let status, let output):
+            throw StepFailure("K3s's install script failed on \(worker) (exit \(status)); its last lines:\n\(output)", retryable: false)
+        case .timedOut:
+            throw try await notJoined(node: node, control: control, url: url, timeout: timeout, logOffset: logOffset)
+        }
+        // Registered (or the script found nothing to change); now Ready with the pinned version,
+        // within what is left of the deadline.
+        while let problem = problem(try await clusterNode(control)) {
+            guard ContinuousClock.now < deadline else {
+                guard try await clusterNode(control) == nil else {
+                    throw StepFailure("\(problem) \(timeout.formatted) after its install began; see 'k3s kubectl describe node \(worker)' on \(control.name)",
+                                      retryable: false)
+                }
+                throw try await notJoined(node: node, control: control, url: url, timeout: timeout, logOffset: logOffset)
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        try await remember(node, on: control)
+        context.log.write("\(worker): joined, Ready, K3s \(settings.spec.version)")
+        return outputs
+    }
+}

@@ -1,0 +1,97 @@
+import Engine
+import Foundation
+
+/// `k3s.server`: the pinned K3s server on the control plane, installed by K3s's install script
+/// (`INSTALL_K3S_VERSION`, `INSTALL_K3S_EXEC`; airgap files with `INSTALL_K3S_SKIP_DOWNLOAD`).
+///
+/// `check`: `k3s --version` is the pin, the service runs and the API answers `/readyz`. `apply`
+/// does not even call the install script when the node already runs this install (its recorded
+/// digest) and the check holds. Outputs: the API URL on the cluster address, the node name, the version.
+struct K3sServerStep: Step {
+    static let id = StepID("k3s.server")
+
+    let settings: K3sSettings
+
+    var id: StepID { Self.id }
+    var dependencies: [StepID] { [TerraformApplyStep.id, NodeReadyStep.id] }
+    var inputs: String {
+        "\(settings.inputs) disable=\(settings.spec.disable.joined(separator: ",")) extra=\(settings.spec.extraArgs.joined(separator: " "))"
+    }
+    var hasCheck: Bool { true }
+    var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(2), maxBackoff: .seconds(5)) }
+
+    /// Only the control plane's machine and route count: adding a worker leaves the server alone.
+    func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? {
+        RuntimeAccess.scope(upstream) { inventory in [inventory.controlPlane?.name ?? ""] }
+            .filter { id, _ in id == TerraformApplyStep.id || id.rawValue == "\(NodeReadyStep.id.rawValue)/\((try? RuntimeAccess.inventory(upstream))?.controlPlane?.name ?? "")" }
+    }
+
+    /// `INSTALL_K3S_EXEC` for the server on `control`.
+    func exec(_ control: ClusterInventory.Node) throws -> String {
+        var args = ["server", "--tls-san", try settings.access.reachableAddress(control), "--node-name", control.name,
+                    "--node-ip", try settings.access.clusterAddress(control), "--write-kubeconfig-mode", "600"]
+        for item in settings.spec.disable { args += ["--disable", item] }
+        return (args + settings.spec.extraArgs).joined(separator: " ")
+    }
+
+    private func outputs(_ control: ClusterInventory.Node) throws -> StepOutputs {
+        ["api_url": .string("https://\(try settings.access.clusterAddress(control)):6443"), "node_name": .string(control.name),
+         "version": .string(settings.spec.version)]
+    }
+
+    /// The first thing about the server that is not as planned, or nil.
+    private func problem(_ node: K3sNode) async throws -> String? {
+        let version = try await K3sAccess.installedVersion(on: node)
+        if version != settings.spec.version {
+            return version.isEmpty ? "k3s is not installed on \(node.name)" : "\(node.name) runs K3s \(version), the plan pins \(settings.spec.version)"
+        }
+        guard try await node.run("rc-service k3s status >/dev/null 2>&1 || systemctl is-active --quiet k3s 2>/dev/null", timeout: .seconds(20)).succeeded else {
+            return "the k3s service is not running on \(node.name)"
+        }
+        guard try await K3sAccess.apiReady(on: node) else { return "the API server on \(node.name) does not answer /readyz with ok" }
+        return nil
+    }
+
+    func check(_ context: StepContext) async throws -> CheckResult {
+        let node = try settings.access.controlPlane(context)
+        if let problem = try await problem(node) { return .unsatisfied(problem) }
+        return .satisfied(try outputs(node.entry))
+    }
+
+    func apply(_ context: StepContext) async throws -> StepOutputs {
+        let node = try settings.access.controlPlane(context)
+        if let token = settings.token { context.addSecret(token) }
+        let exec = try exec(node.entry)
+        var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec]
+        if settings.spec.airgap != nil { environment["INSTALL_K3S_SKIP_DOWNLOAD"] = "true" }
+        let digest = settings.install.digest(exec: exec, extraEnvironment: [:])
+        let recordPath = "\(K3sInstall.directory)/server.digest"
+        if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, try await problem(node) == nil {
+            context.log.write("\(node.name): K3s \(settings.spec.version) is installed as planned and answers; the install script is not run")
+            return try outputs(node.entry)
+        }
+        if let token = settings.token { environment["K3S_TOKEN"] = token }
+        let deadline = ContinuousClock.now + settings.spec.installTimeout
+        try await settings.install.prepare(node, log: context.log)
+        let outcome = try await settings.install.run(on: node, environment: environment, record: (digest, recordPath), deadline: deadline, log: context.log)
+        switch outcome {
+        case .finished:
+            break
+        case .failed(let status, let output):
+            throw StepFailure("K3s's install script failed on \(node.name) (exit \(status)); its last lines:\n\(output)", retryable: false)
+        case .timedOut:
+            let tail = try await node.run("tail -n 20 /var/log/k3s.log 2>/dev/null; tail -n 5 \(K3sInstall.log) 2>/dev/null", timeout: .seconds(20)).stdout
+            throw StepFailure("the K3s server on \(node.name) did not start within \(settings.spec.installTimeout.formatted); last lines of /var/log/k3s.log:\n\(tail)",
+                              retryable: false)
+        }
+        while !(try await K3sAccess.apiReady(on: node)) {
+            guard ContinuousClock.now < deadline else {
+                throw StepFailure("the API server on \(node.name) did not answer /readyz within \(settings.spec.installTimeout.formatted)", retryable: false)
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        if let problem = try await problem(node) { throw StepFailure("after the install: \(problem)", retryable: false) }
+        context.log.write("\(node.name): K3s \(settings.spec.version) server installed; the API answers")
+        return try outputs(node.entry)
+    }
+}

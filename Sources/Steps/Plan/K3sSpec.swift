@@ -1,0 +1,50 @@
+import Foundation
+
+/// How `runtime: k3s` installs K3s on the nodes (the plan's `k3s:` section).
+public struct K3sSpec: Sendable, Equatable {
+    /// The pinned K3s release (`v1.33.4+k3s1`); every node runs exactly this one.
+    public var version: String
+    /// The name of the plan secret (`secrets:`) that is the join token; nil lets the server
+    /// generate one, which each join reads from the server over SSH when it needs it.
+    public var tokenSecret: String?
+    /// Extra arguments of `k3s server`.
+    public var extraArgs: [String] = []
+    /// Packaged components the server leaves out (`--disable`); metrics-server must stay (the HPA needs it).
+    public var disable: [String] = ["traefik"]
+    /// How long every planned node may take to be Ready (and the core deployments available).
+    public var readyTimeout: Duration = .seconds(300)
+    /// The deadline of one install (server or agent): K3s's install script blocks for ever when
+    /// an agent cannot join.
+    public var installTimeout: Duration = .seconds(300)
+    /// Merge the cluster's kubeconfig into `kubeconfigPath` under the plan's name.
+    public var mergeKubeconfig = false
+    /// The kubeconfig `merge_kubeconfig` merges into (`~` is the home directory).
+    public var kubeconfigPath = "~/.kube/config"
+    /// Files to install from this machine instead of downloading (needed where nodes have no egress).
+    public var airgap: Airgap?
+
+    /// K3s's airgap install: the binary, the images tarball and the install script, from here.
+    public struct Airgap: Sendable, Equatable {
+        /// K3s's install script (get.k3s.io), run with `INSTALL_K3S_SKIP_DOWNLOAD=true`.
+        public var installScript: String
+        /// The `k3s` binary, uploaded to /usr/local/bin/k3s.
+        public var binary: String
+        /// The images tarball, uploaded to /var/lib/rancher/k3s/agent/images/ (optional).
+        public var images: String?
+
+        public init(installScript: String, binary: String, images: String? = nil) {
+            self.installScript = installScript
+            self.binary = binary
+            self.images = images
+        }
+    }
+
+    /// What `--disable` accepts.
+    public static let disableable = ["coredns", "servicelb", "traefik", "local-storage", "metrics-server"]
+    /// Server arguments the steps set themselves (or that would put the token on a command line).
+    public static let reservedArgs = ["--token", "--agent-token", "--token-file", "--server", "--node-name", "--write-kubeconfig-mode", "--cluster-init"]
+
+    public init(version: String) {
+        self.version = version
+    }
+}

@@ -1,0 +1,6 @@
+import Foundation
+
+extension Workspace {
+    /// The kubeconfig the `kubeconfig` step writes for this plan (`state/<plan>/kubeconfig`, 0600).
+    public var kubeconfigPath: URL { KubeconfigStep.path(stateDirectory) }
+}

@@ -1,0 +1,117 @@
+# K3s STAND-IN for provision's tests (Tests/K3sStandIn): NOT K3s's install script. It honours the same environment.
+# shellcheck shell=sh
+#
+# Like get.k3s.io's script it reads INSTALL_K3S_VERSION, INSTALL_K3S_EXEC (or arguments; the command
+# defaults to server, or agent when K3S_URL is set), INSTALL_K3S_SKIP_DOWNLOAD (true|binary: the
+# binary must already be in INSTALL_K3S_BIN_DIR, default /usr/local/bin), K3S_URL (https:// only),
+# K3S_TOKEN / K3S_TOKEN_FILE (required with K3S_URL); it refuses to run without a service manager,
+# writes the K3S_* variables to the service's env file (0600), an OpenRC unit (k3s or k3s-agent),
+# skips an unchanged install ("No change detected so skipping service start"), and otherwise
+# (re)starts the service and waits for it like a Type=notify unit: for ever, when an agent cannot join.
+# It cannot download anything. Each run that gets past these checks appends a line to
+# /var/lib/k3s-standin/installs (tests count them).
+set -eu
+
+info() { echo "[INFO]  $*"; }
+fatal() { echo "[ERROR] $*" >&2; exit 1; }
+
+BIN_DIR=${INSTALL_K3S_BIN_DIR:-/usr/local/bin}
+
+# The command: server, or agent with K3S_URL.
+if [ -n "${K3S_URL:-}" ]; then
+    case "$K3S_URL" in
+        https://*) ;;
+        *) fatal "Only https:// URLs are supported for K3S_URL (have ${K3S_URL})" ;;
+    esac
+    if [ -z "${K3S_TOKEN:-}" ] && [ -z "${K3S_TOKEN_FILE:-}" ]; then
+        fatal "Defaulted k3s exec command to 'agent' because K3S_URL is defined, but K3S_TOKEN or K3S_TOKEN_FILE is not defined."
+    fi
+    default_command=agent
+else
+    default_command=server
+fi
+# shellcheck disable=SC2086
+set -- ${INSTALL_K3S_EXEC:-} "$@"
+case "${1:-}" in
+    server|agent) command=$1; shift ;;
+    *) command=$default_command ;;
+esac
+
+# A service manager: OpenRC here (K3s's script also takes systemd; this stand-in does not).
+if [ -x /sbin/openrc-run ]; then
+    :
+elif command -v systemctl >/dev/null 2>&1; then
+    fatal "this K3s stand-in supports OpenRC only"
+else
+    fatal "Can not find systemd or openrc to use as a process supervisor for k3s"
+fi
+
+case "${INSTALL_K3S_SKIP_DOWNLOAD:-}" in
+    true|binary)
+        [ -x "$BIN_DIR/k3s" ] || fatal "Executable k3s binary not found at $BIN_DIR/k3s"
+        info "Skipping k3s download and verify"
+        ;;
+    *) fatal "the K3s stand-in cannot download K3s ${INSTALL_K3S_VERSION:-(stable)}: set INSTALL_K3S_SKIP_DOWNLOAD=true with the binary in $BIN_DIR" ;;
+esac
+
+mkdir -p /var/lib/k3s-standin
+echo "$(date +%s) ${INSTALL_K3S_VERSION:-} $command" >> /var/lib/k3s-standin/installs
+
+if [ "$command" = server ]; then service=k3s; else service=k3s-agent; fi
+mkdir -p /etc/rancher/k3s /var/lib/rancher/k3s
+env_file=/etc/rancher/k3s/$service.env
+umask 077
+env | grep -E '^(K3S_|CONTAINERD_)' | sed -e 's/=\(.*\)/="\1"/' > "$env_file.new" || true
+mv -f "$env_file.new" "$env_file"
+chmod 0600 "$env_file"
+umask 022
+
+cat > "/etc/init.d/$service.new" <<UNIT
+#!/sbin/openrc-run
+# K3s STAND-IN service unit (tests only), written by the stand-in install script
+description="k3s stand-in ($command)"
+supervisor=supervise-daemon
+command="$BIN_DIR/k3s"
+command_args="$command $*"
+output_log="/var/log/$service.log"
+error_log="/var/log/$service.log"
+respawn_delay=2
+respawn_max=0
+UNIT
+chmod 0755 "/etc/init.d/$service.new"
+mv -f "/etc/init.d/$service.new" "/etc/init.d/$service"
+
+cat > "$BIN_DIR/k3s-killall.sh" <<'KILL'
+#!/bin/sh
+# K3s STAND-IN killall (tests only)
+for s in k3s k3s-agent; do [ -e /etc/init.d/$s ] && rc-service $s stop; done; exit 0
+KILL
+if [ "$command" = server ]; then uninstall=k3s-uninstall.sh; else uninstall=k3s-agent-uninstall.sh; fi
+cat > "$BIN_DIR/$uninstall" <<UNINSTALL
+#!/bin/sh
+# K3s STAND-IN uninstall (tests only)
+rc-service $service stop 2>/dev/null || true
+rm -f /etc/init.d/$service $env_file /var/lib/k3s-standin/$service.hash
+rm -rf /var/lib/rancher/k3s /etc/rancher/k3s
+rm -f $BIN_DIR/k3s $BIN_DIR/k3s-killall.sh $BIN_DIR/$uninstall
+UNINSTALL
+chmod 0755 "$BIN_DIR/k3s-killall.sh" "$BIN_DIR/$uninstall"
+
+hash=$(cat "$BIN_DIR/k3s" "/etc/init.d/$service" "$env_file" | sha256sum | cut -d' ' -f1)
+if [ "$(cat /var/lib/k3s-standin/$service.hash 2>/dev/null || true)" = "$hash" ] && rc-service "$service" status >/dev/null 2>&1; then
+    info "No change detected so skipping service start"
+    exit 0
+fi
+echo "$hash" > /var/lib/k3s-standin/$service.hash
+
+info "Starting $service"
+rm -f /var/lib/rancher/k3s/agent/standin-joined
+if rc-service "$service" status >/dev/null 2>&1; then rc-service "$service" restart >/dev/null; else rc-service "$service" start >/dev/null; fi
+
+# Like a Type=notify unit without a start timeout: wait until the service says it is up, for ever.
+if [ "$command" = agent ]; then
+    until [ -f /var/lib/rancher/k3s/agent/standin-joined ]; do sleep 0.5; done
+else
+    until [ -f /etc/rancher/k3s/k3s.yaml ] && [ "$("$BIN_DIR/k3s" kubectl get --raw /readyz 2>/dev/null)" = ok ]; do sleep 0.5; done
+fi
+info "$service is up"

@@ -1,0 +1,78 @@
+import Engine
+import Foundation
+import Testing
+@testable import Steps
+
+/// The plan's `k3s:` section: what it accepts, and a file:line error with a hint for each bad value.
+@Suite struct K3sPlanTests {
+    static let head = "name: p\ntarget: aws\ncluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\n"
+
+    func error(_ text: String) -> PlanError? {
+        do {
+            _ = try PlanLoader.parse(Data(text.utf8), path: "plans/t.yaml")
+            return nil
+        } catch let error as PlanError {
+            return error
+        } catch {
+            Issue.record("unexpected error type: \(error)")
+            return nil
+        }
+    }
+
+    @Test func awsPlanInRepositoryLoadsWithEveryK3sField() throws {
+        let plan = try PlanLoader.load(path: repositoryRoot.appendingPathComponent("plans/aws.yaml").path)
+        #expect(plan.target == .aws && plan.runtime == .k3s)
+        let k3s = try #require(plan.k3s)
+        #expect(k3s.version == "v1.33.4+k3s1")
+        #expect(k3s.disable == ["traefik"])
+        #expect(k3s.mergeKubeconfig)
+        let graph = try plan.graph(secrets: [:])
+        let ids = graph.order.map(\.rawValue)
+        #expect(ids.suffix(4) == ["k3s.server", "k3s.join", "cluster.ready", "kubeconfig"], "\(ids)")
+    }
+
+    @Test func defaultsAndRuntimeSeparationFromTarget() throws {
+        let plan = try PlanLoader.parse(Data((Self.head + "k3s: {version: v1.33.4+k3s1}\n").utf8), path: "plans/t.yaml")
+        #expect(plan.runtime == .k3s, "aws defaults to k3s")
+        #expect(plan.k3s?.disable == ["traefik"] && plan.k3s?.tokenSecret == nil && plan.k3s?.mergeKubeconfig == false)
+        let processes = try #require(error(Self.head + "runtime: processes\n"))
+        #expect(processes.line == 4 && processes.message.contains("sandbox nodes only"))
+    }
+
+    @Test func badValuesPointAtTheirLineWithAHint() throws {
+        let cases: [(String, Int, String)] = [
+            ("runtime: k3s\n", 4, "needs a 'k3s:' section"),
+            ("k3s:\n  disable: [traefik]\n", 5, "missing the required key 'version'"),
+            ("k3s:\n  version: stable\n", 5, "is not a K3s release"),
+            ("k3s:\n  version: v1.33.4+k3s1\n  disable: [metrics-server]\n", 6, "HorizontalPodAutoscaler needs"),
+            ("k3s:\n  version: v1.33.4+k3s1\n  disable: [trafik]\n", 6, "which K3s does not package"),
+            ("k3s:\n  version: v1.33.4+k3s1\n  token: missing\n", 6, "not in 'secrets:'"),
+            ("k3s:\n  version: v1.33.4+k3s1\n  extra_args: [--token=abc]\n", 6, "may not set --token"),
+            ("k3s:\n  version: v1.33.4+k3s1\n  ready_timeout: soon\n", 6, "must be a duration"),
+            ("k3s:\n  version: v1.33.4+k3s1\n  airgap: {binary: k3s}\n", 6, "missing the required key 'install_script'"),
+            ("k3s:\n  version: v1.33.4+k3s1\n  merge_kubeconfig: maybe\n", 6, "must be true or false"),
+            ("k3s:\n  version: v1.33.4+k3s1\n  verison: x\n", 6, "unknown key 'verison'"),
+        ]
+        for (section, line, message) in cases {
+            let e = try #require(error(Self.head + section), "\(section)")
+            #expect(e.line == line && e.message.contains(message), "\(section): \(e)")
+            #expect(e.hint != nil, "\(section): a hint")
+        }
+        let disabled = try #require(error(Self.head + "k3s:\n  version: v1.33.4+k3s1\n  disable: [trafik]\n"))
+        #expect(disabled.hint?.hasPrefix("did you mean 'traefik'?") == true)
+        let sandbox = try #require(error("name: p\ntarget: sandbox\nruntime: k3s\ncluster: {worker_count: 1}\nk3s:\n  version: v1.33.4+k3s1\n"))
+        #expect(sandbox.line == 6 && sandbox.message.contains("needs 'k3s.airgap'"), "\(sandbox)")
+        let notK3s = try #require(error("name: p\ntarget: sandbox\nruntime: none\ncluster: {worker_count: 1}\nk3s: {version: v1.33.4+k3s1}\n"))
+        #expect(notK3s.line == 5 && notK3s.message.contains("only applies to 'runtime: k3s'"))
+    }
+
+    @Test func tokenNamesASecretAndNeverEntersAnyInput() throws {
+        let text = Self.head + "secrets: {join: {env: JOIN_TOKEN}}\nk3s: {version: v1.33.4+k3s1, token: join}\n"
+        let plan = try PlanLoader.parse(Data(text.utf8), path: "plans/t.yaml")
+        #expect(plan.k3s?.tokenSecret == "join")
+        let graph = try plan.graph(secrets: ["join": "planted-token-value"])
+        for id in graph.order {
+            if case .step(let step)? = graph.nodes[id] { #expect(!step.inputs.contains("planted-token-value"), "\(id)") }
+        }
+    }
+}
