@@ -104,7 +104,7 @@ struct K3sInstall: Sendable {
             try Task.checkCancellation()
             let rc = try await node.run("cat \(dir)/install.rc 2>/dev/null", timeout: .seconds(20)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             if let status = Int(rc) {
-                try await node.run("rm -f \(dir)/install.pid", timeout: .seconds(20))
+                _ = try await node.run("rm -f \(dir)/install.pid", timeout: .seconds(20))
                 switch status {
                 case 0: return .finished
                 case 124, 137: return .timedOut
@@ -113,7 +113,7 @@ struct K3sInstall: Sendable {
             }
             try await Task.sleep(for: .milliseconds(500))
         }
-        try await node.run("pkill -TERM -s \"$(cat \(dir)/install.pid)\" 2>/dev/null; rm -f \(dir)/install.pid", timeout: .seconds(20))
+        _ = try await node.run("pkill -TERM -s \"$(cat \(dir)/install.pid)\" 2>/dev/null; rm -f \(dir)/install.pid", timeout: .seconds(20))
         return .timedOut
     }
 }
