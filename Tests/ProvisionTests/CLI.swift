@@ -116,3 +116,23 @@ func waitUntil(timeout: Duration = .seconds(20), every: Duration = .milliseconds
         try await Task.sleep(for: every)
     }
 }
+
+/// Polls `count` every `every` until it reaches `target`; fails only when it stops rising for
+/// `stall` (a loaded machine slows a pipeline down, a stuck one never moves) or after `limit`.
+func waitUntilCount(reaches target: Int, stall: Duration = .seconds(60), limit: Duration = .seconds(900),
+                    every: Duration = .seconds(2), _ count: () -> Int?) async throws {
+    let start = ContinuousClock.now
+    var best = -1
+    var lastRise = start
+    while true {
+        let now = ContinuousClock.now
+        let current = count() ?? best
+        if current >= target { return }
+        if current > best { best = current; lastRise = now }
+        guard now - lastRise < stall, now - start < limit else {
+            throw StepFailure("reached \(best) of \(target): no progress for \(now - lastRise), \(now - start) in all")
+        }
+        try await Task.sleep(for: every)
+    }
+}
+

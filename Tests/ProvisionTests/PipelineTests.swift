@@ -224,7 +224,7 @@ import Glibc
         defer { Services.stop(processor) }
         #expect(port != 0 && lastPort != 0)
         do {
-            try await waitUntil(timeout: .seconds(240), every: .seconds(2)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 100_000 } ?? false }
+            try await waitUntilCount(reaches: 100_000) { pipeline.stats(port).map { $0.metrics + $0.tokens } }
         } catch {
             let reasons = Set(((try? HostileRecordTests.letters(pipeline)) ?? []).compactMap { $0.headers["dlq.reason"] })
             Issue.record("stored \(String(describing: pipeline.stats(port))) of 100000; dead letters' reasons: \(reasons); processor: \(processor.stderr.suffix(3000))")
@@ -258,7 +258,7 @@ import Glibc
         #expect(Self.lagTotal(port) ?? 0 > 0, "records waiting behind the outage show up as consumer lag")
 
         pipeline.mongo = try await MongoServer(cli: pipeline.cli, file: pipeline.mongo.store, port: pipeline.mongo.port)
-        try await waitUntil(timeout: .seconds(240), every: .seconds(2)) { pipeline.stats(port).map { $0.metrics + $0.tokens >= 20_000 } ?? false }
+        try await waitUntilCount(reaches: 20_000) { pipeline.stats(port).map { $0.metrics + $0.tokens } }
         try await Task.sleep(for: .seconds(1))
         let final = try #require(pipeline.stats(port))
         #expect(final.metrics == 10_000)
