@@ -321,6 +321,44 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
         try locked { try database.query("DELETE FROM resources WHERE kind = ?1 AND key = ?2", [.text(kind), .text(key)]) }
     }
 
+    // MARK: Children
+
+    public func stepsApplied(inRun run: Int64) throws -> Set<StepID> {
+        try locked {
+            Set(try database.query("SELECT DISTINCT step_id FROM attempts WHERE run_id = ? AND outcome = 'succeeded'", [.int(run)])
+                .map { StepID($0[0].text ?? "") })
+        }
+    }
+
+    public func recordChild(_ child: ChildRecord) throws -> ChildRecord {
+        try locked {
+            try database.query("""
+                INSERT INTO children (step_id, run_id, attempt, pid, process_start, host, command, started_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(child.step.rawValue), .int(child.run), .int(Int64(child.attempt)), .int(Int64(child.pid)),
+                      child.processStart.map(SQLValue.text) ?? .null, .text(child.host), .text(child.command),
+                      .double(child.startedAt.timeIntervalSince1970)])
+            var stored = child
+            stored.id = database.lastInsertRowID
+            return stored
+        }
+    }
+
+    public func removeChild(id: Int64) throws {
+        try locked { try database.query("DELETE FROM children WHERE id = ?", [.int(id)]) }
+    }
+
+    public func children() throws -> [ChildRecord] {
+        try locked {
+            try database.query("SELECT id, step_id, run_id, attempt, pid, process_start, host, command, started_at FROM children ORDER BY id")
+                .map { row in
+                    ChildRecord(id: row[0].int ?? 0, step: StepID(row[1].text ?? ""), run: row[2].int ?? 0, attempt: Int(row[3].int ?? 0),
+                                pid: Int32(row[4].int ?? 0), processStart: row[5].text, host: row[6].text ?? "", command: row[7].text ?? "",
+                                startedAt: Date(timeIntervalSince1970: row[8].double ?? 0))
+                }
+        }
+    }
+
     public func integrityCheck() throws -> String {
         try locked { try database.query("PRAGMA integrity_check").map { $0[0].text ?? "" }.joined(separator: "; ") }
     }
