@@ -21,7 +21,7 @@ import Glibc
             self.marker = marker
             self.refuse = refuse
         }
-        func register(pid: Int32, processStart: String?, command: String) throws -> Int64 {
+        func register(pid: Int32, processStart: String?, command: String, stopGrace: Duration?) throws -> Int64 {
             if refuse { throw StepFailure("the store is full") }
             try Data("\(pid)\n".utf8).write(to: marker)
             calls.withLock { $0.registered.append(pid) }
@@ -69,6 +69,17 @@ import Glibc
         let recorded = try #require(await watcher.value)
         #expect(recorded.step == "build" && recorded.attempt == 1 && recorded.host == LockHolder.hostName)
         #expect(recorded.processStart != nil && recorded.command.contains("sleep 1"))
+        #expect(try harness.store.children().isEmpty)
+    }
+
+    @Test func aCommandsOwnStopGraceIsKeptWithItsRecord() async throws {
+        let harness = try Harness()
+        let recorded = try harness.store.recordChild(ChildRecord(step: "terraform.apply", run: 1, attempt: 1, pid: 4121, processStart: "77",
+                                                                 host: LockHolder.hostName, command: "terraform apply", stopGrace: .seconds(90)))
+        let read = try #require(try harness.store.children().first)
+        #expect(read.id == recorded.id && read.step == "terraform.apply" && read.pid == 4121 && read.processStart == "77")
+        #expect(read.stopGrace == .seconds(90))
+        try harness.store.removeChild(id: recorded.id)
         #expect(try harness.store.children().isEmpty)
     }
 

@@ -16,7 +16,9 @@ extension Executor {
         let grace = leftoverGrace
         let results = await withTaskGroup(of: (ChildRecord, LeftoverProcessGroup.StopResult).self) { group in
             for child in leftovers {
-                group.addTask { (child, await LeftoverProcessGroup(pid: child.pid, processStart: child.processStart).stop(grace: grace)) }
+                group.addTask {
+                    (child, await LeftoverProcessGroup(pid: child.pid, processStart: child.processStart).stop(grace: child.stopGrace ?? grace))
+                }
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
@@ -25,7 +27,7 @@ extension Executor {
             switch result {
             case .alreadyGone: break
             case .terminated: report(child, "\(what): stopped it (SIGTERM) before running this step again")
-            case .killed: report(child, "\(what): killed it (SIGKILL after \(grace.formatted)) before running this step again")
+            case .killed: report(child, "\(what): killed it (SIGKILL after \((child.stopGrace ?? grace).formatted)) before running this step again")
             case .stuck: throw LeftoverChildError.stuck(child)
             }
             try store.removeChild(id: child.id)

@@ -7,7 +7,8 @@
 public protocol ChildRegistry: Sendable {
     /// Records a child that is about to run; returns a token for `unregister`. Throwing keeps the
     /// child from running at all.
-    func register(pid: Int32, processStart: String?, command: String) throws -> Int64
+    /// - Parameter stopGrace: the command's `ProcessCommand.stopGrace`.
+    func register(pid: Int32, processStart: String?, command: String, stopGrace: Duration?) throws -> Int64
     /// Forgets a child that has exited.
     func unregister(_ token: Int64)
 }

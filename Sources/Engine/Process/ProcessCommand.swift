@@ -8,6 +8,10 @@ public struct ProcessCommand: Sendable, Hashable {
     public var environment: [String: String]
     /// Working directory; nil keeps the provisioner's.
     public var workingDirectory: String?
+    /// How long what is left of this command after `provision` was killed gets, once a later run
+    /// finds it, between SIGTERM and SIGKILL; nil: the executor's `leftoverGrace`. For commands
+    /// that need long to stop cleanly (terraform waits for the API calls in flight).
+    public var stopGrace: Duration?
 
     /// Creates a command.
     public init(_ executable: String, _ arguments: [String] = [], environment: [String: String], workingDirectory: String? = nil) {

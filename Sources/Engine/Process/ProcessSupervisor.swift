@@ -101,7 +101,8 @@ public final class ProcessSupervisor: @unchecked Sendable {
         if let registry {
             do {
                 let line = redactor.redact(([command.executable] + command.arguments).joined(separator: " "))
-                token = try registry.register(pid: child, processStart: LockHolder.processStart(child), command: String(line.prefix(300)))
+                token = try registry.register(pid: child, processStart: LockHolder.processStart(child), command: String(line.prefix(300)),
+                                              stopGrace: command.stopGrace)
             } catch {
                 // The gate closes unopened: the child exits without running the command.
                 close(gate[0])

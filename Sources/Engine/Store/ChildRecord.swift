@@ -22,10 +22,12 @@ public struct ChildRecord: Sendable, Codable, Equatable {
     public var command: String
     /// When it was started.
     public var startedAt: Date
+    /// How long it gets between SIGTERM and SIGKILL when a later run stops it (nil: the default).
+    public var stopGrace: Duration?
 
     /// Creates a record.
     public init(id: Int64 = 0, step: StepID, run: Int64, attempt: Int, pid: Int32, processStart: String?, host: String,
-                command: String, startedAt: Date = Date()) {
+                command: String, startedAt: Date = Date(), stopGrace: Duration? = nil) {
         self.id = id
         self.step = step
         self.run = run
@@ -35,5 +37,6 @@ public struct ChildRecord: Sendable, Codable, Equatable {
         self.host = host
         self.command = command
         self.startedAt = startedAt
+        self.stopGrace = stopGrace
     }
 }

@@ -127,7 +127,10 @@ public struct TerraformRunner: Sendable {
         env["CHECKPOINT_DISABLE"] = "1"
         // The shell records its pid, then becomes terraform (same pid), so an orphan can be found.
         let script = "echo $$ > \"$0\"; exec terraform \"$@\""
-        let command = ProcessCommand("/bin/sh", ["-c", script, pidFile.path] + arguments, environment: env, workingDirectory: workingDirectory.path)
+        var command = ProcessCommand("/bin/sh", ["-c", script, pidFile.path] + arguments, environment: env, workingDirectory: workingDirectory.path)
+        // Left running by a killed `provision`, it gets time to finish the API calls in flight and
+        // save its state before a later run's SIGTERM turns into SIGKILL.
+        command.stopGrace = .seconds(90)
         let log: StepLog?
         if readable {
             let stepLog = context.log
