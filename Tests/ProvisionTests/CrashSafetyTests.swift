@@ -68,7 +68,7 @@ import Testing
                 if count == 2 {
                     // Only an attempt cut off by the kill may have been repeated.
                     let interrupted = try database.query(
-                        "SELECT COUNT(*) FROM attempts WHERE step_id = ? AND outcome IN ('running', 'cancelled')", [.text(id)])
+                        "SELECT COUNT(*) FROM attempts WHERE step_id = ? AND outcome IN ('running', 'interrupted', 'cancelled')", [.text(id)])
                     #expect((interrupted.first?[0].int ?? 0) >= 1, "trial \(trial): \(id) applied twice without an interrupted attempt")
                 }
             }

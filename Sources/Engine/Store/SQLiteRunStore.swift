@@ -148,6 +148,9 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
                     ON CONFLICT(id) DO UPDATE SET state = 'running', fingerprint = ?2, attempts = ?3, run_id = ?4,
                         started_at = ?5, finished_at = NULL
                     """, [.text(step.rawValue), .text(fingerprint), .int(Int64(attempt)), .int(run), .double(now)])
+                // An attempt still `running` belongs to a `provision` that was killed (one writer, and
+                // a step never runs twice at once): it was interrupted, whatever happens next.
+                try database.query("UPDATE attempts SET outcome = 'interrupted' WHERE step_id = ? AND outcome = 'running'", [.text(step.rawValue)])
                 try database.query("INSERT INTO attempts (run_id, step_id, attempt, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
                                    [.int(run), .text(step.rawValue), .int(Int64(attempt)), .double(now)])
                 return try insertEvents([Event(run: run, step: step, kind: .stepStarted, attempt: attempt)])[0]
