@@ -21,7 +21,7 @@ import Glibc
             self.marker = marker
             self.refuse = refuse
         }
-        func register(pid: Int32, processStart: String?, command: String, stopGrace: Duration?) throws -> Int64 {
+        func register(pid: Int32, processStart: String?, command: ProcessCommand, description: String) throws -> Int64 {
             if refuse { throw StepFailure("the store is full") }
             try Data("\(pid)\n".utf8).write(to: marker)
             calls.withLock { $0.registered.append(pid) }
@@ -72,13 +72,14 @@ import Glibc
         #expect(try harness.store.children().isEmpty)
     }
 
-    @Test func aCommandsOwnStopGraceIsKeptWithItsRecord() async throws {
+    @Test func aCommandsOwnStopSignalAndGraceAreKeptWithItsRecord() async throws {
         let harness = try Harness()
         let recorded = try harness.store.recordChild(ChildRecord(step: "terraform.apply", run: 1, attempt: 1, pid: 4121, processStart: "77",
-                                                                 host: LockHolder.hostName, command: "terraform apply", stopGrace: .seconds(90)))
+                                                                 host: LockHolder.hostName, command: "terraform apply", stopGrace: .seconds(90),
+                                                                 stopSignal: SIGINT))
         let read = try #require(try harness.store.children().first)
         #expect(read.id == recorded.id && read.step == "terraform.apply" && read.pid == 4121 && read.processStart == "77")
-        #expect(read.stopGrace == .seconds(90))
+        #expect(read.stopGrace == .seconds(90) && read.stopSignal == SIGINT)
         try harness.store.removeChild(id: recorded.id)
         #expect(try harness.store.children().isEmpty)
     }
@@ -115,6 +116,16 @@ import Glibc
         try await waitFor { group.isAlive }
         #expect(await group.stop(grace: .milliseconds(300)) == .killed)
         #expect(!group.isAlive)
+    }
+
+    @Test func aLeftoverIsAskedToStopWithItsCommandsOwnSignal() async throws {
+        let dir = TemporaryDirectory()
+        // Like terraform: SIGINT makes it finish and exit, SIGTERM is not what it wants.
+        let interruptible = try DetachedProcess.launch("/bin/sh", ["-c", "trap 'exit 0' INT; trap '' TERM; while :; do sleep 0.05; done"],
+                                                       environment: environment, logFile: dir.url.appendingPathComponent("int.log").path)
+        let group = LeftoverProcessGroup(pid: interruptible.pid, processStart: interruptible.processStart)
+        try await waitFor { group.isAlive }
+        #expect(await group.stop(signal: SIGINT, grace: .seconds(20)) == .terminated)
     }
 
     @Test func aReusedPidIsNotMistakenForTheRecordedChild() async throws {

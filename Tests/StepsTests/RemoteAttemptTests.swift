@@ -71,7 +71,7 @@ import Testing
     }
 
     struct NoRegistry: ChildRegistry {
-        func register(pid: Int32, processStart: String?, command: String, stopGrace: Duration?) throws -> Int64 { 0 }
+        func register(pid: Int32, processStart: String?, command: ProcessCommand, description: String) throws -> Int64 { 0 }
         func unregister(_ token: Int64) {}
     }
 }

@@ -8,9 +8,10 @@ struct AttemptChildren: ChildRegistry {
     let run: Int64
     let attempt: Int
 
-    func register(pid: Int32, processStart: String?, command: String, stopGrace: Duration?) throws -> Int64 {
+    func register(pid: Int32, processStart: String?, command: ProcessCommand, description: String) throws -> Int64 {
         try store.recordChild(ChildRecord(step: step, run: run, attempt: attempt, pid: pid, processStart: processStart,
-                                          host: LockHolder.hostName, command: command, stopGrace: stopGrace)).id
+                                          host: LockHolder.hostName, command: description, stopGrace: command.stopGrace,
+                                          stopSignal: command.stopSignal)).id
     }
 
     func unregister(_ token: Int64) {

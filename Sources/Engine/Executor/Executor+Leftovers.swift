@@ -3,8 +3,9 @@ import Foundation
 /// What a killed run left running. Every child of an attempt is recorded in the store before it
 /// runs and forgotten once it has exited (`ProcessSupervisor.recording(to:)`), so a record found
 /// when a run starts names a child of a `provision` that was killed: its process group may still be
-/// applying a step. Before any step is checked or applied, each one is stopped (SIGTERM to its
-/// group, SIGKILL after `leftoverGrace`), so a step never runs twice at the same time.
+/// applying a step. Before any step is checked or applied, each one is stopped (SIGTERM, or the
+/// command's own `stopSignal`, to its group; SIGKILL after `leftoverGrace` or the command's own
+/// `stopGrace`), so a step never runs twice at the same time.
 extension Executor {
     /// Stops every recorded child of an earlier run, all at once, and forgets it; says so in the
     /// step's log and events. Throws `LeftoverChildError` when one cannot be stopped.
@@ -17,7 +18,8 @@ extension Executor {
         let results = await withTaskGroup(of: (ChildRecord, LeftoverProcessGroup.StopResult).self) { group in
             for child in leftovers {
                 group.addTask {
-                    (child, await LeftoverProcessGroup(pid: child.pid, processStart: child.processStart).stop(grace: child.stopGrace ?? grace))
+                    (child, await LeftoverProcessGroup(pid: child.pid, processStart: child.processStart)
+                        .stop(signal: child.stopSignal ?? SIGTERM, grace: child.stopGrace ?? grace))
                 }
             }
             return await group.reduce(into: []) { $0.append($1) }
@@ -26,7 +28,9 @@ extension Executor {
             let what = "pid \(child.pid) (\(child.command)) left running by run \(child.run) attempt \(child.attempt)"
             switch result {
             case .alreadyGone: break
-            case .terminated: report(child, "\(what): stopped it (SIGTERM) before running this step again")
+            case .terminated:
+                let signal = ProcessResult.signalName(child.stopSignal ?? SIGTERM)
+                report(child, "\(what): stopped it (\(signal)) before running this step again")
             case .killed: report(child, "\(what): killed it (SIGKILL after \((child.stopGrace ?? grace).formatted)) before running this step again")
             case .stuck: throw LeftoverChildError.stuck(child)
             }

@@ -6,8 +6,9 @@ import Foundation
 ///
 /// `up` and `down` first stop what a killed run left running (`Executor+Leftovers.swift`), so no
 /// step ever runs twice at the same time. `up` then visits every step in dependency order (see
-/// `GraphWalker` for the concurrency, failure and cancellation contract). A step that succeeded before with the same fingerprint, and none of
-/// whose dependencies was applied in this run, is left alone. Otherwise the step's state machine
+/// `GraphWalker` for the concurrency, failure and cancellation contract). A step that succeeded
+/// before with the same fingerprint, and none of whose dependencies was applied in this run, is
+/// left alone. Otherwise the step's state machine
 /// (`Executor+StepRun.swift`) runs it. `down` runs teardowns in reverse dependency order.
 public struct Executor: Sendable {
     /// The graph to run.

@@ -10,7 +10,7 @@ public enum LeftoverChildError: Error, CustomStringConvertible, Sendable {
         switch self {
         case .otherHost(let child):
             "step '\(child.step)' left pid \(child.pid) (\(child.command)) running on host \(child.host), run \(child.run) attempt \(child.attempt); "
-                + "this machine cannot stop it: run 'provision resume' on \(child.host)"
+                + "this machine cannot stop it: run 'provision resume' on \(child.host), or stop it there and run 'provision unlock --force' here"
         case .stuck(let child):
             "step '\(child.step)' left pid \(child.pid) (\(child.command)) from run \(child.run) and it does not exit even after SIGKILL "
                 + "(stuck in the kernel: look at /proc/\(child.pid)/stack); run 'provision resume' once it has exited"

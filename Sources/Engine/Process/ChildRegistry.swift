@@ -7,8 +7,10 @@
 public protocol ChildRegistry: Sendable {
     /// Records a child that is about to run; returns a token for `unregister`. Throwing keeps the
     /// child from running at all.
-    /// - Parameter stopGrace: the command's `ProcessCommand.stopGrace`.
-    func register(pid: Int32, processStart: String?, command: String, stopGrace: Duration?) throws -> Int64
+    /// - Parameter command: the command as started; its `stopGrace` and `stopSignal` say how a
+    ///   later run stops what is left of it.
+    /// - Parameter description: the command line, redacted and shortened, for messages.
+    func register(pid: Int32, processStart: String?, command: ProcessCommand, description: String) throws -> Int64
     /// Forgets a child that has exited.
     func unregister(_ token: Int64)
 }

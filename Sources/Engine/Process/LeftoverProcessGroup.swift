@@ -46,7 +46,7 @@ public struct LeftoverProcessGroup: Sendable, Hashable {
     public enum StopResult: Sendable, Equatable {
         /// Nothing of the group was running.
         case alreadyGone
-        /// It exited after SIGTERM.
+        /// It exited after the stop signal.
         case terminated
         /// It had to be killed with SIGKILL after the grace.
         case killed
@@ -54,11 +54,11 @@ public struct LeftoverProcessGroup: Sendable, Hashable {
         case stuck
     }
 
-    /// SIGTERM to the group, SIGKILL after `grace`, then waits until no member is left (or
-    /// `killWait` passes). Not cancellable: it ends within `grace + killWait`.
-    public func stop(grace: Duration, killWait: Duration = .seconds(10)) async -> StopResult {
+    /// `signal` (SIGTERM unless told) to the group, SIGKILL after `grace`, then waits until no
+    /// member is left (or `killWait` passes). Not cancellable: it ends within `grace + killWait`.
+    public func stop(signal: Int32 = SIGTERM, grace: Duration, killWait: Duration = .seconds(10)) async -> StopResult {
         guard isAlive else { return .alreadyGone }
-        kill(-pgid, SIGTERM)
+        kill(-pgid, signal)
         if await waitGone(for: grace) { return .terminated }
         kill(-pgid, SIGKILL)
         return await waitGone(for: killWait) ? .killed : .stuck

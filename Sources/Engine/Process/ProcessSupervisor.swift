@@ -101,8 +101,8 @@ public final class ProcessSupervisor: @unchecked Sendable {
         if let registry {
             do {
                 let line = redactor.redact(([command.executable] + command.arguments).joined(separator: " "))
-                token = try registry.register(pid: child, processStart: LockHolder.processStart(child), command: String(line.prefix(300)),
-                                              stopGrace: command.stopGrace)
+                token = try registry.register(pid: child, processStart: LockHolder.processStart(child), command: command,
+                                              description: String(line.prefix(300)))
             } catch {
                 // The gate closes unopened: the child exits without running the command.
                 close(gate[0])

@@ -22,12 +22,15 @@ public struct ChildRecord: Sendable, Codable, Equatable {
     public var command: String
     /// When it was started.
     public var startedAt: Date
-    /// How long it gets between SIGTERM and SIGKILL when a later run stops it (nil: the default).
+    /// How long it gets between the stop signal and SIGKILL when a later run stops it (nil: the
+    /// executor's default).
     public var stopGrace: Duration?
+    /// The signal that asks it to stop (nil: SIGTERM).
+    public var stopSignal: Int32?
 
     /// Creates a record.
     public init(id: Int64 = 0, step: StepID, run: Int64, attempt: Int, pid: Int32, processStart: String?, host: String,
-                command: String, startedAt: Date = Date(), stopGrace: Duration? = nil) {
+                command: String, startedAt: Date = Date(), stopGrace: Duration? = nil, stopSignal: Int32? = nil) {
         self.id = id
         self.step = step
         self.run = run
@@ -38,5 +41,6 @@ public struct ChildRecord: Sendable, Codable, Equatable {
         self.command = command
         self.startedAt = startedAt
         self.stopGrace = stopGrace
+        self.stopSignal = stopSignal
     }
 }

@@ -336,11 +336,12 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
     public func recordChild(_ child: ChildRecord) throws -> ChildRecord {
         try locked {
             try database.query("""
-                INSERT INTO children (step_id, run_id, attempt, pid, process_start, host, command, started_at, stop_grace_ms)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO children (step_id, run_id, attempt, pid, process_start, host, command, started_at, stop_grace_ms, stop_signal)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(child.step.rawValue), .int(child.run), .int(Int64(child.attempt)), .int(Int64(child.pid)),
                       child.processStart.map(SQLValue.text) ?? .null, .text(child.host), .text(child.command),
-                      .double(child.startedAt.timeIntervalSince1970), child.stopGrace.map { .int(Int64($0.seconds * 1000)) } ?? .null])
+                      .double(child.startedAt.timeIntervalSince1970), child.stopGrace.map { .int(Int64($0.seconds * 1000)) } ?? .null,
+                      child.stopSignal.map { .int(Int64($0)) } ?? .null])
             var stored = child
             stored.id = database.lastInsertRowID
             return stored
@@ -354,12 +355,14 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
     public func children() throws -> [ChildRecord] {
         try locked {
             try database.query("""
-                SELECT id, step_id, run_id, attempt, pid, process_start, host, command, started_at, stop_grace_ms FROM children ORDER BY id
+                SELECT id, step_id, run_id, attempt, pid, process_start, host, command, started_at, stop_grace_ms, stop_signal
+                FROM children ORDER BY id
                 """)
                 .map { row in
                     ChildRecord(id: row[0].int ?? 0, step: StepID(row[1].text ?? ""), run: row[2].int ?? 0, attempt: Int(row[3].int ?? 0),
                                 pid: Int32(row[4].int ?? 0), processStart: row[5].text, host: row[6].text ?? "", command: row[7].text ?? "",
-                                startedAt: Date(timeIntervalSince1970: row[8].double ?? 0), stopGrace: row[9].int.map { .milliseconds($0) })
+                                startedAt: Date(timeIntervalSince1970: row[8].double ?? 0), stopGrace: row[9].int.map { .milliseconds($0) },
+                                stopSignal: row[10].int.map { Int32($0) })
                 }
         }
     }

@@ -30,7 +30,7 @@ enum StoreSchema {
         CREATE TABLE children (
             id INTEGER PRIMARY KEY AUTOINCREMENT, step_id TEXT NOT NULL, run_id INTEGER NOT NULL, attempt INTEGER NOT NULL,
             pid INTEGER NOT NULL, process_start TEXT, host TEXT NOT NULL, command TEXT NOT NULL, started_at REAL NOT NULL,
-            stop_grace_ms INTEGER);
+            stop_grace_ms INTEGER, stop_signal INTEGER);
         """,
     ]
 

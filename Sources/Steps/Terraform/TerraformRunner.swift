@@ -128,8 +128,10 @@ public struct TerraformRunner: Sendable {
         // The shell records its pid, then becomes terraform (same pid), so an orphan can be found.
         let script = "echo $$ > \"$0\"; exec terraform \"$@\""
         var command = ProcessCommand("/bin/sh", ["-c", script, pidFile.path] + arguments, environment: env, workingDirectory: workingDirectory.path)
-        // Left running by a killed `provision`, it gets time to finish the API calls in flight and
-        // save its state before a later run's SIGTERM turns into SIGKILL.
+        // Left running by a killed `provision`, a later run interrupts it as Ctrl-C would (its
+        // provider plugins ignore SIGINT; SIGTERM would kill them mid-call) and gives it time to
+        // finish the API calls in flight and save its state before SIGKILL.
+        command.stopSignal = SIGINT
         command.stopGrace = .seconds(90)
         let log: StepLog?
         if readable {
