@@ -3,14 +3,15 @@ import Foundation
 import Testing
 @testable import Steps
 
-/// Commands on a node outlive a dropped channel; a later attempt of the same step stops what an
-/// earlier one left running there before its own command runs. Real sshd hosts on loopback.
+/// Commands on a node outlive a dropped channel; a later attempt of the same step waits for (or
+/// stops) what an earlier one left running there before its own command runs. Real sshd hosts on
+/// loopback.
 @Suite(.serialized) struct RemoteAttemptTests {
     /// A command that notes its start and end (with its pid) in a ledger on the node, then runs
     /// for a minute.
     static let long = #"echo "start $$" >> /tmp/ledger; trap 'echo "end $$" >> /tmp/ledger; exit 143' TERM; sleep 60 & wait"#
 
-    @Test func aLaterAttemptStopsTheCommandAnEarlierAttemptLeftRunningOnTheNode() async throws {
+    @Test func aLaterAttemptWaitsForTheCommandAnEarlierAttemptLeftRunningOnTheNodeBeforeItsOwnRuns() async throws {
         try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]
             let pool = SSHPool(store: nodes.store)
@@ -18,18 +19,37 @@ import Testing
             let first = NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: RemoteAttempt(step: "service.broker", identity: "r1.a1.p100.s1"))
             // The attempt gives up on its command (as a killed provision or a timeout does): the
             // channel goes, the command stays.
-            await #expect(throws: SSHError.self) { try await first.run(Self.long, timeout: .seconds(2)) }
-            let leftover = try await pool.run("cat /tmp/ledger", on: endpoint).stdout
-            let pid = try #require(leftover.split(separator: " ").last.map { String($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+            let short = #"echo "start $$" >> /tmp/ledger; sleep 3; echo "end $$" >> /tmp/ledger"#
+            await #expect(throws: SSHError.self) { try await first.run(short, timeout: .seconds(1)) }
+            let pid = try await pool.run("cut -d' ' -f2 /tmp/ledger", on: endpoint).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(try await pool.run("kill -0 \(pid)", on: endpoint).succeeded, "the abandoned command still runs")
 
             let second = NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: RemoteAttempt(step: "service.broker", identity: "r1.a2.p100.s1"))
             let result = try await second.run("cat /tmp/ledger")
             #expect(result.succeeded)
-            #expect(result.stdout == "start \(pid)\nend \(pid)\n", "stopped (it wrote its end) before the next command ran")
-            #expect(result.stderr.contains("stopping pid \(pid)"))
-            #expect(try await pool.run("kill -0 \(pid)", on: endpoint).succeeded == false)
+            #expect(result.stdout == "start \(pid)\nend \(pid)\n", "it finished before the next command ran")
+            #expect(result.stderr.contains("waiting for pid \(pid)") && !result.stderr.contains("stopping"))
             #expect(try await pool.run("ls /tmp/.provision-children/service.broker", on: endpoint).stdout.isEmpty, "records go when commands end")
+            await pool.closeAll()
+        }
+    }
+
+    @Test func aLaterAttemptStopsTheCommandAnEarlierAttemptLeftRunningPastTheWait() async throws {
+        try await withSandboxNodes { nodes in
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let endpoint = nodes.endpoint(host)
+            let first = NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: RemoteAttempt(step: "service.broker", identity: "r1.a1.p100.s1"))
+            await #expect(throws: SSHError.self) { try await first.run(Self.long, timeout: .seconds(2)) }
+            let pid = try await pool.run("cut -d' ' -f2 /tmp/ledger", on: endpoint).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+            var impatient = RemoteAttempt(step: "service.broker", identity: "r1.a2.p100.s1")
+            impatient.awaitSeconds = 1
+            let result = try await NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: impatient).run("cat /tmp/ledger")
+            #expect(result.succeeded)
+            #expect(result.stdout == "start \(pid)\nend \(pid)\n", "stopped (it wrote its end) before the next command ran")
+            #expect(result.stderr.contains("stopping pid \(pid), still running after 1 s"))
+            #expect(try await pool.run("kill -0 \(pid)", on: endpoint).succeeded == false)
             await pool.closeAll()
         }
     }

@@ -19,7 +19,8 @@ public struct ServiceInstaller: Sendable {
     }
 
     /// An installer for a node of `pool` (commands and SFTP on the node's one session); with an
-    /// `attempt`, its commands stop what earlier attempts of that step left running on the node.
+    /// `attempt`, its commands first wait for what earlier attempts of that step left running on
+    /// the node.
     public init(pool: SSHPool, endpoint: SSHEndpoint, attempt: RemoteAttempt? = nil) {
         self.init(node: NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: attempt)) { data, path, mode in
             try await pool.upload(data, to: path, on: endpoint, mode: mode)

@@ -4,8 +4,9 @@ import Foundation
 /// Runs commands on one node over the run's SSH pool (one session per node, shared by every step,
 /// at most the run's parallelism at once).
 ///
-/// With an `attempt`, each command first stops what earlier attempts of the same step left running
-/// on the node (see `RemoteAttempt`), so a step never runs twice at the same time there either.
+/// With an `attempt`, each command first waits for (or stops) what earlier attempts of the same
+/// step left running on the node (see `RemoteAttempt`), so a step never runs twice at the same
+/// time there either.
 public struct NodeCommandRunner: CommandRunner {
     /// The run's pool.
     public let pool: SSHPool

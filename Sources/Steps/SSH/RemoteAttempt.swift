@@ -6,10 +6,12 @@ import Foundation
 ///
 /// A remote command survives a dropped channel (a killed `provision`, a timed-out attempt): sshd
 /// starts it in its own session, so it keeps running without anyone reading its output. Each
-/// command of an attempt is therefore wrapped: it first stops the commands of *other* attempts of
-/// the same step that still run on the node (SIGTERM to their process group, SIGKILL after a
-/// grace), then records its own pid and start time in a file named after its attempt under
-/// `/tmp/.provision-children/<step>/`, and removes that file when it ends. The record lives on the
+/// command of an attempt is therefore wrapped: it first waits for the commands of *other*
+/// attempts of the same step that still run on the node to finish (a service manager's `start`
+/// cut in the middle leaves the unit half started), stops them if they run past `awaitSeconds`
+/// (SIGTERM to their process group, SIGKILL after `graceSeconds`), then records its own pid and
+/// start time in a file named after its attempt under `/tmp/.provision-children/<step>/`, and
+/// removes that file when it ends. The record lives on the
 /// node because that is where it can be acted on, whatever the state of the machine running
 /// `provision`. Commands of the same attempt (run in parallel) leave each other alone.
 public struct RemoteAttempt: Sendable, Hashable {
@@ -17,6 +19,9 @@ public struct RemoteAttempt: Sendable, Hashable {
     public let step: StepID
     /// The attempt (`StepContext.attemptIdentity`).
     public let identity: String
+    /// How long an earlier attempt's command may go on before it is stopped, in seconds (the
+    /// longest a step's command on a node is allowed to take).
+    public var awaitSeconds = 60
     /// How long an earlier attempt's command gets after SIGTERM before SIGKILL, in seconds.
     public var graceSeconds = 10
 
@@ -66,9 +71,12 @@ public struct RemoteAttempt: Sendable, Hashable {
               case "$__pv_g" in ''|*[!0-9]*) rm -f "$__pv_f"; continue ;; esac
               if [ -e "/proc/$__pv_g" ] && [ "$(__pv_start "$__pv_g")" != "$__pv_s0" ]; then rm -f "$__pv_f"; continue; fi
               if __pv_alive; then
-                echo "provision: stopping pid $__pv_g, left running on this node by an earlier attempt of \(step.rawValue)" >&2
-                kill -s TERM -- "-$__pv_g" 2>/dev/null
-                if ! __pv_wait \(graceSeconds * 10); then kill -s KILL -- "-$__pv_g" 2>/dev/null; __pv_wait 100 || { echo "provision: pid $__pv_g does not exit after SIGKILL; run the step again once it has" >&2; exit 125; }; fi
+                echo "provision: waiting for pid $__pv_g, left running on this node by an earlier attempt of \(step.rawValue)" >&2
+                if ! __pv_wait \(awaitSeconds * 10); then
+                  echo "provision: stopping pid $__pv_g, still running after \(awaitSeconds) s" >&2
+                  kill -s TERM -- "-$__pv_g" 2>/dev/null
+                  if ! __pv_wait \(graceSeconds * 10); then kill -s KILL -- "-$__pv_g" 2>/dev/null; __pv_wait 100 || { echo "provision: pid $__pv_g does not exit after SIGKILL; run the step again once it has" >&2; exit 125; }; fi
+                fi
               fi
               rm -f "$__pv_f"
             done
