@@ -23,7 +23,7 @@ import Foundation
 /// succeeded in this run is not run again for a dependency applied before it.
 extension Executor {
     func converge(
-        _ step: any Step, item: String?, record: StepRecord?, upstream: GraphWalker.Upstream, appliedInRun: Set<StepID> = []
+        _ step: any Step, item: String?, record: StepRecord?, upstream: GraphWalker.Upstream, appliedInRun: Set<StepID>
     ) async throws -> Outcome {
         let scoped = step.upstreamScope(upstream.outputs)
         let fingerprint = Self.fingerprint(step, upstream: scoped ?? upstream.outputs)
@@ -44,9 +44,9 @@ extension Executor {
             }
         } else if dependencyAppliedInRun && (scoped == nil || record?.fingerprint != fingerprint) {
             // Its check could pass on what an attempt did before the dependency changed the world.
-            if record != nil {
+            if record?.state == .running {
                 context(for: step.id, attempt: 0, item: item, upstream: upstream.outputs)
-                    .log.write("a dependency was applied in this run: applying this step again, not adopting what an earlier attempt did")
+                    .log.write("a dependency was applied in this run: applying this step again, not adopting what the interrupted attempt did")
             }
         } else if let adopted = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs) {
             return adopted
