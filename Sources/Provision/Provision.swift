@@ -16,6 +16,7 @@ struct Provision: AsyncParsableCommand {
               provision up --plan plans/demo.yaml          converge to the plan
               provision status                             what the store knows, step by step
               provision verify                             check the running pipeline end to end
+              provision report                             one HTML page about the last run
               provision resume                             continue an interrupted run
               provision down                               tear everything down
 
@@ -26,7 +27,7 @@ struct Provision: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             UpCommand.self, ResumeCommand.self, StatusCommand.self, DownCommand.self, GraphCommand.self,
-            LogsCommand.self, VerifyCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
+            LogsCommand.self, VerifyCommand.self, ReportCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
         ]
     )
 

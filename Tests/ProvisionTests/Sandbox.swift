@@ -66,13 +66,23 @@ struct Sandbox {
 
     /// The sandbox EC2 API as recorded by `sandbox.cloud`.
     func ec2() throws -> EC2Client {
-        guard let record = SandboxCloudStep.load(stateDirectory) else { throw StepFailure("sandbox.cloud has no record in \(stateDirectory.path)") }
+        guard let record = SandboxCloud.load(stateDirectory) else { throw StepFailure("sandbox.cloud has no record in \(stateDirectory.path)") }
         return EC2Client(endpoint: record.endpoint, region: "us-east-1", accessKey: "sandbox", secretKey: "sandbox")
     }
 
     /// Instances tagged for the plan that are not terminated.
     func liveInstances() async throws -> [EC2Client.Instance] {
         try await ec2().liveInstances(plan: name)
+    }
+
+    /// Everything tagged for the plan in moto, by kind.
+    func taggedResources() async throws -> PlanResources {
+        try await ec2().resources(plan: name)
+    }
+
+    /// What the plan's terraform state records, by kind.
+    func recordedResources() throws -> PlanResources {
+        try TerraformState.resources(in: stateDirectory.appendingPathComponent("terraform/terraform.tfstate"))
     }
 
     /// The recorded SSH hosts by instance id.
@@ -90,7 +100,7 @@ struct Sandbox {
             let cwd = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/cwd")) ?? ""
             if cmdline.contains(marker) || cwd.hasPrefix(marker), DetachedProcess(pid: pid, processStart: nil).isRunning { pids.append(pid) }
         }
-        if let moto = SandboxCloudStep.load(stateDirectory)?.process, moto.isRunning { pids.append(moto.pid) }
+        if let moto = SandboxCloud.load(stateDirectory)?.process, moto.isRunning { pids.append(moto.pid) }
         return pids
     }
 

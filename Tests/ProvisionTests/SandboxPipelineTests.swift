@@ -99,12 +99,49 @@ import Glibc
         let hex = Set(addresses.map { address in
             address.split(separator: ".").reversed().map { String(format: "%02X", Int($0) ?? 0) }.joined()
         })
-        let lines = ((try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? "").split(separator: "\n").dropFirst()
+        // Read to EOF: procfs reports size 0, and a one-shot read gets only the first page, which
+        // misses sockets while other tests hold many connections.
+        let table = FileHandle(forReadingAtPath: "/proc/net/tcp").map { String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) } ?? ""
+        let lines = table.split(separator: "\n").dropFirst()
         return lines.compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count > 3, fields[3] == "0A", let local = fields[1].split(separator: ":").first, hex.contains(String(local)) else { return nil }
             return String(fields[1])
         }
+    }
+
+    static func decodeReport(_ json: String) throws -> ReportDocument {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(ReportDocument.self, from: Data(json.utf8))
+    }
+
+    /// `provision report` of the last run: a page headless Chromium renders with no console message
+    /// and no request, one timeline bar per step of the run, data points in every chart, the
+    /// recorded verify table and a row per SLO.
+    static func expectReportOfTheRun(_ sandbox: Sandbox, steps: Set<String>) async throws {
+        let report = try await sandbox.run(["report"])
+        #expect(report.code == 0, "\(report.stderr.suffix(2000))")
+        let file = sandbox.stateDirectory.appendingPathComponent("report-run-1.html")
+        #expect(report.stdout.contains(file.path))
+        let page = try await HeadlessChromium(cli: sandbox.cli).render(file)
+        #expect(page.png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "a PNG was written")
+        #expect(page.console.isEmpty, "no console message (error or CSP violation): \(page.console)")
+        #expect(page.requests.isEmpty, "the page requested nothing: \(page.requests)")
+        let bars = HeadlessChromium.elements("rect", containing: "data-step=", in: page.dom)
+        let barSteps = bars.compactMap { $0.components(separatedBy: "data-step=\"").dropFirst().first?.components(separatedBy: "\"").first }
+        #expect(bars.count == steps.count && Set(barSteps) == steps, "one bar per step of the run: \(Set(barSteps).symmetricDifference(steps))")
+        let charts = page.dom.components(separatedBy: "<svg class=\"chart\"").dropFirst().map { $0.components(separatedBy: "</svg>")[0] }
+        #expect(charts.count == 5, "ingest per topic, lag, latency, dead letters, GPU utilisation")
+        for chart in charts {
+            let title = chart.components(separatedBy: "aria-label=\"").dropFirst().first?.prefix { $0 != "\"" } ?? "?"
+            #expect(chart.components(separatedBy: "class=\"point\"").count - 1 > 0, "chart \(title) has data points: \(chart.suffix(300))")
+        }
+        let json = try await sandbox.run(["report", "--json"])
+        let document = try decodeReport(json.stdout)
+        #expect(document.verify.count == 12 && document.verify.allSatisfy { $0.ok }, "the verify table the run recorded")
+        #expect(document.objectives.count == 3, "\(document.objectives)")
+        #expect(document.charts.allSatisfy { $0.hasData }, "\(document.charts.filter { !$0.hasData }.map { "\($0.title): \($0.empty ?? "")" })")
     }
 
     @Test func upVerifiesTheRunningPipelineASecondUpRestartsNothingARateChangeRestartsOnlyProducersAndDownLeavesNothing() async throws {
@@ -118,6 +155,7 @@ import Glibc
         let table = try? JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any]
         #expect(table?["passed"] as? Bool == true)
         #expect((table?["checks"] as? [[String: Any]])?.count == 12)
+        try await Self.expectReportOfTheRun(sandbox, steps: Set(Self.stepOutcomes(up).keys))
 
         let nodes = try Nodes(sandbox)
         let addresses = nodes.inventory.nodes.compactMap { $0.ssh?.host }
@@ -143,6 +181,11 @@ import Glibc
 
         let down = try await sandbox.run(["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
+        let gone = try await sandbox.run(["report", "--run", "1", "--json"])
+        #expect(gone.code == 0, "a report without Prometheus still renders: \(gone.stderr)")
+        let withoutPrometheus = try Self.decodeReport(gone.stdout)
+        #expect(withoutPrometheus.charts.count == 5 && withoutPrometheus.charts.allSatisfy { !$0.hasData && $0.empty != nil },
+                "every chart says why it is empty: \(withoutPrometheus.charts.map { $0.empty ?? "-" })")
         #expect(sandbox.processesLeft().isEmpty, "no node, moto or terraform process left")
         #expect(Self.listening(on: addresses).isEmpty, "no port left listening on the nodes' addresses: \(Self.listening(on: addresses))")
         #expect(try sandbox.hosts().isEmpty, "no instance's host is recorded")

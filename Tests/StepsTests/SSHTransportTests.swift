@@ -122,12 +122,22 @@ import Glibc
             // parallel test can start a node on it meanwhile.
             let hold = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(hold) }
+            // The test's own connections to the stopped sshd linger in TIME_WAIT on this address.
+            var reuse: Int32 = 1
+            setsockopt(hold, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = in_port_t(UInt16(22).bigEndian)
             inet_pton(AF_INET, host.address, &address.sin_addr)
-            let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(hold, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            #expect(bound == 0)
+            // The node's processes (its sshd) exit just after stop() returns: bind once they have.
+            var bound: Int32 = -1
+            let deadline = ContinuousClock.now + .seconds(10)
+            while ContinuousClock.now < deadline {
+                bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(hold, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+                if bound == 0 { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(bound == 0, "bind \(host.address):22: errno \(errno)")
             let pool = SSHPool(store: nodes.store, connectTimeout: .seconds(2))
             let started = ContinuousClock.now
             do {

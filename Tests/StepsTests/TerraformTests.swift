@@ -40,21 +40,49 @@ import Testing
         #expect(TerraformEvent.errors(in: [start, error, done]) == ["creating EC2 Instance - UnauthorizedOperation"])
     }
 
-    @Test func instancesAreReadFromTheStateFileManagedResourcesOnly() throws {
+    @Test func everyResourceKindIsReadFromTheStateFileManagedResourcesOnlyAndAnUnreadableStateRefusesToSweep() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tf-state-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let runner = TerraformRunner(moduleSource: directory, stateDirectory: directory, variables: [:], providerOverride: nil, environment: [:])
+        #expect(try runner.recordedResources().isEmpty, "no state file yet: nothing recorded")
         try FileManager.default.createDirectory(at: runner.workingDirectory, withIntermediateDirectories: true)
         let state = """
             {"version": 4, "resources": [
               {"mode": "managed", "type": "aws_instance", "name": "node", "instances": [
-                {"index_key": "control-plane", "attributes": {"id": "i-1", "tags": {}}},
+                {"index_key": "control-plane", "status": "tainted", "attributes": {"id": "i-1", "tags": {}}},
                 {"index_key": "worker-1", "attributes": {"id": "i-2"}}]},
               {"mode": "data", "type": "aws_instance", "name": "lookup", "instances": [{"attributes": {"id": "i-9"}}]},
-              {"mode": "managed", "type": "aws_vpc", "name": "this", "instances": [{"attributes": {"id": "vpc-1"}}]}]}
+              {"mode": "managed", "type": "aws_vpc", "name": "this", "instances": [{"attributes": {"id": "vpc-1"}}]},
+              {"mode": "managed", "type": "aws_default_security_group", "name": "closed", "instances": [{"attributes": {"id": "sg-0"}}]},
+              {"mode": "managed", "type": "aws_security_group", "name": "nodes", "instances": [{"attributes": {"id": "sg-1"}}]},
+              {"mode": "managed", "type": "aws_key_pair", "name": "admin", "instances": [{"attributes": {"id": "plan-admin"}}]},
+              {"mode": "managed", "type": "aws_subnet", "name": "public", "instances": [{"attributes": {"id": "subnet-1"}}]},
+              {"mode": "managed", "type": "aws_internet_gateway", "name": "this", "instances": [{"attributes": {"id": "igw-1"}}]},
+              {"mode": "managed", "type": "aws_route_table", "name": "public", "instances": [{"attributes": {"id": "rtb-1"}}]},
+              {"mode": "managed", "type": "aws_route_table_association", "name": "public", "instances": [{"attributes": {"id": "rtbassoc-1"}}]}]}
             """
         try Data(state.utf8).write(to: runner.stateFile)
-        #expect(runner.instancesInState() == ["i-1", "i-2"])
+        let recorded = try runner.recordedResources()
+        #expect(recorded[.instance] == ["i-1", "i-2"])
+        #expect(recorded[.vpc] == ["vpc-1"] && recorded[.subnet] == ["subnet-1"] && recorded[.internetGateway] == ["igw-1"])
+        #expect(recorded[.securityGroup] == ["sg-1"], "the default security group goes with its VPC")
+        #expect(recorded[.keyPair] == ["plan-admin"] && recorded[.routeTable] == ["rtb-1"] && recorded[.routeTableAssociation] == ["rtbassoc-1"])
+        #expect(recorded.counts.values.reduce(0, +) == 9)
+
+        try Data("{\"version\": 4, \"resources\": [".utf8).write(to: runner.stateFile)
+        #expect(throws: StepFailure.self, "a state cut short must not read as 'nothing recorded', which would sweep everything") {
+            try runner.recordedResources()
+        }
+    }
+
+    @Test func planResourcesSubtractPerKindAndDescribeThemselvesInSweepOrder() {
+        let cloud = PlanResources([.vpc: ["vpc-1", "vpc-2"], .instance: ["i-1", "i-2"], .keyPair: ["k"]])
+        let state = PlanResources([.vpc: ["vpc-1"], .instance: ["i-1", "i-2"]])
+        let leaked = cloud.subtracting(state)
+        #expect(leaked == PlanResources([.vpc: ["vpc-2"], .keyPair: ["k"]]))
+        #expect(leaked.description == "1 key pair (k), 1 VPC (vpc-2)")
+        #expect(PlanResources().description == "nothing" && PlanResources().isEmpty)
+        #expect(CloudResourceKind.allCases.first == .instance && CloudResourceKind.allCases.last == .vpc)
     }
 
     @Test func outputJSONValuesBecomeTypedStepOutputs() throws {

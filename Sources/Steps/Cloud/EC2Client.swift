@@ -1,7 +1,7 @@
 import Foundation
 
-/// The few EC2 query-API calls the provisioner makes itself (outside Terraform): finding and
-/// terminating instances tagged for a plan. Signed with libcurl's SigV4.
+/// The few EC2 query-API calls the provisioner makes itself (outside Terraform): finding what is
+/// tagged for a plan and removing it (`EC2Client+PlanResources.swift`). Signed with libcurl's SigV4.
 public struct EC2Client: Sendable {
     /// An instance as EC2 describes it.
     public struct Instance: Sendable, Equatable {
@@ -42,12 +42,6 @@ public struct EC2Client: Sendable {
         }
     }
 
-    /// IDs of VPCs tagged for `plan`.
-    public func vpcs(plan: String) async throws -> [String] {
-        let tree = try await call("DescribeVpcs", ["Filter.1.Name": "tag:\(Self.planTag)", "Filter.1.Value.1": plan])
-        return (tree.child("vpcSet")?.children ?? []).compactMap { $0.value("vpcId") }
-    }
-
     /// Terminates `ids` (no-op for an empty list).
     public func terminate(_ ids: [String]) async throws {
         guard !ids.isEmpty else { return }
@@ -56,18 +50,17 @@ public struct EC2Client: Sendable {
         _ = try await call("TerminateInstances", parameters)
     }
 
-    private func call(_ action: String, _ parameters: [String: String]) async throws -> XMLTree {
+    func call(_ action: String, _ parameters: [String: String]) async throws -> XMLTree {
         var form = ["Action=\(action)", "Version=2016-11-15"]
         for (key, value) in parameters.sorted(by: { $0.key < $1.key }) { form.append("\(Self.encode(key))=\(Self.encode(value))") }
         let response = try await http.send("POST", endpoint.hasSuffix("/") ? endpoint : endpoint + "/",
                                            headers: ["Content-Type": "application/x-www-form-urlencoded; charset=utf-8"],
                                            body: Data(form.joined(separator: "&").utf8), signing: signing)
         guard let tree = XMLTree.parse(response.body) else {
-            throw EC2Error(action: action, message: "HTTP \(response.status), not an EC2 response: \(response.text.prefix(200))")
+            throw EC2Error(action: action, code: "HTTP \(response.status)", message: "not an EC2 response: \(response.text.prefix(200))")
         }
         guard (200..<300).contains(response.status) else {
-            let code = tree.all("Code").first?.text ?? "HTTP \(response.status)"
-            throw EC2Error(action: action, message: "\(code): \(tree.all("Message").first?.text ?? "")")
+            throw EC2Error(action: action, code: tree.all("Code").first?.text ?? "HTTP \(response.status)", message: tree.all("Message").first?.text ?? "")
         }
         return tree
     }
@@ -81,7 +74,17 @@ public struct EC2Client: Sendable {
 
 /// An EC2 API call was refused.
 public struct EC2Error: Error, CustomStringConvertible, Sendable {
+    /// The API action (`DeleteVpc`).
     public let action: String
+    /// EC2's error code (`DependencyViolation`, `InvalidVpcID.NotFound`), or the HTTP status.
+    public let code: String
+    /// EC2's message.
     public let message: String
-    public var description: String { "EC2 \(action) failed: \(message); check the credentials and region" }
+
+    /// The resource the call was about does not exist (any more).
+    public var isNotFound: Bool { code.hasSuffix(".NotFound") || code.hasSuffix("NotFound") }
+    /// Something still uses the resource (AWS lets go of a terminated instance's network a little later).
+    public var isDependencyViolation: Bool { code == "DependencyViolation" || code == "InvalidGatewayID.NotDetached" }
+
+    public var description: String { "EC2 \(action) failed: \(code): \(message); check the credentials and region" }
 }

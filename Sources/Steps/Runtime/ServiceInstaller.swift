@@ -55,11 +55,17 @@ public struct ServiceInstaller: Sendable {
 
     /// Reads the service's state without changing anything.
     public func state(of service: PlacedService) async throws -> State {
-        let digest = try await run("cat \(service.digestPath) 2>/dev/null || true", .seconds(20)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let running = try await run("rc-service \(service.unit.name) status >/dev/null 2>&1", .seconds(20)).succeeded
-        var healthy = running ? try await probe(service) : false
-        if healthy, let ready = service.ready { healthy = try await run(ready, .seconds(30)).succeeded }
-        return State(current: digest == service.digest, running: running, healthy: healthy)
+        // One round trip (every `up` checks every unit): the digest the node keeps, then one word
+        // per condition that holds, stopping at the first that does not.
+        let script = """
+            cat \(service.digestPath) 2>/dev/null || echo; \
+            rc-service \(service.unit.name) status >/dev/null 2>&1 || exit 0; echo running; \
+            (\(probeCommand(service))) >/dev/null 2>&1 || exit 0; \
+            (\(service.ready ?? "true")) >/dev/null 2>&1 || exit 0; echo healthy
+            """
+        let lines = try await run(script, .seconds(40)).stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let digest = lines.first?.trimmingCharacters(in: .whitespaces) ?? ""
+        return State(current: digest == service.digest, running: lines.contains("running"), healthy: lines.contains("healthy"))
     }
 
     /// Makes the node run `service` as planned and waits until it is healthy and its after-start
@@ -119,13 +125,15 @@ public struct ServiceInstaller: Sendable {
     }
 
     private func probe(_ service: PlacedService) async throws -> Bool {
+        try await run(probeCommand(service), .seconds(20)).succeeded
+    }
+
+    /// The shell command that exits 0 when the service answers its health probe.
+    private func probeCommand(_ service: PlacedService) -> String {
         switch service.health {
-        case .running:
-            return try await run("rc-service \(service.unit.name) status >/dev/null 2>&1", .seconds(20)).succeeded
-        case .tcp(let host, let port):
-            return try await run("timeout 2 bash -c '</dev/tcp/\(host)/\(port)' 2>/dev/null", .seconds(20)).succeeded
-        case .http(let url):
-            return try await run("curl -fsS -m 2 -o /dev/null \(ServiceUnit.quoted(url))", .seconds(20)).succeeded
+        case .running: "rc-service \(service.unit.name) status >/dev/null 2>&1"
+        case .tcp(let host, let port): "timeout 2 bash -c '</dev/tcp/\(host)/\(port)' 2>/dev/null"
+        case .http(let url): "curl -fsS -m 2 -o /dev/null \(ServiceUnit.quoted(url))"
         }
     }
 

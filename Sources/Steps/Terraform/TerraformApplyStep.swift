@@ -4,10 +4,13 @@ import Foundation
 /// `terraform.apply`: creates the network, security group and nodes with the real terraform, and
 /// in the sandbox gives every instance its SSH host.
 ///
-/// Before terraform runs, instances tagged for the plan that the state does not know (launched
-/// by an apply that was SIGKILLed before it could record them) are terminated, so a resume never
-/// leaves a duplicate or an orphan. `check` is `plan -detailed-exitcode` (plus: every sandbox
-/// host up). Teardown destroys, then verifies that nothing tagged for the plan is left.
+/// Before terraform runs, whatever is tagged for the plan but not in its state (created by an
+/// apply that was SIGKILLed before it could record it: instances, a key pair, a VPC with its
+/// subnet, gateway, route table and security group) is removed (`CloudSweeper`), so a resume
+/// never leaves a duplicate or an orphan. `check` is `plan -detailed-exitcode` (plus: nothing
+/// untracked, every sandbox host up). Teardown sweeps, destroys, sweeps again and verifies that
+/// nothing tagged for the plan is left; in a sandbox whose moto is gone (a reboot) it starts moto
+/// again first, so `down` always finishes.
 ///
 /// Output: the `ClusterInventory` (every node, its addresses and the SSH route to it, pinned
 /// under its instance id).
@@ -51,8 +54,8 @@ struct TerraformApplyStep: Step {
         let (runner, cloud) = try setUp(context)
         guard FileManager.default.fileExists(atPath: runner.stateFile.path) else { return .unsatisfied("terraform has not created anything yet") }
         try await runner.prepare(context)
-        let leaked = try await leakedInstances(runner, cloud)
-        guard leaked.isEmpty else { return .unsatisfied("\(leaked.count) instance(s) tagged for the plan are not in the state") }
+        let leaked = try await sweeper(cloud).leaks(keeping: runner.recordedResources())
+        guard leaked.isEmpty else { return .unsatisfied("tagged for the plan but not in the terraform state: \(leaked)") }
         guard try await runner.isConverged(context) else { return .unsatisfied("terraform plan shows changes") }
         let outputs = try await runner.outputs(context)
         if target == .sandbox {
@@ -68,31 +71,34 @@ struct TerraformApplyStep: Step {
     func apply(_ context: StepContext) async throws -> StepOutputs {
         let (runner, cloud) = try setUp(context)
         try await runner.prepare(context)
-        try await terminateLeaks(runner, cloud, context)
+        try await sweeper(cloud).sweep(keeping: runner.recordedResources(), log: context.log.write)
         try await runner.apply(context)
         return try await inventory(try await runner.outputs(context), context).outputs
     }
 
     func teardown(_ context: StepContext) async throws {
-        let (runner, cloud) = try setUp(context)
+        let (runner, cloud) = try setUp(context, endpoint: target == .sandbox ? try await runningSandboxCloud(context) : nil)
         try await runner.prepare(context)
-        try await terminateLeaks(runner, cloud, context)
+        let sweeper = sweeper(cloud)
+        try await sweeper.sweep(keeping: runner.recordedResources(), log: context.log.write)
         try await runner.destroy(context)
-        let instances = try await cloud.ec2.liveInstances(plan: planName)
-        let vpcs = try await cloud.ec2.vpcs(plan: planName)
+        try await sweeper.sweep(keeping: runner.recordedResources(), log: context.log.write)
+        let left = try await cloud.ec2.resources(plan: planName)
         if target == .sandbox { _ = try await fleet(context).reconcile([], store: context.store, log: context.log) }
-        guard instances.isEmpty && vpcs.isEmpty else {
-            throw StepFailure("after destroy, still tagged provision:plan=\(planName): instances \(instances.map(\.id)), VPCs \(vpcs); run 'provision down' again")
+        guard left.isEmpty else {
+            throw StepFailure("after destroy, still tagged provision:plan=\(planName): \(left); run 'provision down' again")
         }
-        context.log.write("verified: no instance or VPC tagged provision:plan=\(planName) is left")
+        context.log.write("verified: nothing tagged provision:plan=\(planName) is left (\(CloudResourceKind.allCases.map(\.plural).joined(separator: ", ")))")
     }
 
     // MARK: Helpers
 
-    private func setUp(_ context: StepContext) throws -> (TerraformRunner, CloudAccess) {
+    /// The runner and the cloud; `endpoint` overrides the sandbox endpoint `sandbox.cloud` recorded.
+    private func setUp(_ context: StepContext, endpoint: String? = nil) throws -> (TerraformRunner, CloudAccess) {
         let cloud: CloudAccess
         if target == .sandbox {
-            guard case .string(let endpoint)? = context.upstream[SandboxCloudStep.id]?["endpoint"] else {
+            let recorded: String? = if case .string(let text)? = context.upstream[SandboxCloudStep.id]?["endpoint"] { text } else { nil }
+            guard let endpoint = endpoint ?? recorded else {
                 throw StepFailure("the sandbox EC2 endpoint is unknown; run 'provision up' so sandbox.cloud runs first", retryable: false)
             }
             cloud = .sandbox(endpoint: endpoint, region: cluster.region)
@@ -106,16 +112,18 @@ struct TerraformApplyStep: Step {
         return (runner, cloud)
     }
 
-    private func leakedInstances(_ runner: TerraformRunner, _ cloud: CloudAccess) async throws -> [String] {
-        let known = runner.instancesInState()
-        return try await cloud.ec2.liveInstances(plan: planName).map(\.id).filter { !known.contains($0) }
+    private func sweeper(_ cloud: CloudAccess) -> CloudSweeper {
+        CloudSweeper(ec2: cloud.ec2, plan: planName)
     }
 
-    private func terminateLeaks(_ runner: TerraformRunner, _ cloud: CloudAccess, _ context: StepContext) async throws {
-        let leaked = try await leakedInstances(runner, cloud)
-        guard !leaked.isEmpty else { return }
-        context.log.write("terminating \(leaked.count) leaked instance(s) \(leaked.joined(separator: ", ")): tagged for this plan but not in the terraform state (an interrupted apply launched them)")
-        try await cloud.ec2.terminate(leaked)
+    /// The sandbox's EC2 endpoint for a teardown: the running moto's, or, when it is gone (a
+    /// reboot), a new one's. moto kept everything in memory, so terraform then finds nothing left
+    /// to destroy, and `sandbox.cloud`'s teardown stops the new moto.
+    private func runningSandboxCloud(_ context: StepContext) async throws -> String {
+        let cloud = SandboxCloud(stateDirectory: context.stateDirectory, nodeImage: nodeImage)
+        if let record = await cloud.running() { return record.endpoint }
+        context.log.write("the sandbox EC2 API is not running (the machine rebooted, or moto was killed): starting it to tear down; what it held is gone with it")
+        return try await cloud.start(log: context.log).endpoint
     }
 
     /// The instances of `inventory`, by node name.

@@ -101,18 +101,9 @@ public struct TerraformRunner: Sendable {
         return values
     }
 
-    /// IDs of the instances recorded in the local state file.
-    public func instancesInState() -> Set<String> {
-        guard let data = try? Data(contentsOf: stateFile), case .object(let state)? = JSONValue.parse(String(decoding: data, as: UTF8.self)),
-              case .array(let resources)? = state["resources"] else { return [] }
-        var ids: Set<String> = []
-        for case .object(let resource) in resources where resource["type"] == .string("aws_instance") && resource["mode"] == .string("managed") {
-            guard case .array(let instances)? = resource["instances"] else { continue }
-            for case .object(let instance) in instances {
-                if case .object(let attributes)? = instance["attributes"], case .string(let id)? = attributes["id"] { ids.insert(id) }
-            }
-        }
-        return ids
+    /// The cloud resources the local state file records (see `TerraformState`).
+    public func recordedResources() throws -> PlanResources {
+        try TerraformState.resources(in: stateFile)
     }
 
     // MARK: Plumbing

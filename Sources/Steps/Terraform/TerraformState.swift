@@ -1,0 +1,35 @@
+import Engine
+import Foundation
+
+/// What a `terraform.tfstate` file records, by cloud resource kind: the resources a sweep keeps.
+/// Read from the file itself (no terraform command), after any orphaned terraform has been
+/// interrupted so the file is final.
+public enum TerraformState {
+    /// The Terraform resource type of each kind the modules create.
+    static let types: [String: CloudResourceKind] = [
+        "aws_instance": .instance, "aws_key_pair": .keyPair, "aws_security_group": .securityGroup,
+        "aws_route_table_association": .routeTableAssociation, "aws_route_table": .routeTable,
+        "aws_internet_gateway": .internetGateway, "aws_subnet": .subnet, "aws_vpc": .vpc,
+    ]
+
+    /// The managed resources recorded in `file` (tainted ones too: terraform replaces those
+    /// itself); none when the file does not exist yet.
+    /// - Throws: when the file exists but is not a Terraform state, so that nothing is swept on the
+    ///   strength of a state that could not be read.
+    public static func resources(in file: URL) throws -> PlanResources {
+        guard FileManager.default.fileExists(atPath: file.path) else { return PlanResources() }
+        guard let data = try? Data(contentsOf: file), case .object(let state)? = JSONValue.parse(String(decoding: data, as: UTF8.self)) else {
+            throw StepFailure("the terraform state \(file.path) cannot be read as JSON; restore it from \(file.lastPathComponent).backup or look at it before running again",
+                              retryable: false)
+        }
+        var found = PlanResources()
+        guard case .array(let resources)? = state["resources"] else { return found }
+        for case .object(let resource) in resources where resource["mode"] == .string("managed") {
+            guard case .string(let type)? = resource["type"], let kind = types[type], case .array(let instances)? = resource["instances"] else { continue }
+            for case .object(let instance) in instances {
+                if case .object(let attributes)? = instance["attributes"], case .string(let id)? = attributes["id"] { found[kind].insert(id) }
+            }
+        }
+        return found
+    }
+}
