@@ -79,16 +79,17 @@ import Testing
     }
 
     /// Steps whose commands run for a second: each start and end, with the command's pid, goes to
-    /// a ledger (a command stopped by a signal says so before it ends). Its stderr goes to a file:
+    /// a ledger (a command stopped by a signal says so before it ends; its traps come first, so a
+    /// signal cannot end it between its start and its traps). Its stderr goes to a file:
     /// once `provision` is killed nobody reads the pipe, and the shell's "Terminated" would kill it
     /// with SIGPIPE before it could write its end.
     static let ledgerScript = """
         exec 2>>stderr.txt
         what=$1; step=$PROVISION_STEP
         now() { date +%s.%N; }
-        echo "start $step $what $$ $(now)" >> ledger.txt
         trap 'echo "end $step $what $$ $(now)" >> ledger.txt' EXIT
         trap 'echo "stopped $step $what $$ $(now)" >> ledger.txt; exit 143' TERM INT
+        echo "start $step $what $$ $(now)" >> ledger.txt
         case $what in
           run) sleep 1; echo "$step" >> effects.txt ;;
           check) grep -qx "$step" effects.txt 2>/dev/null; status=$?; exit $status ;;
