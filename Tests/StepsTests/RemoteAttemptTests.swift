@@ -34,6 +34,22 @@ import Testing
         }
     }
 
+    @Test func aCommandWhoseChannelIsGoneRunsToItsEndInsteadOfDyingAtItsNextWrite() async throws {
+        try await withSandboxNodes { nodes in
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let endpoint = nodes.endpoint(host)
+            let first = NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: RemoteAttempt(step: "service.node-exporter", identity: "r1.a1.p1.s1"))
+            // Like a service manager's `start`: it prints progress, then finishes its work.
+            let chatty = #"echo starting; sleep 2; echo "* Starting unit ..."; echo "* Starting unit ..." >&2; echo done >> /tmp/ledger"#
+            await #expect(throws: SSHError.self) { try await first.run(chatty, timeout: .seconds(1)) }
+            await pool.closeAll()
+            let second = NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: RemoteAttempt(step: "service.node-exporter", identity: "r1.a2.p2.s1"))
+            #expect(try await second.run("cat /tmp/ledger").stdout == "done\n", "a write to the dropped channel must not kill it half way")
+            await pool.closeAll()
+        }
+    }
+
     @Test func aLaterAttemptStopsTheCommandAnEarlierAttemptLeftRunningPastTheWait() async throws {
         try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]

@@ -11,7 +11,10 @@ import Foundation
 /// cut in the middle leaves the unit half started), stops them if they run past `awaitSeconds`
 /// (SIGTERM to their process group, SIGKILL after `graceSeconds`), then records its own pid and
 /// start time in a file named after its attempt under `/tmp/.provision-children/<step>/`, and
-/// removes that file when it ends. The record lives on the
+/// removes that file when it ends. The command itself runs in a subshell whose output goes to
+/// files beside that record and reaches the channel only once it has ended: a command that wrote
+/// to a dropped channel would die of SIGPIPE at its next line (a `start` cut in the middle), and
+/// one that always finishes can be awaited. The record lives on the
 /// node because that is where it can be acted on, whatever the state of the machine running
 /// `provision`. Commands of the same attempt (run in parallel) leave each other alone.
 public struct RemoteAttempt: Sendable, Hashable {
@@ -48,7 +51,8 @@ public struct RemoteAttempt: Sendable, Hashable {
     }
 
     /// `command`, wrapped as described above. It runs in the login shell sshd started for the
-    /// channel, which leads its own process group: `$$` is the group a later attempt stops.
+    /// channel, which leads its own process group: `$$` is the group a later attempt awaits or
+    /// stops. Its output arrives when it ends (no caller streams a node command's output).
     public func wrap(_ command: String) -> String {
         let identity = identity.filter { $0.isLetter || $0.isNumber || $0 == "." }
         return """
@@ -80,8 +84,12 @@ public struct RemoteAttempt: Sendable, Hashable {
               fi
               rm -f "$__pv_f"
             done
-            echo "$$ $(__pv_start $$)" > "$__pv_me"; trap 'rm -f "$__pv_me"' EXIT
+            echo "$$ $(__pv_start $$)" > "$__pv_me"; trap 'rm -f "$__pv_me" "$__pv_me.out" "$__pv_me.err"' EXIT
+            (
             \(command)
+            ) > "$__pv_me.out" 2> "$__pv_me.err"
+            __pv_rc=$?
+            cat "$__pv_me.err" >&2; cat "$__pv_me.out"; exit $__pv_rc
             """
     }
 }
