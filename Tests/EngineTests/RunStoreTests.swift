@@ -24,6 +24,18 @@ import Testing
         #expect(try second.integrityCheck() == "ok")
     }
 
+    @Test func anAttemptAKilledRunLeftRunningIsRecordedInterruptedWhenTheNextAttemptStarts() throws {
+        let root = TemporaryDirectory()
+        let store = try SQLiteRunStore(directory: root.url)
+        let run = try store.beginRun(command: .up, planPath: "p.yaml", planText: "name: p")
+        try store.markRunning("a", run: run.id, attempt: 1, fingerprint: "f")
+        // provision is killed here; the resumed run applies the step again.
+        try store.markRunning("a", run: run.id, attempt: 2, fingerprint: "f")
+        try store.markSucceeded("a", run: run.id, fingerprint: "f", outputs: [:], duration: .zero, adopted: false)
+        #expect(try store.attempts(of: "a", run: run.id).map(\.outcome) == ["interrupted", "succeeded"])
+        #expect(try store.stepsApplied(inRun: run.id) == ["a"])
+    }
+
     @Test func intentIsVisibleToAnotherConnectionBeforeTheEffect() throws {
         let root = TemporaryDirectory()
         let writer = try SQLiteRunStore(directory: root.url)

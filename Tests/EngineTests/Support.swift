@@ -78,6 +78,28 @@ struct ScriptedStep: Step {
     }
 }
 
+/// A step that runs a shell command through its context's supervisor; its check calls `onCheck`
+/// and is never satisfied.
+struct CommandStep: Step {
+    let id: StepID
+    let command: String
+    let onCheck: @Sendable (StepContext) -> Void
+    var inputs: String { command }
+    var hasCheck: Bool { true }
+
+    func check(_ context: StepContext) async throws -> CheckResult {
+        onCheck(context)
+        return .unsatisfied("not yet")
+    }
+
+    func apply(_ context: StepContext) async throws -> StepOutputs {
+        let result = try await context.processes.run(.shell(command, environment: ProcessInfo.processInfo.environment),
+                                                     redactor: context.redactor, log: context.log)
+        guard result.succeeded else { throw StepFailure("\(command): \(result.summary)") }
+        return [:]
+    }
+}
+
 /// A store in a temporary directory and an executor factory over it.
 struct Harness: Sendable {
     let directory = TemporaryDirectory()
@@ -88,9 +110,10 @@ struct Harness: Sendable {
     }
 
     func run(_ nodes: [StepGraph.Node], parallelism: Int = 10, command: RunCommand = .up, recheck: Bool = false,
-             events: (@Sendable (Event) -> Void)? = nil) async throws -> RunSummary {
+             resuming: RunRecord? = nil, events: (@Sendable (Event) -> Void)? = nil) async throws -> RunSummary {
         let graph = try StepGraph(nodes)
-        let run = try store.beginRun(command: command, planPath: "test", planText: "")
+        let run = try resuming ?? store.beginRun(command: command, planPath: "test", planText: "")
+        if let resuming { try store.resumeRun(resuming.id) }
         var executor = Executor(graph: graph, store: store, run: run, stateDirectory: directory.url, redactor: Redactor(),
                                 processes: ProcessSupervisor(interruptGrace: .seconds(2)), parallelism: parallelism,
                                 observer: events ?? { _ in })

@@ -68,7 +68,7 @@ import Testing
                 if count == 2 {
                     // Only an attempt cut off by the kill may have been repeated.
                     let interrupted = try database.query(
-                        "SELECT COUNT(*) FROM attempts WHERE step_id = ? AND outcome IN ('running', 'cancelled')", [.text(id)])
+                        "SELECT COUNT(*) FROM attempts WHERE step_id = ? AND outcome IN ('running', 'interrupted', 'cancelled')", [.text(id)])
                     #expect((interrupted.first?[0].int ?? 0) >= 1, "trial \(trial): \(id) applied twice without an interrupted attempt")
                 }
             }
@@ -76,5 +76,131 @@ import Testing
             #expect(try store.steps().values.filter { $0.state == .succeeded }.count == Self.stepCount)
         }
         #expect(interruptedRuns >= 10, "most kills should land while provision is running (window \(window) ms)")
+    }
+
+    /// Steps whose commands run for a second: each start and end, with the command's pid, goes to
+    /// a ledger (a command stopped by a signal says so before it ends; its traps come first, so a
+    /// signal cannot end it between its start and its traps). Its stderr goes to a file:
+    /// once `provision` is killed nobody reads the pipe, and the shell's "Terminated" would kill it
+    /// with SIGPIPE before it could write its end.
+    static let ledgerScript = """
+        exec 2>>stderr.txt
+        what=$1; step=$PROVISION_STEP
+        now() { date +%s.%N; }
+        trap 'echo "end $step $what $$ $(now)" >> ledger.txt' EXIT
+        trap 'echo "stopped $step $what $$ $(now)" >> ledger.txt; exit 143' TERM INT
+        echo "start $step $what $$ $(now)" >> ledger.txt
+        case $what in
+          run) sleep 1; echo "$step" >> effects.txt ;;
+          check) grep -qx "$step" effects.txt 2>/dev/null; status=$?; exit $status ;;
+        esac
+
+        """
+
+    static func ledgerPlan() -> String {
+        // Two chains of two steps, then one that needs both: three waves of one second each.
+        let needs = ["a1": [], "b1": [], "a2": ["a1"], "b2": ["b1"], "join": ["a2", "b2"]]
+        var text = "name: ledger\nparallelism: 2\nsteps:\n"
+        for id in ["a1", "b1", "a2", "b2", "join"] {
+            text += "  - id: \(id)\n"
+            if let deps = needs[id], !deps.isEmpty { text += "    needs: [\(deps.joined(separator: ", "))]\n" }
+            text += "    exec:\n      run: sh step.sh run\n      check: sh step.sh check\n"
+        }
+        return text
+    }
+
+    /// One command's time in the ledger.
+    struct Interval {
+        let step: String
+        let command: String
+        let pid: Int32
+        let start: Double
+        var end: Double?
+        var stopped = false
+    }
+
+    /// Whether `pid` is a process that has not ended (a zombie has).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[stat.index(after: close)...].hasPrefix(" Z")
+    }
+
+    static func intervals(_ ledger: String) -> [Interval] {
+        var open: [Int32: Interval] = [:]
+        var closed: [Interval] = []
+        for line in ledger.split(separator: "\n") {
+            let fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 5, let pid = Int32(fields[3]), let time = Double(fields[4]) else { continue }
+            switch fields[0] {
+            case "start": open[pid] = Interval(step: fields[1], command: fields[2], pid: pid, start: time)
+            case "stopped": open[pid]?.stopped = true
+            case "end":
+                if var interval = open.removeValue(forKey: pid) {
+                    interval.end = time
+                    closed.append(interval)
+                }
+            default: break
+            }
+        }
+        return closed + open.values
+    }
+
+    @Test func afterSIGKILLUnlockAndResumeNoStepsCommandEverRunsTwiceAtTheSameTime() async throws {
+        var generator = SystemRandomNumberGenerator()
+        let calibration = CLI()
+        _ = calibration.write("step.sh", Self.ledgerScript)
+        let started = ContinuousClock.now
+        #expect(try calibration.run(["up", "--plan", calibration.write("plan.yaml", Self.ledgerPlan())]).code == 0)
+        let window = Int(((ContinuousClock.now - started).seconds * 900).rounded())  // the first 90% of a run
+        calibration.cleanUp()
+        var stoppedLeftovers = 0
+        var killsDuringACommand = 0
+        for trial in 0..<20 {
+            let cli = CLI()
+            defer { cli.cleanUp() }
+            _ = cli.write("step.sh", Self.ledgerScript)
+            let plan = cli.write("plan.yaml", Self.ledgerPlan())
+            let process = try cli.start(["up", "--plan", plan])
+            try await Task.sleep(for: .milliseconds(Int.random(in: 200...window, using: &generator)))
+            kill(process.pid, SIGKILL)
+            process.wait()
+            let ledgerURL = cli.directory.appendingPathComponent("ledger.txt")
+            let atKill = Self.intervals((try? String(contentsOf: ledgerURL, encoding: .utf8)) ?? "")
+            if atKill.contains(where: { $0.end == nil }) { killsDuringACommand += 1 }
+
+            #expect(try cli.run(["unlock", "--plan", plan]).code == 0)
+            var finished = false
+            for _ in 0..<5 where !finished {
+                let result = try cli.run(["resume", "--plan", plan])
+                switch result.code {
+                case 0: finished = true
+                case 5: finished = try cli.run(["up", "--plan", plan]).code == 0  // killed before the run was recorded
+                default: Issue.record("resume exited \(result.code) in trial \(trial): \(result.stderr)")
+                }
+            }
+            #expect(finished, "trial \(trial) did not converge")
+
+            let ledger = try String(contentsOf: ledgerURL, encoding: .utf8)
+            let all = Self.intervals(ledger)
+            stoppedLeftovers += all.filter(\.stopped).count
+            for interval in all where interval.end == nil {
+                Issue.record("trial \(trial): \(interval.step) \(interval.command) pid \(interval.pid) never ended:\n\(ledger)")
+            }
+            for (step, intervals) in Dictionary(grouping: all, by: \.step) {
+                let ordered = intervals.sorted { $0.start < $1.start }
+                for (earlier, later) in zip(ordered, ordered.dropFirst()) {
+                    #expect(later.start >= earlier.end ?? .infinity,
+                            "trial \(trial): \(step)'s \(later.command) (pid \(later.pid)) started while its \(earlier.command) (pid \(earlier.pid)) still ran:\n\(ledger)")
+                }
+            }
+            let effects = Set(try String(contentsOf: cli.directory.appendingPathComponent("effects.txt"), encoding: .utf8).split(separator: "\n"))
+            #expect(effects == ["a1", "b1", "a2", "b2", "join"], "trial \(trial)")
+            // Orphans are reparented to a PID 1 that may never reap them: a zombie has ended.
+            for interval in all { #expect(!Self.isRunning(interval.pid), "trial \(trial): pid \(interval.pid) still runs") }
+        }
+        print("ledger trials: 20, kills while a command ran: \(killsDuringACommand), leftover commands stopped by resume: \(stoppedLeftovers)")
+        // The trials must have hit what they test: kills while a command ran, leftovers stopped.
+        #expect(killsDuringACommand >= 10, "most kills should land while a step's command runs (window \(window) ms)")
+        #expect(stoppedLeftovers >= 5, "resume should have stopped commands the killed runs left running")
     }
 }

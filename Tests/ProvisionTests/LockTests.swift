@@ -119,4 +119,23 @@ import Testing
         #expect(resume.code == 0, "\(resume.stderr)")
         #expect(try cli.store(plan: "stubborn").integrityCheck() == "ok")
     }
+
+    @Test func aCommandLeftRunningOnAnotherHostStopsTheRunWithExit3UntilUnlockForceForgetsIt() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let plan = cli.write("plan.yaml", "name: elsewhere\nsteps:\n  - id: one\n    exec:\n      run: echo one >> effects.txt\n")
+        #expect(try cli.run(["up", "--plan", plan]).code == 0)
+        // What a run on another machine sharing this state directory left recorded.
+        _ = try cli.store(plan: "elsewhere").recordChild(ChildRecord(step: "one", run: 1, attempt: 1, pid: 4121, processStart: "9",
+                                                                     host: "build-7", command: "/bin/sh -c make"))
+        let blocked = try cli.run(["up", "--plan", plan])
+        #expect(blocked.code == 3)
+        #expect(blocked.stderr.contains("pid 4121") && blocked.stderr.contains("host build-7") && blocked.stderr.contains("unlock --force"))
+        #expect(try cli.run(["unlock", "--plan", plan]).stdout.contains("not locked"), "without --force nothing is forgotten")
+        #expect(try cli.run(["up", "--plan", plan]).code == 3)
+
+        let forced = try cli.run(["unlock", "--force", "--plan", plan])
+        #expect(forced.code == 0 && forced.stdout.contains("forgot pid 4121 of step 'one' on host build-7"))
+        #expect(try cli.run(["up", "--plan", plan]).code == 0)
+    }
 }

@@ -12,15 +12,27 @@ import Foundation
 ///                                                             └ unsatisfied ─► apply
 /// new / failed / cancelled / running (interrupted) ──► check ─ satisfied ─► adopted
 ///                                                             └ unsatisfied ─► apply
+///   but a dependency applied in this run ────────────► apply (never adopted)
 /// apply: markRunning (intent) ─► apply ─ ok ─► markSucceeded (outputs + state, one transaction)
 ///                                       └ error ─► retry with backoff, or failed
 /// ```
+///
+/// "Applied in this run" counts the whole run, across `resume`: a dependency applied before the
+/// run was killed (`appliedInRun`, from the store) counts as much as one applied in this walk, so
+/// whether a step is adopted or applied does not depend on when the kill came. A step that already
+/// succeeded in this run is not run again for a dependency applied before it.
 extension Executor {
-    func converge(_ step: any Step, item: String?, record: StepRecord?, upstream: GraphWalker.Upstream) async throws -> Outcome {
+    func converge(
+        _ step: any Step, item: String?, record: StepRecord?, upstream: GraphWalker.Upstream, appliedInRun: Set<StepID>
+    ) async throws -> Outcome {
         let scoped = step.upstreamScope(upstream.outputs)
         let fingerprint = Self.fingerprint(step, upstream: scoped ?? upstream.outputs)
+        let dependencyAppliedInRun = upstream.applied || upstream.outputs.keys.contains(where: appliedInRun.contains)
         if let record, record.state == .succeeded {
-            if record.fingerprint == fingerprint && (scoped != nil || !upstream.applied) {
+            // Applied earlier in this run, before this step last succeeded in another run: as if
+            // the walk had applied it now.
+            let dependencyApplied = upstream.applied || (record.run != run.id && dependencyAppliedInRun)
+            if record.fingerprint == fingerprint && (scoped != nil || !dependencyApplied) {
                 guard (recheck || step.checksEveryRun) && step.hasCheck else {
                     notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
                     return .unchanged(record.outputs)
@@ -29,6 +41,12 @@ extension Executor {
                                                             upstream: upstream.outputs, recorded: record.outputs) {
                     return outcome
                 }
+            }
+        } else if dependencyAppliedInRun && (scoped == nil || record?.fingerprint != fingerprint) {
+            // Its check could pass on what an attempt did before the dependency changed the world.
+            if record?.state == .running {
+                context(for: step.id, attempt: 0, item: item, upstream: upstream.outputs)
+                    .log.write("a dependency was applied in this run: applying this step again, not adopting what the interrupted attempt did")
             }
         } else if let adopted = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs) {
             return adopted

@@ -6,6 +6,7 @@ extension Executor {
     /// interrupted), dependents before their dependencies. A failed teardown keeps the steps it
     /// depends on standing (they are reported skipped), so nothing is pulled out from under it.
     public func down() async throws -> RunSummary {
+        try await stopLeftovers()
         let records = try store.steps()
         let expanded = try graph.expanded(in: store)
         let steps = expanded.steps

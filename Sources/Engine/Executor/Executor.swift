@@ -4,9 +4,11 @@ import Foundation
 /// Converges the world to a step graph (`up`), or tears it down (`down`), recording everything in
 /// a run store.
 ///
-/// `up` visits every step in dependency order (see `GraphWalker` for the concurrency, failure and
-/// cancellation contract). A step that succeeded before with the same fingerprint, and none of
-/// whose dependencies was applied in this run, is left alone. Otherwise the step's state machine
+/// `up` and `down` first stop what a killed run left running (`Executor+Leftovers.swift`), so no
+/// step ever runs twice at the same time. `up` then visits every step in dependency order (see
+/// `GraphWalker` for the concurrency, failure and cancellation contract). A step that succeeded
+/// before with the same fingerprint, and none of whose dependencies was applied in this run, is
+/// left alone. Otherwise the step's state machine
 /// (`Executor+StepRun.swift`) runs it. `down` runs teardowns in reverse dependency order.
 public struct Executor: Sendable {
     /// The graph to run.
@@ -28,6 +30,8 @@ public struct Executor: Sendable {
     /// `up --recheck`: run the check of every succeeded, unchanged step against the live world
     /// and apply again where it drifted (instead of trusting the store).
     public var recheck = false
+    /// How long a child left running by a killed run gets after SIGTERM before SIGKILL.
+    public var leftoverGrace: Duration = .seconds(10)
 
     /// Creates an executor.
     public init(
@@ -47,13 +51,15 @@ public struct Executor: Sendable {
     /// Converges every step; returns what happened. Throws only when the run store fails, after
     /// which nothing more is started (the store still holds a consistent state for `resume`).
     public func up() async throws -> RunSummary {
+        try await stopLeftovers()
         let records = try store.steps()
+        let appliedInRun = try store.stepsApplied(inRun: run.id)
         let vertices = graph.order.map { vertex(for: graph.nodes[$0]!) }
         return try await GraphWalker(parallelism: parallelism).walk(
             vertices,
             work: { vertex, upstream in
                 guard case .step(let step, let item) = vertex.kind else { return .unchanged([:]) }
-                return try await self.converge(step, item: item, record: records[step.id], upstream: upstream)
+                return try await self.converge(step, item: item, record: records[step.id], upstream: upstream, appliedInRun: appliedInRun)
             },
             skip: { vertex, reason in
                 notify(try store.mark(vertex.id, run: run.id, state: .skipped, message: reason))
@@ -114,8 +120,11 @@ public struct Executor: Sendable {
             // The events as stored; if the store refuses them, still show them.
             ((try? store.append(events)) ?? events).forEach(observer)
         }
+        // Children of a run are recorded, so a later run can stop what a killed one left; an
+        // audit's read-only checks run outside any run's lock and are not.
+        let children = recordEvents ? processes.recording(to: AttemptChildren(store: store, step: step, run: runID, attempt: attempt)) : processes
         return StepContext(runID: run.id, stepID: step, attempt: attempt, upstream: upstream, item: item,
-                           stateDirectory: stateDirectory, log: log, redactor: redactor, processes: processes, store: store)
+                           stateDirectory: stateDirectory, log: log, redactor: redactor, processes: children, store: store)
     }
 
     /// The log file name for a step: its id with anything but letters, digits, `.`, `_` and `-` escaped.

@@ -8,6 +8,14 @@ public struct ProcessCommand: Sendable, Hashable {
     public var environment: [String: String]
     /// Working directory; nil keeps the provisioner's.
     public var workingDirectory: String?
+    /// How long what is left of this command after `provision` was killed gets, once a later run
+    /// finds it, between SIGTERM and SIGKILL; nil: the executor's `leftoverGrace`. For commands
+    /// that need long to stop cleanly (terraform waits for the API calls in flight).
+    public var stopGrace: Duration?
+    /// The signal that asks what is left of this command to stop (to its whole process group);
+    /// nil: SIGTERM. Terraform wants SIGINT: its provider plugins ignore it and let terraform
+    /// finish the calls in flight and save its state, where SIGTERM would kill them mid-call.
+    public var stopSignal: Int32?
 
     /// Creates a command.
     public init(_ executable: String, _ arguments: [String] = [], environment: [String: String], workingDirectory: String? = nil) {

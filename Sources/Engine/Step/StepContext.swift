@@ -41,6 +41,17 @@ public struct StepContext: Sendable {
         self.store = store
     }
 
+    /// Identifies this attempt of the step among every attempt any `provision` makes
+    /// (`r7.a2.p4121.s98231`: run, attempt, this process and its start time), for what a step starts
+    /// outside this machine's process table (a command on a node), so that a later attempt can
+    /// tell its own commands from those a killed one left running. Nil when the context records no
+    /// children (an audit's read-only checks, which must never stop anything).
+    public var attemptIdentity: String? {
+        guard processes.isRecording else { return nil }
+        let pid = getpid()
+        return "r\(runID).a\(attempt).p\(pid).s\(LockHolder.processStart(pid) ?? "0")"
+    }
+
     /// Hides `value` from this run's logs, events, errors and outputs from now on: for a secret the
     /// step learns while it runs (a join token read from a node).
     public func addSecret(_ value: String) {

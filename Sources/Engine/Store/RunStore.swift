@@ -57,6 +57,18 @@ public protocol RunStore: StepStore {
     /// The persisted items of a fan-out, if it was expanded.
     func expansion(_ fanOut: StepID) throws -> [String]?
 
+    /// Steps with an attempt that was applied and succeeded in `run` (adoptions excluded): what
+    /// "a dependency was applied in this run" means across a resume.
+    func stepsApplied(inRun run: Int64) throws -> Set<StepID>
+
+    /// Intent for a child process: recorded (and committed) before the child is let run, so a
+    /// killed run's children can be found and stopped; returns the record with its id.
+    func recordChild(_ child: ChildRecord) throws -> ChildRecord
+    /// Forgets a child once it has exited (or has been stopped).
+    func removeChild(id: Int64) throws
+    /// Every recorded child: the ones still running now, and what killed runs left behind.
+    func children() throws -> [ChildRecord]
+
     /// SQLite's `PRAGMA integrity_check` answer ("ok" when healthy).
     func integrityCheck() throws -> String
 }

@@ -148,6 +148,9 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
                     ON CONFLICT(id) DO UPDATE SET state = 'running', fingerprint = ?2, attempts = ?3, run_id = ?4,
                         started_at = ?5, finished_at = NULL
                     """, [.text(step.rawValue), .text(fingerprint), .int(Int64(attempt)), .int(run), .double(now)])
+                // An attempt still `running` belongs to a `provision` that was killed (one writer, and
+                // a step never runs twice at once): it was interrupted, whatever happens next.
+                try database.query("UPDATE attempts SET outcome = 'interrupted' WHERE step_id = ? AND outcome = 'running'", [.text(step.rawValue)])
                 try database.query("INSERT INTO attempts (run_id, step_id, attempt, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
                                    [.int(run), .text(step.rawValue), .int(Int64(attempt)), .double(now)])
                 return try insertEvents([Event(run: run, step: step, kind: .stepStarted, attempt: attempt)])[0]
@@ -319,6 +322,49 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
 
     public func removeResource(kind: String, key: String) throws {
         try locked { try database.query("DELETE FROM resources WHERE kind = ?1 AND key = ?2", [.text(kind), .text(key)]) }
+    }
+
+    // MARK: Children
+
+    public func stepsApplied(inRun run: Int64) throws -> Set<StepID> {
+        try locked {
+            Set(try database.query("SELECT DISTINCT step_id FROM attempts WHERE run_id = ? AND outcome = 'succeeded'", [.int(run)])
+                .map { StepID($0[0].text ?? "") })
+        }
+    }
+
+    public func recordChild(_ child: ChildRecord) throws -> ChildRecord {
+        try locked {
+            try database.query("""
+                INSERT INTO children (step_id, run_id, attempt, pid, process_start, host, command, started_at, stop_grace_ms, stop_signal)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(child.step.rawValue), .int(child.run), .int(Int64(child.attempt)), .int(Int64(child.pid)),
+                      child.processStart.map(SQLValue.text) ?? .null, .text(child.host), .text(child.command),
+                      .double(child.startedAt.timeIntervalSince1970), child.stopGrace.map { .int(Int64($0.seconds * 1000)) } ?? .null,
+                      child.stopSignal.map { .int(Int64($0)) } ?? .null])
+            var stored = child
+            stored.id = database.lastInsertRowID
+            return stored
+        }
+    }
+
+    public func removeChild(id: Int64) throws {
+        try locked { try database.query("DELETE FROM children WHERE id = ?", [.int(id)]) }
+    }
+
+    public func children() throws -> [ChildRecord] {
+        try locked {
+            try database.query("""
+                SELECT id, step_id, run_id, attempt, pid, process_start, host, command, started_at, stop_grace_ms, stop_signal
+                FROM children ORDER BY id
+                """)
+                .map { row in
+                    ChildRecord(id: row[0].int ?? 0, step: StepID(row[1].text ?? ""), run: row[2].int ?? 0, attempt: Int(row[3].int ?? 0),
+                                pid: Int32(row[4].int ?? 0), processStart: row[5].text, host: row[6].text ?? "", command: row[7].text ?? "",
+                                startedAt: Date(timeIntervalSince1970: row[8].double ?? 0), stopGrace: row[9].int.map { .milliseconds($0) },
+                                stopSignal: row[10].int.map { Int32($0) })
+                }
+        }
     }
 
     public func integrityCheck() throws -> String {

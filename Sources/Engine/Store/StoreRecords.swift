@@ -50,7 +50,8 @@ public struct AttemptRecord: Sendable, Codable, Equatable {
     public var attempt: Int
     public var startedAt: Date
     public var finishedAt: Date?
-    /// `running`, `succeeded`, `adopted`, `failed`, or the state it was moved to (`cancelled`).
+    /// `running`, `succeeded`, `adopted`, `failed`, `interrupted` (its `provision` was killed and a
+    /// later attempt started), or the state it was moved to (`cancelled`).
     public var outcome: String
     /// The error of a failed attempt, redacted.
     public var error: String?

@@ -26,6 +26,12 @@ enum StoreSchema {
         CREATE TABLE resources (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, updated_at REAL NOT NULL,
             PRIMARY KEY (kind, key));
         """,
+        """
+        CREATE TABLE children (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, step_id TEXT NOT NULL, run_id INTEGER NOT NULL, attempt INTEGER NOT NULL,
+            pid INTEGER NOT NULL, process_start TEXT, host TEXT NOT NULL, command TEXT NOT NULL, started_at REAL NOT NULL,
+            stop_grace_ms INTEGER, stop_signal INTEGER);
+        """,
     ]
 
     /// Applies the migrations the file lacks. Each one reads the version inside its own write

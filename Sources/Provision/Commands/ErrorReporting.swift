@@ -10,7 +10,7 @@ func report(_ error: any Error, json: Bool) -> ExitCode {
     switch error {
     case is PlanError, is GraphError, is ValidationError: code = ExitCodes.invalidInput
     case let state as StateDirectoryError: code = state.isBadArgument ? ExitCodes.invalidInput : ExitCodes.storeFailure
-    case is LockError: code = ExitCodes.locked
+    case is LockError, is LeftoverChildError: code = ExitCodes.locked
     case is StoreError: code = ExitCodes.storeFailure
     case is NothingToResume: code = ExitCodes.nothingToResume
     case let exit as ExitCode: return exit

@@ -9,7 +9,8 @@ struct UnlockCommand: AsyncParsableCommand {
         abstract: "Clear the state lock left by a killed or crashed run.",
         discussion: """
             Refuses while the holder is still running on this host, unless --force. A holder on another
-            host cannot be checked: make sure it is gone, then pass --force.
+            host cannot be checked: make sure it is gone, then pass --force. --force also forgets the
+            commands a run on another host left recorded (which this host cannot stop).
             """
     )
 
@@ -21,6 +22,13 @@ struct UnlockCommand: AsyncParsableCommand {
     func run() async throws {
         try await withExitCodes(json: options.json) {
             let workspace = try options.workspace(storedPlanIfMissing: true)
+            if force, workspace.hasStore {
+                let store = try workspace.openStore()
+                for child in try store.children() where child.host != LockHolder.hostName {
+                    try store.removeChild(id: child.id)
+                    print("forgot pid \(child.pid) of step '\(child.step)' on host \(child.host) (\(child.command)); make sure it is gone")
+                }
+            }
             guard workspace.hasStore, let holder = try workspace.openStore().lockHolder() else {
                 print("the state of plan '\(workspace.plan.name)' is not locked")
                 return

@@ -87,7 +87,8 @@ struct NodeReadyStep: Step {
         guard let ssh else {
             throw StepFailure("node.ready/\(node) was built without an SSH pool; run it through 'provision up'", retryable: false)
         }
-        return NodeCommandRunner(pool: ssh, endpoint: try inventoryNode(context).endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path))
+        return NodeCommandRunner(pool: ssh, endpoint: try inventoryNode(context).endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path),
+                                 attempt: RemoteAttempt(context))
     }
 
     private func outputs(_ endpoint: SSHEndpoint, _ context: StepContext) -> StepOutputs {

@@ -27,7 +27,7 @@ struct RuntimeAccess: Sendable {
         return (try runtimeNode(control, controlPlane: true), try inventory.workers.map { try runtimeNode($0, controlPlane: false) })
     }
 
-    /// An installer for `node`, over the run's pool.
+    /// An installer for `node`, over the run's pool, its commands marked as `context`'s attempt.
     func installer(_ node: String, _ context: StepContext) throws -> ServiceInstaller {
         guard let ssh else {
             throw StepFailure("\(context.stepID) was built without an SSH pool; run it through 'provision up'", retryable: false)
@@ -35,7 +35,8 @@ struct RuntimeAccess: Sendable {
         guard let entry = try Self.inventory(context.upstream).node(named: node) else {
             throw StepFailure("node \(node) is not in the cluster inventory; run 'provision up'", retryable: false)
         }
-        return ServiceInstaller(pool: ssh, endpoint: try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path))
+        return ServiceInstaller(pool: ssh, endpoint: try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path),
+                                attempt: RemoteAttempt(context))
     }
 
     /// The part of the inventory a step placed on `nodes` depends on: their machines and routes.

@@ -18,9 +18,11 @@ public struct ServiceInstaller: Sendable {
         self.upload = upload
     }
 
-    /// An installer for a node of `pool` (commands and SFTP on the node's one session).
-    public init(pool: SSHPool, endpoint: SSHEndpoint) {
-        self.init(node: NodeCommandRunner(pool: pool, endpoint: endpoint)) { data, path, mode in
+    /// An installer for a node of `pool` (commands and SFTP on the node's one session); with an
+    /// `attempt`, its commands first wait for what earlier attempts of that step left running on
+    /// the node.
+    public init(pool: SSHPool, endpoint: SSHEndpoint, attempt: RemoteAttempt? = nil) {
+        self.init(node: NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: attempt)) { data, path, mode in
             try await pool.upload(data, to: path, on: endpoint, mode: mode)
         }
     }

@@ -118,7 +118,12 @@ public struct TerraformRunner: Sendable {
         env["CHECKPOINT_DISABLE"] = "1"
         // The shell records its pid, then becomes terraform (same pid), so an orphan can be found.
         let script = "echo $$ > \"$0\"; exec terraform \"$@\""
-        let command = ProcessCommand("/bin/sh", ["-c", script, pidFile.path] + arguments, environment: env, workingDirectory: workingDirectory.path)
+        var command = ProcessCommand("/bin/sh", ["-c", script, pidFile.path] + arguments, environment: env, workingDirectory: workingDirectory.path)
+        // Left running by a killed `provision`, a later run interrupts it as Ctrl-C would (its
+        // provider plugins ignore SIGINT; SIGTERM would kill them mid-call) and gives it time to
+        // finish the API calls in flight and save its state before SIGKILL.
+        command.stopSignal = SIGINT
+        command.stopGrace = .seconds(90)
         let log: StepLog?
         if readable {
             let stepLog = context.log
