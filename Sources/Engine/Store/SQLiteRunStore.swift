@@ -138,6 +138,7 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
         }
     }
 
+    @discardableResult
     public func markRunning(_ step: StepID, run: Int64, attempt: Int, fingerprint: String) throws -> Event {
         try locked {
             let now = Date().timeIntervalSince1970
@@ -230,12 +231,14 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
 
     // MARK: Events
 
+    @discardableResult
     public func append(_ events: [Event]) throws -> [Event] {
         guard !events.isEmpty else { return [] }
         return try locked { try database.transaction { try insertEvents(events) } }
     }
 
     /// Inserts `events`; returns them as a later read returns them (`seq` set, time as stored).
+    @discardableResult
     private func insertEvents(_ events: [Event]) throws -> [Event] {
         try events.map { event in
             let at = event.at.timeIntervalSince1970

@@ -19,7 +19,7 @@ struct K3sAccess: Sendable {
             throw StepFailure("node \(name) is not in the cluster inventory; run 'provision up'", retryable: false)
         }
         let endpoint = try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path)
-        return K3sNode(name: name, entry: entry, runner: NodeCommandRunner(pool: ssh, endpoint: endpoint), upload: { data, path, mode in
+        return K3sNode(name: name, entry: entry, runner: NodeCommandRunner(pool: ssh, endpoint: endpoint, attempt: RemoteAttempt(context)), upload: { data, path, mode in
             try await ssh.upload(data, to: path, on: endpoint, mode: mode)
         }, isRoot: endpoint.user == "root")
     }

@@ -75,7 +75,7 @@ struct VerifyStep: Step {
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
-        let checks = await try verifier(context).run { context.log.write($0) }
+        let checks = try await verifier(context).run { context.log.write($0) }
         context.log.write(PipelineVerifier.table(checks))
         let failed = checks.filter { !$0.ok }
         guard failed.isEmpty else {
