@@ -7,17 +7,7 @@ import Testing
 @Suite struct K3sPlanTests {
     static let head = "name: p\ntarget: aws\ncluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\n"
 
-    func error(_ text: String) -> PlanError? {
-        do {
-            _ = try PlanLoader.parse(Data(text.utf8), path: "plans/t.yaml")
-            return nil
-        } catch let error as PlanError {
-            return error
-        } catch {
-            Issue.record("unexpected error type: \(error)")
-            return nil
-        }
-    }
+    func error(_ text: String) -> PlanError? { planError(text) }
 
     @Test func awsPlanInRepositoryLoadsWithEveryK3sField() throws {
         let plan = try PlanLoader.load(path: repositoryRoot.appendingPathComponent("plans/aws.yaml").path)

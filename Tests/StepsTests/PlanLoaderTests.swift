@@ -8,17 +8,7 @@ import Testing
         try PlanLoader.parse(Data(text.utf8), path: "plans/t.yaml")
     }
 
-    func error(_ text: String) -> PlanError? {
-        do {
-            _ = try parse(text)
-            return nil
-        } catch let error as PlanError {
-            return error
-        } catch {
-            Issue.record("unexpected error type: \(error)")
-            return nil
-        }
-    }
+    func error(_ text: String) -> PlanError? { planError(text) }
 
     @Test func demoPlanLoadsWithEveryFeature() throws {
         let plan = try PlanLoader.load(path: repositoryRoot.appendingPathComponent("plans/demo.yaml").path)
