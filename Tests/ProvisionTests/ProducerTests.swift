@@ -136,14 +136,18 @@ import Glibc
     @Test func continuousWithoutARateRunsPacedLikeTheContainerImage() async throws {
         let (cli, broker, script) = try await Self.brokerWithTopics()
         defer { broker.stop(); cli.cleanUp() }
+        let started = ContinuousClock.now
         let producer = try cli.start(["--brokers", broker.address, "--continuous", "--source", "synthetic"],
                                      executable: Self.producer, environment: Services.libraryPath)
         try await Task.sleep(for: .seconds(3))
         kill(producer.pid, SIGTERM)
         producer.wait()
+        // A loaded machine may sleep longer than asked: the pace is judged against the time it ran.
+        let ran = (ContinuousClock.now - started) / .seconds(1)
         #expect(producer.exitCode == 0, "\(producer.stderr)")
         let summary = try JSONSerialization.jsonObject(with: Data(producer.stdout.utf8)) as? [String: Any]
         let delivered = summary?["delivered"] as? Int ?? -1
-        #expect((300...1000).contains(delivered), "about 200 events/s for 3 s, not a flood: \(delivered)")
+        #expect(delivered >= 100 && Double(delivered) <= 200 * ran * 1.25 + 50,
+                "about 200 events/s, not a flood: \(delivered) in \(String(format: "%.1f", ran)) s")
     }
 }
