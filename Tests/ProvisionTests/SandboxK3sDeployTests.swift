@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 @testable import Engine
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import Steps
 
 /// `platform` and `workloads` (the k8s/ tree onto K3s) on sandbox nodes, against the K3s stand-in
@@ -50,7 +53,7 @@ import Testing
         _ = try await nodes.run("mkdir -p \(standin) && printf '%s\\n' '\(text)' > \(standin)/faults", on: nodes.control)
     }
 
-    @Test func upAppliesThePlatformAndWorkloadsASecondUpAppliesNothingARemovedObjectIsPrunedAndFailedRolloutsNameTheirPods() async throws {
+    @Test func upAppliesThePlatformAndWorkloadsASecondUpAppliesNothingARemovedObjectIsPrunedFailedRolloutsNameTheirPodsAndAKilledRolloutResumes() async throws {
         var sandbox = Sandbox(name: "k3sd-\(UInt16.random(in: 1000...65000))", workers: 1)
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
@@ -117,11 +120,26 @@ import Testing
             for text in expect { #expect(error.contains(text), "\(fault): no '\(text)' in \(error)") }
             outputs.append((fault, failed.stdout + failed.stderr))
         }
+
+        // SIGKILL while the rollout waits (a pod held Pending), the fault cleared, then resume: it finishes.
+        try await Self.fault("pending producer", nodes)
+        let before = try await Self.applyCount(nodes)
+        let process = try sandbox.cli.start(["up", "--json", "--plan", sandbox.planPath], environment: [:])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while process.isRunning, ContinuousClock.now < deadline, try await Self.applyCount(nodes) <= before {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(process.isRunning, "up was still waiting for the rollout")
+        kill(process.pid, SIGKILL)
+        while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        outputs.append(("killed up", process.stdout + process.stderr))
         try await Self.fault("", nodes)
-        let healed = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
-        #expect(healed.code == 0, "\(healed.stderr.suffix(3000))")
+        #expect(try await SandboxK3sTests.run(sandbox, ["unlock"]).code == 0)
+        let resumed = try await SandboxK3sTests.run(sandbox, ["resume", "--json"])
+        #expect(resumed.code == 0, "\(resumed.stderr.suffix(3000))")
+        #expect(try sandbox.store().steps()[StepID("workloads")]?.state == .succeeded)
         #expect(try await Self.held(nodes) == expected, "the HPA is back")
-        outputs.append(("healed", healed.stdout + healed.stderr))
+        outputs.append(("resumed", resumed.stdout + resumed.stderr))
 
         // The generated MongoDB password: on the node only (0600), in no output, log or file under state/.
         let password = try await nodes.run("cat \(DeploySecrets.mongoPassword)", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
