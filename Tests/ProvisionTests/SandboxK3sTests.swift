@@ -14,10 +14,11 @@ import Glibc
 @Suite(.serialized) struct SandboxK3sTests {
     static let version = "v1.33.4+k3s1"
 
-    /// A sandbox plan with `runtime: k3s` in `sandbox`'s directory.
+    /// A sandbox plan with `runtime: k3s` in `sandbox`'s directory; `deploy`: the k8s/ tree that
+    /// `platform` and `workloads` deploy (nil: they are left out, `k3s.deploy: false`).
     @discardableResult
     static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
-                          extraArgs: [String] = []) -> String {
+                          extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s") -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
         if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
@@ -42,6 +43,9 @@ import Glibc
               extra_args: [\(extraArgs.joined(separator: ", "))]
               ready_timeout: 30s
               merge_kubeconfig: \(merge)
+              deploy: \(deploy != nil)
+              \(deploy.map { "manifests: \($0)" } ?? "")
+              rollout_timeout: \(rolloutTimeout)
               kubeconfig: \(directory)/kube/config
               airgap:
                 install_script: \(repository)/Tests/K3sStandIn/install.sh

@@ -4,6 +4,7 @@ import Engine
 ///
 /// ```
 /// node.ready ─► k3s.server ─► k3s.join/<worker> (parallel) ─► cluster.ready ─► kubeconfig
+///                                                              └─► platform ─► workloads (k3s.deploy)
 /// ```
 enum K3sFlow {
     /// The K3s steps of `plan`.
@@ -11,6 +12,10 @@ enum K3sFlow {
     static func nodes(_ plan: Plan, secrets: [String: String], ssh: SSHPool?) -> [StepGraph.Node] {
         guard plan.runtime == .k3s, let spec = plan.k3s else { return [] }
         let settings = K3sSettings(plan: plan, spec: spec, secrets: secrets, ssh: ssh)
+        let deploy: [StepGraph.Node] = spec.deploy
+            ? [.step(DeployStep(part: .platform, settings: settings, tree: plan.resolve(spec.manifests))),
+               .step(DeployStep(part: .workloads, settings: settings, tree: plan.resolve(spec.manifests)))]
+            : []
         return [
             .step(K3sServerStep(settings: settings)),
             .fanOut(FanOut(id: K3sJoinStep.id, source: TerraformApplyStep.id, output: ClusterInventory.workerNamesOutput,
@@ -19,6 +24,6 @@ enum K3sFlow {
             }),
             .step(ClusterReadyStep(settings: settings)),
             .step(KubeconfigStep(settings: settings)),
-        ]
+        ] + deploy
     }
 }

@@ -22,6 +22,14 @@ public struct K3sSpec: Sendable, Equatable {
     public var kubeconfigPath = "~/.kube/config"
     /// Files to install from this machine instead of downloading (needed where nodes have no egress).
     public var airgap: Airgap?
+    /// Whether `platform` and `workloads` deploy the k8s/ tree after `cluster.ready`.
+    public var deploy = true
+    /// The k8s/ tree (kustomize bases and overlays), relative to the plan.
+    public var manifests = "../k8s"
+    /// The overlay under `manifests`/overlays that is rendered.
+    public var overlay = "aws"
+    /// How long the deployed workloads may take to roll out.
+    public var rolloutTimeout: Duration = .seconds(300)
 
     /// K3s's airgap install: the binary, the images tarball and the install script, from here.
     public struct Airgap: Sendable, Equatable {

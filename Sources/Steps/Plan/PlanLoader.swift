@@ -10,7 +10,8 @@ public enum PlanLoader {
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion"]
     static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules"]
     static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days"]
-    static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap"]
+    static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
+                          "deploy", "manifests", "overlay", "rollout_timeout"]
     static let airgapKeys = ["install_script", "binary", "images"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
@@ -385,7 +386,12 @@ public enum PlanLoader {
         }
         if let n = k["ready_timeout"] { spec.readyTimeout = try reader.duration(n.value, "k3s.ready_timeout") }
         if let n = k["install_timeout"] { spec.installTimeout = try reader.duration(n.value, "k3s.install_timeout") }
-        for (key, value) in [("ready_timeout", spec.readyTimeout), ("install_timeout", spec.installTimeout)] where value < .seconds(1) {
+        if let n = k["rollout_timeout"] { spec.rolloutTimeout = try reader.duration(n.value, "k3s.rollout_timeout") }
+        if let n = k["deploy"] { spec.deploy = try reader.bool(n.value, "k3s.deploy") }
+        if let n = k["manifests"] { spec.manifests = try reader.string(n.value, "k3s.manifests") }
+        if let n = k["overlay"] { spec.overlay = try reader.string(n.value, "k3s.overlay") }
+        for (key, value) in [("ready_timeout", spec.readyTimeout), ("install_timeout", spec.installTimeout), ("rollout_timeout", spec.rolloutTimeout)]
+        where value < .seconds(1) && k[key] != nil {
             throw reader.error(at: k[key]!.value, "k3s.\(key) must be at least 1s", hint: "write a duration like 90s or 5m")
         }
         if let n = k["merge_kubeconfig"] { spec.mergeKubeconfig = try reader.bool(n.value, "k3s.merge_kubeconfig") }

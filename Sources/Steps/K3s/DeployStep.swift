@@ -1,0 +1,229 @@
+import Digest
+import Engine
+import Foundation
+
+/// `platform` and `workloads`: one namespace of the k8s/ tree (`platform`: Kafka, MongoDB;
+/// `workloads`: the app namespace's processor, producers, HPA), rendered here from the plan's
+/// overlay (`kubectl kustomize`), uploaded to the control plane as JSON and applied there
+/// server-side (`k3s kubectl apply --server-side --field-manager=provision`) with the generated
+/// Secrets (DeploySecrets). Objects the previous apply made that the new rendering lacks are
+/// deleted: the applied set is recorded in the store (resource kind `k8s.applied`, before the apply
+/// as the union of old and new, after the prune as the new set, with the rendered digest once the
+/// rollouts finished), so a run killed in between still prunes them. Then every Deployment and StatefulSet must roll out (the conditions `kubectl rollout
+/// status` uses) within `k3s.rollout_timeout`; the error names each failing pod and its reason.
+/// `check`: the rendered digest is the recorded one and every recorded object exists.
+struct DeployStep: Step {
+    /// Which part of the tree.
+    enum Part: String, Sendable {
+        case platform, workloads
+
+        /// The namespace it deploys.
+        var namespace: String { self == .platform ? "platform" : "app" }
+    }
+
+    /// The resource kind of the applied sets in the store.
+    static let resourceKind = "k8s.applied"
+    /// Where the rendered manifests are placed on the control plane.
+    static let directory = "/var/lib/provision/k3s/manifests"
+
+    let part: Part
+    let settings: K3sSettings
+    /// The k8s/ tree, resolved.
+    let tree: URL
+    /// A digest of every file under `tree`: an edited manifest makes the step run again.
+    let treeDigest: String
+
+    init(part: Part, settings: K3sSettings, tree: URL) {
+        self.part = part
+        self.settings = settings
+        self.tree = tree
+        treeDigest = Self.digest(of: tree)
+    }
+
+    var id: StepID { StepID(part.rawValue) }
+    var dependencies: [StepID] {
+        [TerraformApplyStep.id, ClusterReadyStep.id] + (part == .workloads ? [StepID(Part.platform.rawValue)] : [])
+    }
+    var inputs: String {
+        "\(settings.inputs) manifests=\(tree.path) overlay=\(settings.spec.overlay) tree=\(treeDigest) rollout timeout=\(settings.spec.rolloutTimeout.formatted)"
+    }
+    var hasCheck: Bool { true }
+
+    /// The control plane's share of the inventory: a new worker changes nothing here.
+    func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? {
+        RuntimeAccess.scope(upstream) { inventory in [inventory.controlPlane?.name ?? ""] }.filter { id, _ in id != ClusterReadyStep.id }
+    }
+
+    /// The SHA-256 over every regular file's path and contents under `directory` ("" when unreadable).
+    static func digest(of directory: URL) -> String {
+        guard let walker = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.isRegularFileKey]) else { return "" }
+        var parts: [String] = []
+        for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+            let data = FileManager.default.contents(atPath: url.path) ?? Data()
+            parts.append(url.path.dropFirst(directory.path.count) + "\u{0}" + SHA256.hex(Array(data)))
+        }
+        return SHA256.hex(parts.sorted().joined(separator: "\n"))
+    }
+
+    // MARK: rendering and the record
+
+    private var overlay: URL { tree.appendingPathComponent("overlays").appendingPathComponent(settings.spec.overlay) }
+
+    /// The overlay rendered here, this part's namespace selected.
+    func render(_ context: StepContext) async throws -> Manifests {
+        let runner = LocalCommandRunner(processes: context.processes, redactor: context.redactor, log: nil)
+        let result = try await runner.run(ProcessCommand("kubectl", ["kustomize", overlay.path], environment: ProcessInfo.processInfo.environment), timeout: .seconds(120))
+        guard result.succeeded else {
+            throw StepFailure("'kubectl kustomize \(overlay.path)' failed (\(result.summary)): \(result.stderr.suffix(800))", retryable: false)
+        }
+        let manifests = try Manifests.select(result.stdout, namespace: part.namespace)
+        guard !manifests.objects.isEmpty else {
+            throw StepFailure("\(overlay.path) renders nothing in namespace \(part.namespace); check k3s.manifests and k3s.overlay", retryable: false)
+        }
+        return manifests
+    }
+
+    /// What the store holds for this step: the digest of the set applied last ("" while an apply
+    /// is under way) and the objects that may exist.
+    struct Record: Codable {
+        var digest: String
+        var objects: [String]
+        var ids: [KubeObject] { objects.compactMap(KubeObject.init) }
+    }
+
+    func recorded(_ context: StepContext) -> Record? {
+        guard let text = try? context.store.resources(kind: Self.resourceKind)[id.rawValue] else { return nil }
+        return try? JSONDecoder().decode(Record.self, from: Data(text.utf8))
+    }
+
+    private func record(_ record: Record, _ context: StepContext) throws {
+        try context.store.saveResource(kind: Self.resourceKind, key: id.rawValue, value: String(decoding: try JSONEncoder().encode(record), as: UTF8.self))
+    }
+
+    private func outputs(_ manifests: Manifests) -> StepOutputs {
+        ["namespace": .string(part.namespace), "digest": .string(manifests.digest), "objects": .list(manifests.ids.map { .string($0.description) })]
+    }
+
+    // MARK: check
+
+    /// What of `objects` the cluster does not have; "" when it has them all.
+    private func missing(_ objects: [KubeObject], on control: K3sNode) async throws -> String {
+        var problems: [String] = []
+        for (namespace, group) in Dictionary(grouping: objects, by: \.namespace).sorted(by: { $0.key < $1.key }) {
+            let result = try await control.run("k3s kubectl get \(namespace.isEmpty ? "" : "-n \(namespace) ")\(group.map(\.reference).joined(separator: " ")) -o name",
+                                               timeout: .seconds(30))
+            if !result.succeeded { problems.append(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        return problems.joined(separator: "; ")
+    }
+
+    func check(_ context: StepContext) async throws -> CheckResult {
+        let manifests = try await render(context)
+        guard let record = recorded(context), !record.digest.isEmpty else { return .unsatisfied("\(id) has not applied namespace \(part.namespace) yet") }
+        guard record.digest == manifests.digest else { return .unsatisfied("the rendered manifests of namespace \(part.namespace) changed since the last apply") }
+        let control = try settings.access.controlPlane(context)
+        let missing = try await missing(manifests.ids, on: control)
+        return missing.isEmpty ? .satisfied(outputs(manifests)) : .unsatisfied("applied objects are missing: \(missing)")
+    }
+
+    // MARK: apply
+
+    func apply(_ context: StepContext) async throws -> StepOutputs {
+        let control = try settings.access.controlPlane(context)
+        let manifests = try await render(context)
+        let last = recorded(context)
+        // Another part of the tree changed (the step's inputs cover all of it): nothing to apply here.
+        if let last, last.digest == manifests.digest, try await missing(manifests.ids, on: control).isEmpty {
+            context.log.write("the rendered manifests of namespace \(part.namespace) are as applied last (digest \(manifests.digest.prefix(12))) and all exist: nothing to apply")
+            return outputs(manifests)
+        }
+        let previous = last?.ids ?? []
+        let stale = Set(previous).subtracting(manifests.ids).sorted()
+        context.log.write("rendered \(manifests.objects.count) objects of namespace \(part.namespace) from \(overlay.path) (digest \(manifests.digest.prefix(12)))")
+
+        try await DeploySecrets.ensure(on: control, context: context)
+        let file = "\(Self.directory)/\(part.rawValue).json"
+        try await control.put(manifests.list, at: file, mode: 0o600)
+        try record(Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
+        let applied = try await control.must(
+            "k3s kubectl apply --server-side --field-manager=provision -f \(file) -f \(DeploySecrets.file(namespace: part.namespace))",
+            "applying \(file) server-side", timeout: .seconds(120))
+        context.log.write(applied.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+
+        // Deletes what the last apply made and this one does not; namespaces last.
+        for object in stale.sorted(by: { ($0.kind == "Namespace" ? 1 : 0, $0) < ($1.kind == "Namespace" ? 1 : 0, $1) }) {
+            let scope = object.namespace.isEmpty ? "" : "-n \(object.namespace) "
+            try await control.must("k3s kubectl delete \(scope)\(object.reference) --ignore-not-found", "pruning \(object)", timeout: .seconds(120))
+            context.log.write("pruned \(object) (no longer rendered)")
+        }
+        try record(Record(digest: "", objects: manifests.ids.map(\.description)), context)
+
+        try await waitForRollouts(manifests, on: control, context: context)
+        // The digest only once rolled out: after a failed rollout `check` applies the step again.
+        try record(Record(digest: manifests.digest, objects: manifests.ids.map(\.description)), context)
+        return outputs(manifests)
+    }
+
+    // MARK: rollouts
+
+    /// Waits until every Deployment and StatefulSet of `manifests` has rolled out, or fails at
+    /// `k3s.rollout_timeout` naming each one still pending and its failing pods.
+    private func waitForRollouts(_ manifests: Manifests, on control: K3sNode, context: StepContext) async throws {
+        let workloads = manifests.ids.filter { ["Deployment", "StatefulSet"].contains($0.kind) && $0.group == "apps" }
+        guard !workloads.isEmpty else { return }
+        let timeout = settings.spec.rolloutTimeout
+        let deadline = ContinuousClock.now + timeout
+        var pending: [(KubeObject, String, [String: Any])] = []
+        while true {
+            pending = []
+            let result = try await control.run("k3s kubectl get -n \(part.namespace) \(workloads.map(\.reference).joined(separator: " ")) -o json", timeout: .seconds(30))
+            let answer = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
+            let items = answer["kind"] as? String == "List" ? answer["items"] as? [[String: Any]] ?? [] : [answer]
+            for object in workloads {
+                guard let item = items.first(where: { KubeObject(manifest: $0)?.name == object.name && $0["kind"] as? String == object.kind }) else {
+                    pending.append((object, "not found: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))", [:])); continue
+                }
+                if let reason = Rollout.pending(item) { pending.append((object, reason, item)) }
+            }
+            if pending.isEmpty { break }
+            guard ContinuousClock.now < deadline else { break }
+            try await Task.sleep(for: .seconds(1))
+        }
+        guard !pending.isEmpty else {
+            context.log.write("rolled out: \(workloads.map { "\($0.kind.lowercased()) \($0.name)" }.joined(separator: ", "))")
+            return
+        }
+        let pods = try await self.pods(on: control)
+        var lines: [String] = []
+        for (object, reason, item) in pending {
+            lines.append("  \(object.kind.lowercased()) \(part.namespace)/\(object.name): \(reason)")
+            let selector = (item["spec"] as? [String: Any])?["selector"] as? [String: Any] ?? [:]
+            for pod in pods where Rollout.matches(pod, selector: selector) {
+                let logs = try await crashLogs(of: pod, on: control)
+                if let problem = Rollout.problem(pod, logs: { logs[$0] ?? "" }) { lines.append("    \(problem)") }
+            }
+        }
+        throw StepFailure("the rollout in namespace \(part.namespace) did not finish within \(timeout.formatted):\n" + lines.joined(separator: "\n")
+                          + "\n  fix the cause (an image the nodes can pull, the container's crash, room for the pod), then run 'provision up'",
+                          retryable: false)
+    }
+
+    /// The pods of this part's namespace.
+    private func pods(on control: K3sNode) async throws -> [[String: Any]] {
+        let result = try await control.run("k3s kubectl get pods -n \(part.namespace) -o json", timeout: .seconds(30))
+        return ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+    }
+
+    /// The last log lines of each of `pod`'s crash-looping containers, by container name.
+    private func crashLogs(of pod: [String: Any], on control: K3sNode) async throws -> [String: String] {
+        let name = (pod["metadata"] as? [String: Any])?["name"] as? String ?? ""
+        var logs: [String: String] = [:]
+        for container in (pod["status"] as? [String: Any])?["containerStatuses"] as? [[String: Any]] ?? [] {
+            let waiting = (container["state"] as? [String: Any])?["waiting"] as? [String: Any]
+            guard waiting?["reason"] as? String == "CrashLoopBackOff", let containerName = container["name"] as? String else { continue }
+            let result = try await control.run("k3s kubectl logs -n \(part.namespace) \(name) -c \(containerName) --tail=10", timeout: .seconds(30))
+            logs[containerName] = result.succeeded ? result.stdout : result.stderr
+        }
+        return logs
+    }
+}
