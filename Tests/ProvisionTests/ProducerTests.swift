@@ -134,7 +134,7 @@ import Glibc
     }
 
     @Test func continuousWithoutARateRunsPacedLikeTheContainerImage() async throws {
-        let (cli, broker, script) = try await Self.brokerWithTopics()
+        let (cli, broker, _) = try await Self.brokerWithTopics()
         defer { broker.stop(); cli.cleanUp() }
         let started = ContinuousClock.now
         let producer = try cli.start(["--brokers", broker.address, "--continuous", "--source", "synthetic"],
