@@ -73,6 +73,15 @@ import Testing
         #expect(throws: StepFailure.self, "a state cut short must not read as 'nothing recorded', which would sweep everything") {
             try runner.recordedResources()
         }
+
+        // Terraform truncates before it writes: killed then, the file is empty. On a first apply
+        // nothing was recorded; after an earlier one, only the backup knows what was.
+        try Data().write(to: runner.stateFile)
+        #expect(try runner.recordedResources().isEmpty, "an empty state with no backup records nothing, as terraform reads it")
+        try Data(state.utf8).write(to: runner.stateFile.appendingPathExtension("backup"))
+        #expect(throws: StepFailure.self, "an empty state whose backup records resources must be restored, not swept") {
+            try runner.recordedResources()
+        }
     }
 
     @Test func planResourcesSubtractPerKindAndDescribeThemselvesInSweepOrder() {

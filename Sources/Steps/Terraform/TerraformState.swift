@@ -13,11 +13,23 @@ public enum TerraformState {
     ]
 
     /// The managed resources recorded in `file` (tainted ones too: terraform replaces those
-    /// itself); none when the file does not exist yet.
+    /// itself); none when the file does not exist yet, or is empty with no backup recording
+    /// anything (terraform truncates the file before writing it, so one killed at that moment
+    /// leaves it empty, and terraform itself reads an empty state file as no state).
     /// - Throws: when the file exists but is not a Terraform state, so that nothing is swept on the
     ///   strength of a state that could not be read.
     public static func resources(in file: URL) throws -> PlanResources {
         guard FileManager.default.fileExists(atPath: file.path) else { return PlanResources() }
+        if let data = try? Data(contentsOf: file), data.allSatisfy({ [0x20, 0x0A, 0x0D, 0x09].contains($0) }) {
+            // Empty: the first write was cut short (nothing was recorded), unless an earlier state
+            // recorded something, which only that backup still knows.
+            let backup = file.appendingPathExtension("backup")
+            guard FileManager.default.fileExists(atPath: backup.path), let previous = try? resources(in: backup), !previous.isEmpty else {
+                return PlanResources()
+            }
+            throw StepFailure("the terraform state \(file.path) is empty but \(backup.lastPathComponent) records \(previous); "
+                              + "restore it from \(backup.lastPathComponent) before running again", retryable: false)
+        }
         guard let data = try? Data(contentsOf: file), case .object(let state)? = JSONValue.parse(String(decoding: data, as: UTF8.self)) else {
             throw StepFailure("the terraform state \(file.path) cannot be read as JSON; restore it from \(file.lastPathComponent).backup or look at it before running again",
                               retryable: false)
