@@ -136,10 +136,16 @@ public final class ProcessSupervisor: @unchecked Sendable {
         guard live.lock.withLock({ live.pids.contains(pid) }) else { return }
         kill(-pid, SIGINT)
         let grace = interruptGrace
-        DispatchQueue.global().asyncAfter(deadline: .now() + grace.seconds) { [weak self] in
-            guard let self, self.live.lock.withLock({ self.live.pids.contains(pid) }) else { return }
+        // A thread of its own, not the global dispatch queue: when blocking work fills that queue
+        // (libcurl and libssh2 calls run there), the SIGKILL would come late.
+        let children = live
+        let thread = Thread {
+            Thread.sleep(forTimeInterval: grace.seconds)
+            guard children.lock.withLock({ children.pids.contains(pid) }) else { return }
             kill(-pid, SIGKILL)
         }
+        thread.stackSize = 64 * 1024
+        thread.start()
     }
 
     /// The shell in front of a recorded child: wait for "go" on stdin (EOF or anything else: exit
