@@ -14,9 +14,11 @@ final class SignalTrap: @unchecked Sendable {
         for number in [SIGINT, SIGTERM] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { [weak self] in
+            source.setEventHandler { [weak self, source] in
                 guard let self else { return }
-                let n = self.lock.withLock { self.count += 1; return self.count }
+                // Signals that arrive before the handler runs are coalesced into one event: count them all.
+                let received = max(1, Int(source.data))
+                let n = self.lock.withLock { self.count += received; return self.count }
                 handler(n)
             }
             source.resume()
