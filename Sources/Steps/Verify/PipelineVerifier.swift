@@ -203,10 +203,6 @@ public struct PipelineVerifier: Sendable {
 
     /// The value of an instant query returning one sample, nil when it returns none.
     private func query(_ expression: String) async throws -> Double? {
-        let encoded = expression.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? expression
-        let object = try await json("\(targets.prometheus)/api/v1/query?query=\(encoded)")
-        let result = ((object["data"] as? [String: Any])?["result"] as? [[String: Any]]) ?? []
-        guard let value = (result.first?["value"] as? [Any])?.last as? String else { return nil }
-        return Double(value)
+        try await PrometheusClient(baseURL: targets.prometheus, timeout: http.timeout).instant(expression)
     }
 }

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 
 /// Instant and range queries against Prometheus's HTTP API (`/api/v1/query`, `/api/v1/query_range`).
@@ -28,9 +29,8 @@ public struct PrometheusClient: Sendable {
 
     /// Evaluates `expression` from `start` to `end` every `step`.
     public func range(_ expression: String, start: Date, end: Date, step: Duration) async throws -> [Series] {
-        let seconds = Double(step.components.seconds) + Double(step.components.attoseconds) / 1e18
         let data = try await get("query_range", ["query": expression, "start": Self.time(start), "end": Self.time(end),
-                                                 "step": String(format: "%.3f", max(seconds, 0.001))])
+                                                 "step": String(format: "%.3f", max(step.seconds, 0.001))])
         return ((data["result"] as? [[String: Any]]) ?? []).map { series in
             let samples = ((series["values"] as? [[Any]]) ?? []).compactMap(Self.sample)
             return Series(labels: series["metric"] as? [String: String] ?? [:], samples: samples)
