@@ -15,10 +15,12 @@ import Glibc
     static let version = "v1.33.4+k3s1"
 
     /// A sandbox plan with `runtime: k3s` in `sandbox`'s directory; `deploy`: the k8s/ tree that
-    /// `platform` and `workloads` deploy (nil: they are left out, `k3s.deploy: false`).
+    /// `platform` and `workloads` deploy (nil: they are left out, `k3s.deploy: false`); `monitoring`:
+    /// whether the `monitoring` step installs the charts first (off unless a test asks).
     @discardableResult
     static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
-                          extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s") -> String {
+                          extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s",
+                          monitoring: Bool = false, monitoringTimeout: String = "30s") -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
         if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
@@ -46,6 +48,8 @@ import Glibc
               deploy: \(deploy != nil)
               \(deploy.map { "manifests: \($0)" } ?? "")
               rollout_timeout: \(rolloutTimeout)
+              monitoring: \(monitoring)
+              monitoring_timeout: \(monitoringTimeout)
               kubeconfig: \(directory)/kube/config
               airgap:
                 install_script: \(repository)/Tests/K3sStandIn/install.sh

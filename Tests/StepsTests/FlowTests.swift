@@ -23,7 +23,7 @@ import Testing
             #expect(graph.order.map(\.rawValue).prefix(target.builtInSteps.count) == target.builtInSteps[...], "\(target): machines first")
         }
         let runtime = [ArtifactsStep.id] + ServiceStep.Kind.allCases.map(\.id) + [VerifyStep.id]
-        let k3s = [K3sServerStep.id, K3sJoinStep.id, ClusterReadyStep.id, KubeconfigStep.id,
+        let k3s = [K3sServerStep.id, K3sJoinStep.id, ClusterReadyStep.id, KubeconfigStep.id, MonitoringStep.id,
                    StepID(DeployStep.Part.platform.rawValue), StepID(DeployStep.Part.workloads.rawValue)]
         #expect(Set(Plan.Target.reservedStepIDs) == Set(([SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id] + runtime + k3s).map(\.rawValue)))
         #expect(Set(Plan.Runtime.processes.builtInSteps) == Set(runtime.map(\.rawValue)), "the plan language names the runtime's steps as their types do")

@@ -4,7 +4,8 @@ import Engine
 ///
 /// ```
 /// node.ready ─► k3s.server ─► k3s.join/<worker> (parallel) ─► cluster.ready ─► kubeconfig
-///                                                              └─► platform ─► workloads (k3s.deploy)
+///                                                              └─► monitoring ─► platform ─► workloads (k3s.deploy;
+///                                                                  monitoring with k3s.monitoring)
 /// ```
 enum K3sFlow {
     /// The K3s steps of `plan`.
@@ -12,8 +13,11 @@ enum K3sFlow {
     static func nodes(_ plan: Plan, secrets: [String: String], ssh: SSHPool?) -> [StepGraph.Node] {
         guard plan.runtime == .k3s, let spec = plan.k3s else { return [] }
         let settings = K3sSettings(plan: plan, spec: spec, secrets: secrets, ssh: ssh)
+        let monitoring: [StepGraph.Node] = spec.deploy && spec.monitoring
+            ? [.step(MonitoringStep(settings: settings, tree: plan.resolve(spec.manifests)))]
+            : []
         let deploy: [StepGraph.Node] = spec.deploy
-            ? [.step(DeployStep(part: .platform, settings: settings, tree: plan.resolve(spec.manifests))),
+            ? [.step(DeployStep(part: .platform, settings: settings, tree: plan.resolve(spec.manifests), after: monitoring.isEmpty ? [] : [MonitoringStep.id])),
                .step(DeployStep(part: .workloads, settings: settings, tree: plan.resolve(spec.manifests)))]
             : []
         return [
@@ -24,6 +28,6 @@ enum K3sFlow {
             }),
             .step(ClusterReadyStep(settings: settings)),
             .step(KubeconfigStep(settings: settings)),
-        ] + deploy
+        ] + monitoring + deploy
     }
 }

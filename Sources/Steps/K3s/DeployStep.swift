@@ -32,9 +32,12 @@ struct DeployStep: Step {
     let tree: URL
     /// A digest of every file under `tree`: an edited manifest makes the step run again.
     let treeDigest: String
+    /// Steps that must finish first besides the cluster (`monitoring`, when the plan has it).
+    let after: [StepID]
 
-    init(part: Part, settings: K3sSettings, tree: URL) {
+    init(part: Part, settings: K3sSettings, tree: URL, after: [StepID] = []) {
         self.part = part
+        self.after = after
         self.settings = settings
         self.tree = tree
         treeDigest = Self.digest(of: tree)
@@ -42,7 +45,7 @@ struct DeployStep: Step {
 
     var id: StepID { StepID(part.rawValue) }
     var dependencies: [StepID] {
-        [TerraformApplyStep.id, ClusterReadyStep.id] + (part == .workloads ? [StepID(Part.platform.rawValue)] : [])
+        [TerraformApplyStep.id, ClusterReadyStep.id] + (part == .workloads ? [StepID(Part.platform.rawValue)] : []) + after
     }
     var inputs: String {
         "\(settings.inputs) manifests=\(tree.path) overlay=\(settings.spec.overlay) tree=\(treeDigest) rollout timeout=\(settings.spec.rolloutTimeout.formatted)"

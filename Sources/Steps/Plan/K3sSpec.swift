@@ -30,6 +30,11 @@ public struct K3sSpec: Sendable, Equatable {
     public var overlay = "aws"
     /// How long the deployed workloads may take to roll out.
     public var rolloutTimeout: Duration = .seconds(300)
+    /// Whether the `monitoring` step (with `deploy`) installs kube-prometheus-stack, Loki and Alloy
+    /// through K3s's Helm controller, and applies the monitoring namespace, before `platform`.
+    public var monitoring = true
+    /// The `monitoring` step's deadline: every chart's `helm-install-<name>` Job complete.
+    public var monitoringTimeout: Duration = .seconds(600)
 
     /// K3s's airgap install: the binary, the images tarball and the install script, from here.
     public struct Airgap: Sendable, Equatable {

@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+@testable import Steps
+
+/// How the monitoring step judges one HelmChart from the chart, its helm-install Job and the Job's pods.
+@Suite struct HelmInstallTests {
+    static let chart: [String: Any] = ["metadata": ["name": "loki", "namespace": "kube-system"],
+                                       "spec": ["chart": "loki", "version": "18.13.1", "backOffLimit": 3]]
+
+    static func job(uid: String = "u1", status: [String: Any]) -> [String: Any] {
+        ["metadata": ["name": "helm-install-loki", "namespace": "kube-system", "uid": uid], "status": status]
+    }
+
+    static func pod(job uid: String = "u1", container: [String: Any], phase: String = "Running") -> [String: Any] {
+        ["metadata": ["name": "helm-install-loki-abcde", "namespace": "kube-system",
+                      "ownerReferences": [["kind": "Job", "name": "helm-install-loki", "uid": uid]]],
+         "status": ["phase": phase, "containerStatuses": [container]]]
+    }
+
+    @Test func aCompleteJobIsInstalledARunningOnePendsAndTheOneAChangedSpecReplacesDoesNotCount() {
+        let complete = Self.job(status: ["succeeded": 1, "conditions": [["type": "Complete", "status": "True"]]])
+        #expect(HelmInstall.judge(chart: Self.chart, job: complete, pods: [], replacedJob: nil) == .installed)
+        #expect(HelmInstall.judge(chart: Self.chart, job: complete, pods: [], replacedJob: "u1")
+                == .pending("waiting for the Helm controller to replace job helm-install-loki (the chart changed)"))
+        #expect(HelmInstall.judge(chart: Self.chart, job: complete, pods: [], replacedJob: "u0") == .installed)
+        let running = Self.job(status: ["active": 1])
+        let pod = Self.pod(container: ["name": "helm", "restartCount": 0, "state": ["running": [:]]])
+        #expect(HelmInstall.judge(chart: Self.chart, job: running, pods: [pod], replacedJob: nil) == .pending("job helm-install-loki running (1 active pod)"))
+        #expect(HelmInstall.judge(chart: Self.chart, job: nil, pods: [], replacedJob: nil) == .pending("job helm-install-loki not created yet"))
+        #expect(HelmInstall.judge(chart: nil, job: nil, pods: [], replacedJob: nil) == .pending("the HelmChart does not exist yet"))
+    }
+
+    @Test func theFirstPodInErrorFailsTheInstallBeforeTheControllerGivesUpAndSoDoFailedConditions() {
+        let running = Self.job(status: ["active": 1])
+        let container: [String: Any] = ["name": "helm", "restartCount": 2, "lastState": ["terminated": ["exitCode": 1, "reason": "Error"]],
+                                        "state": ["waiting": ["reason": "CrashLoopBackOff", "message": "back-off 10s"]]]
+        let crashing = Self.pod(container: container)
+        #expect(HelmInstall.judge(chart: Self.chart, job: running, pods: [crashing], replacedJob: nil)
+                == .failed("pod kube-system/helm-install-loki-abcde: Error, exit code 1, restarts 2"))
+        // The old Job's pod (another owner uid) says nothing about this Job.
+        #expect(HelmInstall.judge(chart: Self.chart, job: running, pods: [Self.pod(job: "u0", container: container)],
+                                  replacedJob: nil) == .pending("job helm-install-loki running (1 active pod)"))
+        let failedJob = Self.job(status: ["failed": 1, "conditions": [["type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                                                       "message": "Job has reached the specified backoff limit"]]])
+        #expect(HelmInstall.judge(chart: Self.chart, job: failedJob, pods: [], replacedJob: nil)
+                == .failed("job helm-install-loki failed (BackoffLimitExceeded: Job has reached the specified backoff limit)"))
+        var failedChart = Self.chart
+        failedChart["status"] = ["conditions": [["type": "Failed", "status": "True", "reason": "Job failed", "message": "retries exhausted"]]]
+        #expect(HelmInstall.judge(chart: failedChart, job: running, pods: [], replacedJob: nil)
+                == .failed("the HelmChart's condition Failed is True (Job failed: retries exhausted)"))
+    }
+
+    @Test func aLiveSpecWithAddedDefaultsMatchesAndAChangedValueDoesNot() {
+        var live = Self.chart
+        live["spec"] = ["chart": "loki", "version": "18.13.1", "backOffLimit": 3, "failurePolicy": "reinstall"]
+        #expect(HelmInstall.specMatches(live: live, rendered: Self.chart))
+        live["spec"] = ["chart": "loki", "version": "18.13.2", "backOffLimit": 3]
+        #expect(!HelmInstall.specMatches(live: live, rendered: Self.chart))
+        #expect(!HelmInstall.specMatches(live: nil, rendered: Self.chart))
+    }
+}
