@@ -4,8 +4,8 @@ import Testing
 
 /// How the monitoring step judges one HelmChart from the chart, its helm-install Job and the Job's pods.
 @Suite struct HelmInstallTests {
-    static let chart: [String: Any] = ["metadata": ["name": "loki", "namespace": "kube-system"],
-                                       "spec": ["chart": "loki", "version": "18.13.1", "backOffLimit": 3]]
+    static var chart: [String: Any] { ["metadata": ["name": "loki", "namespace": "kube-system"],
+                                       "spec": ["chart": "loki", "version": "18.13.1", "backOffLimit": 3]] }
 
     static func job(uid: String = "u1", status: [String: Any]) -> [String: Any] {
         ["metadata": ["name": "helm-install-loki", "namespace": "kube-system", "uid": uid], "status": status]
