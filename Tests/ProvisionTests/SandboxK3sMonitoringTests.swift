@@ -112,7 +112,8 @@ import Testing
                      "Error: INSTALLATION FAILED: chart \"loki\" version \"18.13.1\" not found", "then run 'provision up'"] {
             #expect(error.contains(text), "no '\(text)' in \(error)")
         }
-        #expect(failed.stderr.contains("monitoring") && failed.stderr.contains("INSTALLATION FAILED"), "\(failed.stderr.suffix(2000))")
+        #expect(failed.stderr.contains("✗ monitoring: chart loki") && failed.stderr.contains("failed to install: Error: INSTALLATION FAILED"),
+                "the summary line names the chart and helm's error: \(failed.stderr.suffix(2000))")
         #expect(try await Self.helmJobs(nodes).suffix(1) == ["kube-system/loki"], "only loki's changed spec started a Job")
         seen.append(("helmfail", failed.stdout + failed.stderr))
 

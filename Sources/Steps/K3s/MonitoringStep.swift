@@ -140,13 +140,14 @@ struct MonitoringStep: Step {
         return live
     }
 
-    /// The last log lines of `chart`'s Job, indented for an error.
-    private func jobLog(_ chart: KubeObject, on control: K3sNode) async throws -> String {
+    /// The last log lines of `chart`'s Job, indented for an error, and helm's own error line among them.
+    private func jobLog(_ chart: KubeObject, on control: K3sNode) async throws -> (text: String, error: String?) {
         let command = "k3s kubectl logs job/\(HelmInstall.jobName(chart.name)) -n \(chart.namespace) --tail=\(Self.logLines)"
         let result = try await control.run(command, timeout: .seconds(30))
-        let text = (result.succeeded ? result.stdout : result.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
-        let lines = text.isEmpty ? ["(no output)"] : text.split(separator: "\n").suffix(Self.logLines).map(String.init)
-        return "    last log lines of job \(chart.namespace)/\(HelmInstall.jobName(chart.name)) (\(command)):\n" + lines.map { "      \($0)" }.joined(separator: "\n")
+        let output = (result.succeeded ? result.stdout : result.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
+        let lines = output.isEmpty ? ["(no output)"] : output.split(separator: "\n").suffix(Self.logLines).map(String.init)
+        let text = "    last log lines of job \(chart.namespace)/\(HelmInstall.jobName(chart.name)) (\(command)):\n" + lines.map { "      \($0)" }.joined(separator: "\n")
+        return (text, lines.last { $0.hasPrefix("Error:") })
     }
 
     private func describe(_ chart: (id: KubeObject, object: [String: Any])) -> String {
@@ -174,7 +175,7 @@ struct MonitoringStep: Step {
                 }
                 if case .failed(let why) = state {
                     let log = try await jobLog(chart.id, on: control)
-                    throw StepFailure("\(describe(chart)) failed to install: \(why)\n\(log)\n"
+                    throw StepFailure("\(describe(chart)) failed to install: \(log.error.map { "\($0) (\(why))" } ?? why)\n\(log.text)\n"
                                       + "  fix the cause (the chart's version, repository or values in its HelmChart under \(tree.path)/base/monitoring/charts, "
                                       + "or what its log names), then run 'provision up'; see the controller's attempts with "
                                       + "'k3s kubectl -n \(chart.id.namespace) describe job \(HelmInstall.jobName(chart.id.name))' on the control plane",
@@ -194,7 +195,7 @@ struct MonitoringStep: Step {
             case .installed: lines.append("  chart \(chart.id.name): installed")
             case .pending(let why), .failed(let why):
                 lines.append("  \(describe(chart)): \(why)")
-                lines.append(try await jobLog(chart.id, on: control))
+                lines.append(try await jobLog(chart.id, on: control).text)
             }
         }
         throw StepFailure("the monitoring charts were not installed within \(settings.spec.monitoringTimeout.formatted) (k3s.monitoring_timeout):\n"
