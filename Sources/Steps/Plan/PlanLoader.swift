@@ -9,7 +9,7 @@ public enum PlanLoader {
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion"]
     static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules"]
-    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days"]
+    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout"]
     static let airgapKeys = ["install_script", "binary", "images"]
@@ -132,6 +132,10 @@ public enum PlanLoader {
         let (cluster, sandbox) = try clusterSections(top, target: target, root: root, reader: reader)
         let (runtime, pipeline) = try runtimeSections(top, target: target, reader: reader)
         let k3s = try k3sSection(top, target: target, runtime: runtime, secrets: secrets, root: root, reader: reader)
+        if target == .aws, k3s?.deploy == true, pipeline?.images == nil {
+            throw reader.error(at: top["pipeline"]?.key ?? top["target"]?.value, "the aws target deploys the pipeline and needs 'pipeline.images' (processor and producer)",
+                               hint: "build and push both images (README, \"Images\"), then set pipeline.images.processor and .producer to their pinned references; or 'k3s.deploy: false'")
+        }
         let sequence: [Node]
         switch top["steps"]?.value {
         case .sequence(let list)? where !list.isEmpty || target.createsMachines:
@@ -322,8 +326,23 @@ public enum PlanLoader {
             if let n = p["batch_wait_ms"] { pipeline.batchWaitMs = try reader.int(n.value, "pipeline.batch_wait_ms", range: 1...60_000) }
             if let n = p["partitions"] { pipeline.partitions = try reader.int(n.value, "pipeline.partitions", range: 1...1000) }
             if let n = p["retention_days"] { pipeline.retentionDays = try reader.int(n.value, "pipeline.retention_days", range: 0...3650) }
+            if let n = p["images"] { pipeline.images = try images(n.value, reader: reader) }
         }
         return (runtime, pipeline)
+    }
+
+    /// `pipeline.images`: both references, each pinned by tag or digest.
+    private static func images(_ node: Node, reader: PlanReader) throws -> PipelineSpec.Images {
+        let m = try reader.mapping(node, "pipeline.images", allowed: ["processor", "producer"], required: ["processor", "producer"])
+        func reference(_ key: String) throws -> String {
+            let value = m[key]!.value
+            let text = try reader.string(value, "pipeline.images.\(key)")
+            if let problem = PipelineSpec.Images.problem(text) {
+                throw reader.error(at: value, "pipeline.images.\(key): \(problem)", hint: "write it as REGISTRY/REPOSITORY:TAG (e.g. ghcr.io/you/\(key):v0.1.0) or REGISTRY/REPOSITORY@sha256:DIGEST")
+            }
+            return text
+        }
+        return PipelineSpec.Images(processor: try reference("processor"), producer: try reference("producer"))
     }
 
     /// `k3s:`: required with `runtime: k3s` (its `version` at least), refused otherwise.
