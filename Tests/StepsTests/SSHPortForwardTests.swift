@@ -107,6 +107,17 @@ import Glibc
         }
     }
 
+    @Test func aLostNodeStopsTheForwardSayingWhyAndClosesItsPort() async throws {
+        try await withSandboxNodes { nodes in
+            let host = try await nodes.start(1)[0]
+            let forward = try await SSHPortForward.open(endpoint: nodes.endpoint(host), to: host.address, port: 22, pins: HostKeyPins(store: nodes.store))
+            await host.stop()
+            let why = await forward.stopped()
+            #expect(why?.contains("the SSH connection to node-1") == true && why?.contains("was lost") == true, "\(String(describing: why))")
+            #expect(!Self.listening(port: forward.localPort))
+        }
+    }
+
     /// Whether /proc/net/tcp lists a socket listening on 127.0.0.1:`port`.
     static func listening(port: Int) -> Bool {
         let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""

@@ -161,7 +161,10 @@ public final class SSHPortForward: @unchecked Sendable {
     }
 
     private func pump() {
-        guard let raw = session.handle else { return }
+        guard let raw = session.handle else {
+            Glibc.close(listener)
+            return
+        }
         session.setBlocking(false)
         // Keepalives without a reply: nothing would read one while no connection is open.
         libssh2_keepalive_config(raw, 0, 15)
