@@ -143,4 +143,50 @@ import Glibc
         #expect(!Self.accepts(port: apiPort))
         await nodes.pool.closeAll()
     }
+
+    @Test func verifyOnK3sReachesPrometheusThroughAForwardReadsTopicsFromTheBrokerAndNamesK3sPlacesToLook() async throws {
+        var sandbox = Sandbox(name: "k3sv-\(UInt16.random(in: 1000...65000))", workers: 1)
+        defer { sandbox.cleanUp() }
+        let tree = sandbox.cli.directory.appendingPathComponent("k8s")
+        try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
+        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "30s")
+        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let address = nodes.address
+
+        // A real Prometheus (scraping nothing) behind the Prometheus Service; the processor's Service
+        // leads to a port nothing listens on. Both cluster addresses are the control plane's own.
+        let services = """
+            {"kind": "List", "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
+             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
+              "spec": {"clusterIP": "\(address)", "ports": [{"name": "http-web", "port": 9090}]}},
+             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "processor", "namespace": "app"},
+              "spec": {"clusterIP": "\(address)", "ports": [{"name": "http", "port": 8080}]}}]}
+            """
+        let setUp = try await nodes.run("""
+            mkdir -p /tmp/prom && printf 'global: {scrape_interval: 5s}\\n' > /tmp/prom/prometheus.yml && cat > /tmp/services.json <<'EOF'
+            \(services)
+            EOF
+            k3s kubectl apply --server-side -f /tmp/services.json && \
+            (setsid nohup prometheus --config.file=/tmp/prom/prometheus.yml --storage.tsdb.path=/tmp/prom/data \
+              --web.listen-address=\(address):9090 >/tmp/prom/log 2>&1 </dev/null &)
+            """, on: nodes.control)
+        #expect(setUp.succeeded, "\(setUp.stderr)")
+
+        let verify = try await SandboxK3sTests.run(sandbox, ["verify", "--json"])
+        #expect(verify.code == 1, "\(verify.stderr.suffix(2000))")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any], "\(verify.stdout)")
+        let checks = Dictionary(uniqueKeysWithValues: (object["checks"] as? [[String: Any]] ?? []).map { ($0["name"] as? String ?? "", $0) })
+        let topics = try #require(checks["topics"])
+        #expect(topics["ok"] as? Bool == true && topics["seen"] as? String == "gpu.metrics.v1 (6), token.usage.v1 (6), pipeline.deadletter.v1 (3)", "\(topics)")
+        let alerts = try #require(checks["no alert firing"])
+        #expect(alerts["ok"] as? Bool == true && alerts["seen"] as? String == "none", "the real Prometheus answered through the forward: \(alerts)")
+        let scraped = try #require(checks["Prometheus scrapes every node"])
+        #expect(scraped["ok"] as? Bool == false && scraped["expected"] as? String == "2 up" && scraped["seen"] as? String == "0 of 0 up", "\(scraped)")
+        let health = try #require(checks["processor /health"])
+        #expect(health["ok"] as? Bool == false && (health["next"] as? String ?? "").contains("k3s kubectl logs -n app deploy/processor"), "\(health)")
+        #expect(!verify.stdout.contains("Prometheus: http://"), "no sandbox URLs for a K3s plan")
+        await nodes.pool.closeAll()
+    }
 }

@@ -42,16 +42,21 @@ public enum ForwardTarget: String, Sendable, CaseIterable {
     /// The cluster address and port of a Service from `kubectl get svc NAME -o json`: its
     /// `spec.clusterIP` and the port named by `servicePort` (or its only port).
     public func address(fromServiceJSON data: Data) throws -> (host: String, port: Int) {
-        let name = serviceName ?? rawValue
+        try Self.serviceAddress(data, namespace: Self.namespace, name: serviceName ?? rawValue, port: servicePort)
+    }
+
+    /// The cluster address of Service `namespace/name` from `kubectl get svc -o json`: its
+    /// `spec.clusterIP` and `port` (or its only port).
+    public static func serviceAddress(_ data: Data, namespace: String, name: String, port wanted: Int) throws -> (host: String, port: Int) {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let spec = object["spec"] as? [String: Any] else {
-            throw PortForwardError(description: "the cluster's answer for Service \(Self.namespace)/\(name) is not a Service object")
+            throw PortForwardError(description: "the cluster's answer for Service \(namespace)/\(name) is not a Service object")
         }
         guard let host = spec["clusterIP"] as? String, !host.isEmpty, host != "None" else {
-            throw PortForwardError(description: "Service \(Self.namespace)/\(name) has no cluster IP (headless); nothing to forward to")
+            throw PortForwardError(description: "Service \(namespace)/\(name) has no cluster IP (headless); nothing to forward to")
         }
         let ports = (spec["ports"] as? [[String: Any]] ?? []).compactMap { $0["port"] as? Int }
-        guard let port = ports.contains(servicePort) ? servicePort : (ports.count == 1 ? ports[0] : nil) else {
-            throw PortForwardError(description: "Service \(Self.namespace)/\(name) has no port \(servicePort) (it has \(ports.map(String.init).joined(separator: ", ")))")
+        guard let port = ports.contains(wanted) ? wanted : (ports.count == 1 ? ports[0] : nil) else {
+            throw PortForwardError(description: "Service \(namespace)/\(name) has no port \(wanted) (it has \(ports.map(String.init).joined(separator: ", ")))")
         }
         return (host, port)
     }

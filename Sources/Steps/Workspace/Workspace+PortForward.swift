@@ -22,9 +22,43 @@ extension Workspace {
     /// - Throws: `PipelineUnavailable` when the plan is not K3s or no cluster is recorded, or the
     ///   Service does not exist; `SSHError` or `PortForwardError` when forwarding cannot start.
     public func openPortForward(_ target: ForwardTarget, localPort: Int?) async throws -> OpenForward {
+        let cluster = try recordedK3sCluster(for: "port-forward reaches the Services and API of a K3s cluster")
+        let host: String
+        let port: Int
+        let what: String
+        if let service = target.serviceName {
+            let pool = SSHPool(store: cluster.store, parallelism: 1)
+            do {
+                (host, port) = try await serviceAddress(namespace: ForwardTarget.namespace, name: service, port: target.servicePort, cluster: cluster, pool: pool)
+            } catch {
+                await pool.closeAll()
+                throw error
+            }
+            await pool.closeAll()
+            what = "\(ForwardTarget.namespace)/\(service)"
+        } else {
+            host = try K3sAccess(ssh: nil, sandbox: plan.target == .sandbox).clusterAddress(cluster.control)
+            port = ForwardTarget.apiPort
+            what = "K3s API on \(cluster.control.name)"
+        }
+        let forward = try await SSHPortForward.open(endpoint: cluster.endpoint, to: host, port: port,
+                                                   localPort: localPort ?? (target == .api ? cluster.spec.apiLocalPort : 0), pins: HostKeyPins(store: cluster.store))
+        return OpenForward(forward: forward, url: "\(target.scheme)://127.0.0.1:\(forward.localPort)", target: "\(host):\(port)", what: what)
+    }
+
+    /// A recorded K3s cluster: the store, the control plane and how to reach it over SSH.
+    struct RecordedK3sCluster {
+        let store: SQLiteRunStore
+        let inventory: ClusterInventory
+        let control: ClusterInventory.Node
+        let endpoint: SSHEndpoint
+        let spec: K3sSpec
+    }
+
+    /// The cluster the store records for this K3s plan; `purpose` ends the error of a plan that is not K3s.
+    func recordedK3sCluster(for purpose: String) throws -> RecordedK3sCluster {
         guard plan.runtime == .k3s, let spec = plan.k3s else {
-            throw PipelineUnavailable(description: "plan '\(plan.name)' has runtime \(plan.runtime?.rawValue ?? "none"); port-forward reaches the Services "
-                + "and API of a K3s cluster: use a plan with 'runtime: k3s'")
+            throw PipelineUnavailable(description: "plan '\(plan.name)' has runtime \(plan.runtime?.rawValue ?? "none"); \(purpose): use a plan with 'runtime: k3s'")
         }
         guard hasStore else { throw PipelineUnavailable(description: "plan '\(plan.name)' has no runs yet; start the cluster with 'provision up'") }
         let store = try openStore()
@@ -33,38 +67,25 @@ extension Workspace {
             throw PipelineUnavailable(description: "no cluster is recorded for plan '\(plan.name)'; run 'provision up' first")
         }
         let endpoint = try control.endpoint(identityFile: SSHKeyStep.keyFile(stateDirectory).path)
-        let access = K3sAccess(ssh: nil, sandbox: plan.target == .sandbox)
-        let host: String
-        let port: Int
-        let what: String
-        if let service = target.serviceName {
-            let pool = SSHPool(store: store, parallelism: 1)
-            let command = "k3s kubectl get svc -n \(ForwardTarget.namespace) \(service) -o json"
-            let result: CommandResult
-            do {
-                result = try await pool.run(endpoint.user == "root" ? command : "sudo -n \(command)", on: endpoint, timeout: .seconds(30))
-            } catch {
-                await pool.closeAll()
-                throw error
+        return RecordedK3sCluster(store: store, inventory: inventory, control: control, endpoint: endpoint, spec: spec)
+    }
+
+    /// Runs `command` as root on the control plane (through `sudo -n` when the login user is not root).
+    func runOnControlPlane(_ command: String, cluster: RecordedK3sCluster, pool: SSHPool) async throws -> CommandResult {
+        try await pool.run(cluster.endpoint.user == "root" ? command : "sudo -n \(command)", on: cluster.endpoint, timeout: .seconds(30))
+    }
+
+    /// The cluster address of Service `namespace/name` (`k3s kubectl get svc` on the control plane).
+    func serviceAddress(namespace: String, name: String, port: Int, cluster: RecordedK3sCluster, pool: SSHPool) async throws -> (host: String, port: Int) {
+        let result = try await runOnControlPlane("k3s kubectl get svc -n \(namespace) \(name) -o json", cluster: cluster, pool: pool)
+        guard result.succeeded else {
+            if result.stderr.contains("NotFound") || result.stderr.contains("not found") {
+                throw PipelineUnavailable(description: "the cluster of plan '\(plan.name)' has no Service \(namespace)/\(name); "
+                    + "run 'provision up' (with k3s.deploy, it deploys the k8s/ tree)")
             }
-            await pool.closeAll()
-            guard result.succeeded else {
-                if result.stderr.contains("NotFound") || result.stderr.contains("not found") {
-                    throw PipelineUnavailable(description: "the cluster of plan '\(plan.name)' has no Service \(ForwardTarget.namespace)/\(service); "
-                        + "run 'provision up' (with k3s.deploy, it installs the monitoring stack)")
-                }
-                throw PipelineUnavailable(description: "'k3s kubectl get svc' on \(control.name) failed (\(result.summary)): \(String(result.stderr.suffix(400)).trimmed); "
-                    + "is the cluster up? 'provision status' says")
-            }
-            (host, port) = try target.address(fromServiceJSON: result.standardOutput)
-            what = "\(ForwardTarget.namespace)/\(service)"
-        } else {
-            host = try access.clusterAddress(control)
-            port = ForwardTarget.apiPort
-            what = "K3s API on \(control.name)"
+            throw PipelineUnavailable(description: "'k3s kubectl get svc' on \(cluster.control.name) failed (\(result.summary)): \(String(result.stderr.suffix(400)).trimmed); "
+                + "is the cluster up? 'provision status' says")
         }
-        let forward = try await SSHPortForward.open(endpoint: endpoint, to: host, port: port,
-                                                   localPort: localPort ?? (target == .api ? spec.apiLocalPort : 0), pins: HostKeyPins(store: store))
-        return OpenForward(forward: forward, url: "\(target.scheme)://127.0.0.1:\(forward.localPort)", target: "\(host):\(port)", what: what)
+        return try ForwardTarget.serviceAddress(result.standardOutput, namespace: namespace, name: name, port: port)
     }
 }
