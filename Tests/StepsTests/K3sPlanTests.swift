@@ -89,4 +89,24 @@ import Testing
             if case .step(let step)? = graph.nodes[id] { #expect(!step.inputs.contains("planted-token-value"), "\(id)") }
         }
     }
+
+    @Test func apiAccessIsPublicByDefaultForwardNamesTheLocalPortAndABadValuePointsAtItsLine() throws {
+        let plain = try PlanLoader.parse(Data((Self.head + "k3s: {version: v1.33.4+k3s1}\n").utf8), path: "plans/t.yaml")
+        #expect(plain.k3s?.apiAccess == .public && plain.k3s?.apiLocalPort == 6443)
+        let text = Self.head + "k3s:\n  version: v1.33.4+k3s1\n  api_access: forward\n  api_local_port: 16443\n"
+        let forward = try PlanLoader.parse(Data(text.utf8), path: "plans/t.yaml")
+        #expect(forward.k3s?.apiAccess == .forward && forward.k3s?.apiLocalPort == 16443)
+        #expect(KubeconfigStep.forwardedServer(port: 16443) == "https://127.0.0.1:16443")
+        let inputs = { (plan: Plan) throws -> String in
+            guard case .step(let step)? = try plan.graph(secrets: [:]).nodes[KubeconfigStep.id] else { return "" }
+            return step.inputs
+        }
+        #expect(try inputs(forward).hasSuffix("api=forward:16443") && !(try inputs(plain)).contains("api="), "a new access mode rewrites the kubeconfig; public keeps its inputs")
+
+        let bad = try #require(error(Self.head + "k3s:\n  version: v1.33.4+k3s1\n  api_access: forwrd\n"))
+        #expect(bad.line == 6 && bad.message.contains("k3s.api_access 'forwrd' is neither public nor forward"), "\(bad)")
+        #expect(bad.hint?.hasPrefix("did you mean 'forward'?") == true, "\(bad)")
+        let port = try #require(error(Self.head + "k3s:\n  version: v1.33.4+k3s1\n  api_local_port: 70000\n"))
+        #expect(port.line == 6 && port.message.contains("k3s.api_local_port must be from 1 to 65535"), "\(port)")
+    }
 }

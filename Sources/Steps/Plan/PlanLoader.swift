@@ -11,7 +11,8 @@ public enum PlanLoader {
     static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules"]
     static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
-                          "deploy", "manifests", "overlay", "rollout_timeout"]
+                          "deploy", "manifests", "overlay", "rollout_timeout",
+                          "api_access", "api_local_port"]
     static let airgapKeys = ["install_script", "binary", "images"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
@@ -415,6 +416,17 @@ public enum PlanLoader {
         }
         if let n = k["merge_kubeconfig"] { spec.mergeKubeconfig = try reader.bool(n.value, "k3s.merge_kubeconfig") }
         if let n = k["kubeconfig"] { spec.kubeconfigPath = try reader.string(n.value, "k3s.kubeconfig") }
+        if let n = k["api_access"] {
+            let text = try reader.string(n.value, "k3s.api_access")
+            guard let access = K3sSpec.APIAccess(rawValue: text) else {
+                let choices = K3sSpec.APIAccess.allCases.map(\.rawValue)
+                let suggestion = EditDistance.suggestion(for: text, among: choices).map { "did you mean '\($0)'? " } ?? ""
+                throw reader.error(at: n.value, "k3s.api_access '\(text)' is neither public nor forward",
+                                   hint: "\(suggestion)write 'public' (the API at the control plane's public address) or 'forward' (through 'provision port-forward api')")
+            }
+            spec.apiAccess = access
+        }
+        if let n = k["api_local_port"] { spec.apiLocalPort = try reader.int(n.value, "k3s.api_local_port", range: 1...65535) }
         if let n = k["airgap"] {
             let a = try reader.mapping(n.value, "k3s.airgap", allowed: airgapKeys, required: ["install_script", "binary"])
             spec.airgap = K3sSpec.Airgap(installScript: try reader.string(a["install_script"]!.value, "k3s.airgap.install_script"),
