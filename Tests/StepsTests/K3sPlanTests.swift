@@ -104,9 +104,9 @@ import Testing
         #expect(try inputs(forward).hasSuffix("api=forward:16443") && !(try inputs(plain)).contains("api="), "a new access mode rewrites the kubeconfig; public keeps its inputs")
 
         let bad = try #require(error(Self.head + "k3s:\n  version: v1.33.4+k3s1\n  api_access: forwrd\n"))
-        #expect(bad.line == 6 && bad.message.contains("k3s.api_access 'forwrd' is neither public nor forward"), "\(bad)")
+        #expect(bad.line == 7 && bad.message.contains("k3s.api_access 'forwrd' is neither public nor forward"), "\(bad)")
         #expect(bad.hint?.hasPrefix("did you mean 'forward'?") == true, "\(bad)")
         let port = try #require(error(Self.head + "k3s:\n  version: v1.33.4+k3s1\n  api_local_port: 70000\n"))
-        #expect(port.line == 6 && port.message.contains("k3s.api_local_port must be from 1 to 65535"), "\(port)")
+        #expect(port.line == 7 && port.message.contains("k3s.api_local_port must be from 1 to 65535"), "\(port)")
     }
 }
