@@ -26,4 +26,10 @@ import Testing
         let service = try String(contentsOf: repositoryRoot.appendingPathComponent("k8s/base/app/processor-service.yaml"), encoding: .utf8)
         #expect(service.contains("name: \(K3sPipeline.processor.name)") && service.contains("port: \(K3sPipeline.processor.port)"))
     }
+
+    @Test func producersAreTheRunningPodsByName() {
+        let json = #"{"items":[{"metadata":{"name":"producer-b"},"status":{"phase":"Running"}},{"metadata":{"name":"producer-a"},"status":{"phase":"Running"}},{"metadata":{"name":"producer-c"},"status":{"phase":"Pending"}}]}"#
+        #expect(K3sPipeline.runningPods(fromJSON: Data(json.utf8)) == ["producer-a", "producer-b"])
+        #expect(K3sPipeline.runningPods(fromJSON: Data("not json".utf8)).isEmpty)
+    }
 }

@@ -11,6 +11,17 @@ public enum K3sPipeline {
     public static let describeTopics = "k3s kubectl exec -n platform kafka-0 -- /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe"
     /// kube-prometheus-stack's job for its node exporters.
     public static let nodeExporterJob = "node-exporter"
+    /// The producers' pods (their `NODE_NAME` is the pod's name: what /gpu/info reports).
+    public static let producerPods = "k3s kubectl get pods -n app -l app.kubernetes.io/name=producer -o json"
+
+    /// The names of the running pods in a `kubectl get pods -o json` answer.
+    public static func runningPods(fromJSON data: Data) -> [String] {
+        let items = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        return items.compactMap { pod in
+            guard (pod["status"] as? [String: Any])?["phase"] as? String == "Running" else { return nil }
+            return (pod["metadata"] as? [String: Any])?["name"] as? String
+        }.sorted()
+    }
 
     /// Each topic's partition count from `kafka-topics.sh --describe` (its `Topic: NAME ... PartitionCount: N` lines).
     public static func topics(fromDescribe text: String) -> [String: Int] {

@@ -30,12 +30,13 @@ extension Workspace {
             for (host, port) in [processor, prometheus] {
                 forwards.append(try await SSHPortForward.open(endpoint: cluster.endpoint, to: host, port: port, pins: pins))
             }
-            let workers = cluster.inventory.nodes.filter { $0.name != cluster.control.name }.map(\.name)
+            // Producers run as pods of an HPA-scaled Deployment: each reports its pod's name.
+            let producers = K3sPipeline.runningPods(fromJSON: try await runOnControlPlane(K3sPipeline.producerPods, cluster: cluster, pool: pool).standardOutput)
             let control = cluster.control.name
             let run = { @Sendable (command: String) async throws -> CommandResult in try await self.runOnControlPlane(command, cluster: cluster, pool: pool) }
             var targets = PipelineVerifier.Targets(
                 processor: "http://127.0.0.1:\(forwards[0].localPort)", prometheus: "http://127.0.0.1:\(forwards[1].localPort)",
-                workers: workers, nodes: cluster.inventory.nodes.count,
+                workers: producers, nodes: cluster.inventory.nodes.count,
                 topics: {
                     let result = try await run(K3sPipeline.describeTopics)
                     guard result.succeeded else { throw PipelineUnavailable(description: "kafka-topics.sh --describe failed: \(String(result.stderr.suffix(300)).trimmed)") }
@@ -44,7 +45,7 @@ extension Workspace {
                 hints: [
                     "processor /health": "k3s kubectl logs -n app deploy/processor (on \(control))",
                     "processor /ready": "k3s kubectl logs -n app deploy/processor; k3s kubectl logs -n platform mongodb-0 (on \(control))",
-                    "topics": "k3s kubectl logs -n platform job/kafka-topics; k3s kubectl logs -n platform kafka-0 (on \(control))",
+                    "topics": "k3s kubectl get jobs -n platform, then k3s kubectl logs -n platform job/<the kafka-topics-… job>; k3s kubectl logs -n platform kafka-0 (on \(control))",
                     "gpu_metrics documents rise": "k3s kubectl logs -n app deploy/processor; k3s kubectl logs -n app deploy/producer (on \(control))",
                     "token_usage documents rise": "k3s kubectl logs -n app deploy/processor (on \(control))",
                     "producers seen in /gpu/info": "k3s kubectl get pods -n app -o wide (on \(control))",
