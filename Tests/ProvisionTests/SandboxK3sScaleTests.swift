@@ -3,6 +3,10 @@ import Testing
 @testable import Engine
 @testable import Steps
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `provision verify --scale` on sandbox nodes (1 server, 1 worker) against the K3s stand-in
 /// (Tests/K3sStandIn), whose HPA computes its desired replicas from the producers' RATE and whose
 /// Deployment follows them; nothing here is real K3s, a real HPA controller or metrics-server.
@@ -15,7 +19,7 @@ import Testing
         return ((object["data"] as? [String: Any])?["RATE"] as? String ?? "", managed.compactMap { $0["manager"] as? String })
     }
 
-    @Test func verifyScaleRaisesTheRateWatchesTheHPAScaleOutAndInRestoresTheRateAndFailsWithTheHPAConditionsWithoutMetrics() async throws {
+    @Test func verifyScaleRaisesTheRateWatchesTheHPAScaleOutAndInRestoresTheRateAlsoOnCtrlCAndFailsWithTheHPAConditionsWithoutMetrics() async throws {
         var sandbox = Sandbox(name: "k3ss-\(UInt16.random(in: 1000...65000))", workers: 1)
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
@@ -50,6 +54,20 @@ import Testing
         let after = try await Self.rate(nodes)
         #expect(after.rate == "200", "RATE is back")
         #expect(after.managers == ["provision"], "the ConfigMap re-applied as provision: the next up does not conflict (\(after.managers))")
+
+        // Ctrl-C once RATE is raised: it stops, restores RATE, and exits 130.
+        let process = try sandbox.cli.start(["verify", "--scale", "--scale-timeout", "240s", "--plan", sandbox.planPath], environment: [:])
+        let deadline = ContinuousClock.now + .seconds(120)
+        while process.isRunning, ContinuousClock.now < deadline, try await Self.rate(nodes).rate != "2000" {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(process.isRunning, "verify --scale was still running when RATE was raised")
+        kill(process.pid, SIGINT)
+        while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(process.exitCode == 130, "\(process.stdout) \(process.stderr)")
+        #expect(process.stdout.contains("rate restored (200)"), "\(process.stdout)")
+        #expect(process.stderr.contains("interrupted (Ctrl-C)") && process.stdout.contains("stopped by Ctrl-C"), "\(process.stdout) \(process.stderr)")
+        #expect(try await Self.rate(nodes).rate == "200", "RATE restored after Ctrl-C")
 
         // No metrics: it fails within the bounded wait, naming the HPA's conditions and what to check;
         // RATE is restored anyway. The text form prints the timeline as it goes.

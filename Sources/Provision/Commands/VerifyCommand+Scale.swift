@@ -40,7 +40,8 @@ extension VerifyCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
-        } else if let error = report.error {
+        }
+        if let error = report.error {
             FileHandle.standardError.write(Data("✘ verify --scale: \(error)\n".utf8))
         }
         if report.passed { return }

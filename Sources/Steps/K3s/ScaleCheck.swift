@@ -68,8 +68,9 @@ struct ScaleCheck: Sendable {
         var raisedAlready = false
         var failure: String?
         do {
-            try await patchRate(raised)
+            // Set first: a cancellation while the patch is under way may still have changed RATE.
             raisedAlready = true
+            try await patchRate(raised)
             note("rate \(original) → \(raised)")
             try await restart()
             note("producers restarted")
@@ -105,7 +106,8 @@ struct ScaleCheck: Sendable {
         }
         report.error = failure
         report.passed = failure == nil
-        note(report.passed ? "scaled out to \(report.peakReplicas ?? 0) and back in to \(report.finalReplicas ?? 0)" : "failed")
+        note(report.passed ? "scaled out to \(report.peakReplicas ?? 0) and back in to \(report.finalReplicas ?? 0)"
+             : failure?.hasPrefix("interrupted") == true ? "stopped by Ctrl-C" : "failed")
         return report
     }
 
@@ -283,6 +285,6 @@ struct ScaleCheck: Sendable {
     }
 
     private static func text(_ error: Error) -> String {
-        (error as? CustomStringConvertible)?.description ?? "\(error)"
+        String(describing: error)
     }
 }
