@@ -29,7 +29,7 @@ import Glibc
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let nodes = try SandboxPipelineTests.Nodes(sandbox)
         let before = try await Self.rate(nodes)
-        #expect(before.rate == "200", "the rate k8s/base/app/producer-configmap.yaml sets")
+        #expect(before.rate == "50", "the plan's pipeline.rate (default 50), which the deploy writes into producer-config")
 
         // Scales out above the start, every desired producer ready, the rate restored, scales back in.
         let scaled = try await SandboxK3sTests.run(sandbox, ["verify", "--scale", "--scale-timeout", "240s", "--json"])
@@ -37,13 +37,13 @@ import Glibc
         let report = try JSONDecoder().decode(ScaleReport.self, from: Data(scaled.stdout.utf8))
         let events = report.timeline.map(\.event)
         #expect(report.passed && report.error == nil, "\(report.error ?? "")")
-        #expect(report.originalRate == "200" && report.raisedRate == "2000")
+        #expect(report.originalRate == "50" && report.raisedRate == "500")
         let start = try #require(report.startReplicas)
         let peak = try #require(report.peakReplicas)
         #expect(start == 1 && peak > start, "\(events)")
         #expect(report.finalReplicas == start, "scaled back in: \(events)")
         #expect(report.rateRestored)
-        let order = ["rate 200 → 2000", "producers restarted", "desired 1 → ", "\(peak)/\(peak) ready", "rate restored (200)", "desired \(peak) → 1"]
+        let order = ["rate 50 → 500", "producers restarted", "desired 1 → ", "\(peak)/\(peak) ready", "rate restored (50)", "desired \(peak) → 1"]
         var position = events.startIndex
         for wanted in order {
             let found = events[position...].firstIndex { $0.hasPrefix(wanted) }
@@ -52,22 +52,22 @@ import Glibc
         }
         #expect(report.timeline.map(\.seconds) == report.timeline.map(\.seconds).sorted(), "the timeline runs forward")
         let after = try await Self.rate(nodes)
-        #expect(after.rate == "200", "RATE is back")
+        #expect(after.rate == "50", "RATE is back")
         #expect(after.managers == ["provision"], "the ConfigMap re-applied as provision: the next up does not conflict (\(after.managers))")
 
         // Ctrl-C once RATE is raised: it stops, restores RATE, and exits 130.
         let process = try sandbox.cli.start(["verify", "--scale", "--scale-timeout", "240s", "--plan", sandbox.planPath], environment: [:])
         let deadline = ContinuousClock.now + .seconds(120)
-        while process.isRunning, ContinuousClock.now < deadline, try await Self.rate(nodes).rate != "2000" {
+        while process.isRunning, ContinuousClock.now < deadline, try await Self.rate(nodes).rate != "500" {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(process.isRunning, "verify --scale was still running when RATE was raised")
         kill(process.pid, SIGINT)
         while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
         #expect(process.exitCode == 130, "\(process.stdout) \(process.stderr)")
-        #expect(process.stdout.contains("rate restored (200)"), "\(process.stdout)")
+        #expect(process.stdout.contains("rate restored (50)"), "\(process.stdout)")
         #expect(process.stderr.contains("interrupted (Ctrl-C)") && process.stdout.contains("stopped by Ctrl-C"), "\(process.stdout) \(process.stderr)")
-        #expect(try await Self.rate(nodes).rate == "200", "RATE restored after Ctrl-C")
+        #expect(try await Self.rate(nodes).rate == "50", "RATE restored after Ctrl-C")
 
         // No metrics: it fails within the bounded wait, naming the HPA's conditions and what to check;
         // RATE is restored anyway. The text form prints the timeline as it goes.
@@ -81,10 +81,10 @@ import Glibc
                      "no metrics returned from resource metrics API", "metrics-server", "CPU requests"] {
             #expect(failed.stderr.contains(text), "no '\(text)' in \(failed.stderr.suffix(3000))")
         }
-        for text in ["rate 200 → 2000", "producers restarted", "rate restored (200)", "failed"] {
+        for text in ["rate 50 → 500", "producers restarted", "rate restored (50)", "failed"] {
             #expect(failed.stdout.contains(text), "the timeline has no '\(text)': \(failed.stdout)")
         }
-        #expect(try await Self.rate(nodes).rate == "200", "RATE restored after the failure")
+        #expect(try await Self.rate(nodes).rate == "50", "RATE restored after the failure")
         try await SandboxK3sDeployTests.fault("", nodes)
 
         let down = try await SandboxK3sTests.run(sandbox, ["down"])
