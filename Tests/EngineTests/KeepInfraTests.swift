@@ -51,5 +51,23 @@ import Testing
         #expect(probe.keepsInfrastructure("software") == false && probe.keepsInfrastructure("machines") == false)
         #expect(try harness.store.steps()["machines"]?.state == .destroyed)
     }
-}
 
+    @Test func resumingAFailedKeepInfraDownStillKeepsTheMachines() async throws {
+        let harness = try Harness()
+        let nodes: [StepGraph.Node] = [
+            .step(ScriptedStep(id: "machines", infrastructure: true, probe: probe)),
+            .step(ScriptedStep(id: "software", dependencies: ["machines"], teardownFailures: 1, probe: probe)),
+        ]
+        _ = try await harness.run(nodes)
+        let failed = try await harness.run(nodes, command: .downKeepingInfra)
+        #expect(failed.failures.map(\.0) == ["software"])
+        #expect(failed.outcomes["machines"] == .skipped("not run: upstream 'software' did not succeed"))
+
+        // resume continues the run as recorded: still keeping the machines.
+        let run = try #require(try harness.store.lastRun())
+        let resumed = try await harness.run(nodes, command: run.command, resuming: run)
+        #expect(resumed.outcomes["software"] == .applied([:]) && resumed.outcomes["machines"] == .kept)
+        #expect(probe.applied("down:machines") == 0 && probe.keepsInfrastructure("software") == true)
+        #expect(try harness.store.steps()["machines"]?.state == .succeeded)
+    }
+}

@@ -101,4 +101,12 @@ import Testing
         #expect(last.contains("K3s is not uninstalled first"), "\(serverLog.suffix(1500))")
         #expect(sandbox.processesLeft().isEmpty)
     }
+
+    @Test func downHelpDocumentsKeepInfra() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let help = try cli.run([CLI.binary, "help", "down"], executable: "/usr/bin/env")
+        #expect(help.code == 0)
+        #expect(help.stdout.contains("--keep-infra") && help.stdout.contains("K3s's uninstall scripts"), "\(help.stdout)")
+    }
 }
