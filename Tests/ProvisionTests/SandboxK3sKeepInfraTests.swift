@@ -28,15 +28,19 @@ import Testing
             """, on: node).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test func downKeepInfraUninstallsK3sOnceFromKeptMachinesWorkersFirstAndUpReinstallsItThere() async throws {
+    @Test func downKeepInfraUninstallsK3sOnceFromKeptMachinesWorkersFirstAndUpReinstallsAndRedeploysThere() async throws {
         var sandbox = Sandbox(name: "k3sk-\(UInt16.random(in: 1000...65000))", workers: 2)
         defer { sandbox.cleanUp() }
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 2)
+        let tree = sandbox.cli.directory.appendingPathComponent("k8s")
+        try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
+        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 2, deploy: tree.path)
         let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let nodes = try SandboxPipelineTests.Nodes(sandbox)
         let machines = try sandbox.hosts()
         #expect(try await SandboxK3sTests.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1])
+        let rendered = try SandboxK3sDeployTests.rendered(tree)
+        #expect(try await SandboxK3sDeployTests.held(nodes) == rendered)
 
         // down --keep-infra: the machine steps are kept, K3s is uninstalled from every node, once.
         let down = try await SandboxK3sTests.run(sandbox, ["down", "--keep-infra", "--json"])
@@ -45,7 +49,7 @@ import Testing
         for id in ["ssh.key", "sandbox.cloud", "terraform.apply", "node.ready/control-plane", "node.ready/worker-1", "node.ready/worker-2"] {
             #expect(outcomes[id] == "kept", "\(id): \(outcomes)")
         }
-        for id in ["k3s.server", "k3s.join/worker-1", "k3s.join/worker-2", "kubeconfig"] {
+        for id in ["k3s.server", "k3s.join/worker-1", "k3s.join/worker-2", "kubeconfig", "platform", "workloads"] {
             #expect(outcomes[id] == "applied", "\(id) torn down: \(outcomes)")
         }
         #expect(down.stdout.contains(#""kind":"step.kept""#))
@@ -56,6 +60,8 @@ import Testing
             let left = try await Self.k3sLeft(on: node, nodes)
             #expect(left.isEmpty, "\(node.name) still has: \(left)")
         }
+        // The applied objects went with the server's datastore.
+        #expect(try await SandboxK3sDeployTests.held(nodes).isEmpty)
         let uninstalled = ["control-plane": ["k3s-uninstall.sh"], "worker-1": ["k3s-agent-uninstall.sh"], "worker-2": ["k3s-agent-uninstall.sh"]]
         #expect(try await Self.uninstalls(nodes) == uninstalled)
 
@@ -85,12 +91,13 @@ import Testing
         let reinstall = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
         #expect(reinstall.code == 0, "\(reinstall.stderr.suffix(3000))")
         let applied = SandboxPipelineTests.applied(reinstall)
-        #expect(applied.isSuperset(of: ["k3s.server", "k3s.join/worker-1", "k3s.join/worker-2", "kubeconfig"]), "\(applied)")
+        #expect(applied.isSuperset(of: ["k3s.server", "k3s.join/worker-1", "k3s.join/worker-2", "kubeconfig", "platform", "workloads"]), "\(applied)")
         #expect(applied.isDisjoint(with: ["terraform.apply", "node.ready/control-plane", "node.ready/worker-1", "node.ready/worker-2"]), "\(applied)")
         #expect(try sandbox.hosts() == machines)
         #expect(try await SandboxK3sTests.installs(nodes) == ["control-plane": 2, "worker-1": 2, "worker-2": 2])
         let cluster = try await nodes.run("k3s kubectl get nodes -o json", on: nodes.control).stdout
         #expect(try KubeNode.list(Data(cluster.utf8)).filter(\.isReady).count == 3)
+        #expect(try await SandboxK3sDeployTests.held(nodes) == rendered, "deployed again")
 
         // A plain down: the machines go too, and K3s's teardowns uninstall nothing first.
         let plain = try await SandboxK3sTests.run(sandbox, ["down", "--json"])
