@@ -12,6 +12,10 @@ import Foundation
 /// rollouts finished), so a run killed in between still prunes them. Then every Deployment and StatefulSet must roll out (the conditions `kubectl rollout
 /// status` uses) within `k3s.rollout_timeout`; the error names each failing pod and its reason.
 /// `check`: the rendered digest is the recorded one and every recorded object exists.
+///
+/// No teardown: under `down --keep-infra` the applied objects go with the server's datastore when
+/// `k3s.server`'s teardown (which runs after this step's) uninstalls K3s; without it, with the
+/// machines. The recorded set stays: a later apply prunes from it with `--ignore-not-found`.
 struct DeployStep: Step {
     /// Which part of the tree.
     enum Part: String, Sendable {
