@@ -28,7 +28,7 @@ struct Provision: AsyncParsableCommand {
         subcommands: [
             UpCommand.self, ResumeCommand.self, StatusCommand.self, DownCommand.self, GraphCommand.self,
             LogsCommand.self, VerifyCommand.self, ReportCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
-            KubeconfigCommand.self, SecretsCommand.self,
+            KubeconfigCommand.self, PortForwardCommand.self, SecretsCommand.self,
         ]
     )
 

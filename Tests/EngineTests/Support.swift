@@ -36,6 +36,11 @@ final class Probe: Sendable {
     private let upstreams = Mutex<[StepID: [StepID: StepOutputs]]>([:])
     func sawUpstream(_ id: StepID, _ upstream: [StepID: StepOutputs]) { upstreams.withLock { $0[id] = upstream } }
     func upstream(_ id: StepID) -> [StepID: StepOutputs]? { upstreams.withLock { $0[id] } }
+
+    private let keeping = Mutex<[StepID: Bool]>([:])
+    func sawKeepsInfrastructure(_ id: StepID, _ value: Bool) { keeping.withLock { $0[id] = value } }
+    /// Whether `id`'s last teardown was told that the machines stay.
+    func keepsInfrastructure(_ id: StepID) -> Bool? { keeping.withLock { $0[id] } }
 }
 
 /// A step whose behaviour a test scripts: how long apply takes, how many attempts fail first, and
@@ -52,13 +57,16 @@ struct ScriptedStep: Step {
     var outputs: StepOutputs = [:]
     var teardownFailures = 0
     var checkable = false
+    var infrastructure = false
     let probe: Probe
 
     var hasTeardown: Bool { true }
     var hasCheck: Bool { checkable }
+    var isInfrastructure: Bool { infrastructure }
 
     func teardown(_ context: StepContext) async throws {
         probe.sawUpstream(id, context.upstream)
+        probe.sawKeepsInfrastructure(id, context.keepsInfrastructure)
         let attempt = probe.enter(StepID("down:\(id)"))
         defer { probe.leave() }
         if attempt <= teardownFailures { throw StepFailure("scripted teardown failure \(attempt)") }
@@ -118,7 +126,7 @@ struct Harness: Sendable {
                                 processes: ProcessSupervisor(interruptGrace: .seconds(2)), parallelism: parallelism,
                                 observer: events ?? { _ in })
         executor.recheck = recheck
-        let summary = command == .down ? try await executor.down() : try await executor.up()
+        let summary = command.tearsDown ? try await executor.down() : try await executor.up()
         try store.finishRun(run.id, status: summary.status)
         return summary
     }

@@ -9,7 +9,9 @@
 # skips an unchanged install ("No change detected so skipping service start"), and otherwise
 # (re)starts the service and waits for it like a Type=notify unit: for ever, when an agent cannot join.
 # It cannot download anything. Each run that gets past these checks appends a line to
-# /var/lib/k3s-standin/installs (tests count them).
+# /var/lib/k3s-standin/installs (tests count them). Like K3s's, it writes k3s-killall.sh and the
+# uninstall script (k3s-uninstall.sh on a server, k3s-agent-uninstall.sh on an agent) to the bin
+# directory; see write_uninstall for what they remove and their counter file.
 set -eu
 
 info() { echo "[INFO]  $*"; }
@@ -54,6 +56,45 @@ case "${INSTALL_K3S_SKIP_DOWNLOAD:-}" in
     *) fatal "the K3s stand-in cannot download K3s ${INSTALL_K3S_VERSION:-(stable)}: set INSTALL_K3S_SKIP_DOWNLOAD=true with the binary in $BIN_DIR" ;;
 esac
 
+# Like K3s's installer: k3s-killall.sh stops the services and kills every K3s process.
+write_killall() {
+    cat > "$BIN_DIR/k3s-killall.sh" <<KILL
+#!/bin/sh
+# K3s STAND-IN killall (tests only)
+for s in k3s k3s-agent; do [ -e /etc/init.d/\$s ] && rc-service \$s stop >/dev/null 2>&1; done
+pkill -KILL -f '$BIN_DIR/k3s (server|agent|kubectl)' 2>/dev/null
+exit 0
+KILL
+    chmod 0755 "$BIN_DIR/k3s-killall.sh"
+}
+
+# Like K3s's installer: k3s-uninstall.sh (server) or k3s-agent-uninstall.sh (agent) beside the
+# binary. It kills K3s (k3s-killall.sh), removes its service unit and env file, and, unless another
+# K3s service is still installed, the binary, the killall script, /etc/rancher/k3s and
+# /var/lib/rancher/k3s (K3s keeps /etc/rancher/node, the node password); it removes itself on exit.
+# Each run appends a line to /var/lib/provision-standin-uninstalls (outside what it removes: tests
+# count the runs).
+write_uninstall() {
+    cat > "$BIN_DIR/$uninstall" <<UNINSTALL
+#!/bin/sh
+# K3s STAND-IN uninstall (tests only)
+[ "\$(id -u)" -eq 0 ] || exec sudo "\$0" "\$@"
+echo "\$(date +%s) $uninstall" >> /var/lib/provision-standin-uninstalls
+$BIN_DIR/k3s-killall.sh
+command -v rc-update >/dev/null 2>&1 && rc-update delete $service default >/dev/null 2>&1
+rm -f /etc/init.d/$service $env_file /var/lib/k3s-standin/$service.hash
+remove_uninstall() { rm -f $BIN_DIR/$uninstall; }
+trap remove_uninstall EXIT
+if ls /etc/init.d/k3s* >/dev/null 2>&1; then
+    echo 'Additional k3s services installed, skipping uninstall of k3s'
+    exit
+fi
+rm -rf /etc/rancher/k3s /run/k3s /var/lib/rancher/k3s /var/lib/kubelet
+rm -f $BIN_DIR/k3s $BIN_DIR/k3s-killall.sh
+UNINSTALL
+    chmod 0755 "$BIN_DIR/$uninstall"
+}
+
 mkdir -p /var/lib/k3s-standin
 echo "$(date +%s) ${INSTALL_K3S_VERSION:-} $command" >> /var/lib/k3s-standin/installs
 
@@ -81,21 +122,9 @@ UNIT
 chmod 0755 "/etc/init.d/$service.new"
 mv -f "/etc/init.d/$service.new" "/etc/init.d/$service"
 
-cat > "$BIN_DIR/k3s-killall.sh" <<'KILL'
-#!/bin/sh
-# K3s STAND-IN killall (tests only)
-for s in k3s k3s-agent; do [ -e /etc/init.d/$s ] && rc-service $s stop; done; exit 0
-KILL
 if [ "$command" = server ]; then uninstall=k3s-uninstall.sh; else uninstall=k3s-agent-uninstall.sh; fi
-cat > "$BIN_DIR/$uninstall" <<UNINSTALL
-#!/bin/sh
-# K3s STAND-IN uninstall (tests only)
-rc-service $service stop 2>/dev/null || true
-rm -f /etc/init.d/$service $env_file /var/lib/k3s-standin/$service.hash
-rm -rf /var/lib/rancher/k3s /etc/rancher/k3s
-rm -f $BIN_DIR/k3s $BIN_DIR/k3s-killall.sh $BIN_DIR/$uninstall
-UNINSTALL
-chmod 0755 "$BIN_DIR/k3s-killall.sh" "$BIN_DIR/$uninstall"
+write_killall
+write_uninstall
 
 hash=$(cat "$BIN_DIR/k3s" "/etc/init.d/$service" "$env_file" | sha256sum | cut -d' ' -f1)
 if [ "$(cat /var/lib/k3s-standin/$service.hash 2>/dev/null || true)" = "$hash" ] && rc-service "$service" status >/dev/null 2>&1; then

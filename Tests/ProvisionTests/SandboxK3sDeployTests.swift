@@ -43,7 +43,7 @@ import Glibc
         process.waitUntilExit()
         var keys: Set<String> = ["secret/platform/kafka-cluster", "secret/platform/mongodb-credentials", "secret/app/processor-mongodb"]
         for namespace in ["platform", "app"] {
-            for id in try Manifests.select(yaml, namespace: namespace).ids { keys.insert("\(id.kind.lowercased())/\(id.namespace)/\(id.name)") }
+            for id in try Manifests.select(yaml, namespace: namespace, values: PipelineValues(pipeline: PipelineSpec())).ids { keys.insert("\(id.kind.lowercased())/\(id.namespace)/\(id.name)") }
         }
         return keys
     }

@@ -47,7 +47,7 @@ import Testing
         let world = "name: p\ntarget: aws\ncluster:\n  ami: ami-1\n  allowed_cidrs: [0.0.0.0/0]\n"
         let e = try error(world)
         #expect(e.line == 5 && e.message.contains("0.0.0.0/0") && e.hint?.contains("allow_world_admin") == true)
-        let allowed = try parse(world + "  allow_world_admin: true\nk3s: {version: v1.33.4+k3s1}\n")
+        let allowed = try parse(world + "  allow_world_admin: true\nk3s: {version: v1.33.4+k3s1}\n" + PlanImages.line)
         #expect(allowed.cluster?.allowWorldAdmin == true)
         let bad = try error("name: p\ntarget: aws\ncluster:\n  ami: ami-1\n  allowed_cidrs: [10.0.0.0]\n")
         #expect(bad.message.contains("not an IPv4 CIDR block") && bad.hint == "write it like 203.0.113.7/32")

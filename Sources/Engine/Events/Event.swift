@@ -16,6 +16,8 @@ public struct Event: Sendable, Codable, Equatable {
         case stepSkipped = "step.skipped"
         case stepCancelled = "step.cancelled"
         case stepTornDown = "step.torn_down"
+        /// `down --keep-infra` kept an infrastructure step standing.
+        case stepKept = "step.kept"
         case stepExpanded = "step.expanded"
         case output = "output"
         case lock = "lock"

@@ -1,6 +1,11 @@
 import Foundation
 
 /// `provision down`: teardowns in reverse dependency order, recorded as `destroyed`.
+///
+/// `down --keep-infra` (the run's command is `downKeepingInfra`, so `resume` keeps it too) leaves
+/// every `isInfrastructure` step as it is: no teardown, its record untouched (a later `up` finds
+/// it unchanged), a `step.kept` event and the outcome `kept`. The other teardowns run with
+/// `context.keepsInfrastructure` set.
 extension Executor {
     /// Tears down every step that may have changed the world (succeeded, failed, cancelled or
     /// interrupted), dependents before their dependencies. A failed teardown keeps the steps it
@@ -39,6 +44,11 @@ extension Executor {
     /// as the address of the API that created what it removes).
     private func tearDown(_ step: any Step, record: StepRecord?, upstream: [StepID: StepOutputs]) async throws -> Outcome {
         guard let record, [.succeeded, .failed, .cancelled, .running].contains(record.state) else { return .unchanged([:]) }
+        if run.command.keepsInfrastructure && step.isInfrastructure {
+            let event = Event(run: run.id, step: step.id, kind: .stepKept, message: "kept: 'down --keep-infra' leaves the machines standing")
+            try store.append([event]).forEach(notify)
+            return .kept
+        }
         guard step.hasTeardown else {
             notify(try store.mark(step.id, run: run.id, state: .destroyed, message: ""))
             return .applied([:])

@@ -123,8 +123,10 @@ public struct Executor: Sendable {
         // Children of a run are recorded, so a later run can stop what a killed one left; an
         // audit's read-only checks run outside any run's lock and are not.
         let children = recordEvents ? processes.recording(to: AttemptChildren(store: store, step: step, run: runID, attempt: attempt)) : processes
-        return StepContext(runID: run.id, stepID: step, attempt: attempt, upstream: upstream, item: item,
-                           stateDirectory: stateDirectory, log: log, redactor: redactor, processes: children, store: store)
+        var context = StepContext(runID: run.id, stepID: step, attempt: attempt, upstream: upstream, item: item,
+                                  stateDirectory: stateDirectory, log: log, redactor: redactor, processes: children, store: store)
+        context.keepsInfrastructure = run.command.keepsInfrastructure
+        return context
     }
 
     /// The log file name for a step: its id with anything but letters, digits, `.`, `_` and `-` escaped.

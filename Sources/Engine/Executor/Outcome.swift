@@ -12,11 +12,13 @@ public enum Outcome: Sendable, Equatable {
     case skipped(String)
     /// Interrupted by cancellation.
     case cancelled
+    /// `down --keep-infra` left this infrastructure step standing (not torn down, not destroyed).
+    case kept
 
     /// Whether steps downstream may run.
     public var isSuccess: Bool {
         switch self {
-        case .applied, .adopted, .unchanged: true
+        case .applied, .adopted, .unchanged, .kept: true
         default: false
         }
     }

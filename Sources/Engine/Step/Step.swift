@@ -18,6 +18,11 @@ public protocol Step: Sendable {
     var hasCheck: Bool { get }
     /// Whether `teardown` does anything; `provision down` only visits steps that have one.
     var hasTeardown: Bool { get }
+    /// Whether this step makes the machines themselves, or what they stand on (the key they
+    /// trust, the cloud, the instances, their readiness). `provision down --keep-infra` leaves
+    /// such a step standing: its teardown is not run and it is not marked destroyed, so the next
+    /// `up` finds it as it was; every other step is torn down with `context.keepsInfrastructure` set.
+    var isInfrastructure: Bool { get }
     /// Whether every `up` runs this step's check even when it succeeded and nothing changed, as
     /// `up --recheck` does for all steps: for steps whose check is cheap and whose world drifts on
     /// its own (a service that stopped). A failing check applies the step again.
@@ -32,7 +37,9 @@ public protocol Step: Sendable {
     func check(_ context: StepContext) async throws -> CheckResult
     /// Makes the world as this step wants it and returns the outputs for downstream steps.
     func apply(_ context: StepContext) async throws -> StepOutputs
-    /// Undoes what `apply` did; safe to repeat.
+    /// Undoes what `apply` did; safe to repeat. Under `down --keep-infra`
+    /// (`context.keepsInfrastructure`) the machines stay, so a step that leaves its traces on them
+    /// (software installed on a node) removes them there.
     func teardown(_ context: StepContext) async throws
 }
 
@@ -41,6 +48,7 @@ extension Step {
     public var retry: RetryPolicy { RetryPolicy() }
     public var hasCheck: Bool { false }
     public var hasTeardown: Bool { false }
+    public var isInfrastructure: Bool { false }
     public var checksEveryRun: Bool { false }
 
     public func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? { nil }

@@ -23,6 +23,10 @@ public struct StepContext: Sendable {
     /// What a step may remember outside its outputs (pinned host keys, endpoints of the machines
     /// it created); the rest of the run store is the executor's.
     public let store: any StepStore
+    /// Set for teardowns of `provision down --keep-infra`: the machines stay (their steps,
+    /// `Step.isInfrastructure`, are kept), so what this step put on them must go now; otherwise
+    /// removing the machines may make a teardown moot.
+    public var keepsInfrastructure = false
 
     /// Creates a context; the executor does this, tests may too.
     public init(

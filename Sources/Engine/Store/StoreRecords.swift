@@ -8,6 +8,14 @@ public enum RunStatus: String, Sendable, Codable {
 /// What `provision` was asked to do in a run.
 public enum RunCommand: String, Sendable, Codable {
     case up, down
+    /// `down --keep-infra`: tear down everything but the steps that make the machines
+    /// (`Step.isInfrastructure`); `resume` continues it with the machines still kept.
+    case downKeepingInfra = "down --keep-infra"
+
+    /// Whether the run tears down (`down`, with or without `--keep-infra`).
+    public var tearsDown: Bool { self != .up }
+    /// Whether the run's teardown keeps the machines (`down --keep-infra`).
+    public var keepsInfrastructure: Bool { self == .downKeepingInfra }
 }
 
 /// One invocation of `up` or `down` (continued by `resume`).

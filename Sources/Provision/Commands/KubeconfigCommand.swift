@@ -10,6 +10,8 @@ struct KubeconfigCommand: AsyncParsableCommand {
             The kubeconfig step writes state/<plan>/kubeconfig (0600): K3s's admin kubeconfig with the
             server this machine reaches and the cluster, user and context named after the plan.
               kubectl --kubeconfig "$(provision kubeconfig --plan plans/aws.yaml)" get nodes
+            With 'k3s.api_access: forward' the server is https://127.0.0.1:<k3s.api_local_port>: keep
+            'provision port-forward api' running while kubectl uses it (a note on stderr says so).
             """
     )
 
@@ -23,6 +25,11 @@ struct KubeconfigCommand: AsyncParsableCommand {
                 throw ValidationError("plan '\(workspace.plan.name)' has no kubeconfig yet (\(path)); run 'provision up' with 'runtime: k3s'")
             }
             print(path)
+            if let k3s = workspace.plan.k3s, k3s.apiAccess == .forward {
+                let note = "provision: note: k3s.api_access is forward: this kubeconfig's server is https://127.0.0.1:\(k3s.apiLocalPort); "
+                    + "run 'provision port-forward api --plan \(options.plan)' and keep it running while you use it\n"
+                FileHandle.standardError.write(Data(note.utf8))
+            }
         }
     }
 }

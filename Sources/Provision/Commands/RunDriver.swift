@@ -17,7 +17,7 @@ enum RunDriver {
     static func run(_ request: RunRequest, options: GlobalOptions, parallelism: Int?, recheck: Bool = false) async throws {
         try await withExitCodes(json: options.json) {
             let workspace = try options.workspace(storedPlanIfMissing: request != .up)
-            if request == .down, try !workspace.hasRun() {
+            if request.tearsDown, try !workspace.hasRun() {
                 let message = "nothing to tear down: plan '\(workspace.plan.name)' has no runs in \(workspace.stateDirectory.path)"
                 if options.json {
                     let object: [String: Any] = [

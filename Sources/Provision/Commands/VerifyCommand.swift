@@ -15,6 +15,12 @@ struct VerifyCommand: AsyncParsableCommand {
             no alert firing, and the end-to-end latency p50/p99. Reads the store and reaches the services;
             changes nothing and takes no lock. Exit code 1 when a check fails (the table says what was seen
             and where to look next); --recorded prints the table the last 'up' recorded instead.
+
+            --scale (runtime: k3s) checks the producers' autoscaling instead: it raises the producers' RATE
+            (ConfigMap app/producer-config) by --scale-factor, restarts them, waits for the HPA's desired replicas
+            to rise and that many producers to be ready, restores RATE (always, also on failure or Ctrl-C),
+            and waits for the scale-in, printing a timeline. Each wait has half of --scale-timeout; a failure
+            prints the HPA's conditions and what to check. Changes the cluster for its duration; takes no lock.
             """
     )
 
@@ -23,9 +29,19 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "Print the table the last run's verify step recorded instead of checking now.")
     var recorded = false
 
+    @Flag(help: "Check the producers' autoscaling (runtime: k3s): raise their rate, watch the HPA scale out, restore it, watch it scale in.")
+    var scale = false
+
+    @Option(help: "With --scale: the bound of the scale-out and scale-in waits together, like 10m or 90s (half each).")
+    var scaleTimeout: String = "10m"
+
+    @Option(help: "With --scale: how much the producers' RATE is multiplied by.")
+    var scaleFactor: Double = 10
+
     func run() async throws {
         try await withExitCodes(json: options.json) {
             let workspace = try options.workspace(storedPlanIfMissing: true)
+            if scale { return try await checkScale(workspace) }
             let checks = try await Self.checks(workspace, recorded: recorded, quiet: options.json)
             if options.json {
                 let encoder = JSONEncoder()

@@ -11,6 +11,7 @@ enum EventText {
         case .stepSucceeded: return "✓ \(step)  \(event.message)"
         case .stepAdopted: return "✓ \(step)  \(event.message)"
         case .stepTornDown: return "✓ \(step)  torn down"
+        case .stepKept: return "= \(step)  kept (--keep-infra)"
         case .stepRetrying: return "↻ \(step)\(attempt) failed: \(firstLine(event.message)); retrying"
         case .stepFailed: return "✗ \(step)\(attempt) failed: \(firstLine(event.message))"
         case .stepSkipped: return "- \(step)  \(event.message)"
@@ -27,9 +28,11 @@ enum EventText {
         let unchanged = s.count { if case .unchanged = $0 { true } else { false } }
         let skipped = s.count { if case .skipped = $0 { true } else { false } }
         let cancelled = s.count { $0 == .cancelled }
-        var text = "run \(report.run.id) \(report.resumed ? "resume" : report.run.command.rawValue)\(report.resumed && report.run.command == .down ? " (down)" : ""): \(s.status.rawValue) — "
-        if report.run.command == .down {
+        let kept = s.count { $0 == .kept }
+        var text = "run \(report.run.id) \(report.resumed ? "resume" : report.run.command.rawValue)\(report.resumed && report.run.command.tearsDown ? " (\(report.run.command.rawValue))" : ""): \(s.status.rawValue) — "
+        if report.run.command.tearsDown {
             text += "\(applied) torn down, \(unchanged) had nothing to tear down, \(s.failures.count) failed, \(skipped) kept"
+            if kept > 0 { text += ", \(kept) machine steps kept (--keep-infra)" }
         } else {
             text += "\(applied) applied, \(adopted) already done, \(unchanged) unchanged, \(s.failures.count) failed, \(skipped) skipped"
         }

@@ -42,6 +42,7 @@ final class JSONRenderer: RunRenderer, @unchecked Sendable {
             case .failed: "failed"
             case .skipped: "skipped"
             case .cancelled: "cancelled"
+            case .kept: "kept"
             }
         }
         let failures = Dictionary(uniqueKeysWithValues: report.summary.failures.map { ($0.0.rawValue, $0.1) })

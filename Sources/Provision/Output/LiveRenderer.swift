@@ -38,7 +38,7 @@ final class LiveRenderer: RunRenderer, @unchecked Sendable {
             switch event.kind {
             case .stepStarted: running[step] = running[step] ?? Date()
             case .stepExpanded: total += event.message.split(separator: ",").count - 1
-            case .stepSucceeded, .stepAdopted, .stepUnchanged, .stepFailed, .stepSkipped, .stepCancelled, .stepTornDown:
+            case .stepSucceeded, .stepAdopted, .stepUnchanged, .stepFailed, .stepSkipped, .stepCancelled, .stepTornDown, .stepKept:
                 running[step] = nil
                 finished.insert(step)
             default: break

@@ -102,7 +102,7 @@ enum ReportPage {
             }
             group = bar.group
             let name = bar.group.map { "  " + bar.step.dropFirst($0.count + 1) } ?? bar.step
-            let kind = bar.outcome == "failed" ? "failed" : ["adopted", "unchanged"].contains(bar.outcome) ? "adopted"
+            let kind = bar.outcome == "failed" ? "failed" : ["adopted", "unchanged", "kept"].contains(bar.outcome) ? "adopted"
                 : ["succeeded", "torn_down"].contains(bar.outcome) ? "ok" : "other"
             let x = left + bar.start * scale, w = max(2, bar.duration * scale)
             let title = "\(bar.step): \(bar.outcome), \(seconds(bar.duration)), \(bar.attempts) attempt(s)" + (bar.message.map { ", \($0)" } ?? "")

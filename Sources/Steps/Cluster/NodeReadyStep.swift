@@ -25,6 +25,8 @@ struct NodeReadyStep: Step {
     var dependencies: [StepID] { [TerraformApplyStep.id] }
     var inputs: String { "node.ready \(node)" }
     var hasCheck: Bool { true }
+    /// Kept by `down --keep-infra`.
+    var isInfrastructure: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 3, backoff: .seconds(2), maxBackoff: .seconds(10)) }
 
     func upstreamScope(_ upstream: [StepID: StepOutputs]) -> [StepID: StepOutputs]? {

@@ -12,6 +12,10 @@ import Foundation
 /// rollouts finished), so a run killed in between still prunes them. Then every Deployment and StatefulSet must roll out (the conditions `kubectl rollout
 /// status` uses) within `k3s.rollout_timeout`; the error names each failing pod and its reason.
 /// `check`: the rendered digest is the recorded one and every recorded object exists.
+///
+/// No teardown: under `down --keep-infra` the applied objects go with the server's datastore when
+/// `k3s.server`'s teardown (which runs after this step's) uninstalls K3s; without it, with the
+/// machines. The recorded set stays: a later apply prunes from it with `--ignore-not-found`.
 struct DeployStep: Step {
     /// Which part of the tree.
     enum Part: String, Sendable {
@@ -48,7 +52,8 @@ struct DeployStep: Step {
         [TerraformApplyStep.id, ClusterReadyStep.id] + (part == .workloads ? [StepID(Part.platform.rawValue)] : []) + after
     }
     var inputs: String {
-        "\(settings.inputs) manifests=\(tree.path) overlay=\(settings.spec.overlay) tree=\(treeDigest) rollout timeout=\(settings.spec.rolloutTimeout.formatted)"
+        "\(settings.inputs) manifests=\(tree.path) overlay=\(settings.spec.overlay) tree=\(treeDigest) rollout timeout=\(settings.spec.rolloutTimeout.formatted) "
+            + PipelineValues(pipeline: settings.pipeline).inputs
     }
     var hasCheck: Bool { true }
 
@@ -79,7 +84,7 @@ struct DeployStep: Step {
         guard result.succeeded else {
             throw StepFailure("'kubectl kustomize \(overlay.path)' failed (\(result.summary)): \(result.stderr.suffix(800))", retryable: false)
         }
-        let manifests = try Manifests.select(result.stdout, namespace: part.namespace)
+        let manifests = try Manifests.select(result.stdout, namespace: part.namespace, values: PipelineValues(pipeline: settings.pipeline))
         guard !manifests.objects.isEmpty else {
             throw StepFailure("\(overlay.path) renders nothing in namespace \(part.namespace); check k3s.manifests and k3s.overlay", retryable: false)
         }
@@ -169,14 +174,16 @@ struct DeployStep: Step {
 
     // MARK: rollouts
 
-    /// Waits until every Deployment and StatefulSet of `manifests` has rolled out, or fails at
-    /// `k3s.rollout_timeout` naming each one still pending and its failing pods.
+    /// Waits until every Deployment and StatefulSet of `manifests` has rolled out and every Job has
+    /// completed, or fails at `k3s.rollout_timeout` (at once for a failed Job) naming each one still
+    /// pending and its failing pods (a Job: its last log lines).
     private func waitForRollouts(_ manifests: Manifests, on control: K3sNode, context: StepContext) async throws {
-        let workloads = manifests.ids.filter { ["Deployment", "StatefulSet"].contains($0.kind) && $0.group == "apps" }
+        let workloads = manifests.ids.filter { (["Deployment", "StatefulSet"].contains($0.kind) && $0.group == "apps") || ($0.kind == "Job" && $0.group == "batch") }
         guard !workloads.isEmpty else { return }
         let timeout = settings.spec.rolloutTimeout
         let deadline = ContinuousClock.now + timeout
         var pending: [(KubeObject, String, [String: Any])] = []
+        var failed = false
         while true {
             pending = []
             let result = try await control.run("k3s kubectl get -n \(part.namespace) \(workloads.map(\.reference).joined(separator: " ")) -o json", timeout: .seconds(30))
@@ -186,9 +193,14 @@ struct DeployStep: Step {
                 guard let item = items.first(where: { KubeObject(manifest: $0)?.name == object.name && $0["kind"] as? String == object.kind }) else {
                     pending.append((object, "not found: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))", [:])); continue
                 }
-                if let reason = Rollout.pending(item) { pending.append((object, reason, item)) }
+                if let reason = Rollout.failed(item) {
+                    pending.append((object, reason, item))
+                    failed = true
+                } else if let reason = Rollout.pending(item) {
+                    pending.append((object, reason, item))
+                }
             }
-            if pending.isEmpty { break }
+            if pending.isEmpty || failed { break }
             guard ContinuousClock.now < deadline else { break }
             try await Task.sleep(for: .seconds(1))
         }
@@ -200,13 +212,19 @@ struct DeployStep: Step {
         var lines: [String] = []
         for (object, reason, item) in pending {
             lines.append("  \(object.kind.lowercased()) \(part.namespace)/\(object.name): \(reason)")
+            if object.kind == "Job" {
+                let logs = try await control.run("k3s kubectl logs -n \(part.namespace) job/\(object.name) --tail=10", timeout: .seconds(30))
+                let text = logs.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                if logs.succeeded, !text.isEmpty { lines.append("    its last log lines:\n" + text.split(separator: "\n").map { "      \($0)" }.joined(separator: "\n")) }
+                continue
+            }
             let selector = (item["spec"] as? [String: Any])?["selector"] as? [String: Any] ?? [:]
             for pod in pods where Rollout.matches(pod, selector: selector) {
                 let logs = try await crashLogs(of: pod, on: control)
                 if let problem = Rollout.problem(pod, logs: { logs[$0] ?? "" }) { lines.append("    \(problem)") }
             }
         }
-        throw StepFailure("the rollout in namespace \(part.namespace) did not finish within \(timeout.formatted):\n" + lines.joined(separator: "\n")
+        throw StepFailure((failed ? "the rollout in namespace \(part.namespace) failed:\n" : "the rollout in namespace \(part.namespace) did not finish within \(timeout.formatted):\n") + lines.joined(separator: "\n")
                           + "\n  fix the cause (an image the nodes can pull, the container's crash, room for the pod), then run 'provision up'",
                           retryable: false)
     }

@@ -8,6 +8,9 @@ import Foundation
 /// `k3s.install_timeout`; when that runs out, the agent's log says why ("Node password
 /// rejected", a refused token, an unreachable server) and the error gives the fix.
 /// `check`: the node is Ready in the cluster with the pinned version.
+///
+/// Teardown: only under `down --keep-infra` (otherwise the machine goes with terraform.apply's
+/// teardown), K3s's `k3s-agent-uninstall.sh` on the worker (`K3sUninstall`), before the server's.
 struct K3sJoinStep: Step {
     static let id = StepID("k3s.join")
     /// The agent's log under OpenRC (K3s's install script writes this unit).
@@ -26,6 +29,7 @@ struct K3sJoinStep: Step {
     var dependencies: [StepID] { [TerraformApplyStep.id, NodeReadyStep.id, K3sServerStep.id] }
     var inputs: String { "\(settings.inputs) join \(worker)" }
     var hasCheck: Bool { true }
+    var hasTeardown: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(2), maxBackoff: .seconds(5)) }
 
     /// This worker's and the control plane's machines, the server's outputs: adding a worker runs
@@ -82,6 +86,14 @@ struct K3sJoinStep: Step {
         if node.version != settings.spec.version { return "\(worker) runs K3s \(node.version), the plan pins \(settings.spec.version)" }
         if !node.isReady { return "\(worker) is \(node.condition)" }
         return nil
+    }
+
+    func teardown(_ context: StepContext) async throws {
+        guard context.keepsInfrastructure else {
+            context.log.write("\(worker)'s machine is removed with terraform.apply's teardown: its agent is not uninstalled first")
+            return
+        }
+        try await K3sUninstall.run(.agent, on: try settings.access.node(worker, context), log: context.log)
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {

@@ -7,6 +7,10 @@ import Foundation
 /// `check`: `k3s --version` is the pin, the service runs and the API answers `/readyz`. `apply`
 /// does not even call the install script when the node already runs this install (its recorded
 /// digest) and the check holds. Outputs: the API URL on the cluster address, the node name, the version.
+///
+/// Teardown: only under `down --keep-infra` (otherwise the machine goes with terraform.apply's
+/// teardown), K3s's `k3s-uninstall.sh` on the control plane (`K3sUninstall`), after every worker's
+/// agent was uninstalled (their steps depend on this one).
 struct K3sServerStep: Step {
     static let id = StepID("k3s.server")
 
@@ -18,6 +22,7 @@ struct K3sServerStep: Step {
         "\(settings.inputs) disable=\(settings.spec.disable.joined(separator: ",")) extra=\(settings.spec.extraArgs.joined(separator: " "))"
     }
     var hasCheck: Bool { true }
+    var hasTeardown: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(2), maxBackoff: .seconds(5)) }
 
     /// Only the control plane's machine and route count: adding a worker leaves the server alone.
@@ -50,6 +55,14 @@ struct K3sServerStep: Step {
         }
         guard try await K3sAccess.apiReady(on: node) else { return "the API server on \(node.name) does not answer /readyz with ok" }
         return nil
+    }
+
+    func teardown(_ context: StepContext) async throws {
+        guard context.keepsInfrastructure else {
+            context.log.write("the control plane's machine is removed with terraform.apply's teardown: K3s is not uninstalled first")
+            return
+        }
+        try await K3sUninstall.run(.server, on: try settings.access.controlPlane(context), log: context.log)
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {

@@ -13,6 +13,8 @@ struct K3sSettings: Sendable {
     let install: K3sInstall
     /// The kubeconfig to merge into, resolved (`~` expanded); nil without `merge_kubeconfig`.
     let mergeTarget: URL?
+    /// The plan's `pipeline:` settings, written into the deployed manifests.
+    let pipeline: PipelineSpec
 
     init(plan: Plan, spec: K3sSpec, secrets: [String: String], ssh: SSHPool?) {
         self.spec = spec
@@ -24,6 +26,7 @@ struct K3sSettings: Sendable {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
         let path = spec.kubeconfigPath.hasPrefix("~/") ? home + spec.kubeconfigPath.dropFirst(1) : spec.kubeconfigPath
         mergeTarget = spec.mergeKubeconfig ? plan.resolve(path) : nil
+        pipeline = plan.pipeline ?? PipelineSpec()
     }
 
     /// The inputs every K3s step shares (no secret value).

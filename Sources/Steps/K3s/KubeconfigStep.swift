@@ -4,6 +4,8 @@ import Foundation
 /// `kubeconfig`: K3s's /etc/rancher/k3s/k3s.yaml from the control plane, with `server` rewritten to
 /// the address this machine reaches the API at and the cluster, user and context renamed from
 /// `default` to the plan's name, written to `state/<plan>/kubeconfig` (0600). With
+/// `k3s.api_access: forward` the server is `https://127.0.0.1:<k3s.api_local_port>` instead (K3s's
+/// serving certificate names 127.0.0.1), which `provision port-forward api` holds open. With
 /// `k3s.merge_kubeconfig` it is also merged into `k3s.kubeconfig` (default ~/.kube/config) under
 /// that name, after a backup, leaving every other entry as it was; teardown removes only ours.
 struct KubeconfigStep: Step {
@@ -15,7 +17,10 @@ struct KubeconfigStep: Step {
 
     var id: StepID { Self.id }
     var dependencies: [StepID] { [TerraformApplyStep.id, K3sServerStep.id, ClusterReadyStep.id] }
-    var inputs: String { "\(settings.inputs) kubeconfig merge=\(settings.mergeTarget?.path ?? "no")" }
+    var inputs: String {
+        "\(settings.inputs) kubeconfig merge=\(settings.mergeTarget?.path ?? "no")"
+            + (settings.spec.apiAccess == .forward ? " api=forward:\(settings.spec.apiLocalPort)" : "")
+    }
     var hasCheck: Bool { true }
     var hasTeardown: Bool { true }
 
@@ -24,10 +29,16 @@ struct KubeconfigStep: Step {
         RuntimeAccess.scope(upstream) { inventory in [inventory.controlPlane?.name ?? ""] }.filter { id, _ in id != ClusterReadyStep.id }
     }
 
+    /// The server of `api_access: forward`: the local end of `provision port-forward api`.
+    static func forwardedServer(port: Int) -> String { "https://127.0.0.1:\(port)" }
+
     /// `state/<plan>/kubeconfig`.
     static func path(_ stateDirectory: URL) -> URL { stateDirectory.appendingPathComponent("kubeconfig") }
 
+    /// The API server as this machine reaches it: through the forwarded local port, or at the
+    /// control plane's public address.
     private func server(_ context: StepContext) throws -> String {
+        if settings.spec.apiAccess == .forward { return Self.forwardedServer(port: settings.spec.apiLocalPort) }
         guard let control = try RuntimeAccess.inventory(context.upstream).controlPlane else {
             throw StepFailure("the inventory has no node; run 'provision up'", retryable: false)
         }

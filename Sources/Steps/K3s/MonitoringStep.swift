@@ -17,7 +17,7 @@ import Foundation
 /// A chart whose spec this apply changes is judged by the Job the controller makes for the new
 /// spec, never by the old one. Pruning and the record in the store are as DeployStep's (key `monitoring`).
 /// `check`: the rendered digest is the recorded one, every recorded object exists and every chart's
-/// Job is complete.
+/// Job is complete. No teardown, as DeployStep: the objects go with the server or the machines.
 struct MonitoringStep: Step {
     static let id = StepID("monitoring")
     /// Where the rendered manifests are placed on the control plane.

@@ -21,11 +21,13 @@ struct Manifests: Sendable {
     static let monitoringGroups = ["helm.cattle.io", "monitoring.coreos.com"]
 
     /// The objects of `yaml` (kustomize's output, several documents) in `namespace`: those whose
-    /// `metadata.namespace` is it and the Namespace itself, less the monitoring step's kinds.
-    static func select(_ yaml: String, namespace: String) throws -> Manifests {
+    /// `metadata.namespace` is it and the Namespace itself, less the monitoring step's kinds, with
+    /// the plan's `values` written in.
+    static func select(_ yaml: String, namespace: String, values: PipelineValues? = nil) throws -> Manifests {
         var objects: [(id: KubeObject, json: String)] = []
-        for document in try Yams.compose_all(yaml: yaml) {
-            guard let value = plain(document) as? [String: Any], let id = KubeObject(manifest: value) else { continue }
+        let documents = try Yams.compose_all(yaml: yaml).compactMap { plain($0) as? [String: Any] }
+        for value in values?.apply(to: documents) ?? documents {
+            guard let id = KubeObject(manifest: value) else { continue }
             let mine = (id.kind == "Namespace" && id.apiVersion == "v1") ? id.name == namespace : id.namespace == namespace
             guard mine, !monitoringGroups.contains(id.group) else { continue }
             let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])

@@ -1,15 +1,21 @@
 import Foundation
 
-/// Whether a Deployment or StatefulSet has rolled out, judged as `kubectl rollout status` does,
-/// and why its pods are not running when it has not.
+/// Whether a Deployment or StatefulSet has rolled out, judged as `kubectl rollout status` does (a
+/// Job: whether it completed, as `kubectl wait --for=condition=complete`), and why its pods are not
+/// running when it has not.
 enum Rollout {
-    /// What is still missing for `object` (a Deployment or StatefulSet as the API answers it);
+    /// What is still missing for `object` (a Deployment, StatefulSet or Job as the API answers it);
     /// nil when it has rolled out.
     static func pending(_ object: [String: Any]) -> String? {
         let kind = object["kind"] as? String ?? ""
         let metadata = object["metadata"] as? [String: Any] ?? [:]
         let spec = object["spec"] as? [String: Any] ?? [:]
         let status = object["status"] as? [String: Any] ?? [:]
+        if kind == "Job" {  // a Job's status has no observedGeneration
+            if condition("Complete", of: object) != nil { return nil }
+            let completions = spec["completions"] as? Int ?? 1
+            return "\(status["succeeded"] as? Int ?? 0) of \(completions) completions, \(status["active"] as? Int ?? 0) pods active"
+        }
         let generation = metadata["generation"] as? Int ?? 0
         let observed = status["observedGeneration"] as? Int ?? 0
         guard observed >= generation else { return "waiting for the controller to observe generation \(generation)" }
@@ -38,6 +44,19 @@ enum Rollout {
         default:
             return nil
         }
+    }
+
+    /// Why `object` (a Job) will never finish: its `Failed` condition's reason and message
+    /// (`BackoffLimitExceeded`, `DeadlineExceeded`); nil while it may still complete.
+    static func failed(_ object: [String: Any]) -> String? {
+        guard object["kind"] as? String == "Job", let failed = condition("Failed", of: object) else { return nil }
+        return "failed (\(failed["reason"] as? String ?? "Failed")): \(failed["message"] as? String ?? "")"
+    }
+
+    /// `object`'s status condition of `type` when its status is "True".
+    private static func condition(_ type: String, of object: [String: Any]) -> [String: Any]? {
+        let conditions = (object["status"] as? [String: Any])?["conditions"] as? [[String: Any]] ?? []
+        return conditions.first { $0["type"] as? String == type && $0["status"] as? String == "True" }
     }
 
     /// Why `pod` is not running: "pod app/processor-abc: ImagePullBackOff (Back-off pulling image …)";

@@ -36,6 +36,21 @@ public struct K3sSpec: Sendable, Equatable {
     /// The `monitoring` step's deadline: every chart's `helm-install-<name>` Job complete.
     public var monitoringTimeout: Duration = .seconds(600)
 
+    /// How this machine reaches the API server: `public` (the control plane's public address,
+    /// port 6443 open to `allowed_cidrs`) or `forward` (the kubeconfig's server is
+    /// `https://127.0.0.1:<apiLocalPort>`, which `provision port-forward api` holds open through SSH).
+    public var apiAccess: APIAccess = .public
+    /// The local port of `api_access: forward` (and `provision port-forward api`'s default).
+    public var apiLocalPort = 6443
+
+    /// `k3s.api_access`.
+    public enum APIAccess: String, Sendable, Equatable, CaseIterable {
+        /// Straight to the control plane's public address.
+        case `public`
+        /// Through `provision port-forward api` on 127.0.0.1.
+        case forward
+    }
+
     /// K3s's airgap install: the binary, the images tarball and the install script, from here.
     public struct Airgap: Sendable, Equatable {
         /// K3s's install script (get.k3s.io), run with `INSTALL_K3S_SKIP_DOWNLOAD=true`.

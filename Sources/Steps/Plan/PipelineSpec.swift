@@ -15,6 +15,32 @@ public struct PipelineSpec: Sendable, Equatable {
     public var partitions = 3
     /// Days the processor keeps documents (TTL index), 0 for ever.
     public var retentionDays = 0
+    /// The workloads' container images on K3s (`pipeline.images`); nil: the overlay's own.
+    public var images: Images? = nil
+
+    /// `pipeline.images`: what the K3s runtime's Deployments run (required on aws).
+    public struct Images: Sendable, Equatable {
+        /// The processor's image reference, pinned by tag or digest.
+        public var processor: String
+        /// The producers' image reference, pinned by tag or digest.
+        public var producer: String
+
+        public init(processor: String, producer: String) {
+            self.processor = processor
+            self.producer = producer
+        }
+
+        /// Why `reference` is not a pinned image reference (`registry/repository:tag` or
+        /// `...@sha256:<64 hex>`), nil when it is.
+        public static func problem(_ reference: String) -> String? {
+            let name = #"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"#
+            let pinned = #"^\#(name)(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$"#
+            guard reference.range(of: pinned, options: .regularExpression) != nil else {
+                return "'\(reference)' is not an image reference pinned by tag or digest"
+            }
+            return reference.hasSuffix(":latest") ? "'\(reference)' uses the moving tag 'latest'" : nil
+        }
+    }
 
     /// The topics the runtime creates, with their partitions.
     public static let topics = ["gpu.metrics.v1", "token.usage.v1", "pipeline.deadletter.v1"]

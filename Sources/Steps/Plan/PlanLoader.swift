@@ -9,10 +9,10 @@ public enum PlanLoader {
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion"]
     static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules"]
-    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days"]
+    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
-                          "monitoring", "monitoring_timeout"]
+                          "api_access", "api_local_port", "monitoring", "monitoring_timeout"]
     static let airgapKeys = ["install_script", "binary", "images"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
@@ -133,6 +133,10 @@ public enum PlanLoader {
         let (cluster, sandbox) = try clusterSections(top, target: target, root: root, reader: reader)
         let (runtime, pipeline) = try runtimeSections(top, target: target, reader: reader)
         let k3s = try k3sSection(top, target: target, runtime: runtime, secrets: secrets, root: root, reader: reader)
+        if target == .aws, k3s?.deploy == true, pipeline?.images == nil {
+            throw reader.error(at: top["pipeline"]?.key ?? top["target"]?.value, "the aws target deploys the pipeline and needs 'pipeline.images' (processor and producer)",
+                               hint: "build and push both images (README, \"Images\"), then set pipeline.images.processor and .producer to their pinned references; or 'k3s.deploy: false'")
+        }
         let sequence: [Node]
         switch top["steps"]?.value {
         case .sequence(let list)? where !list.isEmpty || target.createsMachines:
@@ -323,8 +327,23 @@ public enum PlanLoader {
             if let n = p["batch_wait_ms"] { pipeline.batchWaitMs = try reader.int(n.value, "pipeline.batch_wait_ms", range: 1...60_000) }
             if let n = p["partitions"] { pipeline.partitions = try reader.int(n.value, "pipeline.partitions", range: 1...1000) }
             if let n = p["retention_days"] { pipeline.retentionDays = try reader.int(n.value, "pipeline.retention_days", range: 0...3650) }
+            if let n = p["images"] { pipeline.images = try images(n.value, reader: reader) }
         }
         return (runtime, pipeline)
+    }
+
+    /// `pipeline.images`: both references, each pinned by tag or digest.
+    private static func images(_ node: Node, reader: PlanReader) throws -> PipelineSpec.Images {
+        let m = try reader.mapping(node, "pipeline.images", allowed: ["processor", "producer"], required: ["processor", "producer"])
+        func reference(_ key: String) throws -> String {
+            let value = m[key]!.value
+            let text = try reader.string(value, "pipeline.images.\(key)")
+            if let problem = PipelineSpec.Images.problem(text) {
+                throw reader.error(at: value, "pipeline.images.\(key): \(problem)", hint: "write it as REGISTRY/REPOSITORY:TAG (e.g. ghcr.io/you/\(key):v0.1.0) or REGISTRY/REPOSITORY@sha256:DIGEST")
+            }
+            return text
+        }
+        return PipelineSpec.Images(processor: try reference("processor"), producer: try reference("producer"))
     }
 
     /// `k3s:`: required with `runtime: k3s` (its `version` at least), refused otherwise.
@@ -400,6 +419,17 @@ public enum PlanLoader {
         }
         if let n = k["merge_kubeconfig"] { spec.mergeKubeconfig = try reader.bool(n.value, "k3s.merge_kubeconfig") }
         if let n = k["kubeconfig"] { spec.kubeconfigPath = try reader.string(n.value, "k3s.kubeconfig") }
+        if let n = k["api_access"] {
+            let text = try reader.string(n.value, "k3s.api_access")
+            guard let access = K3sSpec.APIAccess(rawValue: text) else {
+                let choices = K3sSpec.APIAccess.allCases.map(\.rawValue)
+                let suggestion = EditDistance.suggestion(for: text, among: choices).map { "did you mean '\($0)'? " } ?? ""
+                throw reader.error(at: n.value, "k3s.api_access '\(text)' is neither public nor forward",
+                                   hint: "\(suggestion)write 'public' (the API at the control plane's public address) or 'forward' (through 'provision port-forward api')")
+            }
+            spec.apiAccess = access
+        }
+        if let n = k["api_local_port"] { spec.apiLocalPort = try reader.int(n.value, "k3s.api_local_port", range: 1...65535) }
         if let n = k["airgap"] {
             let a = try reader.mapping(n.value, "k3s.airgap", allowed: airgapKeys, required: ["install_script", "binary"])
             spec.airgap = K3sSpec.Airgap(installScript: try reader.string(a["install_script"]!.value, "k3s.airgap.install_script"),

@@ -18,7 +18,7 @@ public struct RunTimeline: Codable, Sendable, Equatable {
         public var attempts: Int
         /// Attempts that failed and were tried again.
         public var retries: Int
-        /// succeeded, adopted, unchanged, failed, cancelled, skipped, torn_down (running: no outcome yet).
+        /// succeeded, adopted, unchanged, failed, cancelled, skipped, torn_down, kept (running: no outcome yet).
         public var outcome: String
         /// The last failure, skip or cancel reason.
         public var message: String?
@@ -64,7 +64,7 @@ public struct RunTimeline: Codable, Sendable, Equatable {
                 bars[step]!.retries += 1
                 bars[step]!.message = event.message
                 bars[step]!.end = at
-            case .stepSucceeded, .stepAdopted, .stepUnchanged, .stepFailed, .stepCancelled, .stepSkipped, .stepTornDown:
+            case .stepSucceeded, .stepAdopted, .stepUnchanged, .stepFailed, .stepCancelled, .stepSkipped, .stepTornDown, .stepKept:
                 bars[step]!.end = at
                 bars[step]!.outcome = String(event.kind.rawValue.dropFirst("step.".count))
                 if event.kind == .stepFailed || event.kind == .stepSkipped || event.kind == .stepCancelled { bars[step]!.message = event.message }

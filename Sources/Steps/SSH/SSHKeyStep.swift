@@ -10,6 +10,8 @@ struct SSHKeyStep: Step {
     var id: StepID { Self.id }
     var inputs: String { "ssh.key ed25519" }
     var hasCheck: Bool { true }
+    /// Kept by `down --keep-infra`.
+    var isInfrastructure: Bool { true }
 
     static func keyFile(_ stateDirectory: URL) -> URL {
         stateDirectory.appendingPathComponent("ssh/id_ed25519")

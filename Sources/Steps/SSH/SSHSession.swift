@@ -105,6 +105,9 @@ final class SSHSession: @unchecked Sendable {
     /// The TCP socket under the session.
     var socketDescriptor: Int32 { socket }
 
+    /// The libssh2 session itself, for a caller that owns this session on one thread (SSHPortForward).
+    var handle: OpaquePointer? { session }
+
     /// The session's last error, for messages.
     var lastErrorText: String { lastError() }
 

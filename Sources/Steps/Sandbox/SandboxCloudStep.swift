@@ -21,6 +21,8 @@ struct SandboxCloudStep: Step {
 
     var inputs: String { "sandbox.cloud moto" }
     var hasCheck: Bool { true }
+    /// Kept by `down --keep-infra`.
+    var isInfrastructure: Bool { true }
     var hasTeardown: Bool { true }
     var checksEveryRun: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(1)) }

@@ -30,6 +30,8 @@ struct TerraformApplyStep: Step {
         [SSHKeyStep.id] + (target == .sandbox ? [SandboxCloudStep.id] : [])
     }
     var hasCheck: Bool { true }
+    /// Kept by `down --keep-infra`.
+    var isInfrastructure: Bool { true }
     var hasTeardown: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(5), timeout: .seconds(1800)) }
 

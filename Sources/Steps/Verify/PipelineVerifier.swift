@@ -21,6 +21,11 @@ public struct PipelineVerifier: Sendable {
         public var topics: @Sendable () async throws -> [String: Int]
         /// Where to look next when a check fails (`provision logs service.processor`, say), by check.
         public var hints: [String: String] = [:]
+        /// The Prometheus job of the node exporters (`node`; kube-prometheus-stack's is `node-exporter`).
+        public var nodeJob = "node"
+        /// Each topic's own partition count, when they differ (K3s: the kafka-topics ConfigMap);
+        /// nil: every topic has `partitions`.
+        public var partitionsByTopic: [String: Int]?
 
         public init(processor: String, prometheus: String, workers: [String], nodes: Int,
                     topics: @escaping @Sendable () async throws -> [String: Int], hints: [String: String] = [:]) {
@@ -80,7 +85,7 @@ public struct PipelineVerifier: Sendable {
             return (up.up >= 1, "\(up.up) of \(up.total) up")
         })
         add(await eventually("Prometheus scrapes every node", expected: "\(targets.nodes) up", until: deadline) {
-            let up = try await targetsUp(job: "node")
+            let up = try await targetsUp(job: targets.nodeJob)
             return (up.up == targets.nodes, "\(up.up) of \(up.total) up")
         })
         add(await eventually("ingest rate", expected: "> 0 documents/s", until: deadline) {
@@ -108,11 +113,13 @@ public struct PipelineVerifier: Sendable {
     // MARK: Checks
 
     private func topicCheck(until deadline: ContinuousClock.Instant) async -> Check {
-        let expected = PipelineSpec.topics.map { "\($0) (\(partitions))" }.joined(separator: ", ")
+        let wanted = targets.partitionsByTopic ?? Dictionary(uniqueKeysWithValues: PipelineSpec.topics.map { ($0, partitions) })
+        let names = PipelineSpec.topics.filter { wanted[$0] != nil } + wanted.keys.filter { !PipelineSpec.topics.contains($0) }.sorted()
+        let expected = names.map { "\($0) (\(wanted[$0]!))" }.joined(separator: ", ")
         return await eventually("topics", expected: expected, until: deadline) {
             let topics = try await targets.topics()
-            let seen = PipelineSpec.topics.map { "\($0) (\(topics[$0].map(String.init) ?? "missing"))" }.joined(separator: ", ")
-            return (PipelineSpec.topics.allSatisfy { topics[$0] == partitions }, seen)
+            let seen = names.map { "\($0) (\(topics[$0].map(String.init) ?? "missing"))" }.joined(separator: ", ")
+            return (names.allSatisfy { topics[$0] == wanted[$0] }, seen)
         }
     }
 

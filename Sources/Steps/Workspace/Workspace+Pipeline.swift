@@ -30,6 +30,7 @@ extension Workspace {
     /// Runs the pipeline's verify checks now against the recorded cluster.
     /// - Parameter log: receives a line per check as it finishes.
     public func verifyPipeline(log: (@Sendable (String) -> Void)? = nil) async throws -> [PipelineVerifier.Check] {
+        if plan.runtime == .k3s { return try await verifyK3sPipeline(log: log) }
         let (store, inventory, runtime) = try pipeline()
         guard let control = inventory.controlPlane else { throw PipelineUnavailable(description: "the recorded cluster has no node") }
         let pool = SSHPool(store: store, parallelism: 4)

@@ -9,6 +9,11 @@ public enum RunRequest: Sendable {
     case resume
     /// Tear down.
     case down
+    /// Tear down everything above the machines (`down --keep-infra`).
+    case downKeepingInfra
+
+    /// Whether this is `down`, with or without `--keep-infra`.
+    public var tearsDown: Bool { self == .down || self == .downKeepingInfra }
 }
 
 /// What a finished `up`, `resume` or `down` reports.
@@ -54,7 +59,11 @@ extension Workspace {
         defer { try? store.releaseLock(pid: holder.pid) }
 
         var plan = self.plan
-        var command: RunCommand = request == .down ? .down : .up
+        var command: RunCommand = switch request {
+        case .down: .down
+        case .downKeepingInfra: .downKeepingInfra
+        case .up, .resume: .up
+        }
         var previous: RunRecord?
         if request == .resume {
             guard let last = try store.lastRun() else {
@@ -81,7 +90,7 @@ extension Workspace {
             graph: graph, store: store, run: run, stateDirectory: stateDirectory, redactor: Redactor(secrets: Array(secrets.values)),
             processes: processes, parallelism: effective, observer: observer)
         executor.recheck = recheck
-        let summary = command == .down ? try await executor.down() : try await executor.up()
+        let summary = command.tearsDown ? try await executor.down() : try await executor.up()
         await ssh.closeAll()
         try store.finishRun(run.id, status: summary.status)
         run.status = summary.status

@@ -1,0 +1,295 @@
+import Engine
+import Foundation
+
+/// `provision verify --scale`: proves that the producers' HorizontalPodAutoscaler scales, over the
+/// control plane's SSH session with `k3s kubectl`. It reads the producers' RATE (their ConfigMap)
+/// and the HPA; raises RATE by `factor` (a merge patch by field manager `provision-verify-scale`);
+/// restarts the producers (they read the ConfigMap through `envFrom`, at start only); waits until
+/// the HPA's desired replicas rise above where they started and the Deployment has that many ready;
+/// restores RATE and restarts them again; waits until desired replicas are back at the start.
+///
+/// Each of the two waits has half of `timeout`. RATE is restored whatever happens after it was
+/// raised (a failure, a timeout, the task cancelled by Ctrl-C): the restore runs in a task of its
+/// own, which the cancellation does not reach. It re-applies the ConfigMap as `provision` last
+/// applied it (the workloads manifest on the control plane), original RATE in it, server-side with
+/// `--force-conflicts`, so the field belongs to `provision` again and the next `provision up` does
+/// not conflict with the check's patch; without that file, a merge patch puts the value back.
+struct ScaleCheck: Sendable {
+    /// The field manager of the raise.
+    static let fieldManager = "provision-verify-scale"
+
+    let control: K3sNode
+    /// How much RATE is multiplied by.
+    let factor: Double
+    /// The bound of both waits together.
+    let timeout: Duration
+    var namespace = "app"
+    var configMap = "producer-config"
+    var deployment = "producer"
+    var autoscaler = "producer"
+    /// How often the HPA and the Deployment are read.
+    var poll: Duration = .seconds(1)
+    /// Receives each timeline event as it happens.
+    var onEvent: @Sendable (ScaleReport.Event) -> Void = { _ in }
+
+    private struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Runs the check; never throws: a failure is the report's `error`.
+    func run() async -> ScaleReport {
+        var report = ScaleReport()
+        let started = ContinuousClock.now
+        func note(_ text: String) {
+            let event = ScaleReport.Event(seconds: Self.seconds(ContinuousClock.now - started), event: text)
+            report.timeline.append(event)
+            onEvent(event)
+        }
+
+        let start: HPAStatus
+        let rate: Double
+        do {
+            start = try await hpa()
+            rate = try await currentRate()
+        } catch {
+            report.error = Self.text(error)
+            return report
+        }
+        guard start.desiredReplicas < start.maxReplicas else {
+            report.error = "the HPA \(namespace)/\(autoscaler) already wants its maximum of \(start.maxReplicas) producers, so a higher rate cannot "
+                + "scale it out; wait until it has scaled in ('k3s kubectl -n \(namespace) get hpa \(autoscaler)') or raise maxReplicas, then run this again"
+            return report
+        }
+        let original = Self.format(rate)
+        let raised = Self.format(rate * factor)
+        report.originalRate = original
+        report.raisedRate = raised
+        report.startReplicas = start.desiredReplicas
+        report.peakReplicas = start.desiredReplicas
+        report.finalReplicas = start.desiredReplicas
+        note("start: rate \(original), desired \(start.desiredReplicas) (min \(start.minReplicas), max \(start.maxReplicas))"
+             + (start.cpuUtilization.map { ", cpu \($0)% of request" } ?? ""))
+
+        var raisedAlready = false
+        var failure: String?
+        do {
+            // Set first: a cancellation while the patch is under way may still have changed RATE.
+            raisedAlready = true
+            try await patchRate(raised)
+            note("rate \(original) → \(raised)")
+            try await restart()
+            note("producers restarted")
+            let peak = try await scaleOut(from: start, raised: raised, deadline: ContinuousClock.now + timeout / 2) { report.peakReplicas = max(report.peakReplicas ?? 0, $0); note($1) }
+            report.finalReplicas = peak
+        } catch {
+            failure = Task.isCancelled || error is CancellationError ? "interrupted (Ctrl-C)" : Self.text(error)
+        }
+
+        if raisedAlready {
+            // A task of its own: a cancelled run still puts the rate back.
+            let restored = await Task { [self] in try await restore(original) }.result
+            switch restored {
+            case .success:
+                report.rateRestored = true
+                note("rate restored (\(original)), producers restarted")
+            case .failure(let error):
+                let restoreError = "restoring RATE to \(original) failed: \(Self.text(error)); put it back on the control plane: "
+                    + "k3s kubectl -n \(namespace) patch configmap \(configMap) --type=merge --patch '{\"data\":{\"RATE\":\"\(original)\"}}' "
+                    + "&& k3s kubectl -n \(namespace) rollout restart deployment/\(deployment)"
+                failure = failure.map { "\($0)\n\(restoreError)" } ?? restoreError
+            }
+        }
+
+        if failure == nil {
+            do {
+                let final = try await scaleIn(to: start.desiredReplicas, from: report.finalReplicas ?? start.desiredReplicas,
+                                              deadline: ContinuousClock.now + timeout / 2) { note($0) }
+                report.finalReplicas = final
+            } catch {
+                failure = Task.isCancelled || error is CancellationError ? "interrupted (Ctrl-C) while waiting for the scale-in; RATE was restored" : Self.text(error)
+            }
+        }
+        report.error = failure
+        report.passed = failure == nil
+        note(report.passed ? "scaled out to \(report.peakReplicas ?? 0) and back in to \(report.finalReplicas ?? 0)"
+             : failure?.hasPrefix("interrupted") == true ? "stopped by Ctrl-C" : "failed")
+        return report
+    }
+
+    // MARK: the phases
+
+    /// Waits until desired replicas rise above the start and that many are ready; the peak.
+    private func scaleOut(from start: HPAStatus, raised: String, deadline: ContinuousClock.Instant,
+                          note: (Int, String) -> Void) async throws -> Int {
+        var desired = start.desiredReplicas
+        var lastReady = -1
+        while true {
+            let now = try await hpa()
+            if now.desiredReplicas != desired {
+                note(now.desiredReplicas, "desired \(desired) → \(now.desiredReplicas)")
+                desired = now.desiredReplicas
+            }
+            var readiness: (ready: Int, replicas: Int, pending: String?) = (0, 0, nil)
+            if desired > start.desiredReplicas {
+                readiness = try await self.readiness()
+                if readiness.ready != lastReady && readiness.ready < desired {
+                    note(desired, "\(readiness.ready)/\(desired) ready")
+                    lastReady = readiness.ready
+                }
+                if readiness.ready >= desired, readiness.replicas == desired, readiness.pending == nil {
+                    note(desired, "\(readiness.ready)/\(desired) ready")
+                    return desired
+                }
+            }
+            guard ContinuousClock.now < deadline else {
+                if desired > start.desiredReplicas {
+                    throw Failure(description: """
+                        the HPA \(namespace)/\(autoscaler) asked for \(desired) producers after RATE went to \(raised), but \(readiness.ready) of them were ready \
+                        within \(Self.seconds(timeout / 2))s\(readiness.pending.map { " (\($0))" } ?? ""):
+                        \(try await podProblems())
+                          its conditions:
+                        \(now.conditionLines())
+                          check that the nodes have room for more producers ('k3s kubectl -n \(namespace) get pods', 'k3s kubectl describe nodes')
+                        """)
+                }
+                throw Failure(description: """
+                    the HPA \(namespace)/\(autoscaler) did not scale out within \(Self.seconds(timeout / 2))s of RATE going to \(raised): \
+                    desired replicas stayed \(desired) (min \(now.minReplicas), max \(now.maxReplicas))\(now.cpuUtilization.map { ", cpu \($0)% of request" } ?? "")
+                      its conditions:
+                    \(now.conditionLines())
+                      check that metrics-server runs in kube-system ('k3s kubectl -n kube-system get deployment metrics-server', \
+                    'k3s kubectl top pods -n \(namespace)') and that the producers' containers have CPU requests (the HPA's target is a share of them); \
+                    a longer --scale-timeout gives it more time
+                    """)
+            }
+            try await Task.sleep(for: poll)
+        }
+    }
+
+    /// Waits until desired replicas are back at `target`; the final value.
+    private func scaleIn(to target: Int, from peak: Int, deadline: ContinuousClock.Instant, note: (String) -> Void) async throws -> Int {
+        var desired = peak
+        while true {
+            let now = try await hpa()
+            if now.desiredReplicas != desired {
+                note("desired \(desired) → \(now.desiredReplicas)")
+                desired = now.desiredReplicas
+            }
+            if desired <= target { return desired }
+            guard ContinuousClock.now < deadline else {
+                throw Failure(description: """
+                    the HPA \(namespace)/\(autoscaler) did not scale back in to \(target) within \(Self.seconds(timeout / 2))s of RATE being restored: \
+                    desired replicas are \(desired)\(now.cpuUtilization.map { ", cpu \($0)% of request" } ?? "")
+                      its conditions:
+                    \(now.conditionLines())
+                      its scale-down stabilization window (spec.behavior.scaleDown.stabilizationWindowSeconds) must fit in half of --scale-timeout; \
+                    check it with 'k3s kubectl -n \(namespace) describe hpa \(autoscaler)'
+                    """)
+            }
+            try await Task.sleep(for: poll)
+        }
+    }
+
+    /// Puts RATE back (see the type's comment) and restarts the producers.
+    private func restore(_ rate: String) async throws {
+        let manifest = try await control.read("\(DeployStep.directory)/\(DeployStep.Part.workloads.rawValue).json")
+        if let object = Self.configMap(configMap, in: Data(manifest.utf8), rate: rate) {
+            let file = "\(DeployStep.directory)/verify-scale-restore.json"
+            try await control.put(object, at: file, mode: 0o600)
+            try await control.must("k3s kubectl apply --server-side --field-manager=provision --force-conflicts -f \(file)",
+                                   "re-applying configmap \(namespace)/\(configMap) with RATE \(rate)", timeout: .seconds(60))
+        } else {
+            try await patchRate(rate)
+        }
+        try await restart()
+    }
+
+    // MARK: kubectl
+
+    private var hpaReference: String { "horizontalpodautoscaler.autoscaling/\(autoscaler)" }
+
+    private func hpa() async throws -> HPAStatus {
+        let result = try await control.run("k3s kubectl get -n \(namespace) \(hpaReference) -o json", timeout: .seconds(30))
+        guard result.succeeded else {
+            throw Failure(description: "cannot read the HPA \(namespace)/\(autoscaler) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
+                          + "deploy the workloads with 'provision up' (k3s.deploy: true)")
+        }
+        return try HPAStatus(json: Data(result.stdout.utf8))
+    }
+
+    private func currentRate() async throws -> Double {
+        let result = try await control.run("k3s kubectl get -n \(namespace) configmap/\(configMap) -o json", timeout: .seconds(30))
+        guard result.succeeded else {
+            throw Failure(description: "cannot read the ConfigMap \(namespace)/\(configMap) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
+                          + "deploy the workloads with 'provision up'")
+        }
+        let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
+        let text = (object["data"] as? [String: Any])?["RATE"] as? String
+        guard let text, let rate = Double(text), rate > 0 else {
+            throw Failure(description: "the ConfigMap \(namespace)/\(configMap) has no positive RATE (\(text ?? "none")): the producers run as fast as they can "
+                          + "or not at all, so there is no rate to raise; set RATE in k8s/base/app/producer-configmap.yaml and run 'provision up'")
+        }
+        return rate
+    }
+
+    private func patchRate(_ rate: String) async throws {
+        let patch = "{\"data\":{\"RATE\":\"\(rate)\"}}"
+        try await control.must("k3s kubectl patch -n \(namespace) configmap \(configMap) --type=merge --patch=\(ServiceUnit.quoted(patch)) --field-manager=\(Self.fieldManager)",
+                               "setting RATE of configmap \(namespace)/\(configMap) to \(rate)", timeout: .seconds(60))
+    }
+
+    private func restart() async throws {
+        try await control.must("k3s kubectl rollout restart -n \(namespace) deployment/\(deployment)",
+                               "restarting deployment \(namespace)/\(deployment)", timeout: .seconds(60))
+    }
+
+    /// The Deployment's ready replicas, its wanted replicas, and what its rollout still waits for.
+    private func readiness() async throws -> (ready: Int, replicas: Int, pending: String?) {
+        let result = try await control.run("k3s kubectl get -n \(namespace) deployment.apps/\(deployment) -o json", timeout: .seconds(30))
+        let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
+        guard result.succeeded, !object.isEmpty else {
+            throw Failure(description: "cannot read deployment \(namespace)/\(deployment) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400))")
+        }
+        let ready = (object["status"] as? [String: Any])?["readyReplicas"] as? Int ?? 0
+        let replicas = (object["spec"] as? [String: Any])?["replicas"] as? Int ?? 0
+        return (ready, replicas, Rollout.pending(object))
+    }
+
+    /// Why the producers' pods that are not running are not, a line each.
+    private func podProblems() async throws -> String {
+        let result = try await control.run("k3s kubectl get pods -n \(namespace) -o json", timeout: .seconds(30))
+        let pods = ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        let problems = pods.filter { ((($0["metadata"] as? [String: Any])?["name"] as? String) ?? "").hasPrefix(deployment + "-") }.compactMap { Rollout.problem($0) }
+        return problems.isEmpty ? "    (no pod reports a problem: they are still starting)" : problems.map { "    \($0)" }.joined(separator: "\n")
+    }
+
+    // MARK: pure helpers
+
+    /// The ConfigMap `name` of a `v1 List` manifest with `data.RATE` set to `rate`, as JSON; nil
+    /// when the list has no such ConfigMap.
+    static func configMap(_ name: String, in list: Data, rate: String) -> Data? {
+        guard let object = (try? JSONSerialization.jsonObject(with: list)) as? [String: Any] else { return nil }
+        let items = object["kind"] as? String == "List" ? object["items"] as? [[String: Any]] ?? [] : [object]
+        guard var configMap = items.first(where: { $0["kind"] as? String == "ConfigMap" && ($0["metadata"] as? [String: Any])?["name"] as? String == name }) else {
+            return nil
+        }
+        var data = configMap["data"] as? [String: Any] ?? [:]
+        data["RATE"] = rate
+        configMap["data"] = data
+        return try? JSONSerialization.data(withJSONObject: configMap, options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// `200` for 200.0, `12.5` for 12.5.
+    static func format(_ rate: Double) -> String {
+        rate == rate.rounded() && abs(rate) < 1e15 ? String(Int(rate)) : String(rate)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return ((Double(seconds) + Double(attoseconds) / 1e18) * 10).rounded() / 10
+    }
+
+    private static func text(_ error: Error) -> String {
+        String(describing: error)
+    }
+}

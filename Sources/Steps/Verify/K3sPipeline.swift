@@ -1,0 +1,49 @@
+import Foundation
+
+/// Where verify finds the pipeline on K3s (the k8s/ tree's objects) and how it reads what the
+/// cluster says about it.
+public enum K3sPipeline {
+    /// The processor's Service (k8s/base/app/processor-service.yaml).
+    public static let processor = (namespace: "app", name: "processor", port: 8080)
+    /// The ConfigMap whose `topics` lists `name:partitions`, one a line (k8s/base/platform/kafka-topics-configmap.yaml).
+    public static let topicsConfigMap = (namespace: "platform", name: "kafka-topics")
+    /// The broker's own view of its topics, run on the control plane.
+    public static let describeTopics = "k3s kubectl exec -n platform kafka-0 -- /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe"
+    /// kube-prometheus-stack's job for its node exporters.
+    public static let nodeExporterJob = "node-exporter"
+    /// The producers' pods (their `NODE_NAME` is the pod's name: what /gpu/info reports).
+    public static let producerPods = "k3s kubectl get pods -n app -l app.kubernetes.io/name=producer -o json"
+
+    /// The names of the running pods in a `kubectl get pods -o json` answer.
+    public static func runningPods(fromJSON data: Data) -> [String] {
+        let items = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        return items.compactMap { pod in
+            guard (pod["status"] as? [String: Any])?["phase"] as? String == "Running" else { return nil }
+            return (pod["metadata"] as? [String: Any])?["name"] as? String
+        }.sorted()
+    }
+
+    /// Each topic's partition count from `kafka-topics.sh --describe` (its `Topic: NAME ... PartitionCount: N` lines).
+    public static func topics(fromDescribe text: String) -> [String: Int] {
+        var topics: [String: Int] = [:]
+        for line in text.split(separator: "\n") where line.hasPrefix("Topic:") {
+            let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).map(String.init)
+            guard let name = fields.firstIndex(of: "Topic:").flatMap({ fields.indices.contains($0 + 1) ? fields[$0 + 1] : nil }),
+                  let count = fields.firstIndex(of: "PartitionCount:").flatMap({ fields.indices.contains($0 + 1) ? Int(fields[$0 + 1]) : nil }) else { continue }
+            topics[name] = count
+        }
+        return topics
+    }
+
+    /// `name:partitions` lines of the topics ConfigMap (`kubectl get configmap -o json`).
+    public static func topics(fromConfigMapJSON data: Data) -> [String: Int] {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let text = (object["data"] as? [String: Any])?["topics"] as? String else { return [:] }
+        var topics: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.trimmingCharacters(in: .whitespaces).split(separator: ":")
+            if parts.count == 2, let count = Int(parts[1]) { topics[String(parts[0])] = count }
+        }
+        return topics
+    }
+}
