@@ -9,7 +9,7 @@ import Testing
         let cluster = switch target {
         case .local: ""
         case .sandbox: "cluster: {worker_count: 1}\n"
-        case .aws: "cluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\nk3s: {version: v1.33.4+k3s1}\n"
+        case .aws: "cluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\nk3s: {version: v1.33.4+k3s1}\n" + PlanImages.line
         }
         let steps = "steps:\n  - id: smoke\n" + (target.createsMachines ? "    needs: [node.ready]\n" : "") + "    exec: {run: 'true'}\n"
         return try PlanLoader.parse(Data("name: p\ntarget: \(target.rawValue)\n\(cluster)\(steps)".utf8), path: "/tmp/plans/p.yaml")
