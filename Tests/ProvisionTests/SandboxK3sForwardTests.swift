@@ -155,14 +155,16 @@ import Glibc
         let nodes = try SandboxPipelineTests.Nodes(sandbox)
         let address = nodes.address
 
-        // A real Prometheus (scraping nothing) behind the Prometheus Service; the processor's Service
-        // leads to a port nothing listens on. Both cluster addresses are the control plane's own.
+        // A real Prometheus (scraping nothing) behind the Prometheus Service; the processor's and
+        // Loki's Services lead to ports nothing listens on. The cluster addresses are the control plane's own.
         let services = """
             {"kind": "List", "items": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}},
              {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
               "spec": {"clusterIP": "\(address)", "ports": [{"name": "http-web", "port": 9090}]}},
              {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "processor", "namespace": "app"},
-              "spec": {"clusterIP": "\(address)", "ports": [{"name": "http", "port": 8080}]}}]}
+              "spec": {"clusterIP": "\(address)", "ports": [{"name": "http", "port": 8080}]}},
+             {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "loki", "namespace": "monitoring"},
+              "spec": {"clusterIP": "\(address)", "ports": [{"name": "http-metrics", "port": 3100}]}}]}
             """
         let setUp = try await nodes.run("""
             mkdir -p /tmp/prom && printf 'global: {scrape_interval: 5s}\\n' > /tmp/prom/prometheus.yml && cat > /tmp/services.json <<'EOF'
@@ -174,18 +176,21 @@ import Glibc
             """, on: nodes.control)
         #expect(setUp.succeeded, "\(setUp.stderr)")
 
-        let verify = try await SandboxK3sTests.run(sandbox, ["verify", "--json"])
+        let verify = try await SandboxK3sTests.run(sandbox, ["verify", "--json", "--timeout", "20s"])  // the processor and Loki never come
         #expect(verify.code == 1, "\(verify.stderr.suffix(2000))")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any], "\(verify.stdout)")
         let checks = Dictionary(uniqueKeysWithValues: (object["checks"] as? [[String: Any]] ?? []).map { ($0["name"] as? String ?? "", $0) })
         let topics = try #require(checks["topics"])
-        #expect(topics["ok"] as? Bool == true && topics["seen"] as? String == "gpu.metrics.v1 (6), token.usage.v1 (6), pipeline.deadletter.v1 (3)", "\(topics)")
+        #expect(topics["ok"] as? Bool == true && topics["seen"] as? String == "gpu.metrics.v1 (3), token.usage.v1 (3), pipeline.deadletter.v1 (3)",
+                "the plan's pipeline.partitions (default 3), written into the kafka-topics ConfigMap by the deploy: \(topics)")
         let alerts = try #require(checks["no alert firing"])
         #expect(alerts["ok"] as? Bool == true && alerts["seen"] as? String == "none", "the real Prometheus answered through the forward: \(alerts)")
         let scraped = try #require(checks["Prometheus scrapes every node"])
         #expect(scraped["ok"] as? Bool == false && scraped["expected"] as? String == "2 up" && scraped["seen"] as? String == "0 of 0 up", "\(scraped)")
         let health = try #require(checks["processor /health"])
         #expect(health["ok"] as? Bool == false && (health["next"] as? String ?? "").contains("k3s kubectl logs -n app deploy/processor"), "\(health)")
+        let logs = try #require(checks["Loki has the processor's logs"], "the log check runs on K3s")
+        #expect(logs["ok"] as? Bool == false && (logs["next"] as? String ?? "").contains("app.kubernetes.io/name=alloy"), "\(logs)")
         #expect(!verify.stdout.contains("Prometheus: http://"), "no sandbox URLs for a K3s plan")
         await nodes.pool.closeAll()
     }

@@ -29,6 +29,9 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "Print the table the last run's verify step recorded instead of checking now.")
     var recorded = false
 
+    @Option(help: "How long the checks that need time (first scrapes, first documents, first rates) may take to pass, like 150s or 5m.")
+    var timeout: String = "150s"
+
     @Flag(help: "Check the producers' autoscaling (runtime: k3s): raise their rate, watch the HPA scale out, restore it, watch it scale in.")
     var scale = false
 
@@ -42,7 +45,10 @@ struct VerifyCommand: AsyncParsableCommand {
         try await withExitCodes(json: options.json) {
             let workspace = try options.workspace(storedPlanIfMissing: true)
             if scale { return try await checkScale(workspace) }
-            let checks = try await Self.checks(workspace, recorded: recorded, quiet: options.json)
+            guard let timeout = Workspace.parseDuration(timeout), timeout > .zero else {
+                throw ValidationError("--timeout must be a duration like 150s, 5m or 1m30s, found '\(self.timeout)'")
+            }
+            let checks = try await Self.checks(workspace, recorded: recorded, timeout: timeout, quiet: options.json)
             if options.json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys]
@@ -60,11 +66,11 @@ struct VerifyCommand: AsyncParsableCommand {
     }
 
     /// The table now (progress lines on stderr unless `quiet`), or the recorded one.
-    static func checks(_ workspace: Workspace, recorded: Bool, quiet: Bool) async throws -> [PipelineVerifier.Check] {
+    static func checks(_ workspace: Workspace, recorded: Bool, timeout: Duration, quiet: Bool) async throws -> [PipelineVerifier.Check] {
         do {
             if recorded { return try workspace.recordedVerify() }
             let progress: (@Sendable (String) -> Void)? = quiet ? nil : { @Sendable line in FileHandle.standardError.write(Data((line + "\n").utf8)) }
-            return try await workspace.verifyPipeline(log: progress)
+            return try await workspace.verifyPipeline(timeout: timeout, log: progress)
         } catch let error as PipelineUnavailable {
             throw ValidationError(error.description)
         }

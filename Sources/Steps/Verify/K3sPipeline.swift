@@ -9,6 +9,8 @@ public enum K3sPipeline {
     public static let topicsConfigMap = (namespace: "platform", name: "kafka-topics")
     /// The broker's own view of its topics, run on the control plane.
     public static let describeTopics = "k3s kubectl exec -n platform kafka-0 -- /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe"
+    /// Loki's Service (the loki chart in monolithic mode, k8s/base/monitoring/charts/loki.yaml), where Alloy ships the pods' logs.
+    public static let loki = (namespace: "monitoring", name: "loki", port: 3100)
     /// kube-prometheus-stack's job for its node exporters.
     public static let nodeExporterJob = "node-exporter"
     /// The producers' pods (their `NODE_NAME` is the pod's name: what /gpu/info reports).

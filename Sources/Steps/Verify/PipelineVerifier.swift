@@ -26,6 +26,10 @@ public struct PipelineVerifier: Sendable {
         /// Each topic's own partition count, when they differ (K3s: the kafka-topics ConfigMap);
         /// nil: every topic has `partitions`.
         public var partitionsByTopic: [String: Int]?
+        /// Base URL of Loki's API, where the cluster ships its pods' logs (K3s); nil: no log check.
+        public var loki: String?
+        /// The LogQL stream selector of the processor's log lines in Loki.
+        public var processorLogs = #"{namespace="app", container="processor"}"#
 
         public init(processor: String, prometheus: String, workers: [String], nodes: Int,
                     topics: @escaping @Sendable () async throws -> [String: Int], hints: [String: String] = [:]) {
@@ -94,6 +98,12 @@ public struct PipelineVerifier: Sendable {
         })
         add(await firingAlerts())
         for check in await latencyChecks(until: deadline) { add(check) }
+        if let loki = targets.loki {
+            add(await eventually("Loki has the processor's logs", expected: "> 0 lines in the last 15m", until: deadline) {
+                let lines = try await logLines(loki, targets.processorLogs)
+                return (lines > 0, "\(lines) lines")
+            })
+        }
         return checks.map { check in
             var check = check
             if !check.ok { check.next = targets.hints[check.name] ?? check.next }
@@ -206,6 +216,14 @@ public struct PipelineVerifier: Sendable {
         let active = ((object["data"] as? [String: Any])?["activeTargets"] as? [[String: Any]]) ?? []
         let mine = active.filter { ($0["labels"] as? [String: Any])?["job"] as? String == job }
         return (mine.filter { $0["health"] as? String == "up" }.count, mine.count)
+    }
+
+    /// How many log lines (at most 100) Loki returns for `selector` over the last 15 minutes.
+    private func logLines(_ loki: String, _ selector: String) async throws -> Int {
+        let query = selector.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? selector
+        let object = try await json("\(loki)/loki/api/v1/query_range?query=\(query)&since=15m&limit=100&direction=backward")
+        let streams = (object["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
+        return streams.reduce(0) { $0 + (($1["values"] as? [Any])?.count ?? 0) }
     }
 
     /// The value of an instant query returning one sample, nil when it returns none.

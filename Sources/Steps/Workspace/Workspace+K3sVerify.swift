@@ -5,8 +5,8 @@ extension Workspace {
     /// verify on a K3s cluster: the processor's and Prometheus's Services reached through local
     /// ports forwarded over SSH to the control plane (`SSHPortForward`), the topics as the broker
     /// describes them (`kubectl exec kafka-0`) against the kafka-topics ConfigMap, every recorded
-    /// node's exporter scraped by kube-prometheus-stack.
-    func verifyK3sPipeline(log: (@Sendable (String) -> Void)?) async throws -> [PipelineVerifier.Check] {
+    /// node's exporter scraped by kube-prometheus-stack, and the processor's log lines in Loki (shipped by Alloy).
+    func verifyK3sPipeline(timeout: Duration, log: (@Sendable (String) -> Void)?) async throws -> [PipelineVerifier.Check] {
         let cluster = try recordedK3sCluster(for: "verify checks the pipeline")
         let pool = SSHPool(store: cluster.store, parallelism: 2)
         var forwards: [SSHPortForward] = []
@@ -26,8 +26,10 @@ extension Workspace {
                 throw PipelineUnavailable(description: "the cluster of plan '\(plan.name)' has no topics in ConfigMap "
                     + "\(K3sPipeline.topicsConfigMap.namespace)/\(K3sPipeline.topicsConfigMap.name); run 'provision up' (with k3s.deploy)")
             }
+            let loki = try await serviceAddress(namespace: K3sPipeline.loki.namespace, name: K3sPipeline.loki.name,
+                                                port: K3sPipeline.loki.port, cluster: cluster, pool: pool)
             let pins = HostKeyPins(store: cluster.store)
-            for (host, port) in [processor, prometheus] {
+            for (host, port) in [processor, prometheus, loki] {
                 forwards.append(try await SSHPortForward.open(endpoint: cluster.endpoint, to: host, port: port, pins: pins))
             }
             // Producers run as pods of an HPA-scaled Deployment: each reports its pod's name.
@@ -53,10 +55,14 @@ extension Workspace {
                     "Prometheus scrapes every node": "provision port-forward prometheus, then its /targets page (job \(K3sPipeline.nodeExporterJob))",
                     "ingest rate": "k3s kubectl logs -n app deploy/processor (on \(control))",
                     "no alert firing": "provision port-forward prometheus, then its /alerts page",
+                    "Loki has the processor's logs": "k3s kubectl logs -n monitoring -l app.kubernetes.io/name=alloy; k3s kubectl logs -n monitoring loki-0 (on \(control))",
                 ])
             targets.nodeJob = K3sPipeline.nodeExporterJob
+            targets.loki = "http://127.0.0.1:\(forwards[2].localPort)"
             targets.partitionsByTopic = wanted
-            let checks = await PipelineVerifier(targets: targets, partitions: wanted.values.max() ?? 0).run(log: log)
+            var verifier = PipelineVerifier(targets: targets, partitions: wanted.values.max() ?? 0)
+            verifier.timeout = timeout
+            let checks = await verifier.run(log: log)
             await closeAll()
             return checks
         } catch {

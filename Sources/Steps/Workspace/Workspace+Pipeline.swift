@@ -29,12 +29,13 @@ extension Workspace {
 
     /// Runs the pipeline's verify checks now against the recorded cluster.
     /// - Parameter log: receives a line per check as it finishes.
-    public func verifyPipeline(log: (@Sendable (String) -> Void)? = nil) async throws -> [PipelineVerifier.Check] {
-        if plan.runtime == .k3s { return try await verifyK3sPipeline(log: log) }
+    public func verifyPipeline(timeout: Duration = .seconds(150), log: (@Sendable (String) -> Void)? = nil) async throws -> [PipelineVerifier.Check] {
+        if plan.runtime == .k3s { return try await verifyK3sPipeline(timeout: timeout, log: log) }
         let (store, inventory, runtime) = try pipeline()
         guard let control = inventory.controlPlane else { throw PipelineUnavailable(description: "the recorded cluster has no node") }
         let pool = SSHPool(store: store, parallelism: 4)
-        let verifier = try VerifyStep.verifier(runtime: runtime, inventory: inventory, controlPlane: try installer(pool, control))
+        var verifier = try VerifyStep.verifier(runtime: runtime, inventory: inventory, controlPlane: try installer(pool, control))
+        verifier.timeout = timeout
         let checks = await verifier.run(log: log)
         // Closed before returning, never from a detached task: the command exits right after, and
         // exiting while another thread is inside libssh2's teardown can crash the process.
