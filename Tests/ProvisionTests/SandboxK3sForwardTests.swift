@@ -192,6 +192,18 @@ import Glibc
         let logs = try #require(checks["Loki has the processor's logs"], "the log check runs on K3s")
         #expect(logs["ok"] as? Bool == false && (logs["next"] as? String ?? "").contains("app.kubernetes.io/name=alloy"), "\(logs)")
         #expect(!verify.stdout.contains("Prometheus: http://"), "no sandbox URLs for a K3s plan")
+
+        // The same checks as the last step of `up` (monitoring, then verify): it fails naming what to look at.
+        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "30s", monitoring: true, verify: true)
+        let failed = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        #expect(failed.code == 1, "\(failed.stderr.suffix(2000))")
+        let events = failed.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let verifyFailed = try #require(events.last { $0["kind"] as? String == "step.failed" && $0["step"] as? String == "verify" }, "\(failed.stdout.suffix(2000))")
+        let message = verifyFailed["message"] as? String ?? ""
+        #expect(message.contains("the pipeline does not verify") && message.contains("processor /health") && message.contains("k3s kubectl logs -n app deploy/processor"), "\(message)")
+        #expect(!message.contains("topics:"), "the topics pass through the step too: \(message)")
+        let succeeded = Set(events.filter { $0["kind"] as? String == "step.succeeded" }.compactMap { $0["step"] as? String })
+        #expect(succeeded.contains("monitoring"), "\(succeeded)")
         await nodes.pool.closeAll()
     }
 }

@@ -20,7 +20,7 @@ import Glibc
     @discardableResult
     static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
                           extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s",
-                          monitoring: Bool = false, monitoringTimeout: String = "30s") -> String {
+                          monitoring: Bool = false, monitoringTimeout: String = "30s", verify: Bool = false) -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
         if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
@@ -50,6 +50,8 @@ import Glibc
               rollout_timeout: \(rolloutTimeout)
               monitoring: \(monitoring)
               monitoring_timeout: \(monitoringTimeout)
+              verify: \(verify)             # nothing real runs in the stand-in's pods: the verify step cannot pass
+              verify_timeout: 10s
               kubeconfig: \(directory)/kube/config
               airgap:
                 install_script: \(repository)/Tests/K3sStandIn/install.sh

@@ -24,7 +24,7 @@ import Testing
         }
         let runtime = [ArtifactsStep.id] + ServiceStep.Kind.allCases.map(\.id) + [VerifyStep.id]
         let k3s = [K3sServerStep.id, K3sJoinStep.id, ClusterReadyStep.id, KubeconfigStep.id, MonitoringStep.id,
-                   StepID(DeployStep.Part.platform.rawValue), StepID(DeployStep.Part.workloads.rawValue)]
+                   StepID(DeployStep.Part.platform.rawValue), StepID(DeployStep.Part.workloads.rawValue), VerifyStep.id]
         #expect(Set(Plan.Target.reservedStepIDs) == Set(([SandboxCloudStep.id, SSHKeyStep.id, TerraformApplyStep.id, NodeReadyStep.id] + runtime + k3s).map(\.rawValue)))
         #expect(Set(Plan.Runtime.processes.builtInSteps) == Set(runtime.map(\.rawValue)), "the plan language names the runtime's steps as their types do")
         #expect(Plan.Runtime.k3s.builtInSteps == k3s.map(\.rawValue), "the plan language names the K3s steps as their types do, in order")

@@ -18,7 +18,7 @@ import Testing
         #expect(k3s.mergeKubeconfig)
         let graph = try plan.graph(secrets: [:])
         let ids = graph.order.map(\.rawValue)
-        #expect(ids.suffix(7) == ["k3s.server", "k3s.join", "cluster.ready", "kubeconfig", "monitoring", "platform", "workloads"], "\(ids)")
+        #expect(ids.suffix(8) == ["k3s.server", "k3s.join", "cluster.ready", "kubeconfig", "monitoring", "platform", "workloads", "verify"], "\(ids)")
     }
 
     @Test func defaultsAndRuntimeSeparationFromTarget() throws {

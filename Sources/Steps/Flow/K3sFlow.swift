@@ -4,8 +4,9 @@ import Engine
 ///
 /// ```
 /// node.ready ─► k3s.server ─► k3s.join/<worker> (parallel) ─► cluster.ready ─► kubeconfig
-///                                                              └─► monitoring ─► platform ─► workloads (k3s.deploy;
-///                                                                  monitoring with k3s.monitoring)
+///                                                              └─► monitoring ─► platform ─► workloads ─► verify
+///                                                                  (k3s.deploy; monitoring with k3s.monitoring; verify with
+///                                                                   monitoring and k3s.verify: K3sVerifyStep)
 /// ```
 enum K3sFlow {
     /// The K3s steps of `plan`.
@@ -20,6 +21,7 @@ enum K3sFlow {
             ? [.step(DeployStep(part: .platform, settings: settings, tree: plan.resolve(spec.manifests), after: monitoring.isEmpty ? [] : [MonitoringStep.id])),
                .step(DeployStep(part: .workloads, settings: settings, tree: plan.resolve(spec.manifests)))]
             : []
+        let verify: [StepGraph.Node] = spec.deploy && spec.monitoring && spec.verify ? [.step(K3sVerifyStep(settings: settings))] : []
         return [
             .step(K3sServerStep(settings: settings)),
             .fanOut(FanOut(id: K3sJoinStep.id, source: TerraformApplyStep.id, output: ClusterInventory.workerNamesOutput,
@@ -28,6 +30,6 @@ enum K3sFlow {
             }),
             .step(ClusterReadyStep(settings: settings)),
             .step(KubeconfigStep(settings: settings)),
-        ] + monitoring + deploy
+        ] + monitoring + deploy + verify
     }
 }

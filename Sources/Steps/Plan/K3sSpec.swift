@@ -35,6 +35,11 @@ public struct K3sSpec: Sendable, Equatable {
     public var monitoring = true
     /// The `monitoring` step's deadline: every chart's `helm-install-<name>` Job complete.
     public var monitoringTimeout: Duration = .seconds(600)
+    /// Whether `verify` (with `deploy` and `monitoring`) checks the pipeline end to end after
+    /// `workloads`, as the sandbox's does.
+    public var verify = true
+    /// How long `verify`'s checks that need time (first scrapes, documents, rates) may take to pass.
+    public var verifyTimeout: Duration = .seconds(150)
 
     /// How this machine reaches the API server: `public` (the control plane's public address,
     /// port 6443 open to `allowed_cidrs`) or `forward` (the kubeconfig's server is

@@ -25,7 +25,7 @@ extension Plan.Runtime {
         case .processes:
             ["runtime.artifacts", "service.broker", "service.mongodb", "service.node-exporter", "service.alertmanager", "service.prometheus",
              "service.processor", "service.producer", "verify"]
-        case .k3s: ["k3s.server", "k3s.join", "cluster.ready", "kubeconfig", "monitoring", "platform", "workloads"]
+        case .k3s: ["k3s.server", "k3s.join", "cluster.ready", "kubeconfig", "monitoring", "platform", "workloads", "verify"]
         case .none: []
         }
     }

@@ -12,7 +12,7 @@ public enum PlanLoader {
     static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
-                          "api_access", "api_local_port", "monitoring", "monitoring_timeout"]
+                          "api_access", "api_local_port", "monitoring", "monitoring_timeout", "verify", "verify_timeout"]
     static let airgapKeys = ["install_script", "binary", "images"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
@@ -410,10 +410,12 @@ public enum PlanLoader {
         if let n = k["deploy"] { spec.deploy = try reader.bool(n.value, "k3s.deploy") }
         if let n = k["monitoring"] { spec.monitoring = try reader.bool(n.value, "k3s.monitoring") }
         if let n = k["monitoring_timeout"] { spec.monitoringTimeout = try reader.duration(n.value, "k3s.monitoring_timeout") }
+        if let n = k["verify"] { spec.verify = try reader.bool(n.value, "k3s.verify") }
+        if let n = k["verify_timeout"] { spec.verifyTimeout = try reader.duration(n.value, "k3s.verify_timeout") }
         if let n = k["manifests"] { spec.manifests = try reader.string(n.value, "k3s.manifests") }
         if let n = k["overlay"] { spec.overlay = try reader.string(n.value, "k3s.overlay") }
         for (key, value) in [("ready_timeout", spec.readyTimeout), ("install_timeout", spec.installTimeout), ("rollout_timeout", spec.rolloutTimeout),
-                             ("monitoring_timeout", spec.monitoringTimeout)]
+                             ("monitoring_timeout", spec.monitoringTimeout), ("verify_timeout", spec.verifyTimeout)]
         where value < .seconds(1) && k[key] != nil {
             throw reader.error(at: k[key]!.value, "k3s.\(key) must be at least 1s", hint: "write a duration like 90s or 5m")
         }

@@ -77,15 +77,6 @@ extension Workspace {
 
     /// The cluster address of Service `namespace/name` (`k3s kubectl get svc` on the control plane).
     func serviceAddress(namespace: String, name: String, port: Int, cluster: RecordedK3sCluster, pool: SSHPool) async throws -> (host: String, port: Int) {
-        let result = try await runOnControlPlane("k3s kubectl get svc -n \(namespace) \(name) -o json", cluster: cluster, pool: pool)
-        guard result.succeeded else {
-            if result.stderr.contains("NotFound") || result.stderr.contains("not found") {
-                throw PipelineUnavailable(description: "the cluster of plan '\(plan.name)' has no Service \(namespace)/\(name); "
-                    + "run 'provision up' (with k3s.deploy, it deploys the k8s/ tree)")
-            }
-            throw PipelineUnavailable(description: "'k3s kubectl get svc' on \(cluster.control.name) failed (\(result.summary)): \(String(result.stderr.suffix(400)).trimmed); "
-                + "is the cluster up? 'provision status' says")
-        }
-        return try ForwardTarget.serviceAddress(result.standardOutput, namespace: namespace, name: name, port: port)
+        try await verification(cluster, pool: pool).serviceAddress((namespace, name, port))
     }
 }
