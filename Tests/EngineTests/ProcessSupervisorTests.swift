@@ -57,7 +57,9 @@ import Testing
         let started = ContinuousClock.now
         task.cancel()
         _ = try? await task.value
-        #expect(ContinuousClock.now - started < .seconds(15), "killed long before the child's 30 s sleep ends")
+        // The bound only has to tell a kill from the sleep's own end (30 s): the whole suite runs in
+        // parallel in this process, and on a loaded machine the exit is seen seconds late.
+        #expect(ContinuousClock.now - started < .seconds(25), "killed before the child's 30 s sleep ends")
     }
 
     @Test func secretSplitAcrossReadsIsStillRedactedInTheLog() async throws {
