@@ -141,6 +141,28 @@ import Glibc
         #expect(try await Self.held(nodes) == expected, "the HPA is back")
         outputs.append(("resumed", resumed.stdout + resumed.stderr))
 
+        // More partitions make a new topics Job (a Job's template is immutable); one that fails
+        // fails platform at once with its reason and last log lines, and once it passes the old Job is pruned.
+        let jobs = { try await Self.held(nodes).filter { $0.hasPrefix("job/platform/kafka-topics-") } }
+        let firstJob = try await jobs()
+        #expect(firstJob.count == 1, "\(firstJob)")
+        try await Self.fault("jobfail kafka-topics", nodes)
+        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", pipeline: "{partitions: 4}")
+        let started = ContinuousClock.now
+        let jobFailed = try await SandboxK3sTests.run(sandbox, ["up"])
+        #expect(jobFailed.code == 1 && ContinuousClock.now - started < .seconds(45), "failed at once, not at the 60 s wait: \(jobFailed.stderr.suffix(2000))")
+        let jobError = try sandbox.store().steps()[StepID("platform")]?.lastError ?? ""
+        for text in ["the rollout in namespace platform failed", "job platform/kafka-topics-", "failed (BackoffLimitExceeded)", "its last log lines", "Timed out waiting for a node assignment"] {
+            #expect(jobError.contains(text), "no '\(text)' in \(jobError)")
+        }
+        outputs.append(("job failed", jobFailed.stdout + jobFailed.stderr))
+        try await Self.fault("", nodes)
+        let repartitioned = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        #expect(repartitioned.code == 0, "\(repartitioned.stderr.suffix(3000))")
+        let secondJob = try await jobs()
+        #expect(secondJob.count == 1 && secondJob != firstJob, "the new Job alone: \(firstJob) → \(secondJob)")
+        outputs.append(("repartitioned", repartitioned.stdout + repartitioned.stderr))
+
         // The generated MongoDB password: on the node only (0600), in no output, log or file under state/.
         let password = try await nodes.run("cat \(DeploySecrets.mongoPassword)", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(password.count == 32)

@@ -20,7 +20,8 @@ import Glibc
     @discardableResult
     static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
                           extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s",
-                          monitoring: Bool = false, monitoringTimeout: String = "30s", verify: Bool = false) -> String {
+                          monitoring: Bool = false, monitoringTimeout: String = "30s", verify: Bool = false,
+                          pipeline: String = "") -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
         if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
@@ -31,6 +32,7 @@ import Glibc
             target: sandbox
             runtime: k3s
             \(token ? "secrets: {join: {env: K3S_TEST_TOKEN}}" : "")
+            \(pipeline.isEmpty ? "" : "pipeline: \(pipeline)")
             cluster:
               worker_count: \(workers)
               node_ready_timeout: 30s
