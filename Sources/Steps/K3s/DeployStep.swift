@@ -25,8 +25,6 @@ struct DeployStep: Step {
         var namespace: String { self == .platform ? "platform" : "app" }
     }
 
-    /// The resource kind of the applied sets in the store.
-    static let resourceKind = "k8s.applied"
     /// Where the rendered manifests are placed on the control plane.
     static let directory = "/var/lib/provision/k3s/manifests"
 
@@ -79,34 +77,19 @@ struct DeployStep: Step {
 
     /// The overlay rendered here, this part's namespace selected.
     func render(_ context: StepContext) async throws -> Manifests {
-        let runner = LocalCommandRunner(processes: context.processes, redactor: context.redactor, log: nil)
-        let result = try await runner.run(ProcessCommand("kubectl", ["kustomize", overlay.path], environment: ProcessInfo.processInfo.environment), timeout: .seconds(120))
-        guard result.succeeded else {
-            throw StepFailure("'kubectl kustomize \(overlay.path)' failed (\(result.summary)): \(result.stderr.suffix(800))", retryable: false)
-        }
-        let manifests = try Manifests.select(result.stdout, namespace: part.namespace, values: PipelineValues(pipeline: settings.pipeline))
+        let manifests = try Manifests.select(try await AppliedSet.render(overlay, context), namespace: part.namespace, values: PipelineValues(pipeline: settings.pipeline))
         guard !manifests.objects.isEmpty else {
             throw StepFailure("\(overlay.path) renders nothing in namespace \(part.namespace); check k3s.manifests and k3s.overlay", retryable: false)
         }
         return manifests
     }
 
-    /// What the store holds for this step: the digest of the set applied last ("" while an apply
-    /// is under way) and the objects that may exist.
-    struct Record: Codable {
-        var digest: String
-        var objects: [String]
-        var ids: [KubeObject] { objects.compactMap(KubeObject.init) }
-    }
+    /// What the store holds for this step (`AppliedSet`).
+    var applied: AppliedSet { AppliedSet(step: id) }
 
-    func recorded(_ context: StepContext) -> Record? {
-        guard let text = try? context.store.resources(kind: Self.resourceKind)[id.rawValue] else { return nil }
-        return try? JSONDecoder().decode(Record.self, from: Data(text.utf8))
-    }
+    func recorded(_ context: StepContext) -> AppliedSet.Record? { applied.recorded(context) }
 
-    private func record(_ record: Record, _ context: StepContext) throws {
-        try context.store.saveResource(kind: Self.resourceKind, key: id.rawValue, value: String(decoding: try JSONEncoder().encode(record), as: UTF8.self))
-    }
+    private func record(_ record: AppliedSet.Record, _ context: StepContext) throws { try applied.record(record, context) }
 
     private func outputs(_ manifests: Manifests) -> StepOutputs {
         ["namespace": .string(part.namespace), "digest": .string(manifests.digest), "objects": .list(manifests.ids.map { .string($0.description) })]
@@ -152,23 +135,18 @@ struct DeployStep: Step {
         try await DeploySecrets.ensure(on: control, context: context)
         let file = "\(Self.directory)/\(part.rawValue).json"
         try await control.put(manifests.list, at: file, mode: 0o600)
-        try record(Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
+        try record(AppliedSet.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
         let applied = try await control.must(
             "k3s kubectl apply --server-side --field-manager=provision -f \(file) -f \(DeploySecrets.file(namespace: part.namespace))",
             "applying \(file) server-side", timeout: .seconds(120))
         context.log.write(applied.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
-        // Deletes what the last apply made and this one does not; namespaces last.
-        for object in stale.sorted(by: { ($0.kind == "Namespace" ? 1 : 0, $0) < ($1.kind == "Namespace" ? 1 : 0, $1) }) {
-            let scope = object.namespace.isEmpty ? "" : "-n \(object.namespace) "
-            try await control.must("k3s kubectl delete \(scope)\(object.reference) --ignore-not-found", "pruning \(object)", timeout: .seconds(120))
-            context.log.write("pruned \(object) (no longer rendered)")
-        }
-        try record(Record(digest: "", objects: manifests.ids.map(\.description)), context)
+        try await AppliedSet.prune(stale, on: control, context: context)
+        try record(AppliedSet.Record(digest: "", objects: manifests.ids.map(\.description)), context)
 
         try await waitForRollouts(manifests, on: control, context: context)
         // The digest only once rolled out: after a failed rollout `check` applies the step again.
-        try record(Record(digest: manifests.digest, objects: manifests.ids.map(\.description)), context)
+        try record(AppliedSet.Record(digest: manifests.digest, objects: manifests.ids.map(\.description)), context)
         return outputs(manifests)
     }
 

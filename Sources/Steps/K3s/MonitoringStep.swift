@@ -57,12 +57,7 @@ struct MonitoringStep: Step {
 
     /// The overlay rendered here, the monitoring step's objects selected.
     func render(_ context: StepContext) async throws -> Manifests {
-        let runner = LocalCommandRunner(processes: context.processes, redactor: context.redactor, log: nil)
-        let result = try await runner.run(ProcessCommand("kubectl", ["kustomize", overlay.path], environment: ProcessInfo.processInfo.environment), timeout: .seconds(120))
-        guard result.succeeded else {
-            throw StepFailure("'kubectl kustomize \(overlay.path)' failed (\(result.summary)): \(result.stderr.suffix(800))", retryable: false)
-        }
-        let manifests = try Manifests.selectMonitoring(result.stdout)
+        let manifests = try Manifests.selectMonitoring(try await AppliedSet.render(overlay, context))
         guard !manifests.helmCharts.isEmpty else {
             throw StepFailure("\(overlay.path) renders no HelmChart (helm.cattle.io/v1) for the monitoring step; check k3s.manifests and k3s.overlay, "
                               + "or set k3s.monitoring: false", retryable: false)
@@ -70,14 +65,9 @@ struct MonitoringStep: Step {
         return manifests
     }
 
-    private func recorded(_ context: StepContext) -> DeployStep.Record? {
-        guard let text = try? context.store.resources(kind: DeployStep.resourceKind)[id.rawValue] else { return nil }
-        return try? JSONDecoder().decode(DeployStep.Record.self, from: Data(text.utf8))
-    }
+    private func recorded(_ context: StepContext) -> AppliedSet.Record? { AppliedSet(step: id).recorded(context) }
 
-    private func record(_ record: DeployStep.Record, _ context: StepContext) throws {
-        try context.store.saveResource(kind: DeployStep.resourceKind, key: id.rawValue, value: String(decoding: try JSONEncoder().encode(record), as: UTF8.self))
-    }
+    private func record(_ record: AppliedSet.Record, _ context: StepContext) throws { try AppliedSet(step: id).record(record, context) }
 
     private func outputs(_ manifests: Manifests) -> StepOutputs {
         ["namespace": .string(Manifests.monitoringNamespace), "digest": .string(manifests.digest),
@@ -253,7 +243,7 @@ struct MonitoringStep: Step {
 
         let (first, late) = manifests.splitByCRDs
         try await control.put(first.list, at: Self.file, mode: 0o600)
-        try record(DeployStep.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
+        try record(AppliedSet.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
         let applied = try await control.must(
             "k3s kubectl apply --server-side --field-manager=provision -f \(Self.file) -f \(GrafanaAdmin.secretFile)",
             "applying \(Self.file) server-side", timeout: .seconds(120))
@@ -268,14 +258,9 @@ struct MonitoringStep: Step {
             context.log.write(resources.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         }
 
-        // Deletes what the last apply made and this one does not; namespaces last.
-        for object in stale.sorted(by: { ($0.kind == "Namespace" ? 1 : 0, $0) < ($1.kind == "Namespace" ? 1 : 0, $1) }) {
-            let scope = object.namespace.isEmpty ? "" : "-n \(object.namespace) "
-            try await control.must("k3s kubectl delete \(scope)\(object.reference) --ignore-not-found", "pruning \(object)", timeout: .seconds(120))
-            context.log.write("pruned \(object) (no longer rendered)")
-        }
+        try await AppliedSet.prune(stale, on: control, context: context)
         // The digest only once every chart is installed: after a failure `check` applies the step again.
-        try record(DeployStep.Record(digest: manifests.digest, objects: manifests.ids.map(\.description)), context)
+        try record(AppliedSet.Record(digest: manifests.digest, objects: manifests.ids.map(\.description)), context)
         return outputs(manifests)
     }
 }

@@ -75,13 +75,18 @@ struct VerifyStep: Step {
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
-        let checks = try await verifier(context).run { context.log.write($0) }
+        try Self.outcome(await verifier(context).run { context.log.write($0) }, context)
+    }
+
+    /// A verify step's outputs: the table logged, and a failure naming each failed check with what
+    /// was seen and where to look when one failed.
+    static func outcome(_ checks: [PipelineVerifier.Check], _ context: StepContext) throws -> StepOutputs {
         context.log.write(PipelineVerifier.table(checks))
         let failed = checks.filter { !$0.ok }
         guard failed.isEmpty else {
             let lines = failed.map { "\($0.name): expected \($0.expected), saw \($0.seen)\($0.next.map { "; look at: \($0)" } ?? "")" }
             throw StepFailure("the pipeline does not verify:\n" + lines.joined(separator: "\n"))
         }
-        return Self.encode(checks)
+        return encode(checks)
     }
 }

@@ -60,7 +60,7 @@ extension Workspace {
         guard plan.runtime == .k3s, let spec = plan.k3s else {
             throw PipelineUnavailable(description: "plan '\(plan.name)' has runtime \(plan.runtime?.rawValue ?? "none"); \(purpose): use a plan with 'runtime: k3s'")
         }
-        guard hasStore else { throw PipelineUnavailable(description: "plan '\(plan.name)' has no runs yet; start the cluster with 'provision up'") }
+        guard hasStore else { throw PipelineUnavailable(description: "plan '\(plan.name)' has no runs yet; start one with 'provision up'") }
         let store = try openStore()
         guard let outputs = try store.steps()[TerraformApplyStep.id]?.outputs, !outputs.isEmpty,
               let inventory = try? ClusterInventory(outputs: outputs), let control = inventory.controlPlane else {
@@ -68,6 +68,14 @@ extension Workspace {
         }
         let endpoint = try control.endpoint(identityFile: SSHKeyStep.keyFile(stateDirectory).path)
         return RecordedK3sCluster(store: store, inventory: inventory, control: control, endpoint: endpoint, spec: spec)
+    }
+
+    /// The control plane of `cluster` as the K3s steps reach it (root, or `sudo -n`), through `pool`.
+    func controlPlaneNode(_ cluster: RecordedK3sCluster, pool: SSHPool) -> K3sNode {
+        let endpoint = cluster.endpoint
+        return K3sNode(name: cluster.control.name, entry: cluster.control, runner: NodeCommandRunner(pool: pool, endpoint: endpoint), upload: { data, path, mode in
+            try await pool.upload(data, to: path, on: endpoint, mode: mode)
+        }, isRoot: endpoint.user == "root")
     }
 
     /// Runs `command` as root on the control plane (through `sudo -n` when the login user is not root).

@@ -15,18 +15,9 @@ extension Workspace {
                                       + "HorizontalPodAutoscaler to scale (the sandbox processes runtime runs one producer per worker); "
                                       + "'verify --scale' needs 'runtime: k3s' in the plan and a 'provision up' that deployed the workloads")
         }
-        guard hasStore else { throw PipelineUnavailable(description: "plan '\(plan.name)' has no runs yet; start one with 'provision up'") }
-        let store = try openStore()
-        guard let outputs = try store.steps()[TerraformApplyStep.id]?.outputs, !outputs.isEmpty,
-              let inventory = try? ClusterInventory(outputs: outputs), let entry = inventory.controlPlane else {
-            throw PipelineUnavailable(description: "no machines are recorded for plan '\(plan.name)'; run 'provision up' first")
-        }
-        let endpoint = try entry.endpoint(identityFile: SSHKeyStep.keyFile(stateDirectory).path)
-        let pool = SSHPool(store: store, parallelism: 1)
-        let control = K3sNode(name: entry.name, entry: entry, runner: NodeCommandRunner(pool: pool, endpoint: endpoint), upload: { data, path, mode in
-            try await pool.upload(data, to: path, on: endpoint, mode: mode)
-        }, isRoot: endpoint.user == "root")
-        let report = await ScaleCheck(control: control, factor: factor, timeout: timeout, onEvent: onEvent).run()
+        let cluster = try recordedK3sCluster(for: "verify --scale watches a K3s cluster's HorizontalPodAutoscaler")
+        let pool = SSHPool(store: cluster.store, parallelism: 1)
+        let report = await ScaleCheck(control: controlPlaneNode(cluster, pool: pool), factor: factor, timeout: timeout, onEvent: onEvent).run()
         // Closed before returning (as verifyPipeline does): the command exits right after.
         await pool.closeAll()
         return report

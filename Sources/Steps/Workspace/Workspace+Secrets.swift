@@ -22,17 +22,9 @@ extension Workspace {
         guard spec.deploy, spec.monitoring else {
             throw PipelineUnavailable(description: "plan '\(plan.name)' installs no monitoring (k3s.deploy and k3s.monitoring must both be true)")
         }
-        guard hasStore else { throw PipelineUnavailable(description: "plan '\(plan.name)' has no runs yet; start one with 'provision up'") }
-        let store = try openStore()
-        guard let outputs = try store.steps()[TerraformApplyStep.id]?.outputs, !outputs.isEmpty,
-              let inventory = try? ClusterInventory(outputs: outputs), let control = inventory.controlPlane else {
-            throw PipelineUnavailable(description: "no machines are recorded for plan '\(plan.name)'; run 'provision up' first")
-        }
-        let endpoint = try control.endpoint(identityFile: SSHKeyStep.keyFile(stateDirectory).path)
-        let pool = SSHPool(store: store, parallelism: 1)
-        let node = K3sNode(name: control.name, entry: control, runner: NodeCommandRunner(pool: pool, endpoint: endpoint), upload: { data, path, mode in
-            try await pool.upload(data, to: path, on: endpoint, mode: mode)
-        }, isRoot: endpoint.user == "root")
+        let cluster = try recordedK3sCluster(for: "Grafana's password is generated only for 'runtime: k3s' plans")
+        let pool = SSHPool(store: cluster.store, parallelism: 1)
+        let node = controlPlaneNode(cluster, pool: pool)
         let password: String
         do {
             password = try await node.read(GrafanaAdmin.passwordFile).trimmingCharacters(in: .whitespacesAndNewlines)
@@ -42,7 +34,7 @@ extension Workspace {
         }
         await pool.closeAll()
         guard !password.isEmpty else {
-            throw PipelineUnavailable(description: "\(control.name) has no Grafana password yet (\(GrafanaAdmin.passwordFile)); "
+            throw PipelineUnavailable(description: "\(node.name) has no Grafana password yet (\(GrafanaAdmin.passwordFile)); "
                 + "run 'provision up' so the monitoring step generates it")
         }
         return GeneratedCredential(user: GrafanaAdmin.user, password: password)

@@ -1,0 +1,50 @@
+import Engine
+import Foundation
+
+/// What a deploying step (`monitoring`, `platform`, `workloads`) applied, kept in the store to
+/// prune by: resource kind `k8s.applied`, keyed by the step's id; and the two things such steps do
+/// alike, rendering the overlay and deleting what the last apply made and this one does not.
+struct AppliedSet: Sendable {
+    /// The resource kind of the applied sets in the store.
+    static let resourceKind = "k8s.applied"
+
+    /// The digest of the set applied last ("" while an apply is under way) and the objects that may exist.
+    struct Record: Codable {
+        var digest: String
+        var objects: [String]
+        var ids: [KubeObject] { objects.compactMap(KubeObject.init) }
+    }
+
+    /// The step whose set this is.
+    let step: StepID
+
+    /// The record; nil before the step's first apply.
+    func recorded(_ context: StepContext) -> Record? {
+        guard let text = try? context.store.resources(kind: Self.resourceKind)[step.rawValue] else { return nil }
+        return try? JSONDecoder().decode(Record.self, from: Data(text.utf8))
+    }
+
+    /// Records `record`, replacing the last.
+    func record(_ record: Record, _ context: StepContext) throws {
+        try context.store.saveResource(kind: Self.resourceKind, key: step.rawValue, value: String(decoding: try JSONEncoder().encode(record), as: UTF8.self))
+    }
+
+    /// Deletes `stale` from the cluster, namespaces last (`--ignore-not-found`: a resumed prune repeats).
+    static func prune(_ stale: [KubeObject], on control: K3sNode, context: StepContext) async throws {
+        for object in stale.sorted(by: { ($0.kind == "Namespace" ? 1 : 0, $0) < ($1.kind == "Namespace" ? 1 : 0, $1) }) {
+            let scope = object.namespace.isEmpty ? "" : "-n \(object.namespace) "
+            try await control.must("k3s kubectl delete \(scope)\(object.reference) --ignore-not-found", "pruning \(object)", timeout: .seconds(120))
+            context.log.write("pruned \(object) (no longer rendered)")
+        }
+    }
+
+    /// `kubectl kustomize overlay` here, its YAML.
+    static func render(_ overlay: URL, _ context: StepContext) async throws -> String {
+        let runner = LocalCommandRunner(processes: context.processes, redactor: context.redactor, log: nil)
+        let result = try await runner.run(ProcessCommand("kubectl", ["kustomize", overlay.path], environment: ProcessInfo.processInfo.environment), timeout: .seconds(120))
+        guard result.succeeded else {
+            throw StepFailure("'kubectl kustomize \(overlay.path)' failed (\(result.summary)): \(result.stderr.suffix(800))", retryable: false)
+        }
+        return result.stdout
+    }
+}
