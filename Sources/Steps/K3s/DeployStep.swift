@@ -97,10 +97,12 @@ struct DeployStep: Step {
 
     // MARK: check
 
-    /// What of `objects` the cluster does not have; "" when it has them all.
+    /// What of `objects` the cluster does not have; "" when it has them all. Jobs are left out: a
+    /// finished Job goes away by itself (`ttlSecondsAfterFinished`), and that is no drift.
     private func missing(_ objects: [KubeObject], on control: K3sNode) async throws -> String {
         var problems: [String] = []
-        for (namespace, group) in Dictionary(grouping: objects, by: \.namespace).sorted(by: { $0.key < $1.key }) {
+        let lasting = objects.filter { !($0.kind == "Job" && $0.group == "batch") }
+        for (namespace, group) in Dictionary(grouping: lasting, by: \.namespace).sorted(by: { $0.key < $1.key }) {
             let result = try await control.run("k3s kubectl get \(namespace.isEmpty ? "" : "-n \(namespace) ")\(group.map(\.reference).joined(separator: " ")) -o name",
                                                timeout: .seconds(30))
             if !result.succeeded { problems.append(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }

@@ -47,12 +47,12 @@ enum HelmInstall: Equatable, Sendable {
             return .failed("job \(jobName(name)) failed (\(failed["reason"] as? String ?? "Failed"): \(failed["message"] as? String ?? ""))")
         }
         if condition("Complete") != nil || (status["succeeded"] as? Int ?? 0) > 0 { return .installed }
-        for pod in pods where belongs(pod, to: job) {
-            if let problem = problem(pod) { return .failed(problem) }
+        // Only the newest pod: the Job keeps its failed pods while the controller retries (up to
+        // backOffLimit), and a retry that is running or about to succeed must not fail the step.
+        let newest = pods.filter { belongs($0, to: job) }.max {
+            ((($0["metadata"] as? [String: Any])?["creationTimestamp"] as? String) ?? "") < ((($1["metadata"] as? [String: Any])?["creationTimestamp"] as? String) ?? "")
         }
-        if (status["failed"] as? Int ?? 0) > 0 {
-            return .failed("job \(jobName(name)) has \(status["failed"] as? Int ?? 0) failed pod(s)")
-        }
+        if let newest, let problem = problem(newest) { return .failed(problem) }
         let active = status["active"] as? Int ?? 0
         return .pending(active > 0 ? "job \(jobName(name)) running (\(active) active pod)" : "job \(jobName(name)) has not started a pod yet")
     }

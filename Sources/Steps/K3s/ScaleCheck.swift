@@ -55,6 +55,11 @@ struct ScaleCheck: Sendable {
             report.error = Self.text(error)
             return report
         }
+        guard start.desiredReplicas >= max(1, start.minReplicas) else {
+            report.error = "the HPA \(namespace)/\(autoscaler) has not decided its replicas yet (desired \(start.desiredReplicas), min \(start.minReplicas)): "
+                + "its controller has not evaluated it; wait a minute ('k3s kubectl -n \(namespace) get hpa \(autoscaler)'), then run this again"
+            return report
+        }
         guard start.desiredReplicas < start.maxReplicas else {
             report.error = "the HPA \(namespace)/\(autoscaler) already wants its maximum of \(start.maxReplicas) producers, so a higher rate cannot "
                 + "scale it out; wait until it has scaled in ('k3s kubectl -n \(namespace) get hpa \(autoscaler)') or raise maxReplicas, then run this again"

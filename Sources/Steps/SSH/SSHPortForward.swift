@@ -94,6 +94,22 @@ public final class SSHPortForward: @unchecked Sendable {
 
     /// Stops forwarding and waits until the port is closed and the session ended; safe to call twice.
     public func close() {
+        signalStop()
+        if !lock.withLock({ ended }) {
+            finished.wait()
+            finished.signal()
+        }
+    }
+
+    /// `close()` for async code: stops forwarding and awaits the end without blocking a thread of
+    /// Swift's cooperative pool.
+    public func shutDown() async {
+        signalStop()
+        _ = await stopped()
+    }
+
+    /// Asks the pump thread to stop (once).
+    private func signalStop() {
         let first = lock.withLock { () -> Bool in
             defer { stopping = true }
             return !stopping
@@ -101,10 +117,6 @@ public final class SSHPortForward: @unchecked Sendable {
         if first {
             var byte: UInt8 = 1
             _ = write(wake.write, &byte, 1)
-        }
-        if !lock.withLock({ ended }) {
-            finished.wait()
-            finished.signal()
         }
     }
 
@@ -282,7 +294,8 @@ public final class SSHPortForward: @unchecked Sendable {
                     break
                 }
                 while !link.toClient.isEmpty {
-                    let n = link.toClient.withUnsafeBytes { write(link.client, $0.baseAddress!, $0.count) }
+                    // send with MSG_NOSIGNAL: a client that went away must not SIGPIPE the process.
+                    let n = link.toClient.withUnsafeBytes { send(link.client, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
                     if n > 0 { link.toClient.removeFirst(n); busy = true; continue }
                     if n < 0 && errno == EAGAIN { break }
                     link.done = true // the client went away

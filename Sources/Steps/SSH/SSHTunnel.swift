@@ -69,7 +69,7 @@ final class SSHTunnel: @unchecked Sendable {
                 if n <= 0 { if n < 0 || libssh2_channel_eof(channel) == 1 { break loop } else { break } }
                 var offset = 0
                 while offset < n {
-                    let w = buffer.withUnsafeBytes { write(pumpSide, $0.baseAddress!.advanced(by: offset), n - offset) }
+                    let w = buffer.withUnsafeBytes { send(pumpSide, $0.baseAddress!.advanced(by: offset), n - offset, Int32(MSG_NOSIGNAL)) }
                     if w > 0 {
                         offset += w
                     } else if w < 0 && errno == EAGAIN {

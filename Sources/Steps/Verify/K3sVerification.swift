@@ -33,9 +33,14 @@ struct K3sVerification: Sendable {
         let producers = K3sPipeline.runningPods(fromJSON: try await run(K3sPipeline.producerPods).standardOutput)
 
         var forwards: [SSHPortForward] = []
-        defer { forwards.forEach { $0.close() } }
-        for (host, port) in [processor, prometheus, loki] {
-            forwards.append(try await SSHPortForward.open(endpoint: endpoint, to: host, port: port, pins: pins))
+        func closeAll() async { for forward in forwards { await forward.shutDown() } }
+        do {
+            for (host, port) in [processor, prometheus, loki] {
+                forwards.append(try await SSHPortForward.open(endpoint: endpoint, to: host, port: port, pins: pins))
+            }
+        } catch {
+            await closeAll()
+            throw error
         }
         let run = self.run
         var targets = PipelineVerifier.Targets(
@@ -52,7 +57,9 @@ struct K3sVerification: Sendable {
         targets.loki = "http://127.0.0.1:\(forwards[2].localPort)"
         var verifier = PipelineVerifier(targets: targets, partitions: wanted.values.max() ?? 0)
         verifier.timeout = timeout
-        return await verifier.run(log: log)
+        let checks = await verifier.run(log: log)
+        await closeAll()
+        return checks
     }
 
     /// Where to look when a check fails, by check.
