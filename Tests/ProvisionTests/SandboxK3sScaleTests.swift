@@ -69,6 +69,15 @@ import Glibc
         #expect(process.stderr.contains("interrupted (Ctrl-C)") && process.stdout.contains("stopped by Ctrl-C"), "\(process.stdout) \(process.stderr)")
         #expect(try await Self.rate(nodes).rate == "50", "RATE restored after Ctrl-C")
 
+        // Ctrl-C may have come after the scale-out: let the HPA scale back in before the next case.
+        let scaledIn = ContinuousClock.now + .seconds(90)
+        while ContinuousClock.now < scaledIn {
+            let hpa = try await nodes.run("k3s kubectl get hpa producer -n app -o json", on: nodes.control).stdout
+            let status = (try? JSONSerialization.jsonObject(with: Data(hpa.utf8)) as? [String: Any])?["status"] as? [String: Any]
+            if status?["desiredReplicas"] as? Int == 1 { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+
         // No metrics: it fails within the bounded wait, naming the HPA's conditions and what to check;
         // RATE is restored anyway. The text form prints the timeline as it goes.
         try await SandboxK3sDeployTests.fault("nometrics producer", nodes)
