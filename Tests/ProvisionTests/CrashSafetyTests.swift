@@ -29,7 +29,8 @@ import Testing
         #expect(try calibration.run(["up", "--plan", calibration.write("plan.yaml", Self.plan())]).code == 0)
         let window = Int(((ContinuousClock.now - started).seconds * 800).rounded())  // the first 80% of a run
         calibration.cleanUp()
-        for trial in 0..<20 {
+        // 20 trials, and more (up to 40) until 10 kills have landed while provision ran.
+        for trial in 0..<40 where trial < 20 || interruptedRuns < 10 {
             let cli = CLI()
             defer { cli.cleanUp() }
             let plan = cli.write("plan.yaml", Self.plan())
