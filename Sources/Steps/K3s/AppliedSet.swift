@@ -2,8 +2,9 @@ import Engine
 import Foundation
 
 /// What a deploying step (`monitoring`, `platform`, `workloads`) applied, kept in the store to
-/// prune by: resource kind `k8s.applied`, keyed by the step's id; and the two things such steps do
-/// alike, rendering the overlay and deleting what the last apply made and this one does not.
+/// prune by: resource kind `k8s.applied`, keyed by the step's id; and what such steps do alike:
+/// rendering the overlay, asking which applied objects are missing, and deleting what the last
+/// apply made and this one does not.
 struct AppliedSet: Sendable {
     /// The resource kind of the applied sets in the store.
     static let resourceKind = "k8s.applied"
@@ -36,6 +37,19 @@ struct AppliedSet: Sendable {
             try await control.must("k3s kubectl delete \(scope)\(object.reference) --ignore-not-found", "pruning \(object)", timeout: .seconds(120))
             context.log.write("pruned \(object) (no longer rendered)")
         }
+    }
+
+    /// What of `objects` the cluster does not have; "" when it has them all. Jobs are left out: a
+    /// finished Job goes away by itself (`ttlSecondsAfterFinished`), and that is no drift.
+    static func missing(_ objects: [KubeObject], on control: K3sNode) async throws -> String {
+        var problems: [String] = []
+        let lasting = objects.filter { !($0.kind == "Job" && $0.group == "batch") }
+        for (namespace, group) in Dictionary(grouping: lasting, by: \.namespace).sorted(by: { $0.key < $1.key }) {
+            let result = try await control.run("k3s kubectl get \(namespace.isEmpty ? "" : "-n \(namespace) ")\(group.map(\.reference).joined(separator: " ")) -o name",
+                                               timeout: .seconds(30))
+            if !result.succeeded { problems.append(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        return problems.joined(separator: "; ")
     }
 
     /// `kubectl kustomize overlay` here, its YAML.

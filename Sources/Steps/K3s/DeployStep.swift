@@ -97,25 +97,12 @@ struct DeployStep: Step {
 
     // MARK: check
 
-    /// What of `objects` the cluster does not have; "" when it has them all. Jobs are left out: a
-    /// finished Job goes away by itself (`ttlSecondsAfterFinished`), and that is no drift.
-    private func missing(_ objects: [KubeObject], on control: K3sNode) async throws -> String {
-        var problems: [String] = []
-        let lasting = objects.filter { !($0.kind == "Job" && $0.group == "batch") }
-        for (namespace, group) in Dictionary(grouping: lasting, by: \.namespace).sorted(by: { $0.key < $1.key }) {
-            let result = try await control.run("k3s kubectl get \(namespace.isEmpty ? "" : "-n \(namespace) ")\(group.map(\.reference).joined(separator: " ")) -o name",
-                                               timeout: .seconds(30))
-            if !result.succeeded { problems.append(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        }
-        return problems.joined(separator: "; ")
-    }
-
     func check(_ context: StepContext) async throws -> CheckResult {
         let manifests = try await render(context)
         guard let record = recorded(context), !record.digest.isEmpty else { return .unsatisfied("\(id) has not applied namespace \(part.namespace) yet") }
         guard record.digest == manifests.digest else { return .unsatisfied("the rendered manifests of namespace \(part.namespace) changed since the last apply") }
         let control = try settings.access.controlPlane(context)
-        let missing = try await missing(manifests.ids, on: control)
+        let missing = try await AppliedSet.missing(manifests.ids, on: control)
         return missing.isEmpty ? .satisfied(outputs(manifests)) : .unsatisfied("applied objects are missing: \(missing)")
     }
 
@@ -126,7 +113,7 @@ struct DeployStep: Step {
         let manifests = try await render(context)
         let last = recorded(context)
         // Another part of the tree changed (the step's inputs cover all of it): nothing to apply here.
-        if let last, last.digest == manifests.digest, try await missing(manifests.ids, on: control).isEmpty {
+        if let last, last.digest == manifests.digest, try await AppliedSet.missing(manifests.ids, on: control).isEmpty {
             context.log.write("the rendered manifests of namespace \(part.namespace) are as applied last (digest \(manifests.digest.prefix(12))) and all exist: nothing to apply")
             return outputs(manifests)
         }

@@ -79,16 +79,6 @@ struct MonitoringStep: Step {
     }
 
     /// What of `objects` the cluster does not have; "" when it has them all.
-    private func missing(_ objects: [KubeObject], on control: K3sNode) async throws -> String {
-        var problems: [String] = []
-        for (namespace, group) in Dictionary(grouping: objects, by: \.namespace).sorted(by: { $0.key < $1.key }) {
-            let result = try await control.run("k3s kubectl get \(namespace.isEmpty ? "" : "-n \(namespace) ")\(group.map(\.reference).joined(separator: " ")) -o name",
-                                               timeout: .seconds(30))
-            if !result.succeeded { problems.append(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        }
-        return problems.joined(separator: "; ")
-    }
-
     // MARK: the charts as the API answers
 
     /// The HelmCharts, Jobs and pods of the charts' namespaces.
@@ -202,7 +192,7 @@ struct MonitoringStep: Step {
         guard let record = recorded(context), !record.digest.isEmpty else { return .unsatisfied("monitoring has not installed its charts yet") }
         guard record.digest == manifests.digest else { return .unsatisfied("the rendered monitoring manifests changed since the last apply") }
         let control = try settings.access.controlPlane(context)
-        let missing = try await missing(manifests.ids, on: control)
+        let missing = try await AppliedSet.missing(manifests.ids, on: control)
         guard missing.isEmpty else { return .unsatisfied("applied objects are missing: \(missing)") }
         let live = try await live(manifests.helmCharts.map { $0.id }, on: control)
         let problems = manifests.helmCharts.compactMap { chart -> String? in
@@ -223,7 +213,7 @@ struct MonitoringStep: Step {
         let manifests = try await render(context)
         let last = recorded(context)
         // Another part of the tree changed (the step's inputs cover all of it): nothing to apply here.
-        if let last, last.digest == manifests.digest, try await missing(manifests.ids, on: control).isEmpty {
+        if let last, last.digest == manifests.digest, try await AppliedSet.missing(manifests.ids, on: control).isEmpty {
             context.log.write("the rendered monitoring manifests are as applied last (digest \(manifests.digest.prefix(12))) and all exist: nothing to apply")
             try await waitForCharts(manifests, replaced: [:], deadline: deadline, on: control, context: context)
             return outputs(manifests)
