@@ -105,7 +105,9 @@ import Testing
         try await waitUntil { FileManager.default.fileExists(atPath: pidFile) && !((try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? "").isEmpty }
         let child = Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
         kill(process.pid, SIGINT)
-        try await Task.sleep(for: .milliseconds(300))
+        // A blocking sleep: an await here can resume seconds late when other tests hold the
+        // 2-thread cooperative pool, past the 10 s grace this checks.
+        usleep(300_000)
         #expect(process.isRunning, "the first Ctrl-C waits for the child (grace period)")
         let started = ContinuousClock.now
         kill(process.pid, SIGINT)
