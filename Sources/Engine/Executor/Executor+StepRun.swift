@@ -63,7 +63,8 @@ extension Executor {
         _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, upstream: [StepID: StepOutputs],
         recorded: StepOutputs? = nil
     ) async throws -> Outcome? {
-        let context = context(for: step.id, attempt: 0, item: item, upstream: upstream)
+        var context = context(for: step.id, attempt: 0, item: item, upstream: upstream)
+        context.recorded = recorded
         let started = ContinuousClock.now
         do {
             guard case .satisfied(let outputs) = try await step.check(context) else {

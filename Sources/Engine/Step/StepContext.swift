@@ -27,6 +27,10 @@ public struct StepContext: Sendable {
     /// `Step.isInfrastructure`, are kept), so what this step put on them must go now; otherwise
     /// removing the machines may make a teardown moot.
     public var keepsInfrastructure = false
+    /// The outputs this step recorded when it last succeeded, given to a check of an unchanged
+    /// step (`checksEveryRun`, `up --recheck`): a check that finds them still true may return them
+    /// instead of measuring everything again. Nil for a step never succeeded, and in audits.
+    public var recorded: StepOutputs?
 
     /// Creates a context; the executor does this, tests may too.
     public init(

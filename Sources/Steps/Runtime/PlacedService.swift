@@ -46,6 +46,9 @@ public struct PlacedService: Sendable, Equatable {
     public var files: [RemoteFile] = []
     public var health: HealthProbe
     public var afterStart: String?
+    /// An idempotent command run on the node before the unit is started or restarted (the
+    /// broker's bucket), never by the service manager's own respawns.
+    public var beforeStart: String?
     /// A read-only command that succeeds when what `afterStart` makes exists (the topics): a run
     /// killed between the start and the after-start command leaves a unit that is healthy but not ready.
     public var ready: String?

@@ -49,22 +49,30 @@ public struct ProcessesRuntime: Sendable {
     }
 
     static let config = "/etc/provision"
+    /// Where each producer keeps what it produced and what the broker acknowledged, per run of the
+    /// program (JSON: `{"node", "runs": [{"run", "produced", "acknowledged", "failed", "ended"}]}`).
+    public static let producerState = "/var/lib/provision/producer/state.json"
     static let data = "/var/lib/provision"
 
     // MARK: Control plane
 
-    /// The Kafka-compatible broker, with the pipeline's topics created explicitly.
-    public func broker(on node: RuntimeNode) -> PlacedService {
+    /// The Kafka-compatible broker, with the pipeline's topics created explicitly (with the plan's
+    /// partitions; no client may create one). Its log lives in `storage`: in an object store it
+    /// survives the broker's restart and the node's reboot.
+    public func broker(on node: RuntimeNode, storage: BrokerStorage = .memory) -> PlacedService {
         let url = "tcp://\(node.address):\(Port.broker)"
         let topics = PipelineSpec.topics.map { topic in
             "\(programs.tansu) topic list --broker \(url) | grep -q '\"name\":\"\(topic)\"' || \(programs.tansu) topic create \(topic) --partitions \(pipeline.partitions) --broker \(url)"
         }.joined(separator: " && ")
-        return PlacedService(
+        var service = PlacedService(
             unit: ServiceUnit(name: "pipeline-broker", description: "Kafka-compatible broker (Tansu)", command: programs.tansu,
-                              arguments: ["broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]),
+                              arguments: ["broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", storage.engineURL],
+                              environment: storage.environment),
             node: node, health: .tcp(host: node.address, port: Port.broker), afterStart: topics,
             ready: "list=$(\(programs.tansu) topic list --broker \(url)) && "
                 + PipelineSpec.topics.map { "echo \"$list\" | grep -q '\"name\":\"\($0)\"'" }.joined(separator: " && "))
+        service.beforeStart = storage.prepare
+        return service
     }
 
     /// The MongoDB-wire server, with a file store so that a restart keeps the data.
@@ -175,7 +183,8 @@ public struct ProcessesRuntime: Sendable {
                 environment: [
                     "KAFKA_BROKERS": "\(broker.address):\(Port.broker)", "RATE": String(pipeline.rate), "GPU_COUNT": String(pipeline.gpusPerProducer),
                     "GPU_SOURCE": "synthetic", "NODE_NAME": node.name, "SEED": String(1000 + index), "LD_LIBRARY_PATH": programs.libraries,
+                    "STATE_FILE": Self.producerState,
                 ]),
-            node: node, health: .running)
+            node: node, files: [RemoteFile(path: "\(Self.data)/producer/.keep", contents: "")], health: .running)
     }
 }

@@ -81,14 +81,18 @@ public struct ServiceInstaller: Sendable {
             try await check(run("mkdir -p \(directories.sorted().map(ServiceUnit.quoted).joined(separator: " "))", .seconds(20)), "create directories")
             for file in service.files { try await upload(Data(file.contents.utf8), file.path, file.mode) }
             try await upload(Data(service.unit.initScript.utf8), service.unit.scriptPath, 0o755)
-            let verb = before.running ? "restart" : "start"
-            log("\(service.node.name): \(verb) \(service.unit.name) (\(before.running ? "its settings changed" : "not running"))")
-            try await check(run("rc-service \(service.unit.name) \(verb)", .seconds(60)), "\(verb) \(service.unit.name)")
+            try await prepare(service)
+            if before.running {
+                log("\(service.node.name): restart \(service.unit.name) (its settings changed)")
+                try await check(run("rc-service \(service.unit.name) restart", .seconds(60)), "restart \(service.unit.name)")
+            } else {
+                try await startCleanly(service, reason: "not running", log: log)
+            }
             try await upload(Data((service.digest + "\n").utf8), service.digestPath, 0o644)
             changed = true
         } else if !before.running {
-            log("\(service.node.name): start \(service.unit.name) (not running)")
-            try await check(run("rc-service \(service.unit.name) start", .seconds(60)), "start \(service.unit.name)")
+            try await prepare(service)
+            try await startCleanly(service, reason: "not running", log: log)
             changed = true
         }
         let deadline = ContinuousClock.now + timeout
@@ -108,6 +112,39 @@ public struct ServiceInstaller: Sendable {
         }
         log("\(service.node.name): \(service.unit.name) \(changed ? "started" : "already running") and healthy")
         return changed
+    }
+
+    /// Starts a unit the service manager does not run, from whatever state it is in: a supervisor
+    /// that was killed leaves OpenRC saying "started" (start then does nothing) and its program
+    /// running on unsupervised, maybe holding the unit's port. That orphan is stopped (SIGTERM, then
+    /// SIGKILL after 10 s: a processor commits what it wrote), the unit's state reset
+    /// (`rc-service zap`), and the unit started; it must then run under its supervisor.
+    func startCleanly(_ service: PlacedService, reason: String, log: @Sendable (String) -> Void) async throws {
+        let name = service.unit.name
+        let orphan = try await run("""
+            pid=$(cat /run/openrc/options/\(name)/child_pid 2>/dev/null); \
+            if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! kill -0 "$(cat /run/supervise-\(name).pid 2>/dev/null || echo 0)" 2>/dev/null; then \
+              kill -TERM "$pid"; for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; \
+              kill -KILL "$pid" 2>/dev/null; echo "$pid"; \
+            fi; \
+            rc-service \(name) zap >/dev/null 2>&1; true
+            """, .seconds(30)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !orphan.isEmpty { log("\(service.node.name): stopped \(name)'s process \(orphan), left running without its supervisor") }
+        log("\(service.node.name): start \(name) (\(reason))")
+        try await check(run("rc-service \(name) start", .seconds(60)), "start \(name)")
+        let status = try await run("rc-service \(name) status 2>&1", .seconds(20))
+        guard status.succeeded else {
+            throw StepFailure("""
+                \(name) on \(service.node.name) was started but its service manager does not run it \
+                (\(status.stdout.trimmingCharacters(in: .whitespacesAndNewlines))); its log \(service.unit.logFile) on \
+                \(service.node.name) says why ('provision logs' shows it)
+                """)
+        }
+    }
+
+    /// Runs the service's before-start command, if any.
+    private func prepare(_ service: PlacedService) async throws {
+        if let command = service.beforeStart { try await check(run(command, .seconds(30)), "prepare \(service.unit.name)") }
     }
 
     /// Stops the service and removes its unit and digest (its data stays with the node).

@@ -22,7 +22,8 @@ struct ServiceStep: Step {
         /// What must run first, besides the inventory and ready nodes.
         var needs: [StepID] {
             switch self {
-            case .broker, .mongodb, .nodeExporter, .alertmanager: []
+            case .broker: [SandboxCloudStep.id]  // the object store that keeps the broker's log
+            case .mongodb, .nodeExporter, .alertmanager: []
             case .prometheus: [Kind.alertmanager.id, Kind.nodeExporter.id]
             case .processor: [Kind.broker.id, Kind.mongodb.id, ArtifactsStep.id]
             case .producer: [Kind.broker.id, ArtifactsStep.id]
@@ -96,7 +97,9 @@ struct ServiceStep: Step {
         }
         var service: PlacedService
         switch kind {
-        case .broker: service = runtime.broker(on: control)
+        case .broker:
+            let storage = SandboxCloudStep.endpoint(in: upstream).map { BrokerStorage.objectStore(endpoint: $0, bucket: BrokerStorage.sandboxBucket) }
+            service = runtime.broker(on: control, storage: storage ?? .memory)
         case .mongodb: service = runtime.mongo(on: control)
         case .alertmanager: service = runtime.alertmanager(on: control)
         case .prometheus: service = runtime.prometheus(on: control, nodes: [control] + workers)
@@ -122,12 +125,25 @@ struct ServiceStep: Step {
         let service = try placed(context.upstream)
         let state = try await access.installer(service.node.name, context).state(of: service)
         if let problem = state.problem { return .unsatisfied("\(service.unit.name) on \(service.node.name): \(problem)") }
+        if kind == .broker, let mismatch = try await topicProblem(service, context) { return .unsatisfied(mismatch.description) }
         return .satisfied(outputs(service))
+    }
+
+    /// Why the broker's topics are not the plan's (a partition count differs), or nil.
+    private func topicProblem(_ service: PlacedService, _ context: StepContext) async throws -> TopicMismatch? {
+        let topics = try await ProcessesRuntime.topics(service, on: access.installer(service.node.name, context))
+        let wanted = runtime.pipeline.partitions
+        return PipelineSpec.topics.lazy.compactMap { name in
+            topics[name].flatMap { $0 == wanted ? nil : TopicMismatch(topic: name, partitions: $0, planned: wanted, broker: service) }
+        }.first
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
         let service = try placed(context.upstream)
         try await access.installer(service.node.name, context).install(service, timeout: .seconds(90)) { context.log.write($0) }
+        if kind == .broker, let mismatch = try await topicProblem(service, context) {
+            throw StepFailure(mismatch.description, retryable: false)
+        }
         return outputs(service)
     }
 

@@ -20,6 +20,11 @@ struct SandboxCloudStep: Step {
     let nodeImage: URL
 
     var inputs: String { "sandbox.cloud moto" }
+
+    /// The EC2 (and S3) API's URL this step recorded, among a dependent step's upstream outputs.
+    static func endpoint(in upstream: [StepID: StepOutputs]) -> String? {
+        upstream[id]?["endpoint"]?.scalarText
+    }
     var hasCheck: Bool { true }
     /// Kept by `down --keep-infra`.
     var isInfrastructure: Bool { true }

@@ -5,6 +5,12 @@ import Foundation
 /// of the services below it; its outputs are the table, and a failed check fails the step with
 /// what was seen and where to look next. Its check (used by `status --audit`) is the quick half:
 /// the processor is ready, the topics exist and data is being ingested.
+///
+/// The flow is part of what `up` converges, so the check runs on every `up` (`checksEveryRun`):
+/// on an unchanged step it asks Prometheus one question, whether the processor wrote documents in
+/// the last 30 seconds, and keeps the recorded table when it did. When the flow stopped, `up`
+/// verifies again after the units below it were checked and repaired, and fails naming what
+/// still does not hold.
 struct VerifyStep: Step {
     static let id = StepID("verify")
 
@@ -17,6 +23,7 @@ struct VerifyStep: Step {
     }
     var inputs: String { "verify partitions=\(runtime.pipeline.partitions)" }
     var hasCheck: Bool { true }
+    var checksEveryRun: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(5), maxBackoff: .seconds(10), timeout: .seconds(240)) }
 
     /// The verifier for the recorded cluster: services reached at the control plane's address.
@@ -63,6 +70,9 @@ struct VerifyStep: Step {
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {
+        if let recorded = context.recorded, recorded["passed"] == .bool(true) {
+            return try await flowing(context) ? .satisfied(recorded) : .unsatisfied(Self.stopped)
+        }
         var quick = try verifier(context)
         quick.timeout = .seconds(10)
         quick.sampleGap = .seconds(2)
@@ -72,6 +82,19 @@ struct VerifyStep: Step {
             return .unsatisfied("\(failed.name): expected \(failed.expected), saw \(failed.seen)")
         }
         return .satisfied(Self.encode(checks))
+    }
+
+    /// What an unchanged verify's check says when the flow stopped.
+    static let stopped = "no document was written in the last 30 s (Prometheus: processor_written_total); verifying again"
+
+    /// Whether the processor wrote documents in the last 30 seconds, by Prometheus (one query;
+    /// it scrapes every 5 s). Prometheus unreachable counts as not flowing: verify then runs whole.
+    func flowing(_ context: StepContext) async throws -> Bool {
+        let inventory = try RuntimeAccess.inventory(context.upstream)
+        let (control, _) = try RuntimeAccess.runtimeNodes(inventory)
+        let prometheus = PrometheusClient(baseURL: "http://\(control.address):\(ProcessesRuntime.Port.prometheus)", timeout: .seconds(5))
+        let written = try? await prometheus.instant("sum(increase(processor_written_total{job=\"processor\"}[30s]))")
+        return (written ?? 0) > 0
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
