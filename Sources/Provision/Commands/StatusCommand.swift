@@ -11,7 +11,7 @@ struct StatusCommand: AsyncParsableCommand {
             Columns: step, state, attempts in its last run, duration of its last attempt, and the first
             line of its last error. Reads the store only; it never takes the lock.
             With --audit, every step's check also runs live (read-only) and an AUDIT column says whether
-            the world still matches: 'ok', 'DRIFT: reason', or 'no check'. Exit code 6 when anything drifted.
+            the world still matches: 'ok', 'DRIFT: reason', or 'no check'. Exit code 6 when anything drifted, or when the last run failed or was cancelled (its unfinished work is drift too).
             """
     )
 
@@ -43,6 +43,11 @@ struct StatusCommand: AsyncParsableCommand {
                 printTable(run: run, ids: ordered, records: records, lock: holder, findings: findings)
             }
             if findings?.values.contains(where: { if case .drifted = $0 { true } else { false } }) == true {
+                throw ExitCodes.drift
+            }
+            // Checks that pass now do not make a failed run converged: what it did not finish is not audited.
+            if audit, let run, run.status == .failed || run.status == .cancelled {
+                FileHandle.standardError.write(Data("the last run (\(run.id), \(run.command.rawValue)) \(run.status.rawValue): run 'provision resume' to finish it, or 'provision up'\n".utf8))
                 throw ExitCodes.drift
             }
         }

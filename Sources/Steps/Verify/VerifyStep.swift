@@ -8,7 +8,7 @@ import Foundation
 ///
 /// The flow is part of what `up` converges, so the check runs on every `up` (`checksEveryRun`):
 /// on an unchanged step it asks Prometheus one question, whether the processor wrote documents in
-/// the last 30 seconds, and keeps the recorded table when it did. When the flow stopped, `up`
+/// the last 15 seconds, and keeps the recorded table when it did. When the flow stopped, `up`
 /// verifies again after the units below it were checked and repaired, and fails naming what
 /// still does not hold.
 struct VerifyStep: Step {
@@ -85,15 +85,15 @@ struct VerifyStep: Step {
     }
 
     /// What an unchanged verify's check says when the flow stopped.
-    static let stopped = "no document was written in the last 30 s (Prometheus: processor_written_total); verifying again"
+    static let stopped = "no document was written in the last 15 s (Prometheus: processor_written_total); verifying again"
 
-    /// Whether the processor wrote documents in the last 30 seconds, by Prometheus (one query;
+    /// Whether the processor wrote documents in the last 15 seconds, by Prometheus (one query;
     /// it scrapes every 5 s). Prometheus unreachable counts as not flowing: verify then runs whole.
     func flowing(_ context: StepContext) async throws -> Bool {
         let inventory = try RuntimeAccess.inventory(context.upstream)
         let (control, _) = try RuntimeAccess.runtimeNodes(inventory)
         let prometheus = PrometheusClient(baseURL: "http://\(control.address):\(ProcessesRuntime.Port.prometheus)", timeout: .seconds(5))
-        let written = try? await prometheus.instant("sum(increase(processor_written_total{job=\"processor\"}[30s]))")
+        let written = try? await prometheus.instant("sum(increase(processor_written_total{job=\"processor\"}[15s]))")
         return (written ?? 0) > 0
     }
 

@@ -1,0 +1,110 @@
+import Foundation
+@testable import Engine
+@testable import Steps
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a sandbox pipeline holds against what its producers say they sent, for exactly-once
+/// checks: each producer's state file (`ProcessesRuntime.producerState`: per run of the program,
+/// events produced, acknowledged by the broker, failed) and, from MongoDB, the stored events of
+/// each producer run (by `producer_run` and `event_seq`) and the documents of each topic
+/// incarnation (by `kafka_topic_id` and partition).
+struct FlowLedger: Decodable {
+    /// One run of a producer program, as its state file says.
+    struct Run: Decodable {
+        let run: String
+        let produced: Int
+        let acknowledged: Int
+        let failed: Int
+        let ended: Bool
+    }
+
+    /// The documents of one run: distinct events, and copies beyond the first.
+    struct Stored: Decodable {
+        let events: Int
+        let duplicates: Int
+    }
+
+    /// The documents of one partition of one topic incarnation.
+    struct Partition: Decodable {
+        let count: Int
+        let maxOffset: Int
+
+        /// Every offset from 0 to the highest has its document: nothing of this incarnation was
+        /// dropped (the sandbox's records are all valid, none is dead-lettered).
+        var complete: Bool { count == maxOffset + 1 }
+    }
+
+    /// Stored events by producer run.
+    let stored: [String: Stored]
+    /// By collection, then topic id, then partition.
+    let incarnations: [String: [String: [String: Partition]]]
+    /// Every run of every producer, filled in from the workers' state files.
+    var runs: [Run] = []
+
+    enum CodingKeys: String, CodingKey { case stored, incarnations }
+
+    /// Reads MongoDB on the control plane (pymongo from bootstrap's venv) and every worker's
+    /// producer state file.
+    static func read(_ nodes: SandboxPipelineTests.Nodes, cli: CLI) async throws -> FlowLedger {
+        let script = cli.write("ledger.py", """
+            import json, sys, pymongo
+            db = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=5000).gpu_pipeline
+            seen, incarnations = {}, {}
+            for collection in ("gpu_metrics", "token_usage"):
+                for d in db[collection].find({}):
+                    run = d.get("producer_run")
+                    if run is not None:
+                        key = (run, d.get("event_seq"))
+                        seen[key] = seen.get(key, 0) + 1
+                    topic = str(d.get("kafka_topic_id", ""))
+                    p = incarnations.setdefault(collection, {}).setdefault(topic, {}).setdefault(str(d.get("kafka_partition")), {"count": 0, "maxOffset": -1})
+                    p["count"] += 1
+                    p["maxOffset"] = max(p["maxOffset"], int(d.get("kafka_offset", -1)))
+            stored = {}
+            for (run, _), n in seen.items():
+                s = stored.setdefault(run, {"events": 0, "duplicates": 0})
+                s["events"] += 1
+                s["duplicates"] += n - 1
+            print(json.dumps({"stored": stored, "incarnations": incarnations}))
+            """)
+        let process = try cli.start([script, "mongodb://\(nodes.address):27017/"], executable: Services.python)
+        let deadline = ContinuousClock.now + .seconds(120)
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else { kill(process.pid, SIGKILL); throw StepFailure("reading MongoDB took over 2 minutes") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        guard process.exitCode == 0 else { throw StepFailure("reading MongoDB failed: \(process.stderr.suffix(1000))") }
+        var ledger = try JSONDecoder().decode(FlowLedger.self, from: Data(process.stdout.utf8))
+        struct StateFile: Decodable { let runs: [Run] }
+        for worker in nodes.inventory.workers {
+            let text = try await nodes.run("cat \(ProcessesRuntime.producerState)", on: worker).stdout
+            ledger.runs += try JSONDecoder().decode(StateFile.self, from: Data(text.utf8)).runs
+        }
+        return ledger
+    }
+
+    /// Why the store does not hold every acknowledged event exactly once, per producer run, or
+    /// nil. A run that ended cleanly stored at least what the broker acknowledged and at most that
+    /// plus what failed (a failure may come after the broker kept the record); a run that was
+    /// killed stored at least what it last wrote down as acknowledged (it may have produced and
+    /// been acknowledged more after its last write).
+    var exactlyOnceProblems: [String] {
+        var problems = runs.compactMap { run -> String? in
+            let events = stored[run.run]?.events ?? 0
+            let ceiling = run.ended ? run.acknowledged + run.failed : Int.max
+            guard events < run.acknowledged || events > ceiling else { return nil }
+            return "run \(run.run) (\(run.ended ? "ended" : "killed")): acknowledged \(run.acknowledged), failed \(run.failed), produced \(run.produced), stored \(events)"
+        }
+        let duplicated = stored.filter { $0.value.duplicates > 0 }
+        if !duplicated.isEmpty { problems.append("events stored more than once: \(duplicated.mapValues(\.duplicates))") }
+        let unknown = Set(stored.keys).subtracting(runs.map(\.run))
+        if !unknown.isEmpty { problems.append("stored events of runs no state file knows: \(unknown.sorted())") }
+        return problems
+    }
+
+    /// Acknowledged events over every run.
+    var acknowledged: Int { runs.map(\.acknowledged).reduce(0, +) }
+}
