@@ -166,7 +166,9 @@ import Glibc
         #expect(counted.code == 0, "\(counted.stderr)")
         let second = try #require(Self.state(file))
         #expect(second.runs.count == 2)
-        #expect(NSDictionary(dictionary: second.runs[0]).isEqual(to: run), "the first run is kept as it was")
+        let kept = second.runs[0]
+        #expect(kept["run"] as? String == id && kept["acknowledged"] as? Int == acknowledged && kept["produced"] as? Int == acknowledged
+                && kept["failed"] as? Int == 0 && kept["ended"] as? Bool == true, "the first run is kept as it was: \(kept)")
         #expect(second.runs[1]["run"] as? String != id)
         #expect(second.runs[1]["acknowledged"] as? Int == 50 && second.runs[1]["ended"] as? Bool == true, "\(second.runs[1])")
 
