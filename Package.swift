@@ -40,7 +40,9 @@ let package = Package(
             dependencies: ["WorkloadKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Workloads/Producer"
         ),
-        .target(name: "WorkloadKit", dependencies: ["CRdKafka"], path: "Sources/Workloads/WorkloadKit"),
+        // librdkafka's DescribeTopics (topic ids), newer than the 2.0.2 headers: resolved at run time.
+        .target(name: "CKafkaAdmin", dependencies: ["CRdKafka"], path: "Sources/Workloads/CKafkaAdmin"),
+        .target(name: "WorkloadKit", dependencies: ["CRdKafka", "CKafkaAdmin"], path: "Sources/Workloads/WorkloadKit"),
         .executableTarget(
             name: "Processor",
             dependencies: ["WorkloadKit", "Digest", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -127,13 +127,20 @@ import Glibc
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// Checks every dead letter against the record it stands for: byte-for-byte value, or for an
-    /// oversized one a reference whose digest is the original's. Returns the ids of the mismatches.
+    /// A dead letter's record coordinates, `topic/partition/offset`, from its headers.
+    static func coordinates(_ letter: (key: String, value: Data?, headers: [String: String])) -> String {
+        "\(letter.headers["dlq.topic"] ?? "")/\(letter.headers["dlq.partition"] ?? "")/\(letter.headers["dlq.offset"] ?? "")"
+    }
+
+    /// Checks every dead letter against the record it stands for: its key is the record's document
+    /// id (`topic/topicID/partition/offset`), its value byte for byte the record's, or for an
+    /// oversized one a reference whose digest is the original's. Returns the keys of the mismatches.
     static func mismatchedLetters(_ letters: [(key: String, value: Data?, headers: [String: String])], sent: [String: Record], cli: CLI) throws -> [String] {
         var bad: [String] = []
         for letter in letters {
-            guard let original = sent[letter.key], letter.headers["dlq.reason"]?.isEmpty == false,
-                  letter.key == "\(letter.headers["dlq.topic"] ?? "")/\(letter.headers["dlq.partition"] ?? "")/\(letter.headers["dlq.offset"] ?? "")" else {
+            let topicID = letter.headers["dlq.topic_id"] ?? ""
+            guard let original = sent[coordinates(letter)], letter.headers["dlq.reason"]?.isEmpty == false, topicID.count == 22,
+                  letter.key == "\(letter.headers["dlq.topic"] ?? "")/\(topicID)/\(letter.headers["dlq.partition"] ?? "")/\(letter.headers["dlq.offset"] ?? "")" else {
                 bad.append(letter.key)
                 continue
             }
@@ -176,7 +183,7 @@ import Glibc
         }
 
         let letters = try Self.letters(pipeline)
-        #expect(Set(letters.map(\.key)) == Set(hostile.map(\.id)), "exactly the hostile records are dead-lettered")
+        #expect(Set(letters.map(Self.coordinates)) == Set(hostile.map(\.id)), "exactly the hostile records are dead-lettered")
         #expect(letters.count == hostile.count, "one dead letter each")
         let byID = Dictionary(uniqueKeysWithValues: sent.map { ($0.id, $0) })
         #expect(try Self.mismatchedLetters(letters, sent: byID, cli: pipeline.cli) == [])
@@ -220,7 +227,7 @@ import Glibc
         #expect(letter.headers["dlq.reason"]?.contains("refused by the database") == true, "\(letter.headers)")
         #expect(letter.headers["dlq.value"] == "reference", "a 17 MB record's dead letter carries a reference, not the bytes")
         let byID = Dictionary(uniqueKeysWithValues: sent.map { ($0.id, $0) })
-        #expect(letter.key == sent.first { $0.kind == "refused" }?.id)
+        #expect(Self.coordinates(letter) == sent.first { $0.kind == "refused" }?.id)
         #expect(try Self.mismatchedLetters(letters, sent: byID, cli: pipeline.cli) == [])
     }
 

@@ -75,20 +75,22 @@ import Glibc
         }
 
         /// Reads every stored event back (pymongo) and returns the ids of those whose fields are
-        /// wrong: Kafka coordinates that disagree with the `_id`, no `received_at` date, or a
-        /// payload field missing.
+        /// wrong: Kafka coordinates and topic id that disagree with the `_id`
+        /// (`topic/topicID/partition/offset`), no `received_at` date, or a payload field missing.
         func wrongDocuments() throws -> [String] {
             let verify = cli.write("documents.py", """
                 import datetime, json, sys
                 from pymongo import MongoClient
                 db = MongoClient(sys.argv[1])["gpu_pipeline"]
-                fields = {"gpu_metrics": ("gpu.metrics.v1", ["gpu_uuid", "node", "timestamp", "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE"]),
-                          "token_usage": ("token.usage.v1", ["request_id", "model", "prompt_tokens", "completion_tokens", "latency_ms"])}
+                run = ["producer_run", "event_seq"]
+                fields = {"gpu_metrics": ("gpu.metrics.v1", ["gpu_uuid", "node", "timestamp", "DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_POWER_USAGE"] + run),
+                          "token_usage": ("token.usage.v1", ["request_id", "model", "prompt_tokens", "completion_tokens", "latency_ms"] + run)}
                 bad = []
                 for collection, (topic, payload) in fields.items():
                     for doc in db[collection].find({}):
-                        coordinates = "%s/%s/%s" % (topic, doc.get("kafka_partition"), doc.get("kafka_offset"))
-                        if doc["_id"] != coordinates or not isinstance(doc.get("received_at"), datetime.datetime) \\
+                        topic_id = doc.get("kafka_topic_id")
+                        coordinates = "%s/%s/%s/%s" % (topic, topic_id, doc.get("kafka_partition"), doc.get("kafka_offset"))
+                        if doc["_id"] != coordinates or not isinstance(topic_id, str) or len(topic_id) != 22 or not isinstance(doc.get("received_at"), datetime.datetime) \\
                                 or any(f not in doc for f in payload):
                             bad.append(doc["_id"])
                 print(json.dumps(bad[:5]))

@@ -150,4 +150,49 @@ import Glibc
         #expect(delivered >= 100 && Double(delivered) <= 200 * ran * 1.25 + 50,
                 "about 200 events/s, not a flood: \(delivered) in \(String(format: "%.1f", ran)) s")
     }
+
+    @Test func aProducerToMissingTopicsCreatesNothingReportsItsFailuresAndFlowsOnceTheTopicsExist() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let broker = try await Broker(cli: cli)
+        defer { broker.stop() }
+        let file = cli.directory.appendingPathComponent("producer-state.json").path
+        let arguments = ["--brokers", broker.address, "--source", "synthetic", "--state-file", file]
+
+        // Nothing to send to: every message fails, and no topic appears (Tansu would create one with 4 partitions).
+        let failing = try cli.run(arguments + ["--count", "10"], executable: Self.producer,
+                                  environment: Services.libraryPath.merging(["MESSAGE_TIMEOUT_MS": "3000"]) { $1 })
+        #expect(failing.code == 1)
+        #expect(failing.stderr.contains("not delivered") && failing.stderr.contains("exist"), "\(failing.stderr)")
+        let failed = try #require(SelfHealingTests.state(file)?.runs.first)
+        #expect(failed["produced"] as? Int == 10 && failed["acknowledged"] as? Int == 0 && failed["failed"] as? Int == 10, "\(failed)")
+        #expect(try SelfHealingTests.admin(cli, broker, "list") as? [String] == [], "a producer creates no topic")
+
+        // A running producer waits for the topics, and its messages flow once they are created.
+        let running = try cli.start(arguments + ["--continuous", "--rate", "50"], executable: Self.producer, environment: Services.libraryPath)
+        try await waitUntil(timeout: .seconds(30)) {
+            SelfHealingTests.state(file).map { $0.runs.count == 2 && ($0.runs[1]["produced"] as? Int ?? 0) >= 20 } ?? false
+        }
+        #expect(SelfHealingTests.state(file)?.runs[1]["acknowledged"] as? Int == 0)
+        #expect(try SelfHealingTests.admin(cli, broker, "list") as? [String] == [])
+        for topic in Self.topics {
+            let created = try cli.run(["topic", "create", topic, "--partitions", "3", "--broker", "tcp://\(broker.address)"],
+                                      executable: Self.tools.appendingPathComponent("bin/tansu").path)
+            #expect(created.code == 0, "\(created.stderr)")
+        }
+        try await waitUntil(timeout: .seconds(30)) { (SelfHealingTests.state(file)?.runs[1]["acknowledged"] as? Int ?? 0) >= 100 }
+        kill(running.pid, SIGTERM)
+        running.wait()
+        #expect(running.exitCode == 0, "\(running.stderr)")
+        let run = try #require(SelfHealingTests.state(file)?.runs.last)
+        #expect(run["ended"] as? Bool == true && run["failed"] as? Int == 0 && run["acknowledged"] as? Int == run["produced"] as? Int, "\(run)")
+
+        // What the state file calls acknowledged is what the topics hold.
+        let consumed = try cli.run([cli.write("kafka.py", Self.kafkaScript), "consume", broker.address] + Self.topics, executable: Self.python)
+        let messages = try #require(try JSONSerialization.jsonObject(with: Data(consumed.stdout.utf8)) as? [String: [[String: Any]]])
+        let values = messages.values.flatMap { $0 }.compactMap { $0["value"] as? [String: Any] }
+        #expect(values.count == run["acknowledged"] as? Int)
+        #expect(values.allSatisfy { $0["producer_run"] as? String == run["run"] as? String }, "every message names its run")
+        #expect(Set(values.compactMap { $0["event_seq"] as? Int }).count == values.count, "event_seq is unique within a run")
+    }
 }

@@ -18,6 +18,11 @@ struct ProducerCommand: ParsableCommand {
             utilisation); --source forces one.
             Ends after --count events or --duration seconds (never with --continuous), or on SIGINT/SIGTERM,
             then flushes and prints a JSON summary. Exit code 1 if any message was not delivered.
+            Every event carries producer_run (<node>-<start epoch ms>-<4 hex>, unique per start) and event_seq
+            (0, 1, 2, ... within the run). With --state-file, the run's counts (produced, acknowledged by the
+            broker, failed, ended) are written there at most every 500 ms and once at exit, next to the runs
+            of earlier starts. A topic that does not exist is never created: its messages fail after
+            --message-timeout-ms unless it is created meanwhile.
             Time: paced runs (--rate) stamp events with the wall clock. Unpaced runs simulate it: each GPU
             is sampled once per --sample-period seconds of simulated time, and a run bounded by --count
             ends at the moment it started, so a burst still looks like a fleet sampled over time.
@@ -76,6 +81,9 @@ struct ProducerCommand: ParsableCommand {
     @Option(help: "How long librdkafka keeps trying to deliver a message (env MESSAGE_TIMEOUT_MS).")
     var messageTimeoutMs = Int(env("MESSAGE_TIMEOUT_MS") ?? "") ?? 30_000
 
+    @Option(help: "Write each run's produced, acknowledged and failed counts to this JSON file, keeping earlier runs (env STATE_FILE).")
+    var stateFile: String? = env("STATE_FILE")
+
     /// NVML's GPUs, or the synthetic fleet; `auto` says on stderr which one it chose and why.
     func openFleet(random: SeededRandom) throws -> any GPUFleet {
         let synthetic = { SyntheticFleet(count: gpus, node: node, random: random) }
@@ -117,6 +125,8 @@ struct ProducerCommand: ParsableCommand {
         let shutdown = ShutdownSignal()
 
         let started = Date()
+        let run = ProducerRun(node: node, started: started)
+        let state = try stateFile.map { try ProducerStateFile(path: $0, node: node, run: run.id) }
         let rate = rate ?? (continuous ? Self.continuousRate : 0)
         // Unpaced: a simulated clock, one sample period per round of GPUs, ending now for a counted run.
         let rounds = !continuous && count > 0 ? Double(count / (2 * gpus)) : 0
@@ -124,45 +134,61 @@ struct ProducerCommand: ParsableCommand {
         var lastSample = [Double](repeating: (rate > 0 ? started.timeIntervalSince1970 : simulatedStart) - samplePeriod, count: gpus)
         var produced = [metricsTopic: 0, tokensTopic: 0]
         var sequence = 0
-        while !shutdown.isRequested {
+        var finished = false
+        /// Produces the event due now, or waits a little for it; sets `finished` when the run is over.
+        func produceNext() throws {
             let elapsed = Date().timeIntervalSince(started)
             if !continuous {
-                if count > 0 && sequence >= count { break }
-                if let duration, elapsed >= duration { break }
+                if count > 0 && sequence >= count { finished = true; return }
+                if let duration, elapsed >= duration { finished = true; return }
             }
             if rate > 0 {
                 let due = Double(sequence) / rate
-                if due > elapsed { Thread.sleep(forTimeInterval: min(due - elapsed, 0.1)); continue }
+                if due > elapsed { Thread.sleep(forTimeInterval: min(due - elapsed, 0.1)); return }
             }
             let now = rate > 0 ? started.timeIntervalSince1970 + elapsed : simulatedStart + Double(sequence / (2 * gpus)) * samplePeriod
             if sequence % 2 == 0 {
                 let index = (sequence / 2) % gpus
                 let json = fleet.sample(index, at: now, step: max(0.001, now - lastSample[index]))
                 lastSample[index] = now
-                try producer.produce(topic: metricsTopic, key: fleet.uuids[index], payload: json)
+                try producer.produce(topic: metricsTopic, key: fleet.uuids[index], payload: run.stamp(json, sequence: sequence))
                 produced[metricsTopic]! += 1
             } else {
                 let gpu = fleet.uuids[(sequence / 2) % gpus]
                 let event = TokenUsage.event(sequence: sequence / 2, node: node, gpu: gpu, time: now, random: &random)
-                try producer.produce(topic: tokensTopic, key: event.key, payload: event.json)
+                try producer.produce(topic: tokensTopic, key: event.key, payload: run.stamp(event.json, sequence: sequence))
                 produced[tokensTopic]! += 1
             }
             sequence += 1
-            if sequence % 1000 == 0 { producer.poll() }
         }
+        do {
+            while !shutdown.isRequested && !finished {
+                // Delivery reports are served on every turn: the state file's acknowledged count stays current.
+                producer.poll()
+                try state?.writeIfDue(produced: sequence, acknowledged: producer.stats.delivered.load(ordering: .relaxed),
+                                      failed: producer.stats.failed.load(ordering: .relaxed))
+                try produceNext()
+            }
+        } catch {
+            try? state?.update(produced: sequence, acknowledged: producer.stats.delivered.load(ordering: .relaxed),
+                               failed: producer.stats.failed.load(ordering: .relaxed), ended: false)
+            throw error
+        }
+
         let undelivered = producer.flush(timeout: .seconds(30))
         let seconds = Date().timeIntervalSince(started)
         let delivered = producer.stats.delivered.load(ordering: .relaxed)
         let failed = producer.stats.failed.load(ordering: .relaxed) + undelivered
+        try state?.update(produced: sequence, acknowledged: delivered, failed: failed, ended: undelivered == 0)
         let summary: [String: Any] = [
-            "produced": produced, "delivered": delivered, "failed": failed, "seconds": (seconds * 1000).rounded() / 1000,
+            "produced": produced, "delivered": delivered, "producer_run": run.id, "failed": failed, "seconds": (seconds * 1000).rounded() / 1000,
             "rate": seconds > 0 ? Int(Double(delivered) / seconds) : 0,
             "last_error": producer.stats.lastError.withLock { $0 } ?? NSNull(),
         ]
         let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
         if failed > 0 {
-            FileHandle.standardError.write(Data("producer: \(failed) messages were not delivered; check that the brokers at \(brokers) are reachable\n".utf8))
+            FileHandle.standardError.write(Data("producer: \(failed) messages were not delivered; check that the brokers at \(brokers) are reachable and that \(metricsTopic) and \(tokensTopic) exist (producers never create topics)\n".utf8))
             throw ExitCode(1)
         }
     }

@@ -98,8 +98,9 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
 
     // MARK: Rollups
 
-    /// The `through_offset` of each existing document among `ids`.
-    func marks(_ ids: [String], in collection: String) throws -> [String: Int64] {
+    /// The mark of each existing rollup document among `ids`: `through_offset`, and
+    /// `through_topic_id` (nil when the document has none).
+    func marks(_ ids: [String], in collection: String) throws -> [String: (offset: Int64, topicID: String?)] {
         let coll = mongoc_client_get_collection(client, database, collection)
         defer { mongoc_collection_destroy(coll) }
         var error = bson_error_t()
@@ -108,12 +109,12 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
         defer { bson_destroy(filter) }
         let cursor = mongoc_collection_find_with_opts(coll, filter, nil, nil)
         defer { mongoc_cursor_destroy(cursor) }
-        var marks: [String: Int64] = [:]
+        var marks: [String: (offset: Int64, topicID: String?)] = [:]
         var document: OpaquePointer?
         while mongoc_cursor_next(cursor, &document), let document {
             guard let id = BSONDocument.string("_id", in: document),
                   let mark = BSONDocument.withIterator("through_offset", in: document, { bson_iter_as_int64($0) }) else { continue }
-            marks[id] = mark
+            marks[id] = (mark, BSONDocument.string("through_topic_id", in: document))
         }
         if mongoc_cursor_error(cursor, &error) { throw MongoError("reading \(collection) failed: \(Self.message(&error))") }
         return marks

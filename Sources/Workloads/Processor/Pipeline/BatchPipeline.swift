@@ -109,12 +109,13 @@ final class BatchPipeline: @unchecked Sendable {  // stages touch their own stat
             case .success(let event):
                 let document = event.document
                 metrics.endToEnd(seconds: Double(receivedAt - event.milliseconds) / 1000)
-                if record.topic == settings.metricsTopic, let sample = GPURollups.Sample(document, milliseconds: event.milliseconds, offset: record.offset) {
+                if record.topic == settings.metricsTopic, let sample = GPURollups.Sample(document, milliseconds: event.milliseconds, offset: record.offset, topicID: record.topicID) {
                     metrics.latest(sample, milliseconds: event.milliseconds, sample: record.payload)
                     prepared.rollupSamples.append(sample)
                 }
                 // Kafka coordinates, event and arrival time ride along; the payload's own fields are stored unchanged.
                 document.append("_id", string: record.documentID)
+                if let topicID = record.topicID { document.append("kafka_topic_id", string: topicID) }
                 document.append("kafka_partition", int32: record.partition)
                 document.append("kafka_offset", integer: record.offset)
                 document.append("event_time", dateMilliseconds: event.milliseconds)

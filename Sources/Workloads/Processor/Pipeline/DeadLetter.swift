@@ -5,14 +5,16 @@ import WorkloadKit
 /// A record that will not be stored, on its way to the dead-letter topic.
 ///
 /// The dead letter keeps the original record byte for byte: its value is the record's value (null
-/// for a tombstone, empty for an empty value), its key is the record's coordinates
-/// (`topic/partition/offset`, the same on every redelivery, so a reader or a compacted topic keeps
-/// one copy), and headers say why and where it came from:
+/// for a tombstone, empty for an empty value), its key is the record's document id
+/// (`topic/topicID/partition/offset`, or `topic/partition/offset` when the topic id is unknown: the
+/// same on every redelivery, so a reader or a compacted topic keeps one copy, and different for a
+/// record of a topic created again), and headers say why and where it came from:
 ///
 /// | header | value |
 /// | --- | --- |
 /// | `dlq.reason` | why it was refused (validation, or the database's own answer) |
 /// | `dlq.topic`, `dlq.partition`, `dlq.offset` | the record's coordinates |
+/// | `dlq.topic_id` | the id of the topic's incarnation (absent when unknown) |
 /// | `dlq.key` | the record's key bytes (absent when it had none) |
 /// | `dlq.timestamp` | the record's Kafka timestamp, epoch milliseconds |
 /// | `dlq.value` | `original`, `tombstone`, or `reference` when the value was too large to copy |
@@ -30,6 +32,7 @@ struct DeadLetter {
             ("dlq.reason", Array(reason.utf8)), ("dlq.topic", Array(record.topic.utf8)),
             ("dlq.partition", Array(String(record.partition).utf8)), ("dlq.offset", Array(String(record.offset).utf8)),
         ]
+        if let topicID = record.topicID { headers.append(("dlq.topic_id", Array(topicID.utf8))) }
         if let key = record.key { headers.append(("dlq.key", key)) }
         if let timestamp = record.timestamp { headers.append(("dlq.timestamp", Array(String(timestamp).utf8))) }
         var value = record.value

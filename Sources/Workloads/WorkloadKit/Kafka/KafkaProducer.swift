@@ -28,6 +28,9 @@ public final class KafkaProducer: @unchecked Sendable {  // produce from one thr
             "batch.num.messages": "10000",
             "queue.buffering.max.messages": "500000",
             "message.timeout.ms": "30000",
+            // A missing topic is an error, never created by a client (Tansu would make 4 partitions);
+            // a topic created again is seen within 5 s.
+            "allow.auto.create.topics": "false", "topic.metadata.refresh.interval.ms": "5000",
         ]
         var errstr = [CChar](repeating: 0, count: 512)
         for (key, value) in defaults.merging(settings, uniquingKeysWith: { $1 }) {
