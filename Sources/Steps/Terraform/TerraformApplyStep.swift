@@ -49,6 +49,7 @@ struct TerraformApplyStep: Step {
             "allowed_cidrs": .array(cluster.allowedCIDRs.map(JSONValue.string)), "allow_world_admin": .bool(cluster.allowWorldAdmin),
             "worker_count": .number(Double(cluster.workerCount)), "instance_type": .string(cluster.instanceType),
             "ami_id": .string(cluster.ami ?? "ami-785db401"), "root_volume_gb": .number(Double(cluster.rootVolumeGB)),
+            "vpc_cidr": .string(cluster.vpcCIDR.description),
         ]
     }
 
