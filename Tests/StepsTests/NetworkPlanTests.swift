@@ -87,3 +87,23 @@ import Testing
                 "a user without a password (certificates or the env file carry the rest) is fine")
     }
 }
+
+/// `cluster.ami` is optional on aws: terraform then resolves Canonical's Ubuntu 24.04.
+@Suite struct AMIPlanTests {
+    @Test func awsWithoutAnAMIAsksTerraformToResolveUbuntuAndAMalformedOneIsRefused() throws {
+        let text = "name: p\ntarget: aws\ncluster:\n  allowed_cidrs: [203.0.113.7/32]\nk3s: {version: v1.37.1+k3s1, deploy: false}\n"
+        let plan = try PlanLoader.parse(Data(text.utf8), path: "plans/t.yaml")
+        #expect(plan.cluster?.ami == nil)
+        guard case .step(let node)? = try plan.graph(secrets: [:]).nodes[TerraformApplyStep.id], let step = node as? TerraformApplyStep else {
+            Issue.record("no terraform.apply step")
+            return
+        }
+        #expect(step.staticVariables["ami_id"] == .string(""), "empty: the module's data \"aws_ami\" lookup picks the image")
+        let shipped = try PlanLoader.load(path: repositoryRoot.appendingPathComponent("plans/aws.yaml").path)
+        #expect(shipped.cluster?.ami == nil, "the shipped plan carries no placeholder AMI")
+        let bad = try #require(planError("name: p\ntarget: aws\ncluster:\n  ami: ubuntu-24.04\n  allowed_cidrs: [203.0.113.7/32]\n"))
+        #expect(bad.line == 4 && bad.message.contains("is not an AMI id") && bad.hint?.contains("leave cluster.ami out") == true, "\(bad)")
+        let module = try String(contentsOf: repositoryRoot.appendingPathComponent("terraform/main.tf"), encoding: .utf8)
+        #expect(module.contains(#"owners      = ["099720109477"]"#) && module.contains("ubuntu-noble-24.04-amd64-server-*"), "Canonical's owner and name")
+    }
+}

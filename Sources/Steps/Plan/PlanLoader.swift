@@ -257,12 +257,19 @@ public enum PlanLoader {
             throw reader.error(at: root, "a \(target.rawValue) plan needs a 'cluster:' section",
                                hint: "add 'cluster: {worker_count: 2, allowed_cidrs: [203.0.113.7/32]}'; see plans/sandbox.yaml")
         }
-        let c = try reader.mapping(node, "cluster", allowed: clusterKeys, required: target == .aws ? ["allowed_cidrs", "ami"] : [])
+        let c = try reader.mapping(node, "cluster", allowed: clusterKeys, required: target == .aws ? ["allowed_cidrs"] : [])
         var cluster = ClusterSpec()
         if let n = c["region"] { cluster.region = try reader.string(n.value, "cluster.region") }
         if let n = c["worker_count"] { cluster.workerCount = try reader.int(n.value, "cluster.worker_count", range: 0...50) }
         if let n = c["instance_type"] { cluster.instanceType = try reader.string(n.value, "cluster.instance_type") }
-        if let n = c["ami"] { cluster.ami = try reader.string(n.value, "cluster.ami") }
+        if let n = c["ami"] {
+            let ami = try reader.string(n.value, "cluster.ami")
+            guard ami.range(of: "^ami-[0-9a-f]+$", options: .regularExpression) != nil else {
+                throw reader.error(at: n.value, "cluster.ami '\(ami)' is not an AMI id",
+                                   hint: "write an id like ami-0abcdef1234567890 from your region, or leave cluster.ami out to run Canonical's newest Ubuntu 24.04")
+            }
+            cluster.ami = ami
+        }
         if let n = c["root_volume_gb"] { cluster.rootVolumeGB = try reader.int(n.value, "cluster.root_volume_gb", range: 8...16384) }
         if let n = c["ssh_user"] { cluster.sshUser = try reader.string(n.value, "cluster.ssh_user") }
         if let n = c["node_ready_timeout"] { cluster.nodeReadyTimeout = try reader.duration(n.value, "cluster.node_ready_timeout") }
