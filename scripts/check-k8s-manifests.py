@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
 """Offline checks of the rendered k8s/ manifests, run by scripts/check-k8s (with .tools/k8s's Python).
 
-    check-k8s-manifests.py --k8s-version 1.33.0 [--prometheus URL] [--self-test] RENDERED.yaml...
+    check-k8s-manifests.py --k8s-version 1.35.0,1.36.0,1.37.0 [--prometheus URL] [--self-test] RENDERED.yaml...
 
 Each RENDERED.yaml is one `kubectl kustomize` output; its file name (without .yaml) names it in
 messages, and a name starting with "overlay-" is held to the rules of a deployable overlay (no
 placeholder image). Checks:
-  - built-in kinds validate against the Kubernetes OpenAPI schemas of --k8s-version, strictly
-    (unknown fields are errors), with kubernetes-validate;
+  - built-in kinds validate against the Kubernetes OpenAPI schemas of every --k8s-version (a
+    comma-separated list: every minor supported on the day), strictly (unknown fields are errors),
+    with kubernetes-validate;
   - the custom resources used (HelmChart, ServiceMonitor, PrometheusRule) have their projects'
     required fields, types and known keys; any other custom kind is an error;
   - house rules: app.kubernetes.io/name on every object, requests and limits on every container,
     probes on every container that serves a port, non-root pods, no `replicas` on an HPA's target,
     ServiceMonitor → Service → port exists, HPA → Deployment exists, every Secret (and key) the
-    manifests reference and every checkov waiver (check and object) is listed in k8s/README.md;
+    manifests reference and every checkov waiver (check and object) is listed in k8s/README.md,
+    every StatefulSet and every Deployment no HPA scales has a PodDisruptionBudget, and no
+    StatefulSet's volumeClaimTemplates carry the common labels (immutable: a later label change
+    would fail the apply);
+  - the monitoring namespace's NetworkPolicies let Prometheus reach every target kube-prometheus-stack
+    scrapes by default, as its values (k8s/base/monitoring/charts) enable them;
   - the PrometheusRule's spec.groups equal k8s/base/monitoring/rules/pipeline-rules.yaml's groups;
   - docs/SLI.md and docs/SLO.md name only recording rules that exist, and every SLI has a section;
   - every metric the rules file selects is the processor's (read from its source), recorded, or a
@@ -37,12 +43,14 @@ import urllib.request
 
 import yaml
 import kubernetes_validate
+from kubernetes_validate.utils import VersionNotSupportedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RULES = os.path.join(ROOT, "k8s/base/monitoring/rules/pipeline-rules.yaml")
 README = os.path.join(ROOT, "k8s/README.md")
 DOCS = [os.path.join(ROOT, "docs/SLI.md"), os.path.join(ROOT, "docs/SLO.md")]
 PROCESSOR_METRICS_SOURCE = os.path.join(ROOT, "Sources/Workloads/Processor/Pipeline/ProcessorMetrics.swift")
+KPS_CHART = os.path.join(ROOT, "k8s/base/monitoring/charts/kube-prometheus-stack.yaml")
 
 BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "autoscaling/v2", "networking.k8s.io/v1", "policy/v1",
                   "rbac.authorization.k8s.io/v1", "storage.k8s.io/v1"}
@@ -317,6 +325,103 @@ def check_hpa_targets(name, docs):
                     problem(f"{name}: {kind_name(t)}", f"container {c.get('name')} has no CPU request: the HPA cannot scale on CPU")
 
 
+COMMON_LABELS = ("app.kubernetes.io/part-of", "app.kubernetes.io/managed-by")
+
+
+def selects(selector, labels):
+    """Whether a label selector (matchLabels, and In/NotIn/Exists/DoesNotExist expressions) selects `labels`."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e.get("key"), e.get("operator"), e.get("values") or []
+        if (op == "In" and labels.get(key) not in values) or (op == "NotIn" and labels.get(key) in values) \
+                or (op == "Exists" and key not in labels) or (op == "DoesNotExist" and key in labels):
+            return False
+    return True
+
+
+def check_disruption_budgets(name, docs):
+    """A drain or upgrade must not evict every pod of a stateful or single-owner workload at once:
+    every StatefulSet, and every Deployment no HPA scales, has a PodDisruptionBudget selecting its
+    pods. StatefulSets' volumeClaimTemplates are immutable: the common labels stay out of them."""
+    scaled = {(d["metadata"].get("namespace"), d["spec"]["scaleTargetRef"].get("name"))
+              for d in docs if d.get("kind") == "HorizontalPodAutoscaler"}
+    budgets = [d for d in docs if d.get("kind") == "PodDisruptionBudget"]
+    for d in docs:
+        if d.get("kind") not in ("StatefulSet", "Deployment"):
+            continue
+        ns = d["metadata"].get("namespace")
+        if d["kind"] == "Deployment" and (ns, d["metadata"].get("name")) in scaled:
+            continue
+        labels = ((d["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if not any(b["metadata"].get("namespace") == ns and selects((b.get("spec") or {}).get("selector"), labels) for b in budgets):
+            problem(f"{name}: {kind_name(d)}", "has no PodDisruptionBudget selecting its pods (a drain could evict them all at once)")
+        for i, vct in enumerate(d["spec"].get("volumeClaimTemplates") or []):
+            for key in COMMON_LABELS:
+                if key in ((vct.get("metadata") or {}).get("labels") or {}):
+                    problem(f"{name}: {kind_name(d)}", f"volumeClaimTemplates[{i}] carries the common label {key}: they are immutable, "
+                            "so changing it later fails the apply (k8s/base/common-labels.yaml keeps them out)")
+
+
+# What kube-prometheus-stack scrapes by default besides its own parts in its namespace (which the
+# namespace's allow-same-namespace policy covers): (values key, enabled by default, what, where,
+# port). Where is "node" (the node's own address: only an ipBlock reaches it) or (namespace, pod labels).
+KPS_DEFAULT_TARGETS = [
+    ("kubelet", True, "kubelet and cAdvisor", "node", 10250),
+    ("kubeApiServer", True, "the API server", "node", 6443),
+    ("nodeExporter", True, "node-exporter (host network)", "node", 9100),
+    ("coreDns", True, "CoreDNS", ("kube-system", {"k8s-app": "kube-dns"}), 9153),
+    ("kubeDns", False, "kube-dns (dnsmasq sidecar)", ("kube-system", {"k8s-app": "kube-dns"}), 10054),
+    ("kubeEtcd", True, "etcd", "node", 2381),
+    ("kubeControllerManager", True, "the controller manager", "node", 10257),
+    ("kubeScheduler", True, "the scheduler", "node", 10259),
+    ("kubeProxy", True, "kube-proxy", "node", 10249),
+]
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack-prometheus"}
+
+
+def kps_values():
+    try:
+        with open(KPS_CHART) as f:
+            chart = yaml.safe_load(f)
+        return yaml.safe_load(chart["spec"]["valuesContent"]) or {}
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as e:
+        problem("scrape targets", f"cannot read the kube-prometheus-stack values from {KPS_CHART}: {e}")
+        return {}
+
+
+def peer_reaches(peer, where):
+    if where == "node":
+        return "ipBlock" in peer
+    ns, labels = where
+    if "ipBlock" in peer or "namespaceSelector" not in peer:
+        return False  # a bare podSelector is the policy's own namespace; ipBlocks are for addresses outside pods
+    return selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns}) and selects(peer.get("podSelector"), labels)
+
+
+def check_scrape_policies(name, docs):
+    """Every target kube-prometheus-stack scrapes by default, as its values enable it, is reachable
+    from the Prometheus pods through the monitoring namespace's egress policies (port and peer)."""
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy" and d["metadata"].get("namespace") == "monitoring"
+                and "Egress" in ((d.get("spec") or {}).get("policyTypes") or [])]
+    if not policies:
+        return
+    values = kps_values()
+    mine = [p for p in policies if selects(p["spec"].get("podSelector"), PROMETHEUS_POD)]
+    for key, default, what, where, port in KPS_DEFAULT_TARGETS:
+        if not (values.get(key) or {}).get("enabled", default):
+            continue
+        allowed = any(
+            (not rule.get("ports") or any(p.get("port") == port and p.get("protocol", "TCP") == "TCP" for p in rule["ports"]))
+            and (not rule.get("to") or any(peer_reaches(peer, where) for peer in rule["to"]))
+            for policy in mine for rule in policy["spec"].get("egress") or [])
+        if not allowed:
+            place = "the nodes" if where == "node" else f"{where[0]} pods {where[1]}"
+            problem(f"{name}: monitoring NetworkPolicies", f"Prometheus cannot reach {what} ({key}, TCP {port} on {place}), which "
+                    "kube-prometheus-stack scrapes as its values stand: allow it, or disable the target in the chart's values")
+
+
 # ---------------------------------------------------------------------------------------------
 # Dashboards, PromQL and the SLI/SLO docs
 
@@ -474,13 +579,16 @@ def check_render(name, docs, k8s_version, rules_groups):
         seen.add(key)
         api = doc.get("apiVersion")
         if api in BUILTIN_GROUPS:
-            try:
-                kubernetes_validate.validate(doc, k8s_version, strict=True)
-            except kubernetes_validate.ValidationError as e:
-                location = ".".join(str(p) for p in e.path)
-                problem(where, f"schema (Kubernetes {k8s_version}): {location}: {e.message}")
-            except kubernetes_validate.SchemaNotFoundError as e:
-                problem(where, f"no schema in Kubernetes {k8s_version}: {e}")
+            for version in k8s_version.split(","):
+                try:
+                    kubernetes_validate.validate(doc, version, strict=True)
+                except kubernetes_validate.ValidationError as e:
+                    location = ".".join(str(p) for p in e.path)
+                    problem(where, f"schema (Kubernetes {version}): {location}: {e.message}")
+                except kubernetes_validate.SchemaNotFoundError as e:
+                    problem(where, f"no schema in Kubernetes {version}: {e}")
+                except VersionNotSupportedError:
+                    problem(where, f"kubernetes-validate has no schemas for Kubernetes {version}: upgrade it (pip) or drop that minor")
         elif api == "helm.cattle.io/v1" and doc.get("kind") == "HelmChart":
             check_helmchart(where, doc)
         elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "ServiceMonitor":
@@ -491,6 +599,8 @@ def check_render(name, docs, k8s_version, rules_groups):
             problem(where, f"custom kind {api} {doc.get('kind')} has no checker here: add one")
         check_house_rules(where, doc, deployable, secrets)
     check_hpa_targets(name, docs)
+    check_disruption_budgets(name, docs)
+    check_scrape_policies(name, docs)
     for ns, secret, key in sorted(secrets):
         if f"{ns}/{secret}" not in README_TEXT or (key and f"`{key}`" not in README_TEXT):
             what = f"key `{key}`" if key else "the Secret"
@@ -557,6 +667,12 @@ MUTATIONS = [
      "differ from k8s/base/monitoring/rules/pipeline-rules.yaml"),
     ("a rule with both record and alert", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(alert="X"),
      "exactly one of record and alert"),
+    ("a StatefulSet without a PodDisruptionBudget", lambda d: d.remove(find(d, "PodDisruptionBudget", "kafka")),
+     "StatefulSet/platform/kafka: has no PodDisruptionBudget"),
+    ("common labels in a volumeClaimTemplate", lambda d: find(d, "StatefulSet", "mongodb")["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"].update(
+        {"app.kubernetes.io/part-of": "gpu-pipeline"}), "carries the common label app.kubernetes.io/part-of"),
+    ("Prometheus kept from CoreDNS's metrics", lambda d: d.remove(find(d, "NetworkPolicy", "prometheus-scrape-coredns")),
+     "Prometheus cannot reach CoreDNS (coreDns, TCP 9153"),
     ("a custom kind nobody checks", lambda d: d.append({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"app.kubernetes.io/name": "w"}}}),
      "has no checker here"),
     ("a dashboard query that does not parse", lambda d: set_dashboard_expr(d, 'sum(processor_consumer_lag_records{job="processor"}'),

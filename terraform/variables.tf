@@ -55,8 +55,13 @@ variable "instance_type" {
 }
 
 variable "ami_id" {
-  description = "AMI of every node (Ubuntu 24.04 or Debian 12 with cloud-init)."
+  description = "AMI of every node (Ubuntu 24.04 or Debian 12 with cloud-init). Empty: the newest Ubuntu 24.04 amd64 image Canonical (owner 099720109477) publishes in the region, looked up by name."
   type        = string
+  default     = ""
+  validation {
+    condition     = var.ami_id == "" || can(regex("^ami-[0-9a-f]+$", var.ami_id))
+    error_message = "ami_id must be an AMI id (ami-...) or empty to use Canonical's Ubuntu 24.04."
+  }
 }
 
 variable "root_volume_gb" {

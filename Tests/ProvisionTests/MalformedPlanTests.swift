@@ -37,6 +37,12 @@ import Testing
         ("duplicate key", "name: p\nname: q\nsteps: []\n", 2, "appears twice"),
         ("empty file", "", nil, "the plan is empty"),
         ("only comments", "# nothing here\n", nil, "the plan is empty"),
+        ("VPC overlaps the pod range", "name: p\ntarget: aws\ncluster:\n  ami: ami-1\n  allowed_cidrs: [203.0.113.7/32]\n  vpc_cidr: 10.52.0.0/16\n"
+            + "k3s: {version: v1.37.1+k3s1, deploy: false}\n", 6,
+         "k3s.cluster_cidr 10.52.0.0/16 (the default) overlaps cluster.vpc_cidr 10.52.0.0/16"),
+        ("service range overlaps the VPC", "name: p\ntarget: aws\ncluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\n"
+            + "k3s:\n  version: v1.37.1+k3s1\n  deploy: false\n  service_cidr: 10.42.128.0/17\n", 7,
+         "k3s.service_cidr 10.42.128.0/17 overlaps cluster.vpc_cidr 10.42.0.0/16 (the default; the VPC, whose node subnet is 10.42.0.0/24)"),
     ]
 
     @Test(arguments: 0..<cases.count)

@@ -116,7 +116,8 @@ import Yams
                                             privateAddress: "10.0.1.5", ssh: route)
         let worker = ClusterInventory.Node(name: "worker-1", role: "worker", instanceID: "i-2", publicAddress: "", privateAddress: "10.0.1.6", ssh: route)
         #expect(try K3sServerStep(settings: settings).exec(control)
-                == "server --tls-san 54.1.2.3 --node-name control-plane --node-ip 10.0.1.5 --write-kubeconfig-mode 600 --disable traefik --kubelet-arg=max-pods=110")
+                == "server --tls-san 54.1.2.3 --node-name control-plane --node-ip 10.0.1.5 --write-kubeconfig-mode 600 "
+                + "--cluster-cidr 10.52.0.0/16 --service-cidr 10.53.0.0/16 --cluster-dns 10.53.0.10 --disable traefik --kubelet-arg=max-pods=110")
         #expect(try K3sJoinStep(worker: "worker-1", settings: settings).exec(worker) == "agent --node-name worker-1 --node-ip 10.0.1.6")
         #expect(settings.mergeTarget?.path.hasSuffix("/.kube/config") == true)
         let sandbox = K3sAccess(ssh: nil, sandbox: true)

@@ -13,7 +13,7 @@ import Testing
         let plan = try PlanLoader.load(path: repositoryRoot.appendingPathComponent("plans/aws.yaml").path)
         #expect(plan.target == .aws && plan.runtime == .k3s)
         let k3s = try #require(plan.k3s)
-        #expect(k3s.version == "v1.33.4+k3s1")
+        #expect(k3s.version == "v1.37.1+k3s1", "a Kubernetes minor still supported (1.33 ended 2026-06-28)")
         #expect(k3s.disable == ["traefik"])
         #expect(k3s.mergeKubeconfig)
         let graph = try plan.graph(secrets: [:])

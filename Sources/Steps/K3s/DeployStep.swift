@@ -51,7 +51,7 @@ struct DeployStep: Step {
     }
     var inputs: String {
         "\(settings.inputs) manifests=\(tree.path) overlay=\(settings.spec.overlay) tree=\(treeDigest) rollout timeout=\(settings.spec.rolloutTimeout.formatted) "
-            + PipelineValues(pipeline: settings.pipeline).inputs
+            + PipelineValues(pipeline: settings.pipeline, nodeNetwork: settings.nodeNetwork).inputs
     }
     var hasCheck: Bool { true }
 
@@ -77,7 +77,7 @@ struct DeployStep: Step {
 
     /// The overlay rendered here, this part's namespace selected.
     func render(_ context: StepContext) async throws -> Manifests {
-        let manifests = try Manifests.select(try await AppliedSet.render(overlay, context), namespace: part.namespace, values: PipelineValues(pipeline: settings.pipeline))
+        let manifests = try Manifests.select(try await AppliedSet.render(overlay, context), namespace: part.namespace, values: PipelineValues(pipeline: settings.pipeline, nodeNetwork: settings.nodeNetwork))
         guard !manifests.objects.isEmpty else {
             throw StepFailure("\(overlay.path) renders nothing in namespace \(part.namespace); check k3s.manifests and k3s.overlay", retryable: false)
         }

@@ -19,7 +19,8 @@ struct K3sServerStep: Step {
     var id: StepID { Self.id }
     var dependencies: [StepID] { [TerraformApplyStep.id, NodeReadyStep.id] }
     var inputs: String {
-        "\(settings.inputs) disable=\(settings.spec.disable.joined(separator: ",")) extra=\(settings.spec.extraArgs.joined(separator: " "))"
+        "\(settings.inputs) disable=\(settings.spec.disable.joined(separator: ",")) extra=\(settings.spec.extraArgs.joined(separator: " ")) "
+            + "pods=\(settings.spec.clusterCIDR) services=\(settings.spec.serviceCIDR)"
     }
     var hasCheck: Bool { true }
     var hasTeardown: Bool { true }
@@ -31,10 +32,13 @@ struct K3sServerStep: Step {
             .filter { id, _ in id == TerraformApplyStep.id || id.rawValue == "\(NodeReadyStep.id.rawValue)/\((try? RuntimeAccess.inventory(upstream))?.controlPlane?.name ?? "")" }
     }
 
-    /// `INSTALL_K3S_EXEC` for the server on `control`.
+    /// `INSTALL_K3S_EXEC` for the server on `control`: the plan's pod and Service ranges always
+    /// explicit (K3s's defaults overlap the VPC's), the cluster DNS the Service range's 10th address.
     func exec(_ control: ClusterInventory.Node) throws -> String {
         var args = ["server", "--tls-san", try settings.access.reachableAddress(control), "--node-name", control.name,
-                    "--node-ip", try settings.access.clusterAddress(control), "--write-kubeconfig-mode", "600"]
+                    "--node-ip", try settings.access.clusterAddress(control), "--write-kubeconfig-mode", "600",
+                    "--cluster-cidr", settings.spec.clusterCIDR.description, "--service-cidr", settings.spec.serviceCIDR.description,
+                    "--cluster-dns", settings.spec.clusterDNS]
         for item in settings.spec.disable { args += ["--disable", item] }
         return (args + settings.spec.extraArgs).joined(separator: " ")
     }

@@ -15,6 +15,8 @@ struct K3sSettings: Sendable {
     let mergeTarget: URL?
     /// The plan's `pipeline:` settings, written into the deployed manifests.
     let pipeline: PipelineSpec
+    /// The nodes' range (the plan's VPC), written into the `allow-from-nodes` NetworkPolicies.
+    let nodeNetwork: IPv4CIDR?
 
     init(plan: Plan, spec: K3sSpec, secrets: [String: String], ssh: SSHPool?) {
         self.spec = spec
@@ -27,6 +29,7 @@ struct K3sSettings: Sendable {
         let path = spec.kubeconfigPath.hasPrefix("~/") ? home + spec.kubeconfigPath.dropFirst(1) : spec.kubeconfigPath
         mergeTarget = spec.mergeKubeconfig ? plan.resolve(path) : nil
         pipeline = plan.pipeline ?? PipelineSpec()
+        nodeNetwork = plan.cluster?.vpcCIDR
     }
 
     /// The inputs every K3s step shares (no secret value).

@@ -11,9 +11,18 @@ import Foundation
 /// - a Deployment's pod template is annotated with a digest of the ConfigMaps it reads, so a changed
 ///   setting rolls its pods (they read the ConfigMap only when they start);
 /// - the topics Job is named after a digest of it and its topics (`kafka-topics-<digest>`): a
-///   Job's template is immutable, so a changed one is a new Job and the old one is pruned.
+///   Job's template is immutable, so a changed one is a new Job and the old one is pruned;
+/// - `cluster.vpc_cidr` → the `ipBlock` of every NetworkPolicy named `allow-from-nodes` (the
+///   overlay's copy names the default VPC), so the nodes' range follows the plan.
 struct PipelineValues: Sendable {
     let pipeline: PipelineSpec
+    /// The nodes' range (the plan's VPC), written into the `allow-from-nodes` policies; nil leaves them as rendered.
+    var nodeNetwork: IPv4CIDR?
+
+    init(pipeline: PipelineSpec, nodeNetwork: IPv4CIDR? = nil) {
+        self.pipeline = pipeline
+        self.nodeNetwork = nodeNetwork
+    }
 
     /// The ConfigMap keys the plan sets, by ConfigMap (`namespace/name`).
     var configMaps: [String: [String: String]] {
@@ -34,6 +43,7 @@ struct PipelineValues: Sendable {
     var inputs: String {
         "pipeline rate=\(Self.number(pipeline.rate)) gpus=\(pipeline.gpusPerProducer) batch=\(pipeline.batchSize)/\(pipeline.batchWaitMs)ms "
             + "partitions=\(pipeline.partitions) retention=\(pipeline.retentionDays)d images=\(images.sorted { $0.key < $1.key }.map(\.value).joined(separator: ","))"
+            + (nodeNetwork.map { " nodes=\($0)" } ?? "")
     }
 
     /// `objects` (kustomize's rendering, as JSON values) with the plan's values written in.
@@ -59,6 +69,21 @@ struct PipelineValues: Sendable {
                 }.joined(separator: "\n") + "\n"
             }
             object["data"] = data
+        }
+        if kind == "NetworkPolicy", let nodeNetwork, (object["metadata"] as? [String: Any])?["name"] as? String == "allow-from-nodes",
+           var spec = object["spec"] as? [String: Any] {
+            spec["ingress"] = (spec["ingress"] as? [[String: Any]] ?? []).map { rule in
+                var rule = rule
+                rule["from"] = (rule["from"] as? [[String: Any]] ?? []).map { peer in
+                    guard var block = peer["ipBlock"] as? [String: Any] else { return peer }
+                    block["cidr"] = nodeNetwork.description
+                    var peer = peer
+                    peer["ipBlock"] = block
+                    return peer
+                }
+                return rule
+            }
+            object["spec"] = spec
         }
         if kind == "Deployment", !images.isEmpty {
             object = Self.editingPodSpec(object) { podSpec in

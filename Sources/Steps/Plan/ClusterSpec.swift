@@ -8,8 +8,11 @@ public struct ClusterSpec: Sendable, Equatable {
     public var workerCount = 2
     /// EC2 instance type.
     public var instanceType = "t3.large"
-    /// AMI of every node; the sandbox defaults to one its EC2 API knows.
+    /// AMI of every node. Without one, aws nodes run Canonical's newest Ubuntu 24.04 amd64 image in
+    /// the region (terraform looks it up; its `ami` output records which); the sandbox uses one its EC2 API knows.
     public var ami: String?
+    /// The VPC's range (terraform's `vpc_cidr`); the nodes' subnet is its first /+8 (`nodeSubnet`).
+    public var vpcCIDR = IPv4CIDR("10.42.0.0/16")!
     /// Who may reach SSH and 6443 (CIDR blocks).
     public var allowedCIDRs: [String] = []
     /// Allow 0.0.0.0/0 in `allowedCIDRs` deliberately.
@@ -27,6 +30,9 @@ public struct ClusterSpec: Sendable, Equatable {
     public var terraformDirectory = "../terraform"
 
     public init() {}
+
+    /// The nodes' subnet, as terraform's network module cuts it: `cidrsubnet(vpc_cidr, 8, 0)`.
+    public var nodeSubnet: IPv4CIDR { vpcCIDR.subnet(newBits: 8, index: 0) }
 }
 
 /// Settings only the `sandbox` target has (the plan's `sandbox:` section).

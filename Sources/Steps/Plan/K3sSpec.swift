@@ -2,13 +2,20 @@ import Foundation
 
 /// How `runtime: k3s` installs K3s on the nodes (the plan's `k3s:` section).
 public struct K3sSpec: Sendable, Equatable {
-    /// The pinned K3s release (`v1.33.4+k3s1`); every node runs exactly this one.
+    /// The pinned K3s release (`v1.37.1+k3s1`); every node runs exactly this one.
     public var version: String
     /// The name of the plan secret (`secrets:`) that is the join token; nil lets the server
     /// generate one, which each join reads from the server over SSH when it needs it.
     public var tokenSecret: String?
     /// Extra arguments of `k3s server`.
     public var extraArgs: [String] = []
+    /// The pods' addresses (`--cluster-cidr`; each node takes a /24 of it). Not K3s's default
+    /// 10.42.0.0/16, which is the VPC's: it must overlap neither the VPC nor `serviceCIDR`, and is
+    /// fixed at the first server's start (changing it later means a new cluster).
+    public var clusterCIDR = IPv4CIDR("10.52.0.0/16")!
+    /// The Services' addresses (`--service-cidr`; the cluster DNS is its 10th address). Not K3s's
+    /// default 10.43.0.0/16, for the same reasons as `clusterCIDR`.
+    public var serviceCIDR = IPv4CIDR("10.53.0.0/16")!
     /// Packaged components the server leaves out (`--disable`); metrics-server must stay (the HPA needs it).
     public var disable: [String] = ["traefik"]
     /// How long every planned node may take to be Ready (and the core deployments available).
@@ -74,8 +81,17 @@ public struct K3sSpec: Sendable, Equatable {
 
     /// What `--disable` accepts.
     public static let disableable = ["coredns", "servicelb", "traefik", "local-storage", "metrics-server"]
-    /// Server arguments the steps set themselves (or that would put the token on a command line).
-    public static let reservedArgs = ["--token", "--agent-token", "--token-file", "--server", "--node-name", "--write-kubeconfig-mode", "--cluster-init"]
+    /// Server arguments the steps set themselves (or that would put the token on a command line;
+    /// `-t` is `--token`'s short form, `-s` `--server`'s).
+    public static let reservedArgs = ["--token", "-t", "--agent-token", "--token-file", "--server", "-s", "--node-name", "--write-kubeconfig-mode",
+                                      "--cluster-init", "--cluster-cidr", "--service-cidr", "--cluster-dns"]
+    /// The plan key that sets a reserved argument instead, where there is one.
+    public static let reservedArgKeys = ["--token": "k3s.token", "-t": "k3s.token", "--agent-token": "k3s.token", "--token-file": "k3s.token",
+                                         "--cluster-cidr": "k3s.cluster_cidr", "--service-cidr": "k3s.service_cidr",
+                                         "--cluster-dns": "k3s.service_cidr (the DNS is its 10th address)"]
+
+    /// The cluster DNS Service's address: the 10th of `serviceCIDR`, as K3s's own default (10.43.0.10) is of its default range.
+    public var clusterDNS: String { serviceCIDR.host(10) }
 
     public init(version: String) {
         self.version = version

@@ -7,12 +7,13 @@ import Yams
 public enum PlanLoader {
     static let topKeys = ["name", "description", "target", "runtime", "parallelism", "secrets", "cluster", "sandbox", "pipeline", "k3s", "steps"]
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
-                              "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion"]
+                              "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion", "vpc_cidr"]
     static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules"]
     static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
-                          "api_access", "api_local_port", "monitoring", "monitoring_timeout", "verify", "verify_timeout"]
+                          "api_access", "api_local_port", "monitoring", "monitoring_timeout", "verify", "verify_timeout",
+                          "cluster_cidr", "service_cidr"]
     static let airgapKeys = ["install_script", "binary", "images"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
@@ -165,6 +166,9 @@ public enum PlanLoader {
             seen[spec.id] = spec.line
             steps.append(spec)
         }
+        if let cluster, let k3s {
+            try checkNetworks(cluster: cluster, k3s: k3s, top: top, reader: reader)
+        }
         let plan = Plan(name: name, target: target, parallelism: parallelism, secrets: secrets, cluster: cluster, sandbox: sandbox, steps: steps, path: path,
                         runtime: runtime, pipeline: pipeline, k3s: k3s)
         try checkReferences(plan, sequence: sequence, reader: reader)
@@ -253,23 +257,34 @@ public enum PlanLoader {
             throw reader.error(at: root, "a \(target.rawValue) plan needs a 'cluster:' section",
                                hint: "add 'cluster: {worker_count: 2, allowed_cidrs: [203.0.113.7/32]}'; see plans/sandbox.yaml")
         }
-        let c = try reader.mapping(node, "cluster", allowed: clusterKeys, required: target == .aws ? ["allowed_cidrs", "ami"] : [])
+        let c = try reader.mapping(node, "cluster", allowed: clusterKeys, required: target == .aws ? ["allowed_cidrs"] : [])
         var cluster = ClusterSpec()
         if let n = c["region"] { cluster.region = try reader.string(n.value, "cluster.region") }
         if let n = c["worker_count"] { cluster.workerCount = try reader.int(n.value, "cluster.worker_count", range: 0...50) }
         if let n = c["instance_type"] { cluster.instanceType = try reader.string(n.value, "cluster.instance_type") }
-        if let n = c["ami"] { cluster.ami = try reader.string(n.value, "cluster.ami") }
+        if let n = c["ami"] {
+            let ami = try reader.string(n.value, "cluster.ami")
+            guard ami.range(of: "^ami-[0-9a-f]+$", options: .regularExpression) != nil else {
+                throw reader.error(at: n.value, "cluster.ami '\(ami)' is not an AMI id",
+                                   hint: "write an id like ami-0abcdef1234567890 from your region, or leave cluster.ami out to run Canonical's newest Ubuntu 24.04")
+            }
+            cluster.ami = ami
+        }
         if let n = c["root_volume_gb"] { cluster.rootVolumeGB = try reader.int(n.value, "cluster.root_volume_gb", range: 8...16384) }
         if let n = c["ssh_user"] { cluster.sshUser = try reader.string(n.value, "cluster.ssh_user") }
         if let n = c["node_ready_timeout"] { cluster.nodeReadyTimeout = try reader.duration(n.value, "cluster.node_ready_timeout") }
         if let n = c["terraform_dir"] { cluster.terraformDirectory = try reader.string(n.value, "cluster.terraform_dir") }
         if let n = c["allow_world_admin"] { cluster.allowWorldAdmin = try reader.bool(n.value, "cluster.allow_world_admin") }
         if let n = c["workers_via_bastion"] { cluster.workersViaBastion = try reader.bool(n.value, "cluster.workers_via_bastion") }
+        if let n = c["vpc_cidr"] {
+            cluster.vpcCIDR = try cidr(try reader.string(n.value, "cluster.vpc_cidr"), "cluster.vpc_cidr", at: n.value, reader: reader,
+                                       example: "10.42.0.0/16", prefixes: vpcPrefixes)
+        }
         cluster.allowedCIDRs = target == .sandbox ? ["127.0.0.0/8"] : []
         if let n = c["allowed_cidrs"] {
             cluster.allowedCIDRs = try reader.stringList(n.value, "cluster.allowed_cidrs")
-            for cidr in cluster.allowedCIDRs where cidr.range(of: #"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$"#, options: .regularExpression) == nil {
-                throw reader.error(at: n.value, "'\(cidr)' in cluster.allowed_cidrs is not an IPv4 CIDR block", hint: "write it like 203.0.113.7/32")
+            for text in cluster.allowedCIDRs {
+                _ = try cidr(text, "cluster.allowed_cidrs", at: n.value, reader: reader, example: "203.0.113.7/32")
             }
             if cluster.allowedCIDRs.isEmpty {
                 throw reader.error(at: n.value, "cluster.allowed_cidrs is empty", hint: "list who may reach SSH and the Kubernetes API, like [203.0.113.7/32]")
@@ -359,14 +374,14 @@ public enum PlanLoader {
         }
         guard let section = top["k3s"]?.value else {
             throw reader.error(at: top["runtime"]?.value ?? root, "runtime k3s needs a 'k3s:' section with the pinned version",
-                               hint: "add 'k3s: {version: v1.33.4+k3s1}'; see plans/aws.yaml")
+                               hint: "add 'k3s: {version: v1.37.1+k3s1}'; see plans/aws.yaml")
         }
         let k = try reader.mapping(section, "k3s", allowed: k3sKeys, required: ["version"])
         let versionNode = k["version"]!.value
         var spec = K3sSpec(version: try reader.string(versionNode, "k3s.version"))
         guard spec.version.range(of: #"^v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+$"#, options: .regularExpression) != nil else {
             throw reader.error(at: versionNode, "k3s.version '\(spec.version)' is not a K3s release",
-                               hint: "pin an exact release such as v1.33.4+k3s1 (channels like 'stable' or 'latest' are not pins)")
+                               hint: "pin an exact release such as v1.37.1+k3s1 (channels like 'stable' or 'latest' are not pins)")
         }
         if let n = k["token"] {
             let name = try reader.string(n.value, "k3s.token")
@@ -385,10 +400,12 @@ public enum PlanLoader {
                 }
                 let flag = String(arg.split(separator: "=", maxSplits: 1)[0])
                 guard !K3sSpec.reservedArgs.contains(flag) else {
+                    let key = K3sSpec.reservedArgKeys[flag]
                     throw reader.error(at: n.value, "k3s.extra_args may not set \(flag): provision sets it",
-                                       hint: flag.contains("token") ? "name the token's secret in k3s.token" : "remove it")
+                                       hint: key == "k3s.token" ? "name the token's secret in k3s.token" : key.map { "set \($0) instead" } ?? "remove it")
                 }
             }
+            try checkDatastoreEndpoint(spec.extraArgs, at: n.value, reader: reader)
         }
         if let n = k["disable"] {
             spec.disable = try reader.stringList(n.value, "k3s.disable")
@@ -430,6 +447,14 @@ public enum PlanLoader {
                                    hint: "\(suggestion)write 'public' (the API at the control plane's public address) or 'forward' (through 'provision port-forward api')")
             }
             spec.apiAccess = access
+        }
+        if let n = k["cluster_cidr"] {
+            spec.clusterCIDR = try cidr(try reader.string(n.value, "k3s.cluster_cidr"), "k3s.cluster_cidr", at: n.value, reader: reader,
+                                        example: "10.52.0.0/16", prefixes: clusterPrefixes)
+        }
+        if let n = k["service_cidr"] {
+            spec.serviceCIDR = try cidr(try reader.string(n.value, "k3s.service_cidr"), "k3s.service_cidr", at: n.value, reader: reader,
+                                        example: "10.53.0.0/16", prefixes: servicePrefixes)
         }
         if let n = k["api_local_port"] { spec.apiLocalPort = try reader.int(n.value, "k3s.api_local_port", range: 1...65535) }
         if let n = k["airgap"] {

@@ -17,6 +17,8 @@ import Foundation
 struct TerraformApplyStep: Step {
     /// This step's id.
     static let id = StepID("terraform.apply")
+    /// The AMI sandbox nodes are created from when the plan names none: one moto's EC2 API knows.
+    static let sandboxAMI = "ami-785db401"
 
     var id: StepID { Self.id }
     let planName: String
@@ -48,7 +50,8 @@ struct TerraformApplyStep: Step {
             "plan_name": .string(planName), "region": .string(cluster.region),
             "allowed_cidrs": .array(cluster.allowedCIDRs.map(JSONValue.string)), "allow_world_admin": .bool(cluster.allowWorldAdmin),
             "worker_count": .number(Double(cluster.workerCount)), "instance_type": .string(cluster.instanceType),
-            "ami_id": .string(cluster.ami ?? "ami-785db401"), "root_volume_gb": .number(Double(cluster.rootVolumeGB)),
+            "ami_id": .string(cluster.ami ?? (target == .sandbox ? Self.sandboxAMI : "")), "root_volume_gb": .number(Double(cluster.rootVolumeGB)),
+            "vpc_cidr": .string(cluster.vpcCIDR.description),
         ]
     }
 
@@ -75,7 +78,11 @@ struct TerraformApplyStep: Step {
         try await runner.prepare(context)
         try await sweeper(cloud).sweep(keeping: runner.recordedResources(), log: context.log.write)
         try await runner.apply(context)
-        return try await inventory(try await runner.outputs(context), context).outputs
+        let outputs = try await runner.outputs(context)
+        if case .map(let ami)? = outputs["ami"], case .string(let id)? = ami["id"], case .string(let source)? = ami["source"] {
+            context.log.write("the nodes run \(id) (\(source == "plan" ? "cluster.ami" : source.replacingOccurrences(of: "canonical:", with: "Canonical's ")))")
+        }
+        return try await inventory(outputs, context).outputs
     }
 
     func teardown(_ context: StepContext) async throws {
