@@ -89,7 +89,9 @@ public struct ProcessesRuntime: Sendable {
         PlacedService(
             unit: ServiceUnit(
                 name: "pipeline-processor", description: "GPU pipeline processor", command: programs.processor,
-                arguments: ["--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500"],
+                arguments: ["--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500",
+                            // Fewer, fuller fetches: Tansu on an object store lists a partition's objects per fetch.
+                            "--kafka", "fetch.wait.max.ms=1000", "--kafka", "fetch.min.bytes=65536"],
                 environment: [
                     "KAFKA_BROKERS": "\(node.address):\(Port.broker)",
                     "MONGODB_URI": "mongodb://\(node.address):\(Port.mongo)/?serverSelectionTimeoutMS=2000",
@@ -184,6 +186,8 @@ public struct ProcessesRuntime: Sendable {
                     "KAFKA_BROKERS": "\(broker.address):\(Port.broker)", "RATE": String(pipeline.rate), "GPU_COUNT": String(pipeline.gpusPerProducer),
                     "GPU_SOURCE": "synthetic", "NODE_NAME": node.name, "SEED": String(1000 + index), "LD_LIBRARY_PATH": programs.libraries,
                     "STATE_FILE": Self.producerState,
+                    // Tansu on an object store writes objects per produce request: batch for a second.
+                    "LINGER_MS": "1000",
                 ]),
             node: node, files: [RemoteFile(path: "\(Self.data)/producer/.keep", contents: "")], health: .running)
     }

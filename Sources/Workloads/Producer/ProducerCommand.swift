@@ -81,6 +81,9 @@ struct ProducerCommand: ParsableCommand {
     @Option(help: "How long librdkafka keeps trying to deliver a message (env MESSAGE_TIMEOUT_MS).")
     var messageTimeoutMs = Int(env("MESSAGE_TIMEOUT_MS") ?? "") ?? 30_000
 
+    @Option(help: "How long librdkafka waits to fill a batch before sending it (linger.ms; env LINGER_MS). A broker that pays per request (Tansu on an object store) wants a longer one.")
+    var lingerMs = Int(env("LINGER_MS") ?? "") ?? 5
+
     @Option(help: "Write each run's produced, acknowledged and failed counts to this JSON file, keeping earlier runs (env STATE_FILE).")
     var stateFile: String? = env("STATE_FILE")
 
@@ -117,6 +120,7 @@ struct ProducerCommand: ParsableCommand {
     func run() throws {
         let producer = try KafkaProducer(brokers: brokers, settings: [
             "batch.num.messages": String(batchSize), "message.timeout.ms": String(messageTimeoutMs),
+            "linger.ms": String(lingerMs),
         ])
         try producer.open([metricsTopic, tokensTopic])
         var random = SeededRandom(seed: seed)
