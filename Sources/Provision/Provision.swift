@@ -8,21 +8,20 @@ struct Provision: AsyncParsableCommand {
         commandName: "provision",
         abstract: "Turn a declarative plan into running infrastructure, resumably.",
         discussion: """
-            A plan (plans/*.yaml) is a graph of idempotent steps. Progress is recorded in SQLite under
-            the state directory, so a run that is interrupted at any point (Ctrl-C, SIGKILL, a lost
-            connection) continues with 'provision resume'.
+            A plan (plans/*.yaml) is a graph of idempotent steps. Progress is recorded in SQLite under the \
+            state directory, so a run that is interrupted at any point (Ctrl-C, SIGKILL, a lost connection) \
+            continues with 'provision resume'.
 
-              provision validate --plan plans/demo.yaml    check a plan without running it
-              provision up --plan plans/demo.yaml          converge to the plan
-              provision status                             what the store knows, step by step
-              provision verify                             check the running pipeline end to end
-              provision report                             one HTML page about the last run
-              provision resume                             continue an interrupted run
-              provision down                               tear everything down
+              provision validate --plan plans/demo.yaml  check a plan without running it
+              provision up --plan plans/demo.yaml        converge to the plan
+              provision status                           what the store knows, step by step
+              provision verify                           check the pipeline end to end
+              provision report                           one HTML page about the last run
+              provision resume                           continue an interrupted run
+              provision down                             tear everything down
 
-            Exit codes: 0 done, 1 a step failed, 2 bad plan or arguments, 3 state locked,
-            4 run store unusable, 5 nothing to resume, 6 drift found by
-            'status --audit', 130 interrupted.
+            Exit codes: 0 done, 1 a step failed, 2 bad plan or arguments, 3 state locked, 4 run store \
+            unusable, 5 nothing to resume, 6 drift found by 'status --audit', 130 interrupted.
             """,
         version: "0.1.0",
         subcommands: [

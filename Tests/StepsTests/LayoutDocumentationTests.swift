@@ -1,12 +1,12 @@
 import Foundation
 import Testing
 
-/// The README's Layout section and docs/architecture.md name every source folder there is.
+/// The Layout section (docs/architecture.md, moved there from the README) and docs/architecture.md name
+/// every source folder there is.
 @Suite struct LayoutDocumentationTests {
-    @Test func readmeLayoutAndArchitectureDocNameEverySourceFolder() throws {
-        let readme = try String(contentsOf: repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
-        let layout = try #require(readme.components(separatedBy: "## Layout").dropFirst().first?.components(separatedBy: "\n## ").first)
+    @Test func layoutAndArchitectureDocNameEverySourceFolder() throws {
         let architecture = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/architecture.md"), encoding: .utf8)
+        let layout = try #require(architecture.components(separatedBy: "## Layout").dropFirst().first?.components(separatedBy: "\n## ").first)
         for module in ["Engine", "Steps", "Provision"] {
             let root = repositoryRoot.appendingPathComponent("Sources/\(module)")
             let folders = try FileManager.default.contentsOfDirectory(atPath: root.path).filter { name in
@@ -15,7 +15,7 @@ import Testing
             }
             #expect(!folders.isEmpty)
             for folder in folders {
-                #expect(layout.contains("\(folder)/"), "README Layout does not name Sources/\(module)/\(folder)/")
+                #expect(layout.contains("\(folder)/"), "docs/architecture.md Layout does not name Sources/\(module)/\(folder)/")
                 if module == "Steps" {
                     #expect(architecture.contains(folder), "docs/architecture.md does not name Steps/\(folder)")
                 }

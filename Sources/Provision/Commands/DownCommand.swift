@@ -8,13 +8,14 @@ struct DownCommand: AsyncParsableCommand {
         commandName: "down",
         abstract: "Tear down what the plan created, in reverse order.",
         discussion: """
-            Runs each step's teardown ('down:' for exec steps) after the steps that depend on it, and records them as destroyed.
+            Runs each step's teardown ('down:' for exec steps) after the steps that depend on it, and records \
+            them as destroyed.
 
-            With --keep-infra, the machines stay: the steps that make them (ssh.key, sandbox.cloud,
-            terraform.apply, node.ready) are kept as they are (reported 'kept', not destroyed, so the
-            next 'provision up' finds them unchanged), and everything above them is torn down on them:
-            K3s's uninstall scripts run on every worker, then on the server. 'provision resume' of such
-            a run keeps the machines too.
+            With --keep-infra, the machines stay: the steps that make them (ssh.key, sandbox.cloud, \
+            terraform.apply, node.ready) are kept as they are (reported 'kept', not destroyed, so the next \
+            'provision up' finds them unchanged), and everything above them is torn down on them: K3s's \
+            uninstall scripts run on every worker, then on the server. 'provision resume' of such a run keeps \
+            the machines too.
             """
     )
 

@@ -8,6 +8,7 @@ struct GraphCommand: AsyncParsableCommand {
         abstract: "Print the plan's step graph as Graphviz dot or Mermaid.",
         discussion: """
             Fan-outs are shown with the children a run expanded them into, when the store knows them.
+
               provision graph --plan plans/demo.yaml | dot -Tsvg > graph.svg
             """
     )

@@ -7,10 +7,12 @@ struct KubeconfigCommand: AsyncParsableCommand {
         commandName: "kubeconfig",
         abstract: "Print the path of the cluster's kubeconfig (runtime: k3s).",
         discussion: """
-            The kubeconfig step writes state/<plan>/kubeconfig (0600): K3s's admin kubeconfig with the
-            server this machine reaches and the cluster, user and context named after the plan.
-              kubectl --kubeconfig "$(provision kubeconfig --plan plans/aws.yaml)" get nodes
-            With 'k3s.api_access: forward' the server is https://127.0.0.1:<k3s.api_local_port>: keep
+            The kubeconfig step writes state/<plan>/kubeconfig (0600): K3s's admin kubeconfig with the server \
+            this machine reaches and the cluster, user and context named after the plan.
+
+              KUBECONFIG=$(provision kubeconfig --plan plans/aws.yaml) kubectl get nodes
+
+            With 'k3s.api_access: forward' the server is https://127.0.0.1:<k3s.api_local_port>: keep \
             'provision port-forward api' running while kubectl uses it (a note on stderr says so).
             """
     )

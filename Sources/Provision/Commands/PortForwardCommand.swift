@@ -8,14 +8,15 @@ struct PortForwardCommand: AsyncParsableCommand {
         commandName: "port-forward",
         abstract: "Forward a local port to Grafana, Prometheus, Alertmanager or the K3s API (runtime: k3s).",
         discussion: """
-            Listens on 127.0.0.1 and carries each connection through one SSH session to
-            the control plane (its host key pinned like every other) to the Service's
-            cluster address in namespace 'monitoring' (kube-prometheus-stack-grafana :80,
-            -prometheus :9090, -alertmanager :9093), or for 'api' to the K3s API server
-            on the control plane's private address :6443. Prints the local URL (--json:
-            {"url": ...}) and holds it until Ctrl-C or SIGTERM (exit 0, port closed).
+            Listens on 127.0.0.1 and carries each connection through one SSH session to the control plane \
+            (its host key pinned like every other) to the Service's cluster address in namespace \
+            'monitoring' (kube-prometheus-stack-grafana :80, -prometheus :9090, -alertmanager :9093), or for \
+            'api' to the K3s API server on the control plane's private address :6443. Prints the local URL \
+            (--json: {"url": ...}) and holds it until Ctrl-C or SIGTERM (exit 0, port closed).
+
               provision port-forward prometheus    http://127.0.0.1:<a free port>
               provision port-forward api           https://127.0.0.1:<k3s.api_local_port>
+
             The second is the server of a kubeconfig with 'k3s.api_access: forward'.
             """
     )

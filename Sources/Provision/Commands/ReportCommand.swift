@@ -8,16 +8,18 @@ struct ReportCommand: AsyncParsableCommand {
         commandName: "report",
         abstract: "Write one self-contained HTML page about a run: timeline, verify table, pipeline charts, SLOs.",
         discussion: """
-            The run's steps on a timeline (start, duration, attempts; failures and retries marked; fan-outs
-            grouped) with the critical path, the table its verify step recorded and, for a plan with the
-            pipeline, Prometheus range queries over the run's time range: ingest rate per topic, consumer lag,
-            end-to-end latency p50/p99, dead letters, utilisation per GPU, and each SLO's measured value and
-            remaining error budget. The page makes no request (no script, no CDN); when Prometheus does not
-            answer, the charts say why they are empty. Reads the store; takes no lock.
-              provision report                       the last run, to <state-dir>/<plan>/report-run-N.html
+            The run's steps on a timeline (start, duration, attempts; failures and retries marked; fan-outs \
+            grouped) with the critical path, the table its verify step recorded and, for a plan with the \
+            pipeline, Prometheus range queries over the run's time range: ingest rate per topic, consumer \
+            lag, end-to-end latency p50/p99, dead letters, utilisation per GPU, and each SLO's measured value \
+            and remaining error budget. The page makes no request (no script, no CDN); when Prometheus does \
+            not answer, the charts say why they are empty. Reads the store; takes no lock.
+
+              provision report                 the last run, to
+                                               <state-dir>/<plan>/report-run-N.html
               provision report --run 3 --output r.html
-              provision report --until-now           the pipeline from the run's start to now
-              provision report --json                the same data as JSON on stdout
+              provision report --until-now     the pipeline from the run's start to now
+              provision report --json          the same data as JSON on stdout
             """
     )
 

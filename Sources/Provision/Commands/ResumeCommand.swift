@@ -7,9 +7,9 @@ struct ResumeCommand: AsyncParsableCommand {
         commandName: "resume",
         abstract: "Continue the last run where it stopped.",
         discussion: """
-            Uses the plan text the run started with (not the file as it is now). Steps that were
-            running when the run died are checked first and adopted if their effect is already there.
-            If a killed run left a stale lock, 'provision unlock' clears it first.
+            Uses the plan text the run started with (not the file as it is now). Steps that were running \
+            when the run died are checked first and adopted if their effect is already there. If a killed \
+            run left a stale lock, 'provision unlock' clears it first.
             """
     )
 

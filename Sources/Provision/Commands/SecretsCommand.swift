@@ -8,11 +8,15 @@ struct SecretsCommand: AsyncParsableCommand {
         commandName: "secrets",
         abstract: "Show a credential the provisioner generated (runtime: k3s): grafana.",
         discussion: """
-            grafana: Grafana's admin user and password. The monitoring step generates the password on the
-            control plane (a 0600 file under /var/lib/provision/k3s/secrets, the Secret monitoring/grafana-admin);
-            it is read from there over SSH and printed here only, never logged or stored on this machine.
-              provision secrets grafana --plan plans/aws.yaml          user and password, one per line
-              provision secrets grafana --plan plans/aws.yaml --json   {"password":"…","user":"admin"}
+            grafana: Grafana's admin user and password. The monitoring step generates the password on the \
+            control plane (a 0600 file under /var/lib/provision/k3s/secrets, the Secret \
+            monitoring/grafana-admin); it is read from there over SSH and printed here only, never logged or \
+            stored on this machine.
+
+              provision secrets grafana --plan plans/aws.yaml
+                  user and password, one per line
+              provision secrets grafana --plan plans/aws.yaml --json
+                  {"password":"…","user":"admin"}
             """
     )
 

@@ -8,10 +8,12 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show what the run store knows: the last run and every step's state.",
         discussion: """
-            Columns: step, state, attempts in its last run, duration of its last attempt, and the first
-            line of its last error. Reads the store only; it never takes the lock.
-            With --audit, every step's check also runs live (read-only) and an AUDIT column says whether
-            the world still matches: 'ok', 'DRIFT: reason', or 'no check'. Exit code 6 when anything drifted, or when the last run failed or was cancelled (its unfinished work is drift too).
+            Columns: step, state, attempts in its last run, duration of its last attempt, and the first line \
+            of its last error. Reads the store only; it never takes the lock.
+
+            With --audit, every step's check also runs live (read-only) and an AUDIT column says whether the \
+            world still matches: 'ok', 'DRIFT: reason', or 'no check'. Exit code 6 when anything drifted, or \
+            when the last run failed or was cancelled (its unfinished work is drift too).
             """
     )
 

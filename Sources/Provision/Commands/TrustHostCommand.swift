@@ -8,9 +8,9 @@ struct TrustHostCommand: AsyncParsableCommand {
         commandName: "trust-host",
         abstract: "Forget a node's pinned SSH host key, deliberately.",
         discussion: """
-            Host keys are pinned on first contact; a different key later stops every step that talks
-            to that node. If you rebuilt the node yourself, run this with the node name (worker-1)
-            or the pin named in the error, then 'provision resume': the next contact pins the new key.
+            Host keys are pinned on first contact; a different key later stops every step that talks to \
+            that node. If you rebuilt the node yourself, run this with the node name (worker-1) or the pin \
+            named in the error, then 'provision resume': the next contact pins the new key.
             """
     )
 

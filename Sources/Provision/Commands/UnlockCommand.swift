@@ -8,9 +8,9 @@ struct UnlockCommand: AsyncParsableCommand {
         commandName: "unlock",
         abstract: "Clear the state lock left by a killed or crashed run.",
         discussion: """
-            Refuses while the holder is still running on this host, unless --force. A holder on another
-            host cannot be checked: make sure it is gone, then pass --force. --force also forgets the
-            commands a run on another host left recorded (which this host cannot stop).
+            Refuses while the holder is still running on this host, unless --force. A holder on another host \
+            cannot be checked: make sure it is gone, then pass --force. --force also forgets the commands a \
+            run on another host left recorded (which this host cannot stop).
             """
     )
 

@@ -7,14 +7,13 @@ struct UpCommand: AsyncParsableCommand {
         commandName: "up",
         abstract: "Converge the world to the plan.",
         discussion: """
-            Starts a new run. Steps that succeeded before with the same inputs are skipped; steps whose
-            inputs changed, and everything downstream of them, run again; new, failed and interrupted
-            steps are checked first and applied only if their check says they are not done.
+            Starts a new run. Steps that succeeded before with the same inputs are skipped; steps whose \
+            inputs changed, and everything downstream of them, run again; new, failed and interrupted steps \
+            are checked first and applied only if their check says they are not done.
 
-            With --recheck, succeeded steps are not trusted from the store: each one's check runs
-            against the live world (SSH answers, instances exist, hosts run) and the ones that
-            drifted are applied again. 'provision status --audit' shows the same drift without
-            changing anything.
+            With --recheck, succeeded steps are not trusted from the store: each one's check runs against \
+            the live world (SSH answers, instances exist, hosts run) and the ones that drifted are applied \
+            again. 'provision status --audit' shows the same drift without changing anything.
             """
     )
 

@@ -9,18 +9,19 @@ struct VerifyCommand: AsyncParsableCommand {
         commandName: "verify",
         abstract: "Check now that the pipeline works end to end, and print the table.",
         discussion: """
-            The same checks as the 'verify' step of 'provision up': the processor's /health and /ready, the
-            three topics with their partitions, MongoDB counts rising between two samples, every worker's
-            producer seen in /gpu/info, Prometheus scraping the processor and every node, ingest rate above 0,
-            no alert firing, and the end-to-end latency p50/p99. Reads the store and reaches the services;
-            changes nothing and takes no lock. Exit code 1 when a check fails (the table says what was seen
-            and where to look next); --recorded prints the table the last 'up' recorded instead.
+            The same checks as the 'verify' step of 'provision up': the processor's /health and /ready, the \
+            three topics with their partitions, MongoDB counts rising between two samples, every worker's \
+            producer seen in /gpu/info, Prometheus scraping the processor and every node, ingest rate above \
+            0, no alert firing, and the end-to-end latency p50/p99. Reads the store and reaches the \
+            services; changes nothing and takes no lock. Exit code 1 when a check fails (the table says what \
+            was seen and where to look next); --recorded prints the table the last 'up' recorded instead.
 
-            --scale (runtime: k3s) checks the producers' autoscaling instead: it raises the producers' RATE
-            (ConfigMap app/producer-config) by --scale-factor, restarts them, waits for the HPA's desired replicas
-            to rise and that many producers to be ready, restores RATE (always, also on failure or Ctrl-C),
-            and waits for the scale-in, printing a timeline. Each wait has half of --scale-timeout; a failure
-            prints the HPA's conditions and what to check. Changes the cluster for its duration; takes no lock.
+            --scale (runtime: k3s) checks the producers' autoscaling instead: it raises the producers' RATE \
+            (ConfigMap app/producer-config) by --scale-factor, restarts them, waits for the HPA's desired \
+            replicas to rise and that many producers to be ready, restores RATE (always, also on failure or \
+            Ctrl-C), and waits for the scale-in, printing a timeline. Each wait has half of --scale-timeout; \
+            a failure prints the HPA's conditions and what to check. Changes the cluster for its duration; \
+            takes no lock.
             """
     )
 
