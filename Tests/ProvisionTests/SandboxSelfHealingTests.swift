@@ -160,6 +160,42 @@ import Glibc
         #expect(try await sandbox.run(["down"]).code == 0)
     }
 
+    /// The alerts of Prometheus on the control plane: name → state (pending, firing).
+    static func alerts(_ nodes: Nodes) async -> [String: String] {
+        guard let (_, body) = await Nodes.get("http://\(nodes.address):9090/api/v1/alerts"),
+              let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+              let list = (object["data"] as? [String: Any])?["alerts"] as? [[String: Any]] else { return [:] }
+        return list.reduce(into: [:]) { result, alert in
+            if let name = (alert["labels"] as? [String: Any])?["alertname"] as? String { result[name] = alert["state"] as? String }
+        }
+    }
+
+    @Test func aStoppedDatabaseFiresPipelineFlowStoppedInTheSandboxsPrometheusAndUpRepairsTheFlow() async throws {
+        let sandbox = Self.sandbox("heal-alert")
+        defer { sandbox.cleanUp() }
+        let up = try await sandbox.run(["up"])
+        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        let nodes = try Nodes(sandbox)
+        defer { Task { await nodes.pool.closeAll() } }
+        #expect(await Self.alerts(nodes)["PipelineFlowStopped"] == nil)
+
+        // Producers keep producing, the processor cannot store: records wait, nothing is stored.
+        _ = try await nodes.run("rc-service pipeline-mongodb stop", on: nodes.control)
+        let stopped = ContinuousClock.now
+        try await SandboxPipelineTests.poll(timeout: .seconds(360), every: .seconds(5)) {
+            await Self.alerts(nodes)["PipelineFlowStopped"] == "firing"
+        }
+        print("PipelineFlowStopped fired \(ContinuousClock.now - stopped) after the database stopped")
+
+        let repaired = try await sandbox.run(["up", "--json"])
+        #expect(repaired.code == 0, "\(repaired.stderr.suffix(3000))")
+        #expect(SandboxPipelineTests.applied(repaired).isSuperset(of: ["service.mongodb", "verify"]), "\(SandboxPipelineTests.stepOutcomes(repaired))")
+        try await SandboxPipelineTests.poll(timeout: .seconds(300), every: .seconds(5)) {
+            await Self.alerts(nodes)["PipelineFlowStopped"] == nil
+        }
+        #expect(try await sandbox.run(["down"]).code == 0)
+    }
+
     /// A bounded steady-state chaos trial: each round SIGKILLs one of broker, database, processor,
     /// a producer, a supervisor, or the sshd processes serving a node's connections (the listener
     /// is the node's PID 1 here; on EC2 systemd restarts sshd), then runs plain `up`. The seed is
