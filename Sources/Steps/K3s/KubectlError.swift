@@ -35,7 +35,7 @@ enum KubectlError: Equatable, Sendable {
     /// What the API answers about the request itself: never transient, even when such a message
     /// also quotes a transient-looking cause (an admission webhook that timed out is still Invalid).
     static let permanentMarkers = ["(notfound)", "(invalid)", "(forbidden)", "(badrequest)", "(alreadyexists)", "(conflict)", "(unauthorized)",
-                                   "error: unknown", "error: the server doesn't have a resource type", "error validating"]
+                                   "error: unknown", "error: the server doesn't have a resource type", "error validating", " is invalid:"]
 
     /// Classifies a failed call by its stderr.
     init(stderr: String) {
