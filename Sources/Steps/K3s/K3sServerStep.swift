@@ -6,10 +6,10 @@ import Foundation
 ///
 /// `check`: k3s is installed, the service runs, the API answers `/readyz` and the control plane's
 /// Node runs the pin (its `kubeletVersion`, not `k3s --version`: an air-gap binary swapped under a
-/// running server is not what it runs). The install script always runs with
-/// `INSTALL_K3S_FORCE_RESTART=true`. `apply`
-/// does not even call the install script when the node already runs this install (its recorded
-/// digest) and the check holds. Outputs: the API URL on the cluster address, the node name, the version.
+/// running server is not what it runs). `apply` does not even call the install script when the
+/// node already runs this install (its recorded digest) and the check holds; when it does, it sets
+/// `INSTALL_K3S_FORCE_RESTART=true` (K3s's installer restarts only for what changed during its own
+/// run) and waits, within `k3s.install_timeout`, until the Node runs the pin. Outputs: the API URL on the cluster address, the node name, the version.
 ///
 /// Teardown: only under `down --keep-infra` (otherwise the machine goes with terraform.apply's
 /// teardown), K3s's `k3s-uninstall.sh` on the control plane (`K3sUninstall`), after every worker's
