@@ -6,8 +6,14 @@
 # binary must already be in INSTALL_K3S_BIN_DIR, default /usr/local/bin), K3S_URL (https:// only),
 # K3S_TOKEN / K3S_TOKEN_FILE (required with K3S_URL); it refuses to run without a service manager,
 # writes the K3S_* variables to the service's env file (0600), an OpenRC unit (k3s or k3s-agent),
-# skips an unchanged install ("No change detected so skipping service start"), and otherwise
+# and decides on the restart exactly as K3s's script does: the SHA-256 of binary, unit and env file
+# is taken once before the script changes anything and again at its end; equal (and no
+# INSTALL_K3S_FORCE_RESTART=true) prints "No change detected so skipping service start" and starts
+# nothing, without asking whether the service runs (so a binary swapped in before the script, the
+# air-gap upgrade, is not started, and a service stopped by hand stays stopped). Otherwise it
 # (re)starts the service and waits for it like a Type=notify unit: for ever, when an agent cannot join.
+# Node-local fault (one per line in /var/lib/k3s-standin/faults on that node): `keep-old-process`:
+# the service manager's restart leaves a running K3s process as it was (the old version keeps running).
 # It cannot download anything. Each run that gets past these checks appends a line to
 # /var/lib/k3s-standin/installs (tests count them). Like K3s's, it writes k3s-killall.sh and the
 # uninstall script (k3s-uninstall.sh on a server, k3s-agent-uninstall.sh on an agent) to the bin
@@ -48,6 +54,12 @@ else
     fatal "Can not find systemd or openrc to use as a process supervisor for k3s"
 fi
 
+if [ "$command" = server ]; then service=k3s; else service=k3s-agent; fi
+env_file=/etc/rancher/k3s/$service.env
+# What K3s's script hashes, before it changes anything (a missing file hashes as its error message).
+installed_hashes() { sha256sum "$BIN_DIR/k3s" "/etc/init.d/$service" "$env_file" 2>&1 || true; }
+PRE_INSTALL_HASHES=$(installed_hashes)
+
 case "${INSTALL_K3S_SKIP_DOWNLOAD:-}" in
     true|binary)
         [ -x "$BIN_DIR/k3s" ] || fatal "Executable k3s binary not found at $BIN_DIR/k3s"
@@ -82,7 +94,7 @@ write_uninstall() {
 echo "\$(date +%s) $uninstall" >> /var/lib/provision-standin-uninstalls
 $BIN_DIR/k3s-killall.sh
 command -v rc-update >/dev/null 2>&1 && rc-update delete $service default >/dev/null 2>&1
-rm -f /etc/init.d/$service $env_file /var/lib/k3s-standin/$service.hash
+rm -f /etc/init.d/$service $env_file
 remove_uninstall() { rm -f $BIN_DIR/$uninstall; }
 trap remove_uninstall EXIT
 if ls /etc/init.d/k3s* >/dev/null 2>&1; then
@@ -98,9 +110,7 @@ UNINSTALL
 mkdir -p /var/lib/k3s-standin
 echo "$(date +%s) ${INSTALL_K3S_VERSION:-} $command" >> /var/lib/k3s-standin/installs
 
-if [ "$command" = server ]; then service=k3s; else service=k3s-agent; fi
 mkdir -p /etc/rancher/k3s /var/lib/rancher/k3s
-env_file=/etc/rancher/k3s/$service.env
 umask 077
 env | grep -E '^(K3S_|CONTAINERD_)' | sed -e 's/=\(.*\)/="\1"/' > "$env_file.new" || true
 mv -f "$env_file.new" "$env_file"
@@ -126,16 +136,22 @@ if [ "$command" = server ]; then uninstall=k3s-uninstall.sh; else uninstall=k3s-
 write_killall
 write_uninstall
 
-hash=$(cat "$BIN_DIR/k3s" "/etc/init.d/$service" "$env_file" | sha256sum | cut -d' ' -f1)
-if [ "$(cat /var/lib/k3s-standin/$service.hash 2>/dev/null || true)" = "$hash" ] && rc-service "$service" status >/dev/null 2>&1; then
+POST_INSTALL_HASHES=$(installed_hashes)
+if [ "$PRE_INSTALL_HASHES" = "$POST_INSTALL_HASHES" ] && [ "${INSTALL_K3S_FORCE_RESTART:-}" != true ]; then
     info "No change detected so skipping service start"
     exit 0
 fi
-echo "$hash" > /var/lib/k3s-standin/$service.hash
 
 info "Starting $service"
-rm -f /var/lib/rancher/k3s/agent/standin-joined
-if rc-service "$service" status >/dev/null 2>&1; then rc-service "$service" restart >/dev/null; else rc-service "$service" start >/dev/null; fi
+if rc-service "$service" status >/dev/null 2>&1 && grep -qx keep-old-process /var/lib/k3s-standin/faults 2>/dev/null; then
+    : # the fault: the old process stays as it was
+elif rc-service "$service" status >/dev/null 2>&1; then
+    rm -f /var/lib/rancher/k3s/agent/standin-joined
+    rc-service "$service" restart >/dev/null
+else
+    rm -f /var/lib/rancher/k3s/agent/standin-joined
+    rc-service "$service" start >/dev/null
+fi
 
 # Like a Type=notify unit without a start timeout: wait until the service says it is up, for ever.
 if [ "$command" = agent ]; then

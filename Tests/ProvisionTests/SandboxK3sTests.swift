@@ -21,7 +21,7 @@ import Glibc
     static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
                           extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s",
                           monitoring: Bool = false, monitoringTimeout: String = "30s", verify: Bool = false,
-                          pipeline: String = "") -> String {
+                          pipeline: String = "", readyTimeout: String = "30s", binary: String? = nil) -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
         if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
@@ -45,7 +45,7 @@ import Glibc
               \(token ? "token: join" : "")
               install_timeout: 15s
               extra_args: [\(extraArgs.joined(separator: ", "))]
-              ready_timeout: 30s
+              ready_timeout: \(readyTimeout)
               merge_kubeconfig: \(merge)
               deploy: \(deploy != nil)
               \(deploy.map { "manifests: \($0)" } ?? "")
@@ -57,7 +57,7 @@ import Glibc
               kubeconfig: \(directory)/kube/config
               airgap:
                 install_script: \(repository)/Tests/K3sStandIn/install.sh
-                binary: \(repository)/Tests/K3sStandIn/k3s
+                binary: \(binary ?? "\(repository)/Tests/K3sStandIn/k3s")
                 images: \(directory)/k3s-airgap-images.tar
 
             """)

@@ -30,13 +30,23 @@ import Testing
         #expect(HelmInstall.judge(chart: nil, job: nil, pods: [], replacedJob: nil) == .pending("the HelmChart does not exist yet"))
     }
 
-    @Test func theFirstPodInErrorFailsTheInstallBeforeTheControllerGivesUpAndSoDoFailedConditions() {
+    @Test func aPodInErrorIsARetryUnderWayAndOnlyAFailedJobOrHelmChartFailsTheInstall() {
         let running = Self.job(status: ["active": 1])
         let container: [String: Any] = ["name": "helm", "restartCount": 2, "lastState": ["terminated": ["exitCode": 1, "reason": "Error"]],
                                         "state": ["waiting": ["reason": "CrashLoopBackOff", "message": "back-off 10s"]]]
         let crashing = Self.pod(container: container)
         #expect(HelmInstall.judge(chart: Self.chart, job: running, pods: [crashing], replacedJob: nil)
-                == .failed("pod kube-system/helm-install-loki-abcde: Error, exit code 1, restarts 2"))
+                == .pending("job helm-install-loki retrying after an error (the Helm controller retries up to the HelmChart's backOffLimit): "
+                            + "pod kube-system/helm-install-loki-abcde: Error, exit code 1, restarts 2"))
+        // The controller's next try runs, then completes: the earlier error is history.
+        let retried: [String: Any] = ["name": "helm", "restartCount": 1, "lastState": ["terminated": ["exitCode": 1, "reason": "Error"]], "state": ["running": [:]]]
+        #expect(HelmInstall.judge(chart: Self.chart, job: Self.job(status: ["succeeded": 1, "conditions": [["type": "Complete", "status": "True"]]]),
+                                  pods: [Self.pod(container: retried)], replacedJob: nil) == .installed)
+        let failedWithPod = Self.job(status: ["failed": 1, "conditions": [["type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                                                           "message": "Job has reached the specified backoff limit"]]])
+        #expect(HelmInstall.judge(chart: Self.chart, job: failedWithPod, pods: [crashing], replacedJob: nil)
+                == .failed("job helm-install-loki failed (BackoffLimitExceeded: Job has reached the specified backoff limit); "
+                           + "pod kube-system/helm-install-loki-abcde: Error, exit code 1, restarts 2"))
         // The old Job's pod (another owner uid) says nothing about this Job.
         #expect(HelmInstall.judge(chart: Self.chart, job: running, pods: [Self.pod(job: "u0", container: container)],
                                   replacedJob: nil) == .pending("job helm-install-loki running (1 active pod)"))

@@ -34,7 +34,7 @@ struct AppliedSet: Sendable {
     static func prune(_ stale: [KubeObject], on control: K3sNode, context: StepContext) async throws {
         for object in stale.sorted(by: { ($0.kind == "Namespace" ? 1 : 0, $0) < ($1.kind == "Namespace" ? 1 : 0, $1) }) {
             let scope = object.namespace.isEmpty ? "" : "-n \(object.namespace) "
-            try await control.must("k3s kubectl delete \(scope)\(object.reference) --ignore-not-found", "pruning \(object)", timeout: .seconds(120))
+            try await control.kubectl().must("delete \(scope)\(object.reference) --ignore-not-found", "pruning \(object)", timeout: .seconds(120))
             context.log.write("pruned \(object) (no longer rendered)")
         }
     }
@@ -45,7 +45,7 @@ struct AppliedSet: Sendable {
         var problems: [String] = []
         let lasting = objects.filter { !($0.kind == "Job" && $0.group == "batch") }
         for (namespace, group) in Dictionary(grouping: lasting, by: \.namespace).sorted(by: { $0.key < $1.key }) {
-            let result = try await control.run("k3s kubectl get \(namespace.isEmpty ? "" : "-n \(namespace) ")\(group.map(\.reference).joined(separator: " ")) -o name",
+            let result = try await control.kubectl().run("get \(namespace.isEmpty ? "" : "-n \(namespace) ")\(group.map(\.reference).joined(separator: " ")) -o name",
                                                timeout: .seconds(30))
             if !result.succeeded { problems.append(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }

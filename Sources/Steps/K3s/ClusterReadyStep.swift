@@ -3,7 +3,8 @@ import Foundation
 
 /// `cluster.ready`: every planned node Ready in the cluster, and the core deployments K3s ships
 /// (coredns, metrics-server, local-path-provisioner, less what `k3s.disable` removes) available,
-/// within `k3s.ready_timeout`. The error lists each missing or NotReady node with its Ready
+/// within `k3s.ready_timeout`, polled until then (an API error on the way is retried, and named
+/// when the deadline passes with the API still failing). The error lists each missing or NotReady node with its Ready
 /// condition's reason and message, and each unavailable deployment.
 struct ClusterReadyStep: Step {
     static let id = StepID("cluster.ready")
@@ -21,26 +22,41 @@ struct ClusterReadyStep: Step {
             .filter { !settings.spec.disable.contains($0.0) }.map(\.1)
     }
 
-    /// What is not ready yet; empty when everything is.
-    private func missing(_ control: K3sNode, planned: [String]) async throws -> [String] {
-        let nodes = try await K3sAccess.clusterNodes(on: control)
+    /// What is not ready yet; empty when everything is. Transient API errors are retried until
+    /// `deadline`; an API that keeps failing throws the last error.
+    private func missing(_ control: K3sNode, planned: [String], until deadline: ContinuousClock.Instant? = nil) async throws -> [String] {
+        let nodes = try await K3sAccess.clusterNodes(on: control, until: deadline)
         var missing: [String] = []
         for name in planned {
             guard let node = nodes.first(where: { $0.name == name }) else { missing.append("\(name): not in the cluster"); continue }
             if !node.isReady { missing.append("\(name): \(node.condition)") }
         }
-        let result = try await control.run("k3s kubectl get deployments -n kube-system -o json", timeout: .seconds(30))
-        let items = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        let kubectl = control.kubectl(until: deadline)
+        let result = try await kubectl.run("get deployments -n kube-system -o json", timeout: .seconds(30))
+        guard result.succeeded else { throw kubectl.failure("'k3s kubectl get deployments -n kube-system'", result) }
+        let items = (try? JSONDecoder().decode(DeploymentList.self, from: Data(result.stdout.utf8)))?.items ?? []
         for name in coreDeployments {
-            guard let item = items.first(where: { ($0["metadata"] as? [String: Any])?["name"] as? String == name }) else {
+            guard let item = items.first(where: { $0.metadata.name == name }) else {
                 missing.append("deployment kube-system/\(name): not found"); continue
             }
-            let status = item["status"] as? [String: Any] ?? [:]
-            let wanted = (item["spec"] as? [String: Any])?["replicas"] as? Int ?? 1
-            let available = status["availableReplicas"] as? Int ?? 0
+            let wanted = item.spec?.replicas ?? 1
+            let available = item.status?.availableReplicas ?? 0
             if available < wanted { missing.append("deployment kube-system/\(name): \(available)/\(wanted) available") }
         }
         return missing
+    }
+
+    /// The fields of a `DeploymentList` this step reads.
+    private struct DeploymentList: Decodable {
+        struct Item: Decodable {
+            struct Metadata: Decodable { var name: String }
+            struct Spec: Decodable { var replicas: Int? }
+            struct Status: Decodable { var availableReplicas: Int? }
+            var metadata: Metadata
+            var spec: Spec?
+            var status: Status?
+        }
+        var items: [Item]
     }
 
     private func planned(_ context: StepContext) throws -> [String] {
@@ -58,10 +74,22 @@ struct ClusterReadyStep: Step {
         let control = try settings.access.controlPlane(context)
         let planned = try planned(context)
         let deadline = ContinuousClock.now + settings.spec.readyTimeout
+        // Polls until the deadline: an API error (the server restarting, its etcd electing a
+        // leader) is one more reason to look again, and the last one is named when time runs out.
+        var missing: [String] = []
+        var apiError: String?
         while true {
-            let missing = try await missing(control, planned: planned)
-            if missing.isEmpty { break }
+            do {
+                missing = try await self.missing(control, planned: planned, until: deadline)
+                apiError = nil
+                if missing.isEmpty { break }
+            } catch let failure as StepFailure {
+                apiError = failure.message
+            }
             guard ContinuousClock.now < deadline else {
+                if let apiError {
+                    throw StepFailure("the cluster's readiness could not be read within \(settings.spec.readyTimeout.formatted) (k3s.ready_timeout): \(apiError)")
+                }
                 throw StepFailure("the cluster was not ready within \(settings.spec.readyTimeout.formatted):\n" + missing.map { "  \($0)" }.joined(separator: "\n"))
             }
             try await Task.sleep(for: .seconds(1))

@@ -125,8 +125,8 @@ struct DeployStep: Step {
         let file = "\(Self.directory)/\(part.rawValue).json"
         try await control.put(manifests.list, at: file, mode: 0o600)
         try record(AppliedSet.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
-        let applied = try await control.must(
-            "k3s kubectl apply --server-side --field-manager=provision -f \(file) -f \(DeploySecrets.file(namespace: part.namespace))",
+        let applied = try await control.kubectl(until: .now + settings.spec.rolloutTimeout).must(
+            "apply --server-side --field-manager=provision -f \(file) -f \(DeploySecrets.file(namespace: part.namespace))",
             "applying \(file) server-side", timeout: .seconds(120))
         context.log.write(applied.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
@@ -153,7 +153,7 @@ struct DeployStep: Step {
         var failed = false
         while true {
             pending = []
-            let result = try await control.run("k3s kubectl get -n \(part.namespace) \(workloads.map(\.reference).joined(separator: " ")) -o json", timeout: .seconds(30))
+            let result = try await control.kubectl(until: deadline).run("get -n \(part.namespace) \(workloads.map(\.reference).joined(separator: " ")) -o json", timeout: .seconds(30))
             let answer = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
             let items = answer["kind"] as? String == "List" ? answer["items"] as? [[String: Any]] ?? [] : [answer]
             for object in workloads {
@@ -180,7 +180,7 @@ struct DeployStep: Step {
         for (object, reason, item) in pending {
             lines.append("  \(object.kind.lowercased()) \(part.namespace)/\(object.name): \(reason)")
             if object.kind == "Job" {
-                let logs = try await control.run("k3s kubectl logs -n \(part.namespace) job/\(object.name) --tail=10", timeout: .seconds(30))
+                let logs = try await control.kubectl().run("logs -n \(part.namespace) job/\(object.name) --tail=10", timeout: .seconds(30))
                 let text = logs.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 if logs.succeeded, !text.isEmpty { lines.append("    its last log lines:\n" + text.split(separator: "\n").map { "      \($0)" }.joined(separator: "\n")) }
                 continue
@@ -198,7 +198,7 @@ struct DeployStep: Step {
 
     /// The pods of this part's namespace.
     private func pods(on control: K3sNode) async throws -> [[String: Any]] {
-        let result = try await control.run("k3s kubectl get pods -n \(part.namespace) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().run("get pods -n \(part.namespace) -o json", timeout: .seconds(30))
         return ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["items"] as? [[String: Any]] ?? []
     }
 
@@ -209,7 +209,7 @@ struct DeployStep: Step {
         for container in (pod["status"] as? [String: Any])?["containerStatuses"] as? [[String: Any]] ?? [] {
             let waiting = (container["state"] as? [String: Any])?["waiting"] as? [String: Any]
             guard waiting?["reason"] as? String == "CrashLoopBackOff", let containerName = container["name"] as? String else { continue }
-            let result = try await control.run("k3s kubectl logs -n \(part.namespace) \(name) -c \(containerName) --tail=10", timeout: .seconds(30))
+            let result = try await control.kubectl().run("logs -n \(part.namespace) \(name) -c \(containerName) --tail=10", timeout: .seconds(30))
             logs[containerName] = result.succeeded ? result.stdout : result.stderr
         }
         return logs

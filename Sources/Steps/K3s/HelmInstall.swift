@@ -4,9 +4,11 @@ import Foundation
 /// HelmChart (`status.conditions` JobCreated / Failed, set by helm-controller), its Job
 /// `helm-install-<name>` in the HelmChart's namespace and that Job's pods.
 ///
-/// The controller retries a failing install up to `backOffLimit` times before it sets Failed; this
-/// judgement does not wait for that: the first pod of the Job that ends in error (a non-zero exit,
-/// CrashLoopBackOff) fails the install at once.
+/// The Job's pods run with RestartPolicy OnFailure and the controller retries a failing install up
+/// to the HelmChart's `backOffLimit` before the Job (and the HelmChart) say Failed: a pod that
+/// exited non-zero or waits in CrashLoopBackOff is a retry under way (on a new cluster the first
+/// try often fails on DNS or the chart repository), pending with its error, not a failure. Only a
+/// Failed Job or HelmChart fails the install; the caller's deadline ends a retry that never succeeds.
 enum HelmInstall: Equatable, Sendable {
     /// The Job completed.
     case installed
@@ -30,7 +32,8 @@ enum HelmInstall: Equatable, Sendable {
         let name = (chart["metadata"] as? [String: Any])?["name"] as? String ?? ""
         let conditions = (chart["status"] as? [String: Any])?["conditions"] as? [[String: Any]] ?? []
         if let failed = conditions.first(where: { $0["type"] as? String == "Failed" && $0["status"] as? String == "True" }) {
-            return .failed("the HelmChart's condition Failed is True (\(failed["reason"] as? String ?? "no reason"): \(failed["message"] as? String ?? ""))")
+            return .failed("the HelmChart's condition Failed is True (\(failed["reason"] as? String ?? "no reason"): \(failed["message"] as? String ?? ""))"
+                           + (job.flatMap { newestPodProblem(pods, of: $0) }.map { "; \($0)" } ?? ""))
         }
         guard let job else { return .pending("job \(jobName(name)) not created yet") }
         let jobMeta = job["metadata"] as? [String: Any] ?? [:]
@@ -43,18 +46,26 @@ enum HelmInstall: Equatable, Sendable {
         func condition(_ type: String) -> [String: Any]? {
             jobConditions.first { $0["type"] as? String == type && $0["status"] as? String == "True" }
         }
-        if let failed = condition("Failed") {
-            return .failed("job \(jobName(name)) failed (\(failed["reason"] as? String ?? "Failed"): \(failed["message"] as? String ?? ""))")
-        }
         if condition("Complete") != nil || (status["succeeded"] as? Int ?? 0) > 0 { return .installed }
-        // Only the newest pod: the Job keeps its failed pods while the controller retries (up to
-        // backOffLimit), and a retry that is running or about to succeed must not fail the step.
+        let podProblem = newestPodProblem(pods, of: job)
+        if let failed = condition("Failed") {
+            return .failed("job \(jobName(name)) failed (\(failed["reason"] as? String ?? "Failed"): \(failed["message"] as? String ?? ""))"
+                           + (podProblem.map { "; \($0)" } ?? ""))
+        }
+        if let podProblem {
+            return .pending("job \(jobName(name)) retrying after an error (the Helm controller retries up to the HelmChart's backOffLimit): \(podProblem)")
+        }
+        let active = status["active"] as? Int ?? 0
+        return .pending(active > 0 ? "job \(jobName(name)) running (\(active) active pod)" : "job \(jobName(name)) has not started a pod yet")
+    }
+
+    /// The error of `job`'s newest pod, or nil. Only the newest: the Job keeps its failed pods
+    /// while the controller retries, and a retry that runs or is about to succeed is what counts.
+    static func newestPodProblem(_ pods: [[String: Any]], of job: [String: Any]) -> String? {
         let newest = pods.filter { belongs($0, to: job) }.max {
             ((($0["metadata"] as? [String: Any])?["creationTimestamp"] as? String) ?? "") < ((($1["metadata"] as? [String: Any])?["creationTimestamp"] as? String) ?? "")
         }
-        if let newest, let problem = problem(newest) { return .failed(problem) }
-        let active = status["active"] as? Int ?? 0
-        return .pending(active > 0 ? "job \(jobName(name)) running (\(active) active pod)" : "job \(jobName(name)) has not started a pod yet")
+        return newest.flatMap(problem)
     }
 
     /// Whether `pod` is one of `job`'s: owned by its uid, or (no owner recorded) labelled with its name.

@@ -47,22 +47,33 @@ struct K3sAccess: Sendable {
         return address
     }
 
-    /// The nodes the cluster reports (`k3s kubectl get nodes -o json` on the control plane).
-    static func clusterNodes(on control: K3sNode) async throws -> [KubeNode] {
-        let result = try await control.run("k3s kubectl get nodes -o json", timeout: .seconds(30))
-        guard result.succeeded else {
-            throw StepFailure("'k3s kubectl get nodes' on \(control.name) failed (\(result.summary)): \(result.stderr.suffix(400))")
-        }
+    /// The nodes the cluster reports (`k3s kubectl get nodes -o json` on the control plane);
+    /// transient API errors are retried until `deadline` (default: `Kubectl.patience` from now).
+    static func clusterNodes(on control: K3sNode, until deadline: ContinuousClock.Instant? = nil) async throws -> [KubeNode] {
+        let kubectl = control.kubectl(until: deadline)
+        let result = try await kubectl.run("get nodes -o json", timeout: .seconds(30))
+        guard result.succeeded else { throw kubectl.failure("'k3s kubectl get nodes'", result) }
         return try KubeNode.list(Data(result.stdout.utf8))
     }
 
-    /// Whether the API server answers `/readyz` with ok.
+    /// Whether the API server answers `/readyz` with ok (one try: callers poll).
     static func apiReady(on control: K3sNode) async throws -> Bool {
-        let result = try await control.run("k3s kubectl get --raw /readyz", timeout: .seconds(20))
+        let result = try await control.kubectl(until: .now).run("get --raw /readyz", timeout: .seconds(20))
         return result.succeeded && result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok"
     }
 
-    /// The version `k3s --version` reports on a node ("" when k3s is not installed).
+    /// The error for a node that does not run the planned version after its install: what it
+    /// runs (its Node's `kubeletVersion`), the pin, and how to restart the service on the new binary.
+    static func notRunningPlanned(node: String, service: String, runs: String, planned: String) -> String {
+        """
+        \(node) runs K3s \(runs) (its Node's status.nodeInfo.kubeletVersion), not \(planned) that the plan pins, after the install: \
+        the \(service) service did not restart on the new binary (K3s's installer skips the restart when it sees no change); \
+        restart it on \(node) ('systemctl restart \(service)' under systemd, 'rc-service \(service) restart' under OpenRC), then run 'provision up'
+        """
+    }
+
+    /// The version `k3s --version` reports on a node ("" when k3s is not installed): the file on
+    /// disk, which says nothing of the version the node runs (`KubeNode.version` does).
     static func installedVersion(on node: K3sNode) async throws -> String {
         let result = try await node.run("k3s --version 2>/dev/null || /usr/local/bin/k3s --version 2>/dev/null || true", timeout: .seconds(20))
         return version(fromVersionOutput: result.stdout) ?? ""

@@ -7,7 +7,10 @@ import Foundation
 /// K3s's install script blocks for ever when an agent cannot join, so it runs under
 /// `k3s.install_timeout`; when that runs out, the agent's log says why ("Node password
 /// rejected", a refused token, an unreachable server) and the error gives the fix.
-/// `check`: the node is Ready in the cluster with the pinned version.
+/// `check`: the node is Ready in the cluster and runs the pinned version (its Node's
+/// `kubeletVersion`). The install script always runs with `INSTALL_K3S_FORCE_RESTART=true`: K3s's
+/// installer skips the restart when binary, unit and env file did not change during its run, which
+/// is the case for an air-gap binary placed before it.
 ///
 /// Teardown: only under `down --keep-infra` (otherwise the machine goes with terraform.apply's
 /// teardown), K3s's `k3s-agent-uninstall.sh` on the worker (`K3sUninstall`), before the server's.
@@ -61,7 +64,7 @@ struct K3sJoinStep: Step {
         let joinedAs = try await control.read(joinedAsPath).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !joinedAs.isEmpty, joinedAs != node.entry.instanceID, try await clusterNode(control) != nil else { return }
         log.write("\(worker) is machine \(node.entry.instanceID) now but joined as \(joinedAs): deleting its stale node object so that its new node password is accepted")
-        try await control.must("k3s kubectl delete node \(worker)", "deleting the stale node \(worker)", timeout: .seconds(30))
+        try await control.kubectl().must("delete node \(worker)", "deleting the stale node \(worker)", timeout: .seconds(30))
     }
 
     /// The error of an agent that did not join in time: the cause its log names since this attempt
@@ -76,9 +79,9 @@ struct K3sJoinStep: Step {
 
     private var outputs: StepOutputs { ["node_name": .string(worker), "version": .string(settings.spec.version)] }
 
-    /// This worker as the cluster reports it, or nil.
-    private func clusterNode(_ control: K3sNode) async throws -> KubeNode? {
-        try await K3sAccess.clusterNodes(on: control).first { $0.name == worker }
+    /// This worker as the cluster reports it, or nil (transient API errors retried until `deadline`).
+    private func clusterNode(_ control: K3sNode, until deadline: ContinuousClock.Instant? = nil) async throws -> KubeNode? {
+        try await K3sAccess.clusterNodes(on: control, until: deadline).first { $0.name == worker }
     }
 
     private func problem(_ node: KubeNode?) -> String? {
@@ -118,7 +121,9 @@ struct K3sJoinStep: Step {
         let logOffset = Int(try await node.run("stat -c %s \(Self.agentLog) 2>/dev/null || echo 0", timeout: .seconds(20)).stdout
             .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         let token = try await K3sAccess.token(planToken: settings.token, control: control, context: context)
-        var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec, "K3S_URL": url, "K3S_TOKEN": token]
+        // Without it, K3s's installer does not restart an agent whose air-gap binary was replaced before it ran.
+        var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec, "K3S_URL": url, "K3S_TOKEN": token,
+                           "INSTALL_K3S_FORCE_RESTART": "true"]
         if settings.spec.airgap != nil { environment["INSTALL_K3S_SKIP_DOWNLOAD"] = "true" }
         let timeout = settings.spec.installTimeout
         let deadline = ContinuousClock.now + timeout
@@ -133,9 +138,13 @@ struct K3sJoinStep: Step {
         }
         // Registered (or the script found nothing to change); now Ready with the pinned version,
         // within what is left of the deadline.
-        while let problem = problem(try await clusterNode(control)) {
+        while let problem = problem(try await clusterNode(control, until: deadline)) {
             guard ContinuousClock.now < deadline else {
-                guard try await clusterNode(control) == nil else {
+                if let running = try await clusterNode(control, until: deadline), running.version != settings.spec.version {
+                    throw StepFailure(K3sAccess.notRunningPlanned(node: worker, service: "k3s-agent", runs: running.version, planned: settings.spec.version),
+                                      retryable: false)
+                }
+                guard try await clusterNode(control, until: deadline) == nil else {
                     throw StepFailure("\(problem) \(timeout.formatted) after its install began; see 'k3s kubectl describe node \(worker)' on \(control.name)",
                                       retryable: false)
                 }

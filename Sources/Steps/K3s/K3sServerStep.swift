@@ -4,9 +4,12 @@ import Foundation
 /// `k3s.server`: the pinned K3s server on the control plane, installed by K3s's install script
 /// (`INSTALL_K3S_VERSION`, `INSTALL_K3S_EXEC`; airgap files with `INSTALL_K3S_SKIP_DOWNLOAD`).
 ///
-/// `check`: `k3s --version` is the pin, the service runs and the API answers `/readyz`. `apply`
-/// does not even call the install script when the node already runs this install (its recorded
-/// digest) and the check holds. Outputs: the API URL on the cluster address, the node name, the version.
+/// `check`: k3s is installed, the service runs, the API answers `/readyz` and the control plane's
+/// Node runs the pin (its `kubeletVersion`, not `k3s --version`: an air-gap binary swapped under a
+/// running server is not what it runs). `apply` does not even call the install script when the
+/// node already runs this install (its recorded digest) and the check holds; when it does, it sets
+/// `INSTALL_K3S_FORCE_RESTART=true` (K3s's installer restarts only for what changed during its own
+/// run) and waits, within `k3s.install_timeout`, until the Node runs the pin. Outputs: the API URL on the cluster address, the node name, the version.
 ///
 /// Teardown: only under `down --keep-infra` (otherwise the machine goes with terraform.apply's
 /// teardown), K3s's `k3s-uninstall.sh` on the control plane (`K3sUninstall`), after every worker's
@@ -48,17 +51,23 @@ struct K3sServerStep: Step {
          "version": .string(settings.spec.version)]
     }
 
-    /// The first thing about the server that is not as planned, or nil.
+    /// The first thing about the server that is not as planned, or nil. Its version is the one
+    /// its Node reports (`kubeletVersion`: what runs), not `k3s --version` (the file on disk).
     private func problem(_ node: K3sNode) async throws -> String? {
-        let version = try await K3sAccess.installedVersion(on: node)
-        if version != settings.spec.version {
-            return version.isEmpty ? "k3s is not installed on \(node.name)" : "\(node.name) runs K3s \(version), the plan pins \(settings.spec.version)"
-        }
+        if try await K3sAccess.installedVersion(on: node).isEmpty { return "k3s is not installed on \(node.name)" }
         guard try await node.run("rc-service k3s status >/dev/null 2>&1 || systemctl is-active --quiet k3s 2>/dev/null", timeout: .seconds(20)).succeeded else {
             return "the k3s service is not running on \(node.name)"
         }
         guard try await K3sAccess.apiReady(on: node) else { return "the API server on \(node.name) does not answer /readyz with ok" }
-        return nil
+        return try await versionProblem(node, until: nil)
+    }
+
+    /// Nil when the control plane's Node runs the pinned version; otherwise what it runs.
+    private func versionProblem(_ node: K3sNode, until deadline: ContinuousClock.Instant?) async throws -> String? {
+        guard let running = try await K3sAccess.clusterNodes(on: node, until: deadline).first(where: { $0.name == node.name }) else {
+            return "\(node.name) is not in the cluster's nodes yet"
+        }
+        return running.version == settings.spec.version ? nil : "\(node.name) runs K3s \(running.version), the plan pins \(settings.spec.version)"
     }
 
     func teardown(_ context: StepContext) async throws {
@@ -79,7 +88,9 @@ struct K3sServerStep: Step {
         let node = try settings.access.controlPlane(context)
         if let token = settings.token { context.addSecret(token) }
         let exec = try exec(node.entry)
-        var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec]
+        // K3s's installer restarts only when binary, unit or env file changed during its own run: an
+        // air-gap binary placed before it, or a service stopped by hand, would not be (re)started.
+        var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec, "INSTALL_K3S_FORCE_RESTART": "true"]
         if settings.spec.airgap != nil { environment["INSTALL_K3S_SKIP_DOWNLOAD"] = "true" }
         let digest = settings.install.digest(exec: exec, extraEnvironment: [:])
         let recordPath = "\(K3sInstall.directory)/server.digest"
@@ -104,6 +115,15 @@ struct K3sServerStep: Step {
         while !(try await K3sAccess.apiReady(on: node)) {
             guard ContinuousClock.now < deadline else {
                 throw StepFailure("the API server on \(node.name) did not answer /readyz within \(settings.spec.installTimeout.formatted)", retryable: false)
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        // The Node says which version runs; it changes once the restarted server registers itself.
+        while let problem = try await versionProblem(node, until: deadline) {
+            guard ContinuousClock.now < deadline else {
+                let running = try await K3sAccess.clusterNodes(on: node, until: deadline).first { $0.name == node.name }
+                guard let running else { throw StepFailure("after the install: \(problem)", retryable: false) }
+                throw StepFailure(K3sAccess.notRunningPlanned(node: node.name, service: "k3s", runs: running.version, planned: settings.spec.version), retryable: false)
             }
             try await Task.sleep(for: .milliseconds(500))
         }

@@ -24,16 +24,29 @@ struct KubeNode: Sendable, Equatable {
 
     /// Decodes a `NodeList`.
     static func list(_ data: Data) throws -> [KubeNode] {
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let items = object["items"] as? [[String: Any]] else {
+        guard let list = try? JSONDecoder().decode(NodeList.self, from: data) else {
             throw StepFailure("'kubectl get nodes -o json' did not answer a NodeList: \(String(decoding: data.prefix(300), as: UTF8.self))")
         }
-        return items.map { item in
-            let metadata = item["metadata"] as? [String: Any] ?? [:]
-            let status = item["status"] as? [String: Any] ?? [:]
-            let info = status["nodeInfo"] as? [String: Any] ?? [:]
-            let ready = (status["conditions"] as? [[String: Any]] ?? []).first { $0["type"] as? String == "Ready" } ?? [:]
-            return KubeNode(name: metadata["name"] as? String ?? "", version: info["kubeletVersion"] as? String ?? "",
-                            ready: ready["status"] as? String ?? "", reason: ready["reason"] as? String ?? "", message: ready["message"] as? String ?? "")
+        return list.items.map { item in
+            let ready = item.status?.conditions?.first { $0.type == "Ready" }
+            return KubeNode(name: item.metadata?.name ?? "", version: item.status?.nodeInfo?.kubeletVersion ?? "",
+                            ready: ready?.status ?? "", reason: ready?.reason ?? "", message: ready?.message ?? "")
         }
+    }
+
+    /// The fields of a `NodeList` this type reads.
+    private struct NodeList: Decodable {
+        struct Item: Decodable {
+            struct Metadata: Decodable { var name: String? }
+            struct Status: Decodable {
+                struct Info: Decodable { var kubeletVersion: String? }
+                struct Condition: Decodable { var type: String; var status: String?; var reason: String?; var message: String? }
+                var nodeInfo: Info?
+                var conditions: [Condition]?
+            }
+            var metadata: Metadata?
+            var status: Status?
+        }
+        var items: [Item]
     }
 }

@@ -10,8 +10,9 @@ import Foundation
 ///
 /// K3s's Helm controller retries a failing install up to the chart's `backOffLimit` before it says
 /// Failed, so the step watches each chart itself: the HelmChart's conditions, its Job
-/// `helm-install-<name>` and the Job's pods. A complete Job is installed; a failed Job, a Job pod in
-/// error or the condition Failed fail the step at once, and a chart still installing at
+/// `helm-install-<name>` and the Job's pods. A complete Job is installed; a Job pod in
+/// error is a retry under way (its error is shown while the step waits), a failed Job or the
+/// HelmChart's condition Failed fail the step at once, and a chart still installing (or retrying) at
 /// `k3s.monitoring_timeout` (counted from the step's start) fails it then; either error names the
 /// chart, the Job's state and its last log lines (`k3s kubectl logs job/helm-install-<name> --tail=20`).
 /// A chart whose spec this apply changes is judged by the Job the controller makes for the new
@@ -98,11 +99,12 @@ struct MonitoringStep: Step {
         }
     }
 
-    private func live(_ charts: [KubeObject], on control: K3sNode) async throws -> Live {
+    private func live(_ charts: [KubeObject], on control: K3sNode, until deadline: ContinuousClock.Instant? = nil) async throws -> Live {
         var live = Live()
+        let kubectl = control.kubectl(until: deadline)
         for namespace in Set(charts.map(\.namespace)).sorted() {
             for resource in ["helmcharts.helm.cattle.io", "jobs.batch", "pods"] {
-                let result = try await control.run("k3s kubectl get \(resource) -n \(namespace) -o json", timeout: .seconds(30))
+                let result = try await kubectl.run("get \(resource) -n \(namespace) -o json", timeout: .seconds(30))
                 guard result.succeeded else {
                     live.problems.append("'k3s kubectl get \(resource) -n \(namespace)' failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))")
                     continue
@@ -122,8 +124,9 @@ struct MonitoringStep: Step {
 
     /// The last log lines of `chart`'s Job, indented for an error, and helm's own error line among them.
     private func jobLog(_ chart: KubeObject, on control: K3sNode) async throws -> (text: String, error: String?) {
-        let command = "k3s kubectl logs job/\(HelmInstall.jobName(chart.name)) -n \(chart.namespace) --tail=\(Self.logLines)"
-        let result = try await control.run(command, timeout: .seconds(30))
+        let arguments = "logs job/\(HelmInstall.jobName(chart.name)) -n \(chart.namespace) --tail=\(Self.logLines)"
+        let command = "k3s kubectl \(arguments)"
+        let result = try await control.kubectl().run(arguments, timeout: .seconds(30))
         let output = (result.succeeded ? result.stdout : result.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
         let lines = output.isEmpty ? ["(no output)"] : output.split(separator: "\n").suffix(Self.logLines).map(String.init)
         let text = "    last log lines of job \(chart.namespace)/\(HelmInstall.jobName(chart.name)) (\(command)):\n" + lines.map { "      \($0)" }.joined(separator: "\n")
@@ -142,7 +145,7 @@ struct MonitoringStep: Step {
         let charts = manifests.helmCharts
         var seen: [KubeObject: HelmInstall] = [:]
         while true {
-            let live = try await live(charts.map { $0.id }, on: control)
+            let live = try await live(charts.map { $0.id }, on: control, until: deadline)
             for chart in charts {
                 let state = live.judge(chart.id, replacedJob: replaced[chart.id])
                 if seen[chart.id] != state {
@@ -224,7 +227,7 @@ struct MonitoringStep: Step {
 
         try await GrafanaAdmin.ensure(on: control, context: context)
         // A chart whose spec changes gets a new Job from the controller: the current one is stale.
-        let before = try await live(manifests.helmCharts.map { $0.id }, on: control)
+        let before = try await live(manifests.helmCharts.map { $0.id }, on: control, until: deadline)
         var replaced: [KubeObject: String] = [:]
         for chart in manifests.helmCharts where !HelmInstall.specMatches(live: before.chart(chart.id), rendered: chart.object) {
             replaced[chart.id] = (before.job(chart.id)?["metadata"] as? [String: Any])?["uid"] as? String ?? ""
@@ -234,8 +237,8 @@ struct MonitoringStep: Step {
         let (first, late) = manifests.splitByCRDs
         try await control.put(first.list, at: Self.file, mode: 0o600)
         try record(AppliedSet.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
-        let applied = try await control.must(
-            "k3s kubectl apply --server-side --field-manager=provision -f \(Self.file) -f \(GrafanaAdmin.secretFile)",
+        let applied = try await control.kubectl(until: deadline).must(
+            "apply --server-side --field-manager=provision -f \(Self.file) -f \(GrafanaAdmin.secretFile)",
             "applying \(Self.file) server-side", timeout: .seconds(120))
         context.log.write(applied.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
@@ -243,7 +246,7 @@ struct MonitoringStep: Step {
 
         if !late.objects.isEmpty {
             try await control.put(late.list, at: Self.lateFile, mode: 0o600)
-            let resources = try await control.must("k3s kubectl apply --server-side --field-manager=provision -f \(Self.lateFile)",
+            let resources = try await control.kubectl(until: deadline).must("apply --server-side --field-manager=provision -f \(Self.lateFile)",
                                                    "applying \(Self.lateFile) server-side (the charts' custom resources)", timeout: .seconds(120))
             context.log.write(resources.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         }

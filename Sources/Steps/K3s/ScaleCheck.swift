@@ -201,7 +201,7 @@ struct ScaleCheck: Sendable {
         if let object = Self.configMap(configMap, in: Data(manifest.utf8), rate: rate) {
             let file = "\(DeployStep.directory)/verify-scale-restore.json"
             try await control.put(object, at: file, mode: 0o600)
-            try await control.must("k3s kubectl apply --server-side --field-manager=provision --force-conflicts -f \(file)",
+            try await control.kubectl().must("apply --server-side --field-manager=provision --force-conflicts -f \(file)",
                                    "re-applying configmap \(namespace)/\(configMap) with RATE \(rate)", timeout: .seconds(60))
         } else {
             try await patchRate(rate)
@@ -214,7 +214,7 @@ struct ScaleCheck: Sendable {
     private var hpaReference: String { "horizontalpodautoscaler.autoscaling/\(autoscaler)" }
 
     private func hpa() async throws -> HPAStatus {
-        let result = try await control.run("k3s kubectl get -n \(namespace) \(hpaReference) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().run("get -n \(namespace) \(hpaReference) -o json", timeout: .seconds(30))
         guard result.succeeded else {
             throw Failure(description: "cannot read the HPA \(namespace)/\(autoscaler) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
                           + "deploy the workloads with 'provision up' (k3s.deploy: true)")
@@ -223,7 +223,7 @@ struct ScaleCheck: Sendable {
     }
 
     private func currentRate() async throws -> Double {
-        let result = try await control.run("k3s kubectl get -n \(namespace) configmap/\(configMap) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().run("get -n \(namespace) configmap/\(configMap) -o json", timeout: .seconds(30))
         guard result.succeeded else {
             throw Failure(description: "cannot read the ConfigMap \(namespace)/\(configMap) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
                           + "deploy the workloads with 'provision up'")
@@ -239,18 +239,18 @@ struct ScaleCheck: Sendable {
 
     private func patchRate(_ rate: String) async throws {
         let patch = "{\"data\":{\"RATE\":\"\(rate)\"}}"
-        try await control.must("k3s kubectl patch -n \(namespace) configmap \(configMap) --type=merge --patch=\(ServiceUnit.quoted(patch)) --field-manager=\(Self.fieldManager)",
+        try await control.kubectl().must("patch -n \(namespace) configmap \(configMap) --type=merge --patch=\(ServiceUnit.quoted(patch)) --field-manager=\(Self.fieldManager)",
                                "setting RATE of configmap \(namespace)/\(configMap) to \(rate)", timeout: .seconds(60))
     }
 
     private func restart() async throws {
-        try await control.must("k3s kubectl rollout restart -n \(namespace) deployment/\(deployment)",
+        try await control.kubectl().must("rollout restart -n \(namespace) deployment/\(deployment)",
                                "restarting deployment \(namespace)/\(deployment)", timeout: .seconds(60))
     }
 
     /// The Deployment's ready replicas, its wanted replicas, and what its rollout still waits for.
     private func readiness() async throws -> (ready: Int, replicas: Int, pending: String?) {
-        let result = try await control.run("k3s kubectl get -n \(namespace) deployment.apps/\(deployment) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().run("get -n \(namespace) deployment.apps/\(deployment) -o json", timeout: .seconds(30))
         let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
         guard result.succeeded, !object.isEmpty else {
             throw Failure(description: "cannot read deployment \(namespace)/\(deployment) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400))")
@@ -262,7 +262,7 @@ struct ScaleCheck: Sendable {
 
     /// Why the producers' pods that are not running are not, a line each.
     private func podProblems() async throws -> String {
-        let result = try await control.run("k3s kubectl get pods -n \(namespace) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().run("get pods -n \(namespace) -o json", timeout: .seconds(30))
         let pods = ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["items"] as? [[String: Any]] ?? []
         let problems = pods.filter { ((($0["metadata"] as? [String: Any])?["name"] as? String) ?? "").hasPrefix(deployment + "-") }.compactMap { Rollout.problem($0) }
         return problems.isEmpty ? "    (no pod reports a problem: they are still starting)" : problems.map { "    \($0)" }.joined(separator: "\n")
