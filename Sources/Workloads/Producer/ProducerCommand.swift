@@ -165,12 +165,20 @@ struct ProducerCommand: ParsableCommand {
             }
             sequence += 1
         }
+        var stall = DeliveryStall(limit: .seconds(messageTimeoutMs / 1000 + 5))
         do {
             while !shutdown.isRequested && !finished {
                 // Delivery reports are served on every turn: the state file's acknowledged count stays current.
                 producer.poll()
-                try state?.writeIfDue(produced: sequence, acknowledged: producer.stats.delivered.load(ordering: .relaxed),
-                                      failed: producer.stats.failed.load(ordering: .relaxed))
+                let acknowledged = producer.stats.delivered.load(ordering: .relaxed), failed = producer.stats.failed.load(ordering: .relaxed)
+                try state?.writeIfDue(produced: sequence, acknowledged: acknowledged, failed: failed)
+                // A client whose topics were deleted and created again can keep failing every
+                // message (librdkafka holds on to the old topic); a running service starts afresh.
+                if continuous, stall.stalled(acknowledged: acknowledged, failed: failed) {
+                    let reason = producer.stats.lastError.withLock { $0 } ?? "unknown"
+                    FileHandle.standardError.write(Data("producer: no message delivered and \(failed) failed for \(stall.limit) (last error: \(reason)); exiting so that the service manager starts a fresh client\n".utf8))
+                    throw ExitCode(3)
+                }
                 try produceNext()
             }
         } catch {
