@@ -32,9 +32,6 @@ struct FlowLedger: Decodable {
         let count: Int
         let maxOffset: Int
 
-        /// Every offset from 0 to the highest has its document: nothing of this incarnation was
-        /// dropped (the sandbox's records are all valid, none is dead-lettered).
-        var complete: Bool { count == maxOffset + 1 }
     }
 
     /// Stored events by producer run.
@@ -43,12 +40,16 @@ struct FlowLedger: Decodable {
     let incarnations: [String: [String: [String: Partition]]]
     /// Every run of every producer, filled in from the workers' state files.
     var runs: [Run] = []
+    /// What the broker holds now, read by a consumer of its own from the start of each topic: by
+    /// collection, the topic's id and the records of each partition (a log may skip offsets, so
+    /// its records are counted, not inferred from the highest offset).
+    var broker: [String: (id: String, records: [String: Int])] = [:]
 
     enum CodingKeys: String, CodingKey { case stored, incarnations }
 
     /// Reads MongoDB on the control plane (pymongo from bootstrap's venv) and every worker's
-    /// producer state file.
-    static func read(_ nodes: SandboxPipelineTests.Nodes, cli: CLI) async throws -> FlowLedger {
+    /// producer state file; with `broker`, also every record the broker holds (slow: a whole read).
+    static func read(_ nodes: SandboxPipelineTests.Nodes, cli: CLI, broker: Bool = false) async throws -> FlowLedger {
         let script = cli.write("ledger.py", """
             import json, sys, pymongo
             db = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=5000).gpu_pipeline
@@ -78,12 +79,67 @@ struct FlowLedger: Decodable {
         }
         guard process.exitCode == 0 else { throw StepFailure("reading MongoDB failed: \(process.stderr.suffix(1000))") }
         var ledger = try JSONDecoder().decode(FlowLedger.self, from: Data(process.stdout.utf8))
+        if broker { try await ledger.readBroker(nodes, cli: cli) }
         struct StateFile: Decodable { let runs: [Run] }
         for worker in nodes.inventory.workers {
             let text = try await nodes.run("cat \(ProcessesRuntime.producerState)", on: worker).stdout
             ledger.runs += try JSONDecoder().decode(StateFile.self, from: Data(text.utf8)).runs
         }
         return ledger
+    }
+
+    /// Fills `broker` by consuming every pipeline topic from its start with a group of its own.
+    private mutating func readBroker(_ nodes: SandboxPipelineTests.Nodes, cli: CLI) async throws {
+        let brokerScript = cli.write("broker.py", """
+            import json, sys
+            from confluent_kafka import Consumer, KafkaError, TopicCollection
+            from confluent_kafka.admin import AdminClient
+            servers = sys.argv[1]
+            topics = {"gpu.metrics.v1": "gpu_metrics", "token.usage.v1": "token_usage"}
+            admin = AdminClient({"bootstrap.servers": servers})
+            described = admin.describe_topics(TopicCollection(list(topics)))
+            out = {}
+            for topic, collection in topics.items():
+                d = described[topic].result(20)
+                text = str(d.topic_id)  # librdkafka's base64; the processor writes Kafka's URL-safe form
+                out[collection] = {"id": text.replace("+", "-").replace("/", "_").rstrip("="), "records": {}}
+            c = Consumer({"bootstrap.servers": servers, "group.id": "ledger-" + sys.argv[2], "auto.offset.reset": "earliest",
+                          "enable.auto.commit": False, "enable.partition.eof": True, "session.timeout.ms": 6000})
+            c.subscribe(list(topics))
+            ends, partitions = set(), None
+            while True:
+                m = c.poll(2.0)
+                if partitions is None and c.assignment():
+                    partitions = {(p.topic, p.partition) for p in c.assignment()}
+                if m is None:
+                    if partitions is not None and ends >= partitions:
+                        break
+                    continue
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        ends.add((m.topic(), m.partition()))
+                        if partitions is not None and ends >= partitions:
+                            break
+                    continue
+                r = out[topics[m.topic()]]["records"]
+                r[str(m.partition())] = r.get(str(m.partition()), 0) + 1
+            c.close()
+            print(json.dumps(out))
+            """)
+        let reader = try cli.start([brokerScript, "\(nodes.address):9092", UUID().uuidString], executable: Services.python,
+                                   environment: ["LD_LIBRARY_PATH": Services.tools.appendingPathComponent("lib").path])
+        let brokerDeadline = ContinuousClock.now + .seconds(180)
+        while reader.isRunning {
+            guard ContinuousClock.now < brokerDeadline else { kill(reader.pid, SIGKILL); throw StepFailure("reading the broker took over 3 minutes") }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        guard reader.exitCode == 0,
+              let read = try JSONSerialization.jsonObject(with: Data(reader.stdout.utf8)) as? [String: [String: Any]] else {
+            throw StepFailure("reading the broker failed: \(reader.stderr.suffix(1000))")
+        }
+        for (collection, topic) in read {
+            broker[collection] = (topic["id"] as? String ?? "", topic["records"] as? [String: Int] ?? [:])
+        }
     }
 
     /// Why the store does not hold every acknowledged event exactly once, per producer run, or

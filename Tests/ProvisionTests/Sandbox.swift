@@ -12,12 +12,17 @@ import Glibc
 struct Sandbox {
     let cli: CLI
     let name: String
+    var durableBroker = false
     var planPath = ""
 
     /// - Parameter pipeline: the `pipeline:` section for `runtime: processes`; nil for the machines only.
-    init(name: String, workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s", pipeline: String? = nil) {
+    /// - Parameter durableBroker: the broker's log in moto's S3 (`sandbox.durable_broker`); off by
+    ///   default in tests, which run many sandboxes at once and moto serves every broker request.
+    init(name: String, workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s", pipeline: String? = nil,
+         durableBroker: Bool = false) {
         cli = CLI()
         self.name = name
+        self.durableBroker = durableBroker
         planPath = writePlan(workers: workers, viaBastion: viaBastion, cloudInitDelay: cloudInitDelay, nodeReadyTimeout: nodeReadyTimeout, pipeline: pipeline)
     }
 
@@ -48,6 +53,7 @@ struct Sandbox {
               terraform_dir: \(CLI.repository.appendingPathComponent("terraform").path)
             sandbox:
               cloud_init_delay: \(cloudInitDelay)
+              durable_broker: \(durableBroker)
               node_image: \(CLI.repository.appendingPathComponent(".tools/node-image").path)\(files)
 
             """)

@@ -13,7 +13,7 @@ struct StatusCommand: AsyncParsableCommand {
 
             With --audit, every step's check also runs live (read-only) and an AUDIT column says whether the \
             world still matches: 'ok', 'DRIFT: reason', or 'no check'. Exit code 6 when anything drifted, or \
-            when the last run failed or was cancelled (its unfinished work is drift too).
+            when the last run failed, was cancelled or was killed (its unfinished work is drift too).
             """
     )
 
@@ -48,8 +48,9 @@ struct StatusCommand: AsyncParsableCommand {
                 throw ExitCodes.drift
             }
             // Checks that pass now do not make a failed run converged: what it did not finish is not audited.
-            if audit, let run, run.status == .failed || run.status == .cancelled {
-                FileHandle.standardError.write(Data("the last run (\(run.id), \(run.command.rawValue)) \(run.status.rawValue): run 'provision resume' to finish it, or 'provision up'\n".utf8))
+            // A run still "running" with no lock holder was killed.
+            if audit, let run, run.status == .failed || run.status == .cancelled || (run.status == .running && holder == nil) {
+                FileHandle.standardError.write(Data("the last run (\(run.id), \(run.command.rawValue)) \(run.status == .running ? "was killed" : run.status.rawValue): run 'provision resume' to finish it, or 'provision up'\n".utf8))
                 throw ExitCodes.drift
             }
         }

@@ -22,7 +22,9 @@ enum SandboxFlow {
     /// The services of `runtime: processes` for this plan (its pipeline settings, the k8s/ rules).
     static func runtime(_ plan: Plan, sandbox: SandboxSpec) -> ProcessesRuntime {
         let rules = (try? String(contentsOf: plan.resolve(sandbox.rules), encoding: .utf8)) ?? ""
-        return ProcessesRuntime(pipeline: plan.pipeline ?? PipelineSpec(), programs: .init(), rules: rules)
+        var runtime = ProcessesRuntime(pipeline: plan.pipeline ?? PipelineSpec(), programs: .init(), rules: rules)
+        runtime.durableBroker = sandbox.durableBroker
+        return runtime
     }
 
     /// `runtime: processes`: the pipeline as services of the nodes' service manager.

@@ -47,6 +47,9 @@ public struct SandboxSpec: Sendable, Equatable {
     public var librdkafka = "../.tools/lib/librdkafka.so.1"
     /// The alert and recording rules the sandbox's Prometheus evaluates: the k8s/ PrometheusRule's groups.
     public var rules = "../k8s/base/monitoring/rules/pipeline-rules.yaml"
+    /// Whether the broker keeps its log in an S3 bucket of the sandbox's moto (surviving its restart
+    /// and the node's reboot) rather than in memory. Durable costs CPU: moto serves every request.
+    public var durableBroker = true
 
     public init() {}
 }

@@ -8,7 +8,7 @@ public enum PlanLoader {
     static let topKeys = ["name", "description", "target", "runtime", "parallelism", "secrets", "cluster", "sandbox", "pipeline", "k3s", "steps"]
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion", "vpc_cidr"]
-    static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules"]
+    static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules", "durable_broker"]
     static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
@@ -304,6 +304,7 @@ public enum PlanLoader {
                 if let n = s["workloads"] { spec.workloads = try reader.string(n.value, "sandbox.workloads") }
                 if let n = s["librdkafka"] { spec.librdkafka = try reader.string(n.value, "sandbox.librdkafka") }
                 if let n = s["rules"] { spec.rules = try reader.string(n.value, "sandbox.rules") }
+                if let n = s["durable_broker"] { spec.durableBroker = try reader.bool(n.value, "sandbox.durable_broker") }
             }
             sandbox = spec
         }

@@ -41,6 +41,9 @@ public struct ProcessesRuntime: Sendable {
     public var programs: Programs
     /// The alert rules (the PrometheusRule groups of k8s/, rendered as a rules file).
     public var rules: String
+    /// The broker keeps its log in an object store (`BrokerStorage.objectStore`), which charges per
+    /// request: producers batch longer and the processor asks for fuller fetches.
+    public var durableBroker = false
 
     public init(pipeline: PipelineSpec, programs: Programs, rules: String) {
         self.pipeline = pipeline
@@ -89,9 +92,9 @@ public struct ProcessesRuntime: Sendable {
         PlacedService(
             unit: ServiceUnit(
                 name: "pipeline-processor", description: "GPU pipeline processor", command: programs.processor,
-                arguments: ["--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500",
-                            // Fewer, fuller fetches: Tansu on an object store lists a partition's objects per fetch.
-                            "--kafka", "fetch.wait.max.ms=1000", "--kafka", "fetch.min.bytes=65536"],
+                arguments: ["--kafka", "session.timeout.ms=6000", "--kafka", "heartbeat.interval.ms=500"]
+                    // Fewer, fuller fetches: Tansu on an object store lists a partition's objects per fetch.
+                    + (durableBroker ? ["--kafka", "fetch.wait.max.ms=1000", "--kafka", "fetch.min.bytes=65536"] : []),
                 environment: [
                     "KAFKA_BROKERS": "\(node.address):\(Port.broker)",
                     "MONGODB_URI": "mongodb://\(node.address):\(Port.mongo)/?serverSelectionTimeoutMS=2000",
@@ -187,7 +190,7 @@ public struct ProcessesRuntime: Sendable {
                     "GPU_SOURCE": "synthetic", "NODE_NAME": node.name, "SEED": String(1000 + index), "LD_LIBRARY_PATH": programs.libraries,
                     "STATE_FILE": Self.producerState,
                     // Tansu on an object store writes objects per produce request: batch for a second.
-                    "LINGER_MS": "1000",
+                    "LINGER_MS": durableBroker ? "1000" : "5",
                 ]),
             node: node, files: [RemoteFile(path: "\(Self.data)/producer/.keep", contents: "")], health: .running)
     }

@@ -94,6 +94,8 @@ public struct ServiceInstaller: Sendable {
             try await prepare(service)
             try await startCleanly(service, reason: "not running", log: log)
             changed = true
+        } else if !before.healthy {
+            try await prepare(service)  // what it needs may have gone (the broker's bucket)
         }
         let deadline = ContinuousClock.now + timeout
         while !(try await probe(service)) {
@@ -121,9 +123,13 @@ public struct ServiceInstaller: Sendable {
     /// (`rc-service zap`), and the unit started; it must then run under its supervisor.
     func startCleanly(_ service: PlacedService, reason: String, log: @Sendable (String) -> Void) async throws {
         let name = service.unit.name
+        // The orphan is the recorded child only while it still runs the unit's program (a PID can
+        // be reused), and only when no supervisor of this unit lives (likewise checked by name).
         let orphan = try await run("""
             pid=$(cat /run/openrc/options/\(name)/child_pid 2>/dev/null); \
-            if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && ! kill -0 "$(cat /run/supervise-\(name).pid 2>/dev/null || echo 0)" 2>/dev/null; then \
+            sup=$(cat /run/supervise-\(name).pid 2>/dev/null); \
+            supervised=; if [ -n "$sup" ] && grep -q '^supervise-dae' /proc/$sup/comm 2>/dev/null; then supervised=yes; fi; \
+            if [ -n "$pid" ] && [ -z "$supervised" ] && [ "$(readlink /proc/$pid/exe 2>/dev/null)" = \(ServiceUnit.quoted(service.unit.command)) ]; then \
               kill -TERM "$pid"; for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; \
               kill -KILL "$pid" 2>/dev/null; echo "$pid"; \
             fi; \

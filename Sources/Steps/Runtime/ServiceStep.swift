@@ -98,7 +98,8 @@ struct ServiceStep: Step {
         var service: PlacedService
         switch kind {
         case .broker:
-            let storage = SandboxCloudStep.endpoint(in: upstream).map { BrokerStorage.objectStore(endpoint: $0, bucket: BrokerStorage.sandboxBucket) }
+            let endpoint = runtime.durableBroker ? SandboxCloudStep.endpoint(in: upstream) : nil
+            let storage = endpoint.map { BrokerStorage.objectStore(endpoint: $0, bucket: BrokerStorage.sandboxBucket) }
             service = runtime.broker(on: control, storage: storage ?? .memory)
         case .mongodb: service = runtime.mongo(on: control)
         case .alertmanager: service = runtime.alertmanager(on: control)

@@ -7,8 +7,8 @@ import Foundation
 /// the processor is ready, the topics exist and data is being ingested.
 ///
 /// The flow is part of what `up` converges, so the check runs on every `up` (`checksEveryRun`):
-/// on an unchanged step it asks Prometheus one question, whether the processor wrote documents in
-/// the last 15 seconds, and keeps the recorded table when it did. When the flow stopped, `up`
+/// on an unchanged step it asks Prometheus one question, whether the processor wrote documents of
+/// both topics in the last 15 seconds, and keeps the recorded table when it did. When the flow stopped, `up`
 /// verifies again after the units below it were checked and repaired, and fails naming what
 /// still does not hold.
 struct VerifyStep: Step {
@@ -85,16 +85,17 @@ struct VerifyStep: Step {
     }
 
     /// What an unchanged verify's check says when the flow stopped.
-    static let stopped = "no document was written in the last 15 s (Prometheus: processor_written_total); verifying again"
+    static let stopped = "no document of one topic or both was written in the last 15 s (Prometheus: processor_written_total); verifying again"
 
-    /// Whether the processor wrote documents in the last 15 seconds, by Prometheus (one query;
+    /// Whether the processor wrote documents of each topic in the last 15 seconds, by Prometheus (one query;
     /// it scrapes every 5 s). Prometheus unreachable counts as not flowing: verify then runs whole.
     func flowing(_ context: StepContext) async throws -> Bool {
         let inventory = try RuntimeAccess.inventory(context.upstream)
         let (control, _) = try RuntimeAccess.runtimeNodes(inventory)
         let prometheus = PrometheusClient(baseURL: "http://\(control.address):\(ProcessesRuntime.Port.prometheus)", timeout: .seconds(5))
-        let written = try? await prometheus.instant("sum(increase(processor_written_total{job=\"processor\"}[15s]))")
-        return (written ?? 0) > 0
+        // Per topic: one flowing must not hide the other stopped.
+        let flowing = try? await prometheus.instant("count(sum by (topic) (increase(processor_written_total{job=\"processor\"}[15s])) > 0)")
+        return (flowing ?? 0) >= 2
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
