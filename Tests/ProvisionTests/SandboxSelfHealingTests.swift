@@ -75,9 +75,11 @@ import Glibc
         try await Self.drain(nodes)
         // Two minutes on a quiet machine (measured: 1m20s); the whole suite runs sandboxes in parallel.
         #expect(ContinuousClock.now - killed < .seconds(300), "everything stored within minutes of the kill")
-        let ledger = try await FlowLedger.read(nodes, cli: sandbox.cli)
+        let ledger = try await FlowLedger.read(nodes, cli: sandbox.cli, broker: true)
         #expect(ledger.acknowledged > 0 && ledger.runs.count >= 2, "\(ledger.runs)")
         #expect(ledger.exactlyOnceProblems.isEmpty, "\(ledger.exactlyOnceProblems)")
+        // Reported, not failed: the stand-in broker's own durability (docs/self-healing.md).
+        if !ledger.brokerLosses.isEmpty { print("the broker lost acknowledged events: \(ledger.brokerLosses)") }
         #expect(try await sandbox.run(["down"]).code == 0)
     }
 
@@ -251,9 +253,10 @@ import Glibc
         let verify = try await sandbox.run(["verify", "--json"])
         #expect(verify.code == 0, "seed \(seed): \(verify.stdout.suffix(3000))")
         try await Self.drain(nodes)
-        let ledger = try await FlowLedger.read(nodes, cli: sandbox.cli)
+        let ledger = try await FlowLedger.read(nodes, cli: sandbox.cli, broker: true)
         #expect(ledger.acknowledged > 0)
         #expect(ledger.exactlyOnceProblems.isEmpty, "seed \(seed): \(ledger.exactlyOnceProblems)")
+        if !ledger.brokerLosses.isEmpty { print("seed \(seed): the broker lost acknowledged events: \(ledger.brokerLosses)") }
         await nodes.pool.closeAll()
         #expect(try await sandbox.run(["down"]).code == 0)
     }
