@@ -123,13 +123,14 @@ public struct ServiceInstaller: Sendable {
     /// (`rc-service zap`), and the unit started; it must then run under its supervisor.
     func startCleanly(_ service: PlacedService, reason: String, log: @Sendable (String) -> Void) async throws {
         let name = service.unit.name
-        // The orphan is the recorded child only while it still runs the unit's program (a PID can
-        // be reused), and only when no supervisor of this unit lives (likewise checked by name).
+        // The orphan is the recorded child only while its command line still names the unit's
+        // program (a PID can be reused; a script's process is its interpreter), and only when no
+        // supervisor of this unit lives (likewise checked by name).
         let orphan = try await run("""
             pid=$(cat /run/openrc/options/\(name)/child_pid 2>/dev/null); \
             sup=$(cat /run/supervise-\(name).pid 2>/dev/null); \
             supervised=; if [ -n "$sup" ] && grep -q '^supervise-dae' /proc/$sup/comm 2>/dev/null; then supervised=yes; fi; \
-            if [ -n "$pid" ] && [ -z "$supervised" ] && [ "$(readlink /proc/$pid/exe 2>/dev/null)" = \(ServiceUnit.quoted(service.unit.command)) ]; then \
+            if [ -n "$pid" ] && [ -z "$supervised" ] && tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- \(ServiceUnit.quoted(service.unit.command)); then \
               kill -TERM "$pid"; for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; \
               kill -KILL "$pid" 2>/dev/null; echo "$pid"; \
             fi; \
