@@ -259,6 +259,9 @@ import Glibc
         }
         print("chaos trial seed \(seed): \(rounds.joined(separator: "; ")) in \(ContinuousClock.now - started)")
         #expect(ContinuousClock.now - started < .seconds(300), "ten rounds within five minutes")
+        // The last kill may have just happened: the flow first, then the whole table.
+        let now = try #require(await nodes.stored())
+        try await SandboxPipelineTests.poll(timeout: .seconds(90), every: .seconds(1)) { (await nodes.stored() ?? 0) > now + 50 }
         let verify = try await sandbox.run(["verify", "--json"])
         #expect(verify.code == 0, "seed \(seed): \(verify.stdout.suffix(3000))")
         try await Self.drain(nodes)
