@@ -56,10 +56,15 @@ struct K3sAccess: Sendable {
         return try KubeNode.list(Data(result.stdout.utf8))
     }
 
-    /// Whether the API server answers `/readyz` with ok (one try: callers poll).
-    static func apiReady(on control: K3sNode) async throws -> Bool {
-        let result = try await control.kubectl(until: .now).run("get --raw /readyz", timeout: .seconds(20))
-        return result.succeeded && result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok"
+    /// Whether the API server answers `/readyz` with ok, asked every half second until `deadline`
+    /// (one try when it has passed): a real API server fails a share of calls while it settles.
+    static func apiReady(on control: K3sNode, until deadline: ContinuousClock.Instant = .now) async throws -> Bool {
+        while true {
+            let result = try await control.kubectl(until: .now).run("get --raw /readyz", timeout: .seconds(20))
+            if result.succeeded && result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok" { return true }
+            guard ContinuousClock.now < deadline else { return false }
+            try await Task.sleep(for: .milliseconds(500))
+        }
     }
 
     /// The error for a node that does not run the planned version after its install: what it

@@ -58,7 +58,9 @@ struct K3sServerStep: Step {
         guard try await node.run("rc-service k3s status >/dev/null 2>&1 || systemctl is-active --quiet k3s 2>/dev/null", timeout: .seconds(20)).succeeded else {
             return "the k3s service is not running on \(node.name)"
         }
-        guard try await K3sAccess.apiReady(on: node) else { return "the API server on \(node.name) does not answer /readyz with ok" }
+        guard try await K3sAccess.apiReady(on: node, until: .now + .seconds(15)) else {
+            return "the API server on \(node.name) does not answer /readyz with ok (asked for 15 s)"
+        }
         return try await versionProblem(node, until: nil)
     }
 
@@ -112,11 +114,8 @@ struct K3sServerStep: Step {
             throw StepFailure("the K3s server on \(node.name) did not start within \(settings.spec.installTimeout.formatted); last lines of /var/log/k3s.log:\n\(tail)",
                               retryable: false)
         }
-        while !(try await K3sAccess.apiReady(on: node)) {
-            guard ContinuousClock.now < deadline else {
-                throw StepFailure("the API server on \(node.name) did not answer /readyz within \(settings.spec.installTimeout.formatted)", retryable: false)
-            }
-            try await Task.sleep(for: .milliseconds(500))
+        guard try await K3sAccess.apiReady(on: node, until: deadline) else {
+            throw StepFailure("the API server on \(node.name) did not answer /readyz within \(settings.spec.installTimeout.formatted)", retryable: false)
         }
         // The Node says which version runs; it changes once the restarted server registers itself.
         while let problem = try await versionProblem(node, until: deadline) {
