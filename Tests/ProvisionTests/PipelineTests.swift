@@ -75,8 +75,8 @@ import Glibc
         }
 
         /// Reads every stored event back (pymongo) and returns the ids of those whose fields are
-        /// wrong: Kafka coordinates and topic id that disagree with the `_id`
-        /// (`topic/topicID/partition/offset`), no `received_at` date, or a payload field missing.
+        /// wrong: an `_id` that is not the event's `event/<producer_run>/<event_seq>`, Kafka
+        /// coordinates without a topic id, no `received_at` date, or a payload field missing.
         func wrongDocuments() throws -> [String] {
             let verify = cli.write("documents.py", """
                 import datetime, json, sys
@@ -89,8 +89,8 @@ import Glibc
                 for collection, (topic, payload) in fields.items():
                     for doc in db[collection].find({}):
                         topic_id = doc.get("kafka_topic_id")
-                        coordinates = "%s/%s/%s/%s" % (topic, topic_id, doc.get("kafka_partition"), doc.get("kafka_offset"))
-                        if doc["_id"] != coordinates or not isinstance(topic_id, str) or len(topic_id) != 22 or not isinstance(doc.get("received_at"), datetime.datetime) \\
+                        identity = "event/%s/%s" % (doc.get("producer_run"), doc.get("event_seq"))
+                        if doc["_id"] != identity or not isinstance(doc.get("kafka_offset"), int) or not isinstance(topic_id, str) or len(topic_id) != 22 or not isinstance(doc.get("received_at"), datetime.datetime) \\
                                 or any(f not in doc for f in payload):
                             bad.append(doc["_id"])
                 print(json.dumps(bad[:5]))
@@ -171,6 +171,43 @@ import Glibc
         defer { Services.stop(again) }
         try pipeline.produce(20)
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port2).map { $0.metrics == 1010 && $0.tokens == 1010 } ?? false }
+    }
+
+    @Test func anEventTheBrokerHoldsTwiceIsStoredOnceAndEventsWithoutAnIdentityByTheirKafkaCoordinates() async throws {
+        let pipeline = try await Pipeline()
+        defer { pipeline.stop() }
+        // What a non-idempotent producer's retry leaves: the same event at two offsets. Events
+        // without a producer identity (or with one not in the producers' form) are told apart by
+        // their coordinates, so two equal ones are two documents.
+        let gpu = #"{"gpu_uuid":"GPU-dup","node":"n","timestamp":1796500000,"DCGM_FI_DEV_GPU_UTIL":1,"DCGM_FI_DEV_FB_USED":1,"DCGM_FI_DEV_FB_FREE":1,"DCGM_FI_DEV_GPU_TEMP":1,"DCGM_FI_DEV_POWER_USAGE":1,"DCGM_FI_DEV_SM_CLOCK":1,"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION":1,"DCGM_FI_DEV_XID_ERRORS":0"#
+        let token = #"{"request_id":"r","model":"m","timestamp":1796500000,"prompt_tokens":1,"completion_tokens":1,"total_tokens":2,"latency_ms":3"#
+        let records = [
+            ("gpu.metrics.v1", gpu + #","producer_run":"w-1-abcd","event_seq":7}"#),
+            ("gpu.metrics.v1", gpu + #","producer_run":"w-1-abcd","event_seq":7}"#),
+            ("token.usage.v1", token + #","producer_run":"w-1-abcd","event_seq":8}"#),
+            ("token.usage.v1", token + #","producer_run":"w-1-abcd","event_seq":8}"#),
+            ("token.usage.v1", token + "}"),
+            ("token.usage.v1", token + "}"),
+            ("token.usage.v1", token + #","producer_run":"../x y","event_seq":9}"#),
+            ("token.usage.v1", token + #","producer_run":"w-1-abcd","event_seq":-1}"#),
+            ("token.usage.v1", token + #","producer_run":"w-1-abcd","event_seq":"10"}"#),
+        ]
+        let file = pipeline.cli.write("twice.tsv", records.map { "\($0.0)\tk\t\($0.1)" }.joined(separator: "\n") + "\n")
+        #expect(try pipeline.cli.run([pipeline.script, "produce", pipeline.broker.address, file], executable: Services.python).code == 0)
+        let (processor, port) = try await pipeline.startProcessor()
+        defer { Services.stop(processor) }
+        try await waitUntil(timeout: .seconds(60)) { Self.lagTotal(port) == 0 && pipeline.stats(port).map { $0.metrics == 1 && $0.tokens == 6 } ?? false }
+        let ids = pipeline.cli.write("ids.py", """
+            import json, sys
+            from pymongo import MongoClient
+            db = MongoClient(sys.argv[1])["gpu_pipeline"]
+            print(json.dumps(sorted(d["_id"] for c in ("gpu_metrics", "token_usage") for d in db[c].find({}))))
+            """)
+        let stored = try JSONSerialization.jsonObject(with: Data(try pipeline.cli.run([ids, pipeline.mongo.uri], executable: Services.python).stdout.utf8)) as? [String]
+        let byIdentity = (stored ?? []).filter { $0.hasPrefix("event/") }
+        let byCoordinates = (stored ?? []).filter { $0.hasPrefix("token.usage.v1/") }
+        #expect(byIdentity == ["event/w-1-abcd/7", "event/w-1-abcd/8"], "\(stored ?? [])")
+        #expect(byCoordinates.count == 5 && stored?.count == 7, "no identity, a path-like run, a negative or a string sequence: by coordinates: \(stored ?? [])")
     }
 
     @Test func malformedRecordsGoToTheDeadLetterTopicWithTheirReasonAndValidOnesAllLand() async throws {

@@ -24,12 +24,18 @@ struct Kubectl: Sendable {
     /// Runs `k3s kubectl <arguments>`; retries transient failures until the deadline. The result
     /// is the last try's: failed when the error was not transient or outlasted the deadline.
     func run(_ arguments: String, timeout: Duration = .seconds(30)) async throws -> CommandResult {
-        var pause = Self.firstPause
+        try await Self.retrying(until: deadline) { try await node.run("k3s kubectl \(arguments)", timeout: timeout) }
+    }
+
+    /// Runs `attempt` (a kubectl call made some other way) again after transient API errors, with
+    /// a growing pause, until `deadline`; returns the last try's result.
+    static func retrying(until deadline: ContinuousClock.Instant, _ attempt: () async throws -> CommandResult) async throws -> CommandResult {
+        var pause = firstPause
         while true {
-            let result = try await node.run("k3s kubectl \(arguments)", timeout: timeout)
+            let result = try await attempt()
             guard !result.succeeded, KubectlError(stderr: result.stderr) == .transient, ContinuousClock.now + pause < deadline else { return result }
             try await Task.sleep(for: pause)
-            pause = min(pause * 2, Self.maxPause)
+            pause = min(pause * 2, maxPause)
         }
     }
 

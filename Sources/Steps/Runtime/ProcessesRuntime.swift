@@ -191,6 +191,10 @@ public struct ProcessesRuntime: Sendable {
                     "STATE_FILE": Self.producerState,
                     // Tansu on an object store writes objects per produce request: batch for a second.
                     "LINGER_MS": durableBroker ? "1000" : "5",
+                    // Tansu acknowledges an idempotent retry it never wrote when it was killed between
+                    // recording the sequence and writing the batch: retries may duplicate instead, and
+                    // the processor stores each event once by its identity (docs/self-healing.md).
+                    "IDEMPOTENT": "false",
                 ]),
             node: node, files: [RemoteFile(path: "\(Self.data)/producer/.keep", contents: "")], health: .running)
     }

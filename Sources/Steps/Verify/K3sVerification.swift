@@ -17,20 +17,30 @@ struct K3sVerification: Sendable {
     /// Runs a command as root on the control plane.
     let run: @Sendable (String) async throws -> CommandResult
 
+    /// Runs a `k3s kubectl` command through `run`, again after transient API errors for up to 30 s
+    /// (`Kubectl.retrying`): an API server that fails a share of calls does not fail verify.
+    private func kubectl(_ command: String) async throws -> CommandResult {
+        try await Self.kubectl(command, through: run)
+    }
+
+    private static func kubectl(_ command: String, through run: @Sendable (String) async throws -> CommandResult) async throws -> CommandResult {
+        try await Kubectl.retrying(until: .now + .seconds(30)) { try await run(command) }
+    }
+
     /// The checks; failed checks say where to look next.
     /// - Throws: `PipelineUnavailable` when a Service or the topics ConfigMap is missing.
     func checks(timeout: Duration, log: (@Sendable (String) -> Void)?) async throws -> [PipelineVerifier.Check] {
         let processor = try await serviceAddress(K3sPipeline.processor)
         let prometheus = try await serviceAddress((ForwardTarget.namespace, ForwardTarget.prometheus.serviceName!, ForwardTarget.prometheus.servicePort))
         let loki = try await serviceAddress(K3sPipeline.loki)
-        let configMap = try await run("k3s kubectl get configmap -n \(K3sPipeline.topicsConfigMap.namespace) \(K3sPipeline.topicsConfigMap.name) -o json")
+        let configMap = try await kubectl("k3s kubectl get configmap -n \(K3sPipeline.topicsConfigMap.namespace) \(K3sPipeline.topicsConfigMap.name) -o json")
         let wanted = K3sPipeline.topics(fromConfigMapJSON: configMap.standardOutput)
         guard configMap.succeeded, !wanted.isEmpty else {
             throw PipelineUnavailable(description: "the cluster has no topics in ConfigMap "
                 + "\(K3sPipeline.topicsConfigMap.namespace)/\(K3sPipeline.topicsConfigMap.name); run 'provision up' (with k3s.deploy)")
         }
         // Producers run as pods of an HPA-scaled Deployment: each reports its pod's name.
-        let producers = K3sPipeline.runningPods(fromJSON: try await run(K3sPipeline.producerPods).standardOutput)
+        let producers = K3sPipeline.runningPods(fromJSON: try await kubectl(K3sPipeline.producerPods).standardOutput)
 
         var forwards: [SSHPortForward] = []
         func closeAll() async { for forward in forwards { await forward.shutDown() } }
@@ -47,7 +57,7 @@ struct K3sVerification: Sendable {
             processor: "http://127.0.0.1:\(forwards[0].localPort)", prometheus: "http://127.0.0.1:\(forwards[1].localPort)",
             workers: producers, nodes: nodes,
             topics: {
-                let result = try await run(K3sPipeline.describeTopics)
+                let result = try await Self.kubectl(K3sPipeline.describeTopics, through: run)
                 guard result.succeeded else { throw PipelineUnavailable(description: "kafka-topics.sh --describe failed: \(String(result.stderr.suffix(300)).trimmed)") }
                 return K3sPipeline.topics(fromDescribe: result.stdout)
             },
@@ -81,7 +91,7 @@ struct K3sVerification: Sendable {
 
     /// The cluster address of a Service (`k3s kubectl get svc` on the control plane).
     func serviceAddress(_ service: (namespace: String, name: String, port: Int)) async throws -> (host: String, port: Int) {
-        let result = try await run("k3s kubectl get svc -n \(service.namespace) \(service.name) -o json")
+        let result = try await kubectl("k3s kubectl get svc -n \(service.namespace) \(service.name) -o json")
         guard result.succeeded else {
             if result.stderr.contains("NotFound") || result.stderr.contains("not found") {
                 throw PipelineUnavailable(description: "the cluster has no Service \(service.namespace)/\(service.name); "

@@ -4,9 +4,9 @@ import Synchronization
 import WorkloadKit
 
 /// `processor`: consumes `gpu.metrics.v1` and `token.usage.v1` into MongoDB in batches, with a
-/// deterministic `_id` (`topic/topicID/partition/offset`, see `ConsumedRecord.documentID`) and
-/// offsets committed only after the batch is
-/// durable; malformed records go to a dead-letter topic with the reason. Serves /health, /ready,
+/// deterministic `_id` (the event's own `event/<producer_run>/<event_seq>` when it carries them,
+/// else its Kafka coordinates `topic/topicID/partition/offset`, see `ConsumedRecord.documentID`)
+/// and offsets committed only after the batch is durable; malformed records go to a dead-letter topic with the reason. Serves /health, /ready,
 /// /metrics, /gpu/info and /stats.
 @main
 struct ProcessorCommand: ParsableCommand {
@@ -14,9 +14,7 @@ struct ProcessorCommand: ParsableCommand {
         commandName: "processor",
         abstract: "Consume pipeline events from Kafka into MongoDB, losing and duplicating nothing.",
         discussion: """
-            At-least-once delivery plus idempotent writes: a record redelivered after a crash maps to the
-            same _id and is ignored as a duplicate. The _id names the topic's incarnation (its topic id), so
-            records of a topic deleted and created again are stored, not taken for duplicates. MongoDB or Kafka outages are retried with backoff; the
+            At-least-once delivery plus idempotent writes: a record redelivered after a crash maps to the same _id and is ignored as a duplicate. The _id is the event's own identity, event/<producer_run>/<event_seq>, when it carries one in the producers' form, so an event the broker holds twice (a producer's retry) is stored once; otherwise it is the record's Kafka coordinates with the topic's incarnation (its topic id), so records of a topic deleted and created again are stored, not taken for duplicates. MongoDB or Kafka outages are retried with backoff; the
             batch is kept and offsets are not committed until it is written. A record that is not a valid
             event, or that the database refuses for its content, goes to the dead-letter topic byte for byte
             with the reason in its headers and never holds the batch. SIGINT/SIGTERM: stop fetching, finish

@@ -84,6 +84,9 @@ struct ProducerCommand: ParsableCommand {
     @Option(help: "How long librdkafka waits to fill a batch before sending it (linger.ms; env LINGER_MS). A broker that pays per request (Tansu on an object store) wants a longer one.")
     var lingerMs = Int(env("LINGER_MS") ?? "") ?? 5
 
+    @Option(help: "Idempotent delivery (enable.idempotence; env IDEMPOTENT, true or false). Off, a retry after a broker crash may write an event twice, which the processor stores once by its producer_run and event_seq; against Tansu 0.6.0 on S3 turn it off: Tansu records the producer's sequence before it writes the batch, so a retry after a kill between the two is answered 'duplicate' and counted as delivered while the broker never wrote it.")
+    var idempotent = Bool(env("IDEMPOTENT") ?? "") ?? true
+
     @Option(help: "Write each run's produced, acknowledged and failed counts to this JSON file, keeping earlier runs (env STATE_FILE).")
     var stateFile: String? = env("STATE_FILE")
 
@@ -120,7 +123,7 @@ struct ProducerCommand: ParsableCommand {
     func run() throws {
         let producer = try KafkaProducer(brokers: brokers, settings: [
             "batch.num.messages": String(batchSize), "message.timeout.ms": String(messageTimeoutMs),
-            "linger.ms": String(lingerMs),
+            "linger.ms": String(lingerMs), "enable.idempotence": String(idempotent), "acks": "all",
         ])
         try producer.open([metricsTopic, tokensTopic])
         var random = SeededRandom(seed: seed)

@@ -40,6 +40,13 @@ final class BSONDocument: @unchecked Sendable {  // moved from the polling threa
         } ?? nil
     }
 
+    /// A top-level integer field (int32 or int64), exactly; nil for any other type.
+    func integer(_ key: String) -> Int64? {
+        withIterator(key) { iterator -> Int64? in
+            [BSON_TYPE_INT32, BSON_TYPE_INT64].contains(bson_iter_type(iterator)) ? bson_iter_as_int64(iterator) : nil
+        } ?? nil
+    }
+
     /// Appends an integer as int32 when it fits and as int64 otherwise, as libbson's JSON parser
     /// stores the payload's own numbers: a server decodes the smaller type faster (nx-27017 spends
     /// ~7 % more per document when an offset that fits in 32 bits arrives as int64).

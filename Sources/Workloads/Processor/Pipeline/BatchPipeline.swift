@@ -113,14 +113,16 @@ final class BatchPipeline: @unchecked Sendable {  // stages touch their own stat
                     metrics.latest(sample, milliseconds: event.milliseconds, sample: record.payload)
                     prepared.rollupSamples.append(sample)
                 }
-                // Kafka coordinates, event and arrival time ride along; the payload's own fields are stored unchanged.
-                document.append("_id", string: record.documentID)
+                // The event's own identity, else its Kafka coordinates, is the `_id` (`ProcessorCommand`);
+                // coordinates, event and arrival time ride along; the payload's own fields are stored unchanged.
+                let id = event.identity.map { "event/\($0)" } ?? record.documentID
+                document.append("_id", string: id)
                 if let topicID = record.topicID { document.append("kafka_topic_id", string: topicID) }
                 document.append("kafka_partition", int32: record.partition)
                 document.append("kafka_offset", integer: record.offset)
                 document.append("event_time", dateMilliseconds: event.milliseconds)
                 document.append("received_at", dateMilliseconds: receivedAt)
-                prepared.documents[settings.collections[record.topic] ?? "unknown", default: []].append((record.documentID, document, record))
+                prepared.documents[settings.collections[record.topic] ?? "unknown", default: []].append((id, document, record))
             case .failure(let rejection):
                 prepared.deadLetters.append(DeadLetter(record: record, reason: rejection.reason))
             }

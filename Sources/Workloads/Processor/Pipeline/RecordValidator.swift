@@ -17,10 +17,16 @@ struct RecordValidator {
                              "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_XID_ERRORS"]
     static let tokenNumbers = ["prompt_tokens", "completion_tokens", "total_tokens", "latency_ms"]
 
-    /// A record that passed: its document (not yet carrying the Kafka fields) and its event time.
+    /// A record that passed: its document (not yet carrying the Kafka fields), its event time and
+    /// its producer's identity for it.
     struct Event {
         let document: BSONDocument
         let milliseconds: Int64
+        /// `producer_run/event_seq` when the event carries both in the form the producers write
+        /// them (a run id of at most 100 letters, digits, `.`, `_` or `-`; a sequence number that
+        /// is a non-negative integer): the same event written twice by the broker (a retry of a
+        /// non-idempotent producer) has one identity. Nil for events without it.
+        let identity: String?
     }
 
     /// The parsed event, or why it is rejected.
@@ -54,9 +60,19 @@ struct RecordValidator {
             time = EventTime.milliseconds(number: number)
         }
         switch time {
-        case .success(let milliseconds): return .success(Event(document: document, milliseconds: milliseconds))
+        case .success(let milliseconds): return .success(Event(document: document, milliseconds: milliseconds, identity: Self.identity(of: document)))
         case .failure(let error): return .failure(Rejection(error.reason))
         }
+    }
+
+    /// The event's `producer_run/event_seq`, or nil when it lacks either or they are not in the
+    /// producers' form (such an event is identified by its Kafka coordinates instead).
+    static func identity(of document: BSONDocument) -> String? {
+        guard document.type(of: "producer_run") == BSON_TYPE_UTF8, let run = document.string("producer_run"),
+              (1...100).contains(run.utf8.count),
+              run.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 95].contains($0) }),
+              let sequence = document.integer("event_seq"), sequence >= 0 else { return nil }
+        return "\(run)/\(sequence)"
     }
 
     struct Rejection: Error { let reason: String; init(_ reason: String) { self.reason = reason } }
