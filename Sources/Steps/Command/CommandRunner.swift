@@ -12,4 +12,12 @@ public protocol CommandRunner: Sendable {
     /// Runs `command` with `/bin/sh -c` (locally) or the login shell (on a node).
     /// - Parameter timeout: how long it may take; nil waits as long as it runs.
     func run(_ command: String, timeout: Duration?) async throws -> CommandResult
+
+    /// The same place without a wrapper that keeps a command's output in files before handing it
+    /// over (`RemoteAttempt`): for short reads of secrets, which must not touch a disk.
+    var direct: any CommandRunner { get }
+}
+
+extension CommandRunner {
+    public var direct: any CommandRunner { self }
 }

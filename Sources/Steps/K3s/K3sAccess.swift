@@ -97,7 +97,7 @@ struct K3sAccess: Sendable {
             context.addSecret(planToken)
             return planToken
         }
-        let text = try await control.read("/var/lib/rancher/k3s/server/token").trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = try await control.readSecret("/var/lib/rancher/k3s/server/token").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else {
             throw StepFailure("the server on \(control.name) has no token at /var/lib/rancher/k3s/server/token; run 'provision up' so k3s.server installs it")
         }

@@ -51,6 +51,13 @@ struct K3sNode: Sendable {
         try await run("sha256sum \(ServiceUnit.quoted(path)) 2>/dev/null | cut -d' ' -f1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// Reads a secret file as root ("" when it does not exist) through the runner's `direct`
+    /// path: its content never lands in a file on the node or here on its way.
+    func readSecret(_ path: String) async throws -> String {
+        let command = "cat \(ServiceUnit.quoted(path)) 2>/dev/null || true"
+        return try await runner.direct.run(isRoot ? command : "sudo -n sh -c \(ServiceUnit.quoted(command))", timeout: .seconds(60)).stdout
+    }
+
     /// Reads a small file as root; "" when it does not exist.
     func read(_ path: String) async throws -> String {
         try await run("cat \(ServiceUnit.quoted(path)) 2>/dev/null || true").stdout

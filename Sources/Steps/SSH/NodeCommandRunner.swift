@@ -24,6 +24,9 @@ public struct NodeCommandRunner: CommandRunner {
 
     public var location: String { endpoint.description }
 
+    /// The node without the attempt's wrapper: the output comes straight over the channel.
+    public var direct: any CommandRunner { NodeCommandRunner(pool: pool, endpoint: endpoint) }
+
     public func run(_ command: String, timeout: Duration? = nil) async throws -> CommandResult {
         try await pool.run(attempt?.wrap(command) ?? command, on: endpoint, timeout: timeout)
     }
