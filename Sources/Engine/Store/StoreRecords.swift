@@ -48,6 +48,9 @@ public struct StepRecord: Sendable, Codable, Equatable {
     public var lastError: String?
     /// Outputs of the last success, redacted.
     public var outputs: StepOutputs
+    /// The inputs of the last success by key, redacted; nil for records written before the store
+    /// kept them (schema 4), which `provision plan` reports as "inputs not recorded".
+    public var inputs: RecordedInputs? = nil
 }
 
 /// One attempt of a step in a run, as the `attempts` table keeps it.
