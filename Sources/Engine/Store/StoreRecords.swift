@@ -28,6 +28,17 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var startedAt: Date
     public var finishedAt: Date?
     public var status: RunStatus
+
+    /// Creates a record; the store makes the real ones (`provision plan` makes one for a run not started).
+    public init(id: Int64, command: RunCommand, planPath: String, planText: String, startedAt: Date, finishedAt: Date?, status: RunStatus) {
+        self.id = id
+        self.command = command
+        self.planPath = planPath
+        self.planText = planText
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.status = status
+    }
 }
 
 /// The last known state of one step, across runs.
