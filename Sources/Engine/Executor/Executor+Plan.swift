@@ -17,11 +17,13 @@ extension Executor {
     public func plan(refresh: Bool) async throws -> ChangePlan {
         let records = try store.steps()
         let expansions = PersistedExpansions(store: store)
-        guard refresh else { return try walkPlan(records: records, expansions: expansions, checks: nil) }
+        guard refresh else { return try walkPlan(records: records, expansions: expansions, refresh: false, checks: nil) }
+        // The walk with every check unanswered lists the checks any walk can ask for: answers only
+        // ever make more steps run, and a step that runs needs no check.
         var wanted: [(any Step, [StepID: StepOutputs])] = []
-        _ = try walkPlan(records: records, expansions: expansions, checks: nil) { step, upstream in wanted.append((step, upstream)) }
+        _ = try walkPlan(records: records, expansions: expansions, refresh: true, checks: nil) { step, upstream in wanted.append((step, upstream)) }
         let checks = try await liveChecks(wanted, records: records)
-        return try walkPlan(records: records, expansions: expansions, checks: checks)
+        return try walkPlan(records: records, expansions: expansions, refresh: true, checks: checks)
     }
 
     /// The store's fan-out items, read once per id.
@@ -37,17 +39,17 @@ extension Executor {
         }
     }
 
-    /// One walk; `checks` nil means no live check ran (then `wantsCheck` hears of every step whose
-    /// check `up` would run first, with the upstream outputs it would see).
+    /// One walk, deciding as `up` (`refresh`: as `up --recheck`); `checks` nil means no live check
+    /// ran (then `wantsCheck` hears of every step whose check `up` would run first, with the upstream
+    /// outputs it would see).
     func walkPlan(
-        records: [StepID: StepRecord], expansions: PersistedExpansions, checks: [StepID: LiveCheck]?,
+        records: [StepID: StepRecord], expansions: PersistedExpansions, refresh: Bool, checks: [StepID: LiveCheck]?,
         wantsCheck: (any Step, [StepID: StepOutputs]) -> Void = { _, _ in }
     ) throws -> ChangePlan {
         var planned: [PlannedStep] = []
         var outputs: [StepID: StepOutputs] = records.filter { $0.value.state == .succeeded }.mapValues(\.outputs)
         var runs: [StepID: Int] = [:]
         var children: [StepID: [StepID]] = [:]
-        let refresh = checks != nil
 
         // `dependencies`: a fan-out's children wait for what the fan-out waits for, as in `up`.
         func visit(_ step: any Step, dependencies declared: [StepID]) {
@@ -77,7 +79,7 @@ extension Executor {
                 guard let checks else {
                     wantsCheck(step, upstream)
                     (action, changes) = (.check, !checked)
-                    if checked { reasons.append(.checkedEveryRun) }
+                    if checked && !refresh { reasons.append(.checkedEveryRun) }
                     break
                 }
                 switch checks[step.id] {
