@@ -18,9 +18,9 @@ enum PlanText {
             (row[0].padding(toLength: widths[0], withPad: " ", startingAt: 0) + "  " + row[1].padding(toLength: widths[1], withPad: " ", startingAt: 0)
                 + "  " + row[2]).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         }
-        if let order = k3sOrder(plan) {
+        if let order = K3sNodeOrder(plan) {
             lines.append("")
-            lines.append("k3s.version \(order.change): nodes in the order 'up' handles them")
+            lines.append("k3s.version \(quoted(order.old)) → \(quoted(order.new)): the nodes in the order 'up' reinstalls them")
             for (index, wave) in order.waves.enumerated() {
                 lines.append("  \(index + 1). \(wave.map(\.rawValue).joined(separator: ", "))\(wave.count > 1 ? " (in parallel)" : "")")
             }
@@ -78,21 +78,6 @@ enum PlanText {
         ids.count <= 3 ? ids.map(\.rawValue).joined(separator: ", ") : "\(ids.prefix(2).map(\.rawValue).joined(separator: ", ")) and \(ids.count - 2) more"
     }
 
-    /// For a `k3s.version` change: the steps it makes run, grouped by the wave they run in (the
-    /// server first, then the workers), and the change itself.
-    static func k3sOrder(_ plan: ChangePlan) -> (change: String, waves: [[StepID]])? {
-        var change: String?
-        var byWave: [Int: [StepID]] = [:]
-        for step in plan.steps where step.action == .run {
-            for case .input(.planKey("k3s.version", let old, let new)) in step.reasons {
-                change = "\(quoted(old)) → \(quoted(new))"
-                byWave[step.wave, default: []].append(step.id)
-            }
-        }
-        guard let change else { return nil }
-        return (change, byWave.keys.sorted().map { byWave[$0]! })
-    }
-
     /// The plan as one JSON object.
     static func json(_ plan: ChangePlan, name: String) throws -> Data {
         let steps: [[String: Any]] = plan.steps.map { step in
@@ -106,7 +91,7 @@ enum PlanText {
         var object: [String: Any] = [
             "kind": "plan", "plan": name, "refreshed": plan.refreshed, "changes": plan.hasChanges, "counts": counts, "steps": steps,
         ]
-        if let order = k3sOrder(plan) { object["k3s_version_order"] = order.waves.map { $0.map(\.rawValue) } }
+        if let order = K3sNodeOrder(plan) { object["k3s_version_order"] = order.waves.map { $0.map(\.rawValue) } }
         return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     }
 
