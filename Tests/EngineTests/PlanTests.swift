@@ -128,6 +128,31 @@ private struct KeyedStep: Step {
         #expect(changed["legacy"]?.reasons == [.inputsNotRecorded])
     }
 
+    @Test func aStoreFromBeforeInputsByKeyMigratesAndItsRecordsPlanAsInputsNotRecorded() async throws {
+        let directory = TemporaryDirectory()
+        let probe = Probe()
+        let step = KeyedStep(id: "legacy", keys: ["pipeline.rate": "50"], probe: probe)
+        do {
+            // The store as schema 3 left it: no inputs column, one succeeded step.
+            let database = try SQLiteDatabase(path: directory.url.appendingPathComponent(SQLiteRunStore.fileName).path)
+            for migration in StoreSchema.migrations.prefix(3) { try database.execute(migration) }
+            try database.execute("PRAGMA user_version = 3")
+            _ = try database.query("INSERT INTO runs (command, plan_path, plan_text, started_at, status) VALUES ('up', 'p', '', 0, 'succeeded')")
+            _ = try database.query("INSERT INTO steps (id, state, fingerprint, attempts, run_id, outputs) VALUES ('legacy', 'succeeded', ?, 1, 1, '{}')",
+                                   [.text(Executor.fingerprint(step, upstream: [:]))])
+        }
+        let store = try SQLiteRunStore(directory: directory.url)
+        let record = try #require(try store.steps()["legacy"])
+        #expect(record.state == .succeeded && record.inputs == nil)
+        let run = RunRecord(id: 0, command: .up, planPath: "p", planText: "", startedAt: Date(), finishedAt: nil, status: .running)
+        func plan(_ step: KeyedStep) async throws -> ChangePlan {
+            try await Executor(graph: try StepGraph([.step(step)]), store: store, run: run, stateDirectory: directory.url, redactor: Redactor(),
+                               processes: ProcessSupervisor()).plan(refresh: false)
+        }
+        #expect(try await plan(step)["legacy"]?.action == .unchanged)
+        #expect(try await plan(KeyedStep(id: "legacy", keys: ["pipeline.rate": "60"], probe: probe))["legacy"]?.reasons == [.inputsNotRecorded])
+    }
+
     @Test func refreshNamesTheFailedCheckOfAStepUpChecksEveryRunAndUpRepairsExactlyThat() async throws {
         let harness = try Harness()
         let probe = Probe()

@@ -100,6 +100,25 @@ import Glibc
         #expect(try cli.run(["plan", "--plan", path]).code == 2)
     }
 
+    @Test func upOnATerminalPrintsThePlanFirstAndPipedOutputHasNone() async throws {
+        let cli = CLI(environment: ["PLAN_TEST_TOKEN": Self.secret])
+        defer { cli.cleanUp() }
+        let path = cli.write("plan.yaml", Self.planText(greeting: "hello"))
+        let piped = try cli.run(["up", "--plan", path])
+        #expect(piped.code == 0 && !piped.stdout.contains("ACTION"), "\(piped.stdout)")
+        _ = cli.write("plan.yaml", Self.planText(greeting: "bye"))
+        // `script` gives the command a terminal and copies what it prints.
+        let command = [CLI.binary, "up", "--plan", path, "--state-dir", cli.stateRoot].map { "'\($0)'" }.joined(separator: " ")
+        let terminal = try cli.run(["-qec", command, "/dev/null"], executable: "/usr/bin/script")
+        #expect(terminal.code == 0, "\(terminal.stdout)\(terminal.stderr)")
+        let table = try #require(terminal.stdout.range(of: "STEP"), "\(terminal.stdout)")
+        #expect(terminal.stdout.contains(#"steps.greet.exec.env.GREETING: "hello" → "bye""#))
+        let greeted = try #require(terminal.stdout.range(of: "greet", range: table.upperBound..<terminal.stdout.endIndex))
+        #expect(terminal.stdout.range(of: "✓ greet")?.lowerBound ?? terminal.stdout.startIndex > greeted.lowerBound,
+                "the plan comes before the run: \(terminal.stdout)")
+        #expect(!terminal.stdout.contains(Self.secret))
+    }
+
     @Test func planTakesNoLockAndRunsWhileUpHoldsIt() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
