@@ -19,12 +19,16 @@ import Testing
         #expect(stop.succeeded, "\(stop.stderr)")
 
         // From the store alone nothing changed; the producer is one `up` checks live first.
+        var started = ContinuousClock.now
         let stale = try await sandbox.run(["plan", "--json", "--detailed-exitcode"])
+        let fromStore = ContinuousClock.now - started
         #expect(stale.code == 0, "\(stale.stdout)\(stale.stderr.suffix(2000))")
         let staleSteps = try Self.steps(stale)
         #expect(staleSteps["service.producer/worker-1"]?.action == "check")
 
+        started = ContinuousClock.now
         let live = try await sandbox.run(["plan", "--refresh", "--json", "--detailed-exitcode"])
+        print("plan on a 1-worker sandbox: \(fromStore) from the store, \(ContinuousClock.now - started) with --refresh")
         #expect(live.code == 2, "\(live.stdout)\(live.stderr.suffix(2000))")
         let steps = try Self.steps(live)
         let producer = try #require(steps["service.producer/worker-1"])
