@@ -7,12 +7,6 @@
 /// `up` would check first runs live (at most `parallelism` at a time) before the walk, and its answer
 /// decides as it would in `up --recheck`.
 extension Executor {
-    /// What a live check answered, for the plan's walk.
-    enum LiveCheck {
-        case satisfied(StepOutputs)
-        case unsatisfied(String)
-    }
-
     /// Plans a run of `up`; with `refresh`, runs the checks it needs live.
     public func plan(refresh: Bool) async throws -> ChangePlan {
         let records = try store.steps()
@@ -43,7 +37,7 @@ extension Executor {
     /// ran (then `wantsCheck` hears of every step whose check `up` would run first, with the upstream
     /// outputs it would see).
     func walkPlan(
-        records: [StepID: StepRecord], expansions: PersistedExpansions, refresh: Bool, checks: [StepID: LiveCheck]?,
+        records: [StepID: StepRecord], expansions: PersistedExpansions, refresh: Bool, checks: [StepID: CheckResult]?,
         wantsCheck: (any Step, [StepID: StepOutputs]) -> Void = { _, _ in }
     ) throws -> ChangePlan {
         var planned: [PlannedStep] = []
@@ -143,9 +137,9 @@ extension Executor {
     }
 
     /// Runs the checks, at most `parallelism` at a time; a check that throws counts as failed.
-    private func liveChecks(_ wanted: [(any Step, [StepID: StepOutputs])], records: [StepID: StepRecord]) async throws -> [StepID: LiveCheck] {
-        try await withThrowingTaskGroup(of: (StepID, LiveCheck).self) { group in
-            var results: [StepID: LiveCheck] = [:]
+    private func liveChecks(_ wanted: [(any Step, [StepID: StepOutputs])], records: [StepID: StepRecord]) async throws -> [StepID: CheckResult] {
+        try await withThrowingTaskGroup(of: (StepID, CheckResult).self) { group in
+            var results: [StepID: CheckResult] = [:]
             var pending = wanted[...]
             func launch() {
                 guard let (step, upstream) = pending.popFirst() else { return }
