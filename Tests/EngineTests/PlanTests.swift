@@ -126,6 +126,13 @@ private struct KeyedStep: Step {
         let changed = try await Self.plan(harness, [.step(KeyedStep(id: "legacy", keys: ["pipeline.rate": "60"], probe: probe))])
         #expect(changed["legacy"]?.action == .run)
         #expect(changed["legacy"]?.reasons == [.inputsNotRecorded])
+
+        // One unchanged `up` fills them in, and the next change is named.
+        let summary = try await harness.run([.step(old)])
+        #expect(summary.outcomes["legacy"] == .unchanged([:]))
+        #expect(try harness.store.steps()["legacy"]?.inputs?.planKeys == ["pipeline.rate": "50"])
+        let named = try await Self.plan(harness, [.step(KeyedStep(id: "legacy", keys: ["pipeline.rate": "60"], probe: probe))])
+        #expect(named["legacy"]?.reasons == [.input(.planKey("pipeline.rate", old: "50", new: "60"))])
     }
 
     @Test func aStoreFromBeforeInputsByKeyMigratesAndItsRecordsPlanAsInputsNotRecorded() async throws {

@@ -32,6 +32,10 @@ extension Executor {
         let decision = Self.decide(
             step, record: record, fingerprint: fingerprint, scoped: scoped != nil, appliedInWalk: upstream.applied,
             appliedEarlierInRun: upstream.outputs.keys.contains(where: appliedInRun.contains), run: run.id, recheck: recheck)
+        if decision == .unchanged || decision == .recheck, record?.inputs == nil {
+            // Recorded before the store kept inputs by key: the same fingerprint means the same inputs.
+            try store.backfillInputs(step.id, inputs: inputs)
+        }
         switch decision {
         case .unchanged:
             notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))

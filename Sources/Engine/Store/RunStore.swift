@@ -37,6 +37,9 @@ public protocol RunStore: StepStore {
     @discardableResult
     func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, inputs: RecordedInputs?, outputs: StepOutputs, duration: Duration,
                        adopted: Bool, attempt: Int?, message: String) throws -> Event
+    /// Fills in the inputs by key of a step recorded before the store kept them (its record has
+    /// none); no event, since nothing happened to the step.
+    func backfillInputs(_ step: StepID, inputs: RecordedInputs) throws
     /// Records a failed attempt; `final` also moves the step to `failed`.
     @discardableResult
     func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws -> Event

@@ -184,6 +184,13 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
         }
     }
 
+    public func backfillInputs(_ step: StepID, inputs: RecordedInputs) throws {
+        try locked {
+            let json = String(decoding: try encoder.encode(inputs), as: UTF8.self)
+            try database.query("UPDATE steps SET inputs = ? WHERE id = ? AND inputs IS NULL", [.text(json), .text(step.rawValue)])
+        }
+    }
+
     public func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws -> Event {
         try locked {
             let now = Date().timeIntervalSince1970
