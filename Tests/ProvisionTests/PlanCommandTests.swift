@@ -119,6 +119,35 @@ import Glibc
         #expect(!terminal.stdout.contains(Self.secret))
     }
 
+    @Test func upRunsToTheEndWhilePlanRefreshIsInProgress() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let path = cli.write("plan.yaml", """
+            name: checking
+            steps:
+              - id: slow
+                exec:
+                  run: "true"
+                  check: if [ -f done ]; then touch checking; while [ ! -f release ]; do sleep 0.05; done; fi; test -f done
+              - id: after
+                needs: [slow]
+                exec:
+                  run: touch done
+            """)
+        #expect(try cli.run(["up", "--plan", path]).code == 0)
+        let plan = try cli.start(["plan", "--refresh", "--plan", path, "--detailed-exitcode"])
+        defer { if plan.isRunning { kill(plan.pid, SIGKILL); plan.wait() } }
+        try await waitUntil { FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("checking").path) }
+
+        let up = try cli.run(["up", "--plan", path])
+        #expect(up.code == 0, "up is not held back by a plan in progress: \(up.stderr)")
+        #expect(plan.isRunning, "the plan's check was still running")
+        _ = cli.write("release", "")
+        plan.wait()
+        #expect(plan.exitCode == 0, "\(plan.stdout)\(plan.stderr)")
+        #expect(plan.stdout.contains("live check passed"))
+    }
+
     @Test func planTakesNoLockAndRunsWhileUpHoldsIt() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
