@@ -89,6 +89,16 @@ private struct KeyedStep: Step {
         #expect(Self.applied(summary) == Set(plan.ids(.run)))
     }
 
+    @Test func fanOutChildrenOfASourceThatRunsSayTheirItemsMayChange() async throws {
+        let harness = try Harness()
+        let probe = Probe()
+        _ = try await harness.run(Self.graph(probe, version: "v1"))
+        let plan = try await Self.plan(harness, Self.graph(probe, version: "v1", region: "eu-2"))
+        #expect(plan["network"]?.reasons == [.input(.planKey("cluster.region", old: "eu-1", new: "eu-2"))])
+        #expect(plan["join/w1"]?.reasons == [.dependencyRuns(["network", "server"]), .itemsMayChange("network")])
+        #expect(plan.ids(.run) == ["network", "server", "monitoring", "join/w1", "join/w2", "deploy"])
+    }
+
     @Test func planRedactsSecretValuesOfPlanKeys() async throws {
         let harness = try Harness()
         let probe = Probe()

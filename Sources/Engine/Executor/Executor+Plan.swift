@@ -125,7 +125,10 @@ extension Executor {
                 }
                 let made = items.map(fanOut.make)
                 children[fanOut.id] = made.map(\.id)
-                for child in made { visit(child, dependencies: fanOut.allDependencies) }
+                for child in made {
+                    visit(child, dependencies: fanOut.allDependencies)
+                    if runs[fanOut.source] != nil { planned[planned.count - 1].reasons.append(.itemsMayChange(fanOut.source)) }
+                }
             }
         }
         let planIDs = Set(planned.map(\.id))

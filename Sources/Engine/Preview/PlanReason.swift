@@ -15,6 +15,9 @@ public enum PlanReason: Sendable, Equatable {
     case dependencyRunsOutputsDecide([StepID])
     /// A fan-out whose items come from `source`, which has not run: its children are known after it.
     case expandsAfter(StepID)
+    /// A fan-out child whose fan-out takes its items from `source`, which would run first: the
+    /// children listed are the recorded ones, and some may be added or removed.
+    case itemsMayChange(StepID)
     /// `--refresh`: its live check failed.
     case checkFailed(String)
     /// `--refresh`: its live check passed with the recorded outputs.

@@ -64,6 +64,7 @@ enum PlanText {
         case .dependencyRuns(let ids): return "after \(list(ids)) (runs first; this step takes its outputs)"
         case .dependencyRunsOutputsDecide(let ids): return "runs only if \(list(ids)) changes this step's share of its outputs (known after it runs)"
         case .expandsAfter(let source): return "its steps are known after \(source) runs"
+        case .itemsMayChange(let source): return "its fan-out's items come from \(source), which runs first: steps may be added or removed"
         case .checkFailed(let why): return "live check failed: \(EventText.firstLine(why))"
         case .checkPassed: return "live check passed"
         case .checkPassedWithNewOutputs: return "live check passed with other outputs: 'up' records them"
@@ -72,7 +73,22 @@ enum PlanText {
         }
     }
 
-    private static func quoted(_ value: String?) -> String { value.map { "\"\($0)\"" } ?? "(unset)" }
+    /// A value in quotes, escaped so that it stays on one line and its own quotes are told apart,
+    /// and cut at 120 characters (`--json` has it whole).
+    private static func quoted(_ value: String?) -> String {
+        guard let value else { return "(unset)" }
+        var escaped = ""
+        for character in value {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            case "\t": escaped += "\\t"
+            default: escaped.append(character)
+            }
+        }
+        return "\"" + (escaped.count > 120 ? escaped.prefix(119) + "…" : escaped) + "\""
+    }
 
     private static func list(_ ids: [StepID]) -> String {
         ids.count <= 3 ? ids.map(\.rawValue).joined(separator: ", ") : "\(ids.prefix(2).map(\.rawValue).joined(separator: ", ")) and \(ids.count - 2) more"
@@ -108,6 +124,7 @@ enum PlanText {
         case .dependencyRuns(let ids): object["kind"] = "dependency_runs"; object["steps"] = ids.map(\.rawValue)
         case .dependencyRunsOutputsDecide(let ids): object["kind"] = "dependency_runs_outputs_decide"; object["steps"] = ids.map(\.rawValue)
         case .expandsAfter(let source): object["kind"] = "expands_after"; object["step"] = source.rawValue
+        case .itemsMayChange(let source): object["kind"] = "items_may_change"; object["step"] = source.rawValue
         case .checkFailed(let why): object["kind"] = "check_failed"; object["message"] = why
         case .checkPassed: object["kind"] = "check_passed"
         case .checkPassedWithNewOutputs: object["kind"] = "check_passed_new_outputs"
