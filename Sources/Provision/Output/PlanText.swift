@@ -61,8 +61,12 @@ enum PlanText {
             return outputs.isEmpty ? "\(id) became or stopped being a dependency" : "outputs of \(id) changed: \(outputs.joined(separator: ", "))"
         case .input(.configuration): return "its configuration changed (a part no plan key names: a file it reads, a built-in setting)"
         case .inputsNotRecorded: return "inputs changed (this record predates inputs kept by key): would run"
-        case .dependencyRuns(let ids): return "after \(list(ids)) (runs first; this step takes its outputs)"
-        case .dependencyRunsOutputsDecide(let ids): return "runs only if \(list(ids)) changes this step's share of its outputs (known after it runs)"
+        case .dependencyRuns(let ids):
+            return ids.count == 1 ? "after \(list(ids)) (it runs first; this step takes its outputs)"
+                : "after \(list(ids)) (they run first; this step takes their outputs)"
+        case .dependencyRunsOutputsDecide(let ids):
+            return ids.count == 1 ? "runs only if \(list(ids)) changes this step's share of its outputs (known after it runs)"
+                : "runs only if \(list(ids)) change this step's share of their outputs (known after they run)"
         case .expandsAfter(let source): return "its steps are known after \(source) runs"
         case .itemsMayChange(let source): return "its fan-out's items come from \(source), which runs first: steps may be added or removed"
         case .checkFailed(let why): return "live check failed: \(EventText.firstLine(why))"
