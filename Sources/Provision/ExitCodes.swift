@@ -14,6 +14,10 @@ enum ExitCodes {
     static let nothingToResume = ExitCode(5)
     /// `status --audit` found steps whose check no longer holds.
     static let drift = ExitCode(6)
+    /// `plan --detailed-exitcode`: any error (terraform's meaning; without the flag errors keep the codes above).
+    static let planError = ExitCode(1)
+    /// `plan --detailed-exitcode`: `up` would change something.
+    static let planHasChanges = ExitCode(2)
     /// Stopped by Ctrl-C (or SIGTERM); `provision resume` continues.
     static let interrupted = ExitCode(130)
 }

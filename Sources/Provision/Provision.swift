@@ -13,6 +13,7 @@ struct Provision: AsyncParsableCommand {
             continues with 'provision resume'.
 
               provision validate --plan plans/demo.yaml  check a plan without running it
+              provision plan --plan plans/demo.yaml      what 'up' would do, and why
               provision up --plan plans/demo.yaml        converge to the plan
               provision status                           what the store knows, step by step
               provision verify                           check the pipeline end to end
@@ -21,11 +22,12 @@ struct Provision: AsyncParsableCommand {
               provision down                             tear everything down
 
             Exit codes: 0 done, 1 a step failed, 2 bad plan or arguments, 3 state locked, 4 run store \
-            unusable, 5 nothing to resume, 6 drift found by 'status --audit', 130 interrupted.
+            unusable, 5 nothing to resume, 6 drift found by 'status --audit', 130 interrupted. \
+            'plan --detailed-exitcode': 0 no changes, 2 changes, 1 error.
             """,
         version: "0.1.0",
         subcommands: [
-            UpCommand.self, ResumeCommand.self, StatusCommand.self, DownCommand.self, GraphCommand.self,
+            UpCommand.self, PlanCommand.self, ResumeCommand.self, StatusCommand.self, DownCommand.self, GraphCommand.self,
             LogsCommand.self, VerifyCommand.self, ReportCommand.self, ValidateCommand.self, UnlockCommand.self, TrustHostCommand.self,
             KubeconfigCommand.self, PortForwardCommand.self, SecretsCommand.self,
         ]

@@ -18,6 +18,7 @@ import Testing
               - id: fails
                 exec:
                   run: echo "bad token $TOKEN" >&2; exit 1
+                  check: echo "check sees $TOKEN"; echo "check err $TOKEN" >&2; exit 1
                   secrets: [token]
             """)
         let up = try cli.run(["up", "--json", "--plan", plan])
@@ -25,8 +26,14 @@ import Testing
         let status = try cli.run(["status", "--json", "--plan", plan])
         #expect(status.code == 0)
         let log = try cli.run(["logs", "prints", "--plan", plan])
+        // `plan --refresh` runs the failed step's check, whose output holds the secret.
+        let planned = try cli.run(["plan", "--refresh", "--plan", plan])
+        let plannedJSON = try cli.run(["plan", "--refresh", "--json", "--plan", plan])
+        #expect(planned.code == 0 && plannedJSON.code == 0, "\(planned.stderr)")
+        #expect(planned.stdout.contains("live check failed"), "\(planned.stdout)")
 
-        for (name, text) in [("up --json", up.stdout), ("up stderr", up.stderr), ("status --json", status.stdout), ("logs", log.stdout)] {
+        for (name, text) in [("up --json", up.stdout), ("up stderr", up.stderr), ("status --json", status.stdout), ("logs", log.stdout),
+                             ("plan --refresh", planned.stdout + planned.stderr), ("plan --refresh --json", plannedJSON.stdout + plannedJSON.stderr)] {
             #expect(!text.contains(secret), "secret leaked in \(name)")
         }
         #expect(log.stdout.contains("joining with ***"))

@@ -1,6 +1,7 @@
 import Foundation
 
-/// The state machine of one step during `up`:
+/// The state machine of one step during `up` (the first column is `Executor.decide`, which
+/// `provision plan` shares):
 ///
 /// ```
 /// succeeded, same fingerprint, no upstream applied ─► unchanged
@@ -27,32 +28,37 @@ extension Executor {
     ) async throws -> Outcome {
         let scoped = step.upstreamScope(upstream.outputs)
         let fingerprint = Self.fingerprint(step, upstream: scoped ?? upstream.outputs)
-        let dependencyAppliedInRun = upstream.applied || upstream.outputs.keys.contains(where: appliedInRun.contains)
-        if let record, record.state == .succeeded {
-            // Applied earlier in this run, before this step last succeeded in another run: as if
-            // the walk had applied it now.
-            let dependencyApplied = upstream.applied || (record.run != run.id && dependencyAppliedInRun)
-            if record.fingerprint == fingerprint && (scoped != nil || !dependencyApplied) {
-                guard (recheck || step.checksEveryRun) && step.hasCheck else {
-                    notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
-                    return .unchanged(record.outputs)
-                }
-                if let outcome = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint,
-                                                            upstream: upstream.outputs, recorded: record.outputs) {
-                    return outcome
-                }
+        let inputs = RecordedInputs(step, upstream: scoped ?? upstream.outputs, redact: redactor.redact)
+        let decision = Self.decide(
+            step, record: record, fingerprint: fingerprint, scoped: scoped != nil, appliedInWalk: upstream.applied,
+            appliedEarlierInRun: upstream.outputs.keys.contains(where: appliedInRun.contains), run: run.id, recheck: recheck)
+        if decision == .unchanged || decision == .recheck, record?.inputs == nil {
+            // Recorded before the store kept inputs by key: the same fingerprint means the same inputs.
+            try store.backfillInputs(step.id, inputs: inputs)
+        }
+        switch decision {
+        case .unchanged:
+            notify(Event(run: run.id, step: step.id, kind: .stepUnchanged))
+            return .unchanged(record?.outputs ?? [:])
+        case .recheck:
+            if let outcome = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint, inputs: inputs,
+                                                        upstream: upstream.outputs, recorded: record?.outputs ?? [:]) {
+                return outcome
             }
-        } else if dependencyAppliedInRun && (scoped == nil || record?.fingerprint != fingerprint) {
+        case .checkFirst:
+            if let adopted = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint, inputs: inputs,
+                                                        upstream: upstream.outputs) {
+                return adopted
+            }
+        case .apply(.dependencyApplied) where record?.state == .running:
             // Its check could pass on what an attempt did before the dependency changed the world.
-            if record?.state == .running {
-                context(for: step.id, attempt: 0, item: item, upstream: upstream.outputs)
-                    .log.write("a dependency was applied in this run: applying this step again, not adopting what the interrupted attempt did")
-            }
-        } else if let adopted = try await adoptIfSatisfied(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs) {
-            return adopted
+            context(for: step.id, attempt: 0, item: item, upstream: upstream.outputs)
+                .log.write("a dependency was applied in this run: applying this step again, not adopting what the interrupted attempt did")
+        case .apply:
+            break
         }
         if Task.isCancelled { return try cancelled(step.id, attempt: record?.attempts ?? 0) }
-        return try await applyWithRetries(step, item: item, record: record, fingerprint: fingerprint, upstream: upstream.outputs)
+        return try await applyWithRetries(step, item: item, record: record, fingerprint: fingerprint, inputs: inputs, upstream: upstream.outputs)
     }
 
     /// Runs `check`; records and returns `adopted` when the world is already right, nil when the
@@ -60,7 +66,7 @@ extension Executor {
     /// satisfied with the recorded outputs is `unchanged`, one with other outputs adopts the live
     /// ones (downstream sees them through its fingerprint), and cancellation is not an apply.
     private func adoptIfSatisfied(
-        _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, upstream: [StepID: StepOutputs],
+        _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, inputs: RecordedInputs, upstream: [StepID: StepOutputs],
         recorded: StepOutputs? = nil
     ) async throws -> Outcome? {
         var context = context(for: step.id, attempt: 0, item: item, upstream: upstream)
@@ -78,7 +84,7 @@ extension Executor {
             }
             let reason = recorded != nil ? "checked live: outputs changed"
                 : record?.state == .running ? "interrupted attempt found already done" : "already satisfied"
-            notify(try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean,
+            notify(try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, inputs: inputs, outputs: clean,
                                            duration: ContinuousClock.now - started, adopted: true, attempt: nil, message: reason))
             return .adopted(clean)
         } catch is CancellationError {
@@ -93,7 +99,7 @@ extension Executor {
     }
 
     private func applyWithRetries(
-        _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, upstream: [StepID: StepOutputs]
+        _ step: any Step, item: String?, record: StepRecord?, fingerprint: String, inputs: RecordedInputs, upstream: [StepID: StepOutputs]
     ) async throws -> Outcome {
         // A resumed run keeps counting attempts where the interrupted one stopped.
         let first = (record?.run == run.id ? record?.attempts ?? 0 : 0) + 1
@@ -105,8 +111,8 @@ extension Executor {
             work: { context in try await step.apply(context) },
             succeeded: { attempt, outputs, duration in
                 let clean = outputs.mapValues { $0.mapStrings(redactor.redact) }
-                notify(try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, outputs: clean, duration: duration, adopted: false,
-                                               attempt: attempt, message: duration.formatted))
+                notify(try store.markSucceeded(step.id, run: run.id, fingerprint: fingerprint, inputs: inputs, outputs: clean, duration: duration,
+                                               adopted: false, attempt: attempt, message: duration.formatted))
                 return .applied(clean)
             },
             cancelled: { attempt in try cancelled(step.id, attempt: attempt) })

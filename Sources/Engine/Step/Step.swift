@@ -12,6 +12,10 @@ public protocol Step: Sendable {
     /// A canonical description of this step's configuration; with upstream outputs it makes the
     /// fingerprint that decides whether a succeeded step must run again.
     var inputs: String { get }
+    /// The plan keys `inputs` is made of (`k3s.version`, `steps.configure.exec.run`), with their
+    /// values and never a secret value: what `provision plan` names when the fingerprint changed.
+    /// Empty (the default) lets it say only that the step's configuration changed.
+    var planKeys: [String: String] { get }
     /// Attempts, backoff and per-attempt timeout.
     var retry: RetryPolicy { get }
     /// Whether `check` can tell that the step is done; `status --audit` only audits such steps.
@@ -45,6 +49,7 @@ public protocol Step: Sendable {
 
 extension Step {
     public var dependencies: [StepID] { [] }
+    public var planKeys: [String: String] { [:] }
     public var retry: RetryPolicy { RetryPolicy() }
     public var hasCheck: Bool { false }
     public var hasTeardown: Bool { false }

@@ -32,11 +32,14 @@ public protocol RunStore: StepStore {
     /// Intent: attempt `attempt` of `step` starts now in `run`.
     @discardableResult
     func markRunning(_ step: StepID, run: Int64, attempt: Int, fingerprint: String) throws -> Event
-    /// Effect recorded: outputs and `succeeded` together; the event is `step.adopted` or
-    /// `step.succeeded` with `attempt` and `message`.
+    /// Effect recorded: outputs, `succeeded` and the inputs it succeeded with together; the event
+    /// is `step.adopted` or `step.succeeded` with `attempt` and `message`.
     @discardableResult
-    func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool,
-                       attempt: Int?, message: String) throws -> Event
+    func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, inputs: RecordedInputs?, outputs: StepOutputs, duration: Duration,
+                       adopted: Bool, attempt: Int?, message: String) throws -> Event
+    /// Fills in the inputs by key of a step recorded before the store kept them (its record has
+    /// none); no event, since nothing happened to the step.
+    func backfillInputs(_ step: StepID, inputs: RecordedInputs) throws
     /// Records a failed attempt; `final` also moves the step to `failed`.
     @discardableResult
     func markAttemptFailed(_ step: StepID, run: Int64, attempt: Int, error: String, duration: Duration, final: Bool) throws -> Event
@@ -74,6 +77,14 @@ public protocol RunStore: StepStore {
 }
 
 extension RunStore {
+    /// Records success without the inputs by key (`provision plan` then says they were not recorded).
+    @discardableResult
+    public func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool,
+                              attempt: Int?, message: String) throws -> Event {
+        try markSucceeded(step, run: run, fingerprint: fingerprint, inputs: nil, outputs: outputs, duration: duration, adopted: adopted,
+                          attempt: attempt, message: message)
+    }
+
     /// Records success with the duration as the event's message.
     @discardableResult
     public func markSucceeded(_ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool) throws -> Event {

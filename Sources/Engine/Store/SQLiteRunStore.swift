@@ -123,7 +123,7 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
     public func steps() throws -> [StepID: StepRecord] {
         try locked {
             let rows = try database.query(
-                "SELECT id, state, fingerprint, attempts, run_id, started_at, finished_at, duration_ms, last_error, outputs FROM steps")
+                "SELECT id, state, fingerprint, attempts, run_id, started_at, finished_at, duration_ms, last_error, outputs, inputs FROM steps")
             var result: [StepID: StepRecord] = [:]
             for row in rows {
                 let id = StepID(row[0].text ?? "")
@@ -132,7 +132,8 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
                     id: id, state: StepState(rawValue: row[1].text ?? "") ?? .pending, fingerprint: row[2].text ?? "",
                     attempts: Int(row[3].int ?? 0), run: row[4].int ?? 0,
                     startedAt: row[5].double.map(Date.init(timeIntervalSince1970:)), finishedAt: row[6].double.map(Date.init(timeIntervalSince1970:)),
-                    durationMs: row[7].int.map(Int.init), lastError: row[8].text, outputs: outputs)
+                    durationMs: row[7].int.map(Int.init), lastError: row[8].text, outputs: outputs,
+                    inputs: row[10].text.flatMap { try? decoder.decode(RecordedInputs.self, from: Data($0.utf8)) })
             }
             return result
         }
@@ -160,24 +161,33 @@ public final class SQLiteRunStore: RunStore, @unchecked Sendable {
     }
 
     public func markSucceeded(
-        _ step: StepID, run: Int64, fingerprint: String, outputs: StepOutputs, duration: Duration, adopted: Bool, attempt: Int?, message: String
+        _ step: StepID, run: Int64, fingerprint: String, inputs: RecordedInputs?, outputs: StepOutputs, duration: Duration, adopted: Bool,
+        attempt: Int?, message: String
     ) throws -> Event {
         try locked {
             let now = Date().timeIntervalSince1970
             let json = String(decoding: try encoder.encode(outputs), as: UTF8.self)
+            let inputsJSON: SQLValue = try inputs.map { .text(String(decoding: try encoder.encode($0), as: UTF8.self)) } ?? .null
             let ms = Int64(duration.seconds * 1000)
             return try database.transaction {
                 try database.query("""
-                    INSERT INTO steps (id, state, fingerprint, attempts, run_id, started_at, finished_at, duration_ms, last_error, outputs)
-                    VALUES (?1, 'succeeded', ?2, 0, ?3, ?4, ?4, ?5, NULL, ?6)
+                    INSERT INTO steps (id, state, fingerprint, attempts, run_id, started_at, finished_at, duration_ms, last_error, outputs, inputs)
+                    VALUES (?1, 'succeeded', ?2, 0, ?3, ?4, ?4, ?5, NULL, ?6, ?7)
                     ON CONFLICT(id) DO UPDATE SET state = 'succeeded', fingerprint = ?2, run_id = ?3, finished_at = ?4,
-                        duration_ms = ?5, last_error = NULL, outputs = ?6
-                    """, [.text(step.rawValue), .text(fingerprint), .int(run), .double(now), .int(ms), .text(json)])
+                        duration_ms = ?5, last_error = NULL, outputs = ?6, inputs = ?7
+                    """, [.text(step.rawValue), .text(fingerprint), .int(run), .double(now), .int(ms), .text(json), inputsJSON])
                 try database.query("""
                     UPDATE attempts SET finished_at = ?, outcome = ? WHERE run_id = ? AND step_id = ? AND outcome = 'running'
                     """, [.double(now), .text(adopted ? "adopted" : "succeeded"), .int(run), .text(step.rawValue)])
                 return try insertEvents([Event(run: run, step: step, kind: adopted ? .stepAdopted : .stepSucceeded, attempt: attempt, message: message)])[0]
             }
+        }
+    }
+
+    public func backfillInputs(_ step: StepID, inputs: RecordedInputs) throws {
+        try locked {
+            let json = String(decoding: try encoder.encode(inputs), as: UTF8.self)
+            try database.query("UPDATE steps SET inputs = ? WHERE id = ? AND inputs IS NULL", [.text(json), .text(step.rawValue)])
         }
     }
 

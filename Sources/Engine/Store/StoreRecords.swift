@@ -28,6 +28,17 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var startedAt: Date
     public var finishedAt: Date?
     public var status: RunStatus
+
+    /// Creates a record; the store makes the real ones (`provision plan` makes one for a run not started).
+    public init(id: Int64, command: RunCommand, planPath: String, planText: String, startedAt: Date, finishedAt: Date?, status: RunStatus) {
+        self.id = id
+        self.command = command
+        self.planPath = planPath
+        self.planText = planText
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.status = status
+    }
 }
 
 /// The last known state of one step, across runs.
@@ -48,6 +59,9 @@ public struct StepRecord: Sendable, Codable, Equatable {
     public var lastError: String?
     /// Outputs of the last success, redacted.
     public var outputs: StepOutputs
+    /// The inputs of the last success by key, redacted; nil for records written before the store
+    /// kept them (schema 4), which `provision plan` reports as "inputs not recorded".
+    public var inputs: RecordedInputs? = nil
 }
 
 /// One attempt of a step in a run, as the `attempts` table keeps it.

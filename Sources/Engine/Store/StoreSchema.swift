@@ -32,6 +32,11 @@ enum StoreSchema {
             pid INTEGER NOT NULL, process_start TEXT, host TEXT NOT NULL, command TEXT NOT NULL, started_at REAL NOT NULL,
             stop_grace_ms INTEGER, stop_signal INTEGER);
         """,
+        // The inputs a step last succeeded with, by key (JSON of `RecordedInputs`); NULL in
+        // records older than this column.
+        """
+        ALTER TABLE steps ADD COLUMN inputs TEXT;
+        """,
     ]
 
     /// Applies the migrations the file lacks. Each one reads the version inside its own write

@@ -30,6 +30,12 @@ enum RunDriver {
                 }
                 return
             }
+            // On a terminal, `up` first shows what it is about to do (as `provision plan` would);
+            // piped output stays as it was.
+            if request == .up && !options.json && isatty(STDOUT_FILENO) == 1 {
+                let plan = try await workspace.plan(refresh: false, processes: ProcessSupervisor(), parallelism: parallelism)
+                print(PlanText.text(plan, name: workspace.plan.name) + "\n")
+            }
             let renderer: any RunRenderer = options.json ? JSONRenderer() : (isatty(STDERR_FILENO) == 1 ? LiveRenderer(parallelism: parallelism ?? workspace.plan.parallelism ?? 10) as any RunRenderer : PlainRenderer())
             let supervisor = ProcessSupervisor()
             let commandLine = (["provision"] + CommandLine.arguments.dropFirst()).joined(separator: " ")

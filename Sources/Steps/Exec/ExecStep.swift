@@ -48,6 +48,17 @@ public struct ExecStep: Step {
             .joined(separator: "\u{0}")
     }
 
+    /// The `steps` entry's keys, named `steps.<id>.exec.<key>` (`env` by variable); secrets by name.
+    public var planKeys: [String: String] {
+        let prefix = "steps.\(template.id).exec."
+        var keys = [prefix + "run": spec.run, prefix + "dir": spec.dir ?? "."]
+        if let check = spec.check { keys[prefix + "check"] = check }
+        if let down = spec.down { keys[prefix + "down"] = down }
+        if !spec.secrets.isEmpty { keys[prefix + "secrets"] = spec.secrets.sorted().joined(separator: ", ") }
+        for (name, value) in spec.env { keys[prefix + "env." + name] = value }
+        return keys
+    }
+
     public var hasCheck: Bool { spec.check != nil }
     public var hasTeardown: Bool { spec.down != nil }
 

@@ -14,6 +14,7 @@ struct ClusterReadyStep: Step {
     var id: StepID { Self.id }
     var dependencies: [StepID] { [TerraformApplyStep.id, K3sServerStep.id, K3sJoinStep.id] }
     var inputs: String { "\(settings.inputs) ready timeout=\(settings.spec.readyTimeout.formatted)" }
+    var planKeys: [String: String] { settings.planKeys.merging(settings.spec.planKeys(["ready_timeout"])) { $1 } }
     var hasCheck: Bool { true }
 
     /// The core deployments (in kube-system) this plan's server runs.

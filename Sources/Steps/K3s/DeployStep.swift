@@ -53,6 +53,10 @@ struct DeployStep: Step {
         "\(settings.inputs) manifests=\(tree.path) overlay=\(settings.spec.overlay) tree=\(treeDigest) rollout timeout=\(settings.spec.rolloutTimeout.formatted) "
             + PipelineValues(pipeline: settings.pipeline, nodeNetwork: settings.nodeNetwork).inputs
     }
+    var planKeys: [String: String] {
+        settings.planKeys.merging(settings.spec.planKeys(["manifests", "overlay", "rollout_timeout"])) { $1 }
+            .merging(settings.pipeline.planKeys(["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"])) { $1 }
+    }
     var hasCheck: Bool { true }
 
     /// The control plane's share of the inventory: a new worker changes nothing here.

@@ -31,6 +31,7 @@ struct K3sJoinStep: Step {
 
     var dependencies: [StepID] { [TerraformApplyStep.id, NodeReadyStep.id, K3sServerStep.id] }
     var inputs: String { "\(settings.inputs) join \(worker)" }
+    var planKeys: [String: String] { settings.planKeys }
     var hasCheck: Bool { true }
     var hasTeardown: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(2), maxBackoff: .seconds(5)) }

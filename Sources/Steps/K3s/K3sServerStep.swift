@@ -25,6 +25,9 @@ struct K3sServerStep: Step {
         "\(settings.inputs) disable=\(settings.spec.disable.joined(separator: ",")) extra=\(settings.spec.extraArgs.joined(separator: " ")) "
             + "pods=\(settings.spec.clusterCIDR) services=\(settings.spec.serviceCIDR)"
     }
+    var planKeys: [String: String] {
+        settings.planKeys.merging(settings.spec.planKeys(["disable", "extra_args", "cluster_cidr", "service_cidr"])) { $1 }
+    }
     var hasCheck: Bool { true }
     var hasTeardown: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(2), maxBackoff: .seconds(5)) }

@@ -12,6 +12,7 @@ struct K3sVerifyStep: Step {
 
     var dependencies: [StepID] { [TerraformApplyStep.id, ClusterReadyStep.id, MonitoringStep.id, StepID(DeployStep.Part.workloads.rawValue)] }
     var inputs: String { "verify k3s \(settings.spec.version) timeout=\(settings.spec.verifyTimeout.formatted)" }
+    var planKeys: [String: String] { settings.spec.planKeys(["version", "verify_timeout"]) }
     var hasCheck: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(5), maxBackoff: .seconds(10), timeout: settings.spec.verifyTimeout + .seconds(150)) }
 

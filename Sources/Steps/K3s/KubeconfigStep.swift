@@ -21,6 +21,9 @@ struct KubeconfigStep: Step {
         "\(settings.inputs) kubeconfig merge=\(settings.mergeTarget?.path ?? "no")"
             + (settings.spec.apiAccess == .forward ? " api=forward:\(settings.spec.apiLocalPort)" : "")
     }
+    var planKeys: [String: String] {
+        settings.planKeys.merging(settings.spec.planKeys(["merge_kubeconfig", "kubeconfig", "api_access", "api_local_port"])) { $1 }
+    }
     var hasCheck: Bool { true }
     var hasTeardown: Bool { true }
 

@@ -45,6 +45,9 @@ struct MonitoringStep: Step {
     var inputs: String {
         "\(settings.inputs) manifests=\(tree.path) overlay=\(settings.spec.overlay) tree=\(treeDigest) monitoring timeout=\(settings.spec.monitoringTimeout.formatted)"
     }
+    var planKeys: [String: String] {
+        settings.planKeys.merging(settings.spec.planKeys(["manifests", "overlay", "monitoring_timeout"])) { $1 }
+    }
     var hasCheck: Bool { true }
 
     /// The control plane's share of the inventory: a new worker changes nothing here.

@@ -59,6 +59,15 @@ struct ServiceStep: Step {
         }
         return "service \(id) \(settings) programs=\(runtime.programs)"
     }
+    var planKeys: [String: String] {
+        let names: [String] = switch kind {
+        case .broker: ["partitions"]
+        case .processor: ["batch_size", "batch_wait_ms", "retention_days"]
+        case .producer: ["rate", "gpus_per_producer"]
+        case .prometheus, .mongodb, .nodeExporter, .alertmanager: []
+        }
+        return runtime.pipeline.planKeys(names)
+    }
     var hasCheck: Bool { true }
     var hasTeardown: Bool { true }
     var checksEveryRun: Bool { true }

@@ -45,6 +45,15 @@ struct TerraformApplyStep: Step {
             .joined(separator: "\u{0}")
     }
 
+    /// The cluster keys among the module's variables (`cluster.worker_count`), and the sandbox's delay.
+    var planKeys: [String: String] {
+        var keys = Dictionary(uniqueKeysWithValues: staticVariables.map { name, value in
+            (name == "plan_name" ? "name" : "cluster.\(name == "ami_id" ? "ami" : name)", value.text)
+        })
+        if let sandbox { keys["sandbox.cloud_init_delay"] = sandbox.cloudInitDelay.formatted }
+        return keys
+    }
+
     var staticVariables: [String: JSONValue] {
         [
             "plan_name": .string(planName), "region": .string(cluster.region),

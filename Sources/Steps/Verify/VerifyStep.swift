@@ -22,6 +22,7 @@ struct VerifyStep: Step {
         [TerraformApplyStep.id, ServiceStep.Kind.processor.id, ServiceStep.Kind.producer.id, ServiceStep.Kind.prometheus.id]
     }
     var inputs: String { "verify partitions=\(runtime.pipeline.partitions)" }
+    var planKeys: [String: String] { runtime.pipeline.planKeys(["partitions"]) }
     var hasCheck: Bool { true }
     var checksEveryRun: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(5), maxBackoff: .seconds(10), timeout: .seconds(240)) }
