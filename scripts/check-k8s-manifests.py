@@ -18,7 +18,9 @@ placeholder image). Checks:
     probes on every container that serves a port, non-root pods, no `replicas` on an HPA's target,
     ServiceMonitor → Service → port exists, HPA → Deployment exists, every Secret (and key) the
     manifests reference and every checkov waiver (check and object) is listed in k8s/README.md,
-    every StatefulSet and every Deployment no HPA scales has a PodDisruptionBudget, and no
+    every StatefulSet and every Deployment no HPA scales has a PodDisruptionBudget, every KRaft
+    StatefulSet is a consistent quorum of its replicas (node ids from ordinals, one voter per pod,
+    per-pod advertised listeners, replication factors and min.insync.replicas), and no
     StatefulSet's volumeClaimTemplates carry the common labels (immutable: a later label change
     would fail the apply);
   - the monitoring namespace's NetworkPolicies let Prometheus reach every target kube-prometheus-stack
@@ -298,7 +300,9 @@ def check_house_rules(where, doc, deployable, secret_docs):
     for key, value in (meta.get("annotations") or {}).items():
         if key.startswith("checkov.io/skip"):
             check_id = str(value).split("=", 1)[0]
-            obj = f"{meta.get('namespace')}/{meta.get('name')}"
+            # The deploy step names a Job after its content (kafka-topics-<12 hex>): the README lists the base name.
+            base = re.sub(r"-[0-9a-f]{12}$", "", str(meta.get("name"))) if doc.get("kind") == "Job" else meta.get("name")
+            obj = f"{meta.get('namespace')}/{base}"
             if not any(check_id in line and obj in line for line in README_TEXT.splitlines()):
                 problem(where, f"checkov waiver {check_id} is not listed for {obj} in k8s/README.md")
     ps = pod_spec(doc)
@@ -390,6 +394,61 @@ def check_disruption_budgets(name, docs):
                 if key in ((vct.get("metadata") or {}).get("labels") or {}):
                     problem(f"{name}: {kind_name(d)}", f"volumeClaimTemplates[{i}] carries the common label {key}: they are immutable, "
                             "so changing it later fails the apply (k8s/base/common-labels.yaml keeps them out)")
+
+
+def check_kafka_quorum(name, docs):
+    """Every KRaft StatefulSet (KAFKA_PROCESS_ROLES with controller) is a quorum of its replicas: node.id
+    from the pod's ordinal, one voter per pod at <pod>.<headless Service>:<controller port>, each pod
+    advertising its own name, replication factors min(replicas, 3) and min.insync.replicas 2 from 3
+    brokers (1 below), an odd count, and a PodDisruptionBudget that keeps a majority of the voters."""
+    for d in docs:
+        if d.get("kind") != "StatefulSet":
+            continue
+        ps = pod_spec(d)
+        for c in ps.get("containers") or []:
+            env = {e.get("name"): e for e in c.get("env") or []}
+            if "controller" not in str((env.get("KAFKA_PROCESS_ROLES") or {}).get("value", "")):
+                continue
+            where = f"{name}: {kind_name(d)} container {c.get('name')}"
+            meta, spec = d["metadata"], d["spec"]
+            ns, replicas, service = meta.get("namespace"), spec.get("replicas", 1), spec.get("serviceName")
+            value = lambda key: str((env.get(key) or {}).get("value", ""))  # noqa: E731
+            field = lambda key: (((env.get(key) or {}).get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")  # noqa: E731
+            if replicas % 2 == 0:
+                problem(where, f"{replicas} KRaft voters: an even quorum survives no more failures than one voter fewer; use 1 or 3")
+            if field("KAFKA_NODE_ID") != "metadata.labels['apps.kubernetes.io/pod-index']":
+                problem(where, "KAFKA_NODE_ID must come from the pod's ordinal (fieldRef metadata.labels['apps.kubernetes.io/pod-index']), "
+                        "not one value for every pod")
+            headless = [s for s in docs if s.get("kind") == "Service" and s["metadata"].get("name") == service
+                        and s["metadata"].get("namespace") == ns and (s.get("spec") or {}).get("clusterIP") == "None"]
+            if not headless:
+                problem(where, f"serviceName {service!r} is not a headless Service in {ns}: the pods' names do not resolve")
+            ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+            controller_port = ports.get("controller")
+            host = lambda i: f"{meta.get('name')}-{i}.{service}.{ns}.svc.cluster.local"  # noqa: E731
+            want = ",".join(f"{i}@{host(i)}:{controller_port}" for i in range(replicas))
+            if value("KAFKA_CONTROLLER_QUORUM_VOTERS") != want:
+                problem(where, f"the controller quorum voters are {value('KAFKA_CONTROLLER_QUORUM_VOTERS')!r}; "
+                        f"with {replicas} replica(s) they must be {want!r}")
+            if field("POD_NAME") != "metadata.name" or f"$(POD_NAME).{service}.{ns}.svc" not in value("KAFKA_ADVERTISED_LISTENERS"):
+                problem(where, f"each pod must advertise its own name: KAFKA_ADVERTISED_LISTENERS through $(POD_NAME).{service}.{ns}.svc "
+                        "with POD_NAME from metadata.name")
+            factor, isr = min(replicas, 3), (2 if replicas >= 3 else 1)
+            for key in ("KAFKA_DEFAULT_REPLICATION_FACTOR", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+                        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
+                if value(key) != str(factor):
+                    problem(where, f"{key} is {value(key)!r}: {factor} with {replicas} broker(s)")
+            for key in ("KAFKA_MIN_INSYNC_REPLICAS", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
+                if value(key) != str(isr):
+                    problem(where, f"{key} is {value(key)!r}: {isr} with {replicas} broker(s)")
+            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+            for b in docs:
+                if b.get("kind") == "PodDisruptionBudget" and b["metadata"].get("namespace") == ns \
+                        and selects((b.get("spec") or {}).get("selector"), labels):
+                    bspec = b["spec"]
+                    down = bspec["maxUnavailable"] if "maxUnavailable" in bspec else replicas - bspec.get("minAvailable", 0)
+                    if replicas >= 3 and (not isinstance(down, int) or down > replicas - (replicas // 2 + 1)):
+                        problem(f"{name}: {kind_name(b)}", f"lets {down} of {replicas} KRaft voters go at once: the quorum needs {replicas // 2 + 1}")
 
 
 # What kube-prometheus-stack scrapes by default besides its own parts in its namespace (which the
@@ -630,6 +689,7 @@ def check_render(name, docs, k8s_version, rules_groups):
         check_house_rules(where, doc, deployable, secrets)
     check_hpa_targets(name, docs)
     check_disruption_budgets(name, docs)
+    check_kafka_quorum(name, docs)
     check_scrape_policies(name, docs)
     for ns, secret, key in sorted(secrets):
         if f"{ns}/{secret}" not in README_TEXT or (key and f"`{key}`" not in README_TEXT):
@@ -718,6 +778,11 @@ MUTATIONS = [
         expr='sum(rate(processor_batch_seconds_bucket{le="1"}[5m]))'), "normalises le and quantile"),
     ("a StatefulSet without a PodDisruptionBudget", lambda d: d.remove(find(d, "PodDisruptionBudget", "kafka")),
      "StatefulSet/platform/kafka: has no PodDisruptionBudget"),
+    ("Kafka scaled to 3 without its quorum", lambda d: find(d, "StatefulSet", "kafka")["spec"].update(replicas=3),
+     "with 3 replica(s) they must be '0@kafka-0.kafka-broker.platform.svc.cluster.local:9093,1@kafka-1"),
+    ("Kafka with one node id for every pod", lambda d: next(e for e in container(d, "StatefulSet", "kafka")["env"] if e["name"] == "KAFKA_NODE_ID").update(
+        value="1", valueFrom=None) or next(e for e in container(d, "StatefulSet", "kafka")["env"] if e["name"] == "KAFKA_NODE_ID").pop("valueFrom"),
+     "KAFKA_NODE_ID must come from the pod's ordinal"),
     ("common labels in a volumeClaimTemplate", lambda d: find(d, "StatefulSet", "mongodb")["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"].update(
         {"app.kubernetes.io/part-of": "gpu-pipeline"}), "carries the common label app.kubernetes.io/part-of"),
     ("Prometheus kept from CoreDNS's metrics", lambda d: d.remove(find(d, "NetworkPolicy", "prometheus-scrape-coredns")),

@@ -9,7 +9,7 @@ public enum PlanLoader {
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion", "vpc_cidr"]
     static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules", "durable_broker"]
-    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"]
+    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "kafka_replicas", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
                           "api_access", "api_local_port", "monitoring", "monitoring_timeout", "verify", "verify_timeout",
@@ -343,6 +343,14 @@ public enum PlanLoader {
             if let n = p["batch_wait_ms"] { pipeline.batchWaitMs = try reader.int(n.value, "pipeline.batch_wait_ms", range: 1...60_000) }
             if let n = p["partitions"] { pipeline.partitions = try reader.int(n.value, "pipeline.partitions", range: 1...1000) }
             if let n = p["retention_days"] { pipeline.retentionDays = try reader.int(n.value, "pipeline.retention_days", range: 0...3650) }
+            if let n = p["kafka_replicas"] {
+                let count = try reader.int(n.value, "pipeline.kafka_replicas", range: 1...9)
+                guard PipelineSpec.kafkaReplicaCounts.contains(count) else {
+                    throw reader.error(at: n.value, "pipeline.kafka_replicas must be 1 or 3, found \(count)",
+                                       hint: "1 broker, or 3 for a KRaft quorum that survives losing one (an even count survives no more than one fewer)")
+                }
+                pipeline.kafkaReplicas = count
+            }
             if let n = p["images"] { pipeline.images = try images(n.value, reader: reader) }
         }
         return (runtime, pipeline)
