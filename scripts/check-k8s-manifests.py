@@ -167,7 +167,7 @@ def check_duration(where, value, path):
         problem(where, f"{path} must be a duration such as 30s or 5m, not {value!r}")
 
 
-def check_chart_values(where, chart, values):
+def check_chart_values(where, chart, values, pinned=None):
     """Every key valuesContent sets is a key of the chart's values.yaml, as deep as the chart defines
     mappings (k8s/schemas/chart-values/<chart>.yaml; null there marks a free-form value)."""
     path = os.path.join(CHART_VALUES, f"{chart}.yaml")
@@ -189,6 +189,9 @@ def check_chart_values(where, chart, values):
     if known.get("keys") is None:
         notes.add(f"the {chart} chart's values keys are not checked: {os.path.relpath(path, ROOT)} lists none")
         return
+    if str(known.get("version")) != str(pinned):
+        notes.add(f"the {chart} chart's values keys are those of {known.get('version')}, not of the pinned {pinned} "
+                  f"(not obtainable here): {os.path.relpath(path, ROOT)}")
     walk(values, known["keys"], "")
 
 
@@ -211,7 +214,7 @@ def check_helmchart(where, doc):
         if not isinstance(values, dict):
             problem(where, "spec.valuesContent must be a YAML mapping")
             return
-        check_chart_values(where, spec.get("chart"), values)
+        check_chart_values(where, spec.get("chart"), values, spec.get("version"))
         if spec.get("chart") == "kube-prometheus-stack":
             check_kps_values(where, values)
 
