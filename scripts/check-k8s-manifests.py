@@ -9,17 +9,24 @@ placeholder image). Checks:
   - built-in kinds validate against the Kubernetes OpenAPI schemas of every --k8s-version (a
     comma-separated list: every minor supported on the day), strictly (unknown fields are errors),
     with kubernetes-validate;
-  - the custom resources used (HelmChart, ServiceMonitor, PrometheusRule) have their projects'
-    required fields, types and known keys; any other custom kind is an error;
+  - every custom resource validates against its CRD's openAPIV3Schema (k8s/schemas/<group>_<version>_<kind>.yaml,
+    from the project that publishes the CRD: types, enums, required fields, patterns, unknown fields);
+    a custom kind without a schema there is an error;
+  - every key a HelmChart's valuesContent sets is a value of the chart (k8s/schemas/chart-values/<chart>.yaml,
+    the keys of the chart's values.yaml, as deep as the chart defines mappings);
   - house rules: app.kubernetes.io/name on every object, requests and limits on every container,
     probes on every container that serves a port, non-root pods, no `replicas` on an HPA's target,
     ServiceMonitor → Service → port exists, HPA → Deployment exists, every Secret (and key) the
     manifests reference and every checkov waiver (check and object) is listed in k8s/README.md,
-    every StatefulSet and every Deployment no HPA scales has a PodDisruptionBudget, and no
+    every StatefulSet and every Deployment no HPA scales has a PodDisruptionBudget, every KRaft
+    StatefulSet is a consistent quorum of its replicas (node ids from ordinals, one voter per pod,
+    per-pod advertised listeners, replication factors and min.insync.replicas), and no
     StatefulSet's volumeClaimTemplates carry the common labels (immutable: a later label change
     would fail the apply);
   - the monitoring namespace's NetworkPolicies let Prometheus reach every target kube-prometheus-stack
     scrapes by default, as its values (k8s/base/monitoring/charts) enable them;
+  - no rule or dashboard query uses what Prometheus 3 removed or reads differently (holt_winters, integer
+    le/quantile matchers): promtool 3 is not obtainable here, scripts/check-k8s runs Debian's 2.42;
   - the PrometheusRule's spec.groups equal k8s/base/monitoring/rules/pipeline-rules.yaml's groups;
   - docs/SLI.md and docs/SLO.md name only recording rules that exist, and every SLI has a section;
   - every metric the rules file selects is the processor's (read from its source), recorded, or a
@@ -41,6 +48,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import jsonschema
 import yaml
 import kubernetes_validate
 from kubernetes_validate.utils import VersionNotSupportedError
@@ -65,6 +73,7 @@ EXTERNAL_METRICS = {
 DURATION = re.compile(r"^(0|([0-9]+(ms|s|m|h|d|w|y))+)$")
 
 problems = []
+notes = set()  # what was not checked, said on every run
 README_TEXT = open(README).read() if os.path.exists(README) else ""
 
 
@@ -79,41 +88,78 @@ def kind_name(doc):
 
 
 # ---------------------------------------------------------------------------------------------
-# Custom resources: required fields, types and known keys, as their CRDs define them
-# (helm.cattle.io/v1 HelmChart from k3s-io/helm-controller; monitoring.coreos.com/v1 ServiceMonitor
-# and PrometheusRule from prometheus-operator). Not the full CRD schemas: what these manifests use.
+# Custom resources: each validates against its CRD's own openAPIV3Schema (k8s/schemas/, taken from
+# the projects that publish the CRDs: enums, required fields, patterns, and unknown fields rejected
+# as the API server's strict field validation does), then the house rules below.
 
-def check_fields(where, obj, spec, path="spec"):
-    """spec: {key: (type or tuple of types, required, nested spec or None)}; unknown keys are errors."""
-    if not isinstance(obj, dict):
-        problem(where, f"{path} must be an object")
-        return
-    for key in obj:
-        if key not in spec:
-            problem(where, f"{path}.{key} is not a field of this kind")
-    for key, (types, required, nested) in spec.items():
-        if key not in obj:
-            if required:
-                problem(where, f"{path}.{key} is required")
+SCHEMAS = os.path.join(ROOT, "k8s/schemas")
+CHART_VALUES = os.path.join(SCHEMAS, "chart-values")
+
+
+def schema_file(api_version, kind):
+    """k8s/schemas/<group>_<version>_<kind>.yaml for a custom resource's apiVersion and kind."""
+    group, _, version = (api_version or "").rpartition("/")
+    return os.path.join(SCHEMAS, f"{group}_{version}_{(kind or '').lower()}.yaml")
+
+
+def go_regex(pattern):
+    """A CRD pattern is RE2; Python's re wants inline flags such as (?i) at the very start."""
+    flags = "".join(re.findall(r"\(\?([a-z]+)\)", pattern))
+    body = re.sub(r"\(\?[a-z]+\)", "", pattern)
+    return f"(?{flags}){body}" if flags else body
+
+
+def to_json_schema(node):
+    """An OpenAPI v3 structural schema as JSON Schema: objects with properties reject unknown fields
+    unless x-kubernetes-preserve-unknown-fields; int-or-string fields keep their anyOf."""
+    if isinstance(node, list):
+        return [to_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for key, value in node.items():
+        if key.startswith("x-") or key in ("description", "format", "default"):
             continue
-        value = obj[key]
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
-            problem(where, f"{path}.{key} must be {_type_names(types)}, not {type(value).__name__}")
-            continue
-        if nested is not None:
-            if isinstance(value, list):
-                for i, item in enumerate(value):
-                    check_fields(where, item, nested, f"{path}.{key}[{i}]")
-            else:
-                check_fields(where, value, nested, f"{path}.{key}")
+        if key == "pattern":
+            out[key] = go_regex(value)
+        elif key in ("properties", "patternProperties"):
+            out[key] = {k: to_json_schema(v) for k, v in value.items()}
+        else:
+            out[key] = to_json_schema(value)
+    if "properties" in node and "additionalProperties" not in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+        out["additionalProperties"] = False
+    return out
 
 
-def _tuple(types):
-    return types if isinstance(types, tuple) else (types,)
+_validators = {}
 
 
-def _type_names(types):
-    return " or ".join(t.__name__ for t in _tuple(types))
+def crd_validator(api_version, kind):
+    path = schema_file(api_version, kind)
+    if path not in _validators:
+        try:
+            with open(path) as f:
+                schema = yaml.safe_load(f)
+        except OSError:
+            _validators[path] = None
+        else:
+            schema.pop("x-types", None)
+            schema = to_json_schema(schema)
+            jsonschema.Draft7Validator.check_schema(schema)
+            _validators[path] = jsonschema.Draft7Validator(schema)
+    return _validators[path]
+
+
+def check_custom_resource(where, doc):
+    """Validates a custom resource against its CRD's schema; False when there is no schema for it."""
+    validator = crd_validator(doc.get("apiVersion"), doc.get("kind"))
+    if validator is None:
+        return False
+    body = {k: v for k, v in doc.items() if k != "metadata"}
+    for error in sorted(validator.iter_errors(body), key=lambda e: list(map(str, e.path))):
+        location = ".".join(str(p) for p in error.path) or "(top)"
+        problem(where, f"CRD schema: {location}: {error.message}")
+    return True
 
 
 def check_duration(where, value, path):
@@ -121,23 +167,36 @@ def check_duration(where, value, path):
         problem(where, f"{path} must be a duration such as 30s or 5m, not {value!r}")
 
 
-HELMCHART_SPEC = {
-    "chart": (str, True, None), "repo": (str, False, None), "version": (str, False, None),
-    "targetNamespace": (str, False, None), "createNamespace": (bool, False, None),
-    "valuesContent": (str, False, None), "values": (dict, False, None), "set": (dict, False, None),
-    "valuesSecrets": (list, False, None), "helmVersion": (str, False, None),
-    "bootstrap": (bool, False, None), "jobImage": (str, False, None), "backOffLimit": (int, False, None),
-    "timeout": (str, False, None), "failurePolicy": (str, False, None), "authSecret": (dict, False, None),
-    "authPassCredentials": (bool, False, None), "insecureSkipTLSVerify": (bool, False, None),
-    "plainHTTP": (bool, False, None), "repoCA": (str, False, None), "repoCAConfigMap": (dict, False, None),
-    "dockerRegistrySecret": (dict, False, None), "podSecurityContext": (dict, False, None),
-    "securityContext": (dict, False, None), "takeOwnership": (bool, False, None),
-}
+def check_chart_values(where, chart, values, pinned=None):
+    """Every key valuesContent sets is a key of the chart's values.yaml, as deep as the chart defines
+    mappings (k8s/schemas/chart-values/<chart>.yaml; null there marks a free-form value)."""
+    path = os.path.join(CHART_VALUES, f"{chart}.yaml")
+    try:
+        with open(path) as f:
+            known = yaml.safe_load(f)
+    except OSError:
+        problem(where, f"no list of the {chart} chart's values keys ({os.path.relpath(path, ROOT)}): add one from the chart's values.yaml")
+        return
+
+    def walk(mine, theirs, prefix):
+        for key, value in mine.items():
+            if key not in theirs:
+                problem(where, f"spec.valuesContent: {prefix}{key} is not a value of the {chart} chart "
+                        f"{known.get('version')} (k8s/schemas/chart-values/{chart}.yaml): misspelt, or moved in another chart version?")
+            elif isinstance(theirs[key], dict) and isinstance(value, dict):
+                walk(value, theirs[key], f"{prefix}{key}.")
+
+    if known.get("keys") is None:
+        notes.add(f"the {chart} chart's values keys are not checked: {os.path.relpath(path, ROOT)} lists none")
+        return
+    if str(known.get("version")) != str(pinned):
+        notes.add(f"the {chart} chart's values keys are those of {known.get('version')}, not of the pinned {pinned} "
+                  f"(not obtainable here): {os.path.relpath(path, ROOT)}")
+    walk(values, known["keys"], "")
 
 
 def check_helmchart(where, doc):
     spec = doc.get("spec")
-    check_fields(where, spec, HELMCHART_SPEC)
     if not isinstance(spec, dict):
         return
     if not spec.get("version"):
@@ -145,8 +204,6 @@ def check_helmchart(where, doc):
     limit = spec.get("backOffLimit")
     if not isinstance(limit, int) or limit > 10:
         problem(where, "spec.backOffLimit must be set, and small (the controller's default is 1000 attempts)")
-    if spec.get("failurePolicy") not in (None, "reinstall", "abort", "retry"):
-        problem(where, "spec.failurePolicy must be reinstall, abort or retry")
     check_duration(where, spec.get("timeout"), "spec.timeout")
     if "valuesContent" in spec:
         try:
@@ -156,7 +213,9 @@ def check_helmchart(where, doc):
             return
         if not isinstance(values, dict):
             problem(where, "spec.valuesContent must be a YAML mapping")
-        elif spec.get("chart") == "kube-prometheus-stack":
+            return
+        check_chart_values(where, spec.get("chart"), values, spec.get("version"))
+        if spec.get("chart") == "kube-prometheus-stack":
             check_kps_values(where, values)
 
 
@@ -174,35 +233,10 @@ def check_kps_values(where, values):
         problem(where, "grafana.admin.existingSecret must name the generated admin Secret (never admin/admin)")
 
 
-LABEL_SELECTOR = {"matchLabels": (dict, False, None), "matchExpressions": (list, False, None)}
-ENDPOINT = {
-    "port": (str, False, None), "targetPort": ((str, int), False, None), "path": (str, False, None),
-    "scheme": (str, False, None), "interval": (str, False, None), "scrapeTimeout": (str, False, None),
-    "honorLabels": (bool, False, None), "honorTimestamps": (bool, False, None),
-    "relabelings": (list, False, None), "metricRelabelings": (list, False, None),
-    "params": (dict, False, None), "tlsConfig": (dict, False, None), "bearerTokenSecret": (dict, False, None),
-    "authorization": (dict, False, None), "basicAuth": (dict, False, None), "followRedirects": (bool, False, None),
-    "enableHttp2": (bool, False, None), "filterRunning": (bool, False, None), "proxyUrl": (str, False, None),
-}
-SERVICEMONITOR_SPEC = {
-    "selector": (dict, True, LABEL_SELECTOR), "endpoints": (list, True, ENDPOINT),
-    "namespaceSelector": (dict, False, {"any": (bool, False, None), "matchNames": (list, False, None)}),
-    "jobLabel": (str, False, None), "targetLabels": (list, False, None), "podTargetLabels": (list, False, None),
-    "sampleLimit": (int, False, None), "targetLimit": (int, False, None), "labelLimit": (int, False, None),
-    "attachMetadata": (dict, False, None), "scrapeProtocols": (list, False, None),
-    "selectorMechanism": (str, False, None),
-}
-
-
 def check_servicemonitor(where, doc, services):
     spec = doc.get("spec")
-    check_fields(where, spec, SERVICEMONITOR_SPEC)
     if not isinstance(spec, dict):
         return
-    for i, ep in enumerate(spec.get("endpoints") or []):
-        if isinstance(ep, dict):
-            check_duration(where, ep.get("interval"), f"spec.endpoints[{i}].interval")
-            check_duration(where, ep.get("scrapeTimeout"), f"spec.endpoints[{i}].scrapeTimeout")
     # The Service it selects exists in the rendered set and has the named port.
     names = ((spec.get("namespaceSelector") or {}).get("matchNames")) or [doc["metadata"].get("namespace")]
     want = ((spec.get("selector") or {}).get("matchLabels")) or {}
@@ -217,37 +251,36 @@ def check_servicemonitor(where, doc, services):
                 problem(where, f"spec.endpoints[{i}].port {port!r} is not a port of {kind_name(s)}")
 
 
-RULE = {
-    "record": (str, False, None), "alert": (str, False, None), "expr": ((str, int), True, None),
-    "for": (str, False, None), "keep_firing_for": (str, False, None),
-    "labels": (dict, False, None), "annotations": (dict, False, None),
-}
-GROUP = {
-    "name": (str, True, None), "rules": (list, True, RULE), "interval": (str, False, None),
-    "limit": (int, False, None), "partial_response_strategy": (str, False, None),
-    "query_offset": (str, False, None), "labels": (dict, False, None),
-}
+# What Prometheus 3 (the version kube-prometheus-stack runs) refuses or reads differently in a rule or
+# query that Prometheus 2's promtool accepts. promtool 3 is not obtainable on the machines here
+# (Debian ships 2.42; nothing else can be downloaded), so these are checked by name:
+PROMETHEUS3_CHANGES = [
+    (re.compile(r"\bholt_winters\s*\("), "holt_winters() was removed in Prometheus 3 (double_exponential_smoothing() "
+     "replaces it, behind --enable-feature=promql-experimental-functions)"),
+    (re.compile(r'\b(le|quantile)\s*=~?\s*"[+-]?[0-9]+"'), "Prometheus 3 normalises le and quantile label values to "
+     'floats when scraping classic histograms and summaries (le="1" is stored as le="1.0"): match the float form'),
+]
+
+
+def check_prometheus3(where, expr):
+    for pattern, message in PROMETHEUS3_CHANGES:
+        if pattern.search(str(expr)):
+            problem(where, f"{message}: {expr}")
 
 
 def check_prometheusrule(where, doc, rules_groups):
     spec = doc.get("spec")
-    check_fields(where, spec, {"groups": (list, False, GROUP)})
     if not isinstance(spec, dict):
         return
     for g in spec.get("groups") or []:
         if not isinstance(g, dict):
             continue
-        check_duration(where, g.get("interval"), f"group {g.get('name')} interval")
         for r in g.get("rules") or []:
             if not isinstance(r, dict):
                 continue
+            check_prometheus3(f"{where}: rule {r.get('alert') or r.get('record')}", r.get("expr", ""))
             if ("record" in r) == ("alert" in r):
                 problem(where, f"group {g.get('name')}: a rule needs exactly one of record and alert: {r}")
-            check_duration(where, r.get("for"), f"rule {r.get('alert') or r.get('record')} for")
-            for key in ("labels", "annotations"):
-                for k, v in (r.get(key) or {}).items():
-                    if not isinstance(v, str):
-                        problem(where, f"rule {r.get('alert') or r.get('record')}: {key}.{k} must be a string")
     if doc["metadata"].get("name") == "gpu-pipeline" and spec.get("groups") != rules_groups:
         problem(where, "spec.groups differ from k8s/base/monitoring/rules/pipeline-rules.yaml: run scripts/render-rules")
 
@@ -270,7 +303,9 @@ def check_house_rules(where, doc, deployable, secret_docs):
     for key, value in (meta.get("annotations") or {}).items():
         if key.startswith("checkov.io/skip"):
             check_id = str(value).split("=", 1)[0]
-            obj = f"{meta.get('namespace')}/{meta.get('name')}"
+            # The deploy step names a Job after its content (kafka-topics-<12 hex>): the README lists the base name.
+            base = re.sub(r"-[0-9a-f]{12}$", "", str(meta.get("name"))) if doc.get("kind") == "Job" else meta.get("name")
+            obj = f"{meta.get('namespace')}/{base}"
             if not any(check_id in line and obj in line for line in README_TEXT.splitlines()):
                 problem(where, f"checkov waiver {check_id} is not listed for {obj} in k8s/README.md")
     ps = pod_spec(doc)
@@ -364,6 +399,61 @@ def check_disruption_budgets(name, docs):
                             "so changing it later fails the apply (k8s/base/common-labels.yaml keeps them out)")
 
 
+def check_kafka_quorum(name, docs):
+    """Every KRaft StatefulSet (KAFKA_PROCESS_ROLES with controller) is a quorum of its replicas: node.id
+    from the pod's ordinal, one voter per pod at <pod>.<headless Service>:<controller port>, each pod
+    advertising its own name, replication factors min(replicas, 3) and min.insync.replicas 2 from 3
+    brokers (1 below), an odd count, and a PodDisruptionBudget that keeps a majority of the voters."""
+    for d in docs:
+        if d.get("kind") != "StatefulSet":
+            continue
+        ps = pod_spec(d)
+        for c in ps.get("containers") or []:
+            env = {e.get("name"): e for e in c.get("env") or []}
+            if "controller" not in str((env.get("KAFKA_PROCESS_ROLES") or {}).get("value", "")):
+                continue
+            where = f"{name}: {kind_name(d)} container {c.get('name')}"
+            meta, spec = d["metadata"], d["spec"]
+            ns, replicas, service = meta.get("namespace"), spec.get("replicas", 1), spec.get("serviceName")
+            value = lambda key: str((env.get(key) or {}).get("value", ""))  # noqa: E731
+            field = lambda key: (((env.get(key) or {}).get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")  # noqa: E731
+            if replicas % 2 == 0:
+                problem(where, f"{replicas} KRaft voters: an even quorum survives no more failures than one voter fewer; use 1 or 3")
+            if field("KAFKA_NODE_ID") != "metadata.labels['apps.kubernetes.io/pod-index']":
+                problem(where, "KAFKA_NODE_ID must come from the pod's ordinal (fieldRef metadata.labels['apps.kubernetes.io/pod-index']), "
+                        "not one value for every pod")
+            headless = [s for s in docs if s.get("kind") == "Service" and s["metadata"].get("name") == service
+                        and s["metadata"].get("namespace") == ns and (s.get("spec") or {}).get("clusterIP") == "None"]
+            if not headless:
+                problem(where, f"serviceName {service!r} is not a headless Service in {ns}: the pods' names do not resolve")
+            ports = {p.get("name"): p.get("containerPort") for p in c.get("ports") or []}
+            controller_port = ports.get("controller")
+            host = lambda i: f"{meta.get('name')}-{i}.{service}.{ns}.svc.cluster.local"  # noqa: E731
+            want = ",".join(f"{i}@{host(i)}:{controller_port}" for i in range(replicas))
+            if value("KAFKA_CONTROLLER_QUORUM_VOTERS") != want:
+                problem(where, f"the controller quorum voters are {value('KAFKA_CONTROLLER_QUORUM_VOTERS')!r}; "
+                        f"with {replicas} replica(s) they must be {want!r}")
+            if field("POD_NAME") != "metadata.name" or f"$(POD_NAME).{service}.{ns}.svc" not in value("KAFKA_ADVERTISED_LISTENERS"):
+                problem(where, f"each pod must advertise its own name: KAFKA_ADVERTISED_LISTENERS through $(POD_NAME).{service}.{ns}.svc "
+                        "with POD_NAME from metadata.name")
+            factor, isr = min(replicas, 3), (2 if replicas >= 3 else 1)
+            for key in ("KAFKA_DEFAULT_REPLICATION_FACTOR", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+                        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
+                if value(key) != str(factor):
+                    problem(where, f"{key} is {value(key)!r}: {factor} with {replicas} broker(s)")
+            for key in ("KAFKA_MIN_INSYNC_REPLICAS", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
+                if value(key) != str(isr):
+                    problem(where, f"{key} is {value(key)!r}: {isr} with {replicas} broker(s)")
+            labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+            for b in docs:
+                if b.get("kind") == "PodDisruptionBudget" and b["metadata"].get("namespace") == ns \
+                        and selects((b.get("spec") or {}).get("selector"), labels):
+                    bspec = b["spec"]
+                    down = bspec["maxUnavailable"] if "maxUnavailable" in bspec else replicas - bspec.get("minAvailable", 0)
+                    if replicas >= 3 and (not isinstance(down, int) or down > replicas - (replicas // 2 + 1)):
+                        problem(f"{name}: {kind_name(b)}", f"lets {down} of {replicas} KRaft voters go at once: the quorum needs {replicas // 2 + 1}")
+
+
 # What kube-prometheus-stack scrapes by default besides its own parts in its namespace (which the
 # namespace's allow-same-namespace policy covers): (values key, enabled by default, what, where,
 # port). Where is "node" (the node's own address: only an ipBlock reaches it) or (namespace, pod labels).
@@ -450,6 +540,7 @@ def dashboard_exprs(name, docs):
                         problem(where, f"panel {p.get('title')!r} target {t.get('refId')} has no expr")
                     else:
                         out.append((f"{where} panel {p.get('title')!r}", t["expr"]))
+                        check_prometheus3(f"{where} panel {p.get('title')!r}", t["expr"])
     return out
 
 
@@ -589,17 +680,19 @@ def check_render(name, docs, k8s_version, rules_groups):
                     problem(where, f"no schema in Kubernetes {version}: {e}")
                 except VersionNotSupportedError:
                     problem(where, f"kubernetes-validate has no schemas for Kubernetes {version}: upgrade it (pip) or drop that minor")
+        elif not check_custom_resource(where, doc):
+            problem(where, f"custom kind {api} {doc.get('kind')} has no CRD schema in k8s/schemas "
+                    f"({os.path.relpath(schema_file(api, doc.get('kind')), ROOT)}): add its CRD's openAPIV3Schema")
         elif api == "helm.cattle.io/v1" and doc.get("kind") == "HelmChart":
             check_helmchart(where, doc)
         elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "ServiceMonitor":
             check_servicemonitor(where, doc, services)
         elif api == "monitoring.coreos.com/v1" and doc.get("kind") == "PrometheusRule":
             check_prometheusrule(where, doc, rules_groups)
-        else:
-            problem(where, f"custom kind {api} {doc.get('kind')} has no checker here: add one")
         check_house_rules(where, doc, deployable, secrets)
     check_hpa_targets(name, docs)
     check_disruption_budgets(name, docs)
+    check_kafka_quorum(name, docs)
     check_scrape_policies(name, docs)
     for ns, secret, key in sorted(secrets):
         if f"{ns}/{secret}" not in README_TEXT or (key and f"`{key}`" not in README_TEXT):
@@ -649,32 +742,56 @@ MUTATIONS = [
     ("an unlisted checkov waiver", lambda d: find(d, "Service", "processor")["metadata"].setdefault("annotations", {}).update({"checkov.io/skip1": "CKV_K8S_99=x"}),
      "waiver CKV_K8S_99 is not listed"),
     ("a HelmChart with an unknown field", lambda d: find(d, "HelmChart", "loki")["spec"].update(chartt="loki"),
-     "spec.chartt is not a field"),
+     "'chartt' was unexpected"),
+    ("a HelmChart with failurePolicy retry (not in the CRD's enum)", lambda d: find(d, "HelmChart", "loki")["spec"].update(failurePolicy="retry"),
+     "'retry' is not one of ['abort', 'reinstall']"),
+    ("chart values with a key the chart does not have", lambda d: find(d, "HelmChart", "kube-prometheus-stack")["spec"].update(
+        valuesContent=find(d, "HelmChart", "kube-prometheus-stack")["spec"]["valuesContent"].replace("prometheusOperator:", "prometheusOperater:")),
+     "prometheusOperater is not a value of the kube-prometheus-stack chart"),
+    ("chart values with a misspelt prometheusSpec key", lambda d: find(d, "HelmChart", "kube-prometheus-stack")["spec"].update(
+        valuesContent=find(d, "HelmChart", "kube-prometheus-stack")["spec"]["valuesContent"].replace("retentionSize:", "retentionSizeLimit:")),
+     "prometheus.prometheusSpec.retentionSizeLimit is not a value"),
+    ("chart values with a nested key the chart does not have", lambda d: find(d, "HelmChart", "alloy")["spec"].update(
+        valuesContent=find(d, "HelmChart", "alloy")["spec"]["valuesContent"].replace("configMap:", "configmap:")),
+     "alloy.configmap is not a value of the alloy chart"),
     ("a HelmChart without backOffLimit", lambda d: find(d, "HelmChart", "alloy")["spec"].pop("backOffLimit"),
      "backOffLimit must be set"),
     ("a HelmChart with a string backOffLimit", lambda d: find(d, "HelmChart", "alloy")["spec"].update(backOffLimit="3"),
-     "backOffLimit must be int"),
+     "spec.backOffLimit: '3' is not of type 'integer'"),
     ("kube-prometheus-stack scraping etcd", lambda d: find(d, "HelmChart", "kube-prometheus-stack")["spec"].update(
         valuesContent=find(d, "HelmChart", "kube-prometheus-stack")["spec"]["valuesContent"].replace("kubeEtcd:\n  enabled: false", "kubeEtcd:\n  enabled: true")),
      "kubeEtcd.enabled must be false"),
     ("a ServiceMonitor naming a missing port", lambda d: find(d, "ServiceMonitor", "processor")["spec"]["endpoints"][0].update(port="metrics"),
      "'metrics' is not a port"),
     ("a ServiceMonitor with a bad interval", lambda d: find(d, "ServiceMonitor", "processor")["spec"]["endpoints"][0].update(interval="15x"),
-     "must be a duration"),
+     "spec.endpoints.0.interval: '15x' does not match"),
+    ("a ServiceMonitor with a scheme outside the CRD's enum", lambda d: find(d, "ServiceMonitor", "processor")["spec"]["endpoints"][0].update(scheme="tcp"),
+     "'tcp' is not one of ['http', 'https']"),
     ("a ServiceMonitor without selector", lambda d: find(d, "ServiceMonitor", "processor")["spec"].pop("selector"),
-     "spec.selector is required"),
+     "'selector' is a required property"),
     ("a PrometheusRule that drifted from the rules file", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(expr="up"),
      "differ from k8s/base/monitoring/rules/pipeline-rules.yaml"),
     ("a rule with both record and alert", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(alert="X"),
      "exactly one of record and alert"),
+    ("a rule whose `for` is not a duration", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update({"for": "5 minutes"}),
+     "'5 minutes' does not match"),
+    ("a rule Prometheus 3 refuses (holt_winters)", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(
+        expr="holt_winters(up[10m], 0.5, 0.5)"), "holt_winters() was removed in Prometheus 3"),
+    ("a histogram query with an integer le (Prometheus 3 stores 1.0)", lambda d: find(d, "PrometheusRule", "gpu-pipeline")["spec"]["groups"][0]["rules"][0].update(
+        expr='sum(rate(processor_batch_seconds_bucket{le="1"}[5m]))'), "normalises le and quantile"),
     ("a StatefulSet without a PodDisruptionBudget", lambda d: d.remove(find(d, "PodDisruptionBudget", "kafka")),
      "StatefulSet/platform/kafka: has no PodDisruptionBudget"),
+    ("Kafka scaled to 3 without its quorum", lambda d: find(d, "StatefulSet", "kafka")["spec"].update(replicas=3),
+     "with 3 replica(s) they must be '0@kafka-0.kafka-broker.platform.svc.cluster.local:9093,1@kafka-1"),
+    ("Kafka with one node id for every pod", lambda d: next(e for e in container(d, "StatefulSet", "kafka")["env"] if e["name"] == "KAFKA_NODE_ID").update(
+        value="1", valueFrom=None) or next(e for e in container(d, "StatefulSet", "kafka")["env"] if e["name"] == "KAFKA_NODE_ID").pop("valueFrom"),
+     "KAFKA_NODE_ID must come from the pod's ordinal"),
     ("common labels in a volumeClaimTemplate", lambda d: find(d, "StatefulSet", "mongodb")["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"].update(
         {"app.kubernetes.io/part-of": "gpu-pipeline"}), "carries the common label app.kubernetes.io/part-of"),
     ("Prometheus kept from CoreDNS's metrics", lambda d: d.remove(find(d, "NetworkPolicy", "prometheus-scrape-coredns")),
      "Prometheus cannot reach CoreDNS (coreDns, TCP 9153"),
     ("a custom kind nobody checks", lambda d: d.append({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w", "labels": {"app.kubernetes.io/name": "w"}}}),
-     "has no checker here"),
+     "has no CRD schema in k8s/schemas"),
     ("a dashboard query that does not parse", lambda d: set_dashboard_expr(d, 'sum(processor_consumer_lag_records{job="processor"}'),
      "PromQL does not parse"),
     ("a dashboard query with a misspelt metric", lambda d: set_dashboard_expr(d, 'sum(processor_consumer_lags{job="processor"})'),
@@ -754,6 +871,8 @@ def main():
         print("\n".join(problems), file=sys.stderr)
         print(f"check-k8s-manifests: {len(problems)} problem(s) in {summary}", file=sys.stderr)
         return 1
+    for note in sorted(notes):
+        print(f"check-k8s-manifests: note: {note}")
     print(f"check-k8s-manifests: ok: {summary}; {len(set(e for _, e in exprs))} dashboard queries")
     return 0
 

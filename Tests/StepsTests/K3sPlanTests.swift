@@ -80,6 +80,32 @@ import Testing
         #expect(PipelineSpec.Images.problem("registry.example.com:5000/team/producer:2026.12.01-rc1") == nil)
     }
 
+    @Test func installScriptSHA256IsADigestForTheOnlineInstallOnlyAndPointsAtItsLine() throws {
+        let digest = String(repeating: "ab", count: 32)
+        let plan = try PlanLoader.parse(Data((Self.head + "k3s: {version: v1.37.1+k3s1, install_script_sha256: '\(digest.uppercased())'}\n").utf8), path: "plans/t.yaml")
+        #expect(plan.k3s?.installScriptSHA256 == digest)
+        #expect(try PlanLoader.parse(Data((Self.head + "k3s: {version: v1.37.1+k3s1}\n").utf8), path: "plans/t.yaml").k3s?.installScriptSHA256 == nil)
+        let short = try #require(error(Self.head + "k3s:\n  version: v1.37.1+k3s1\n  install_script_sha256: abc123\n"))
+        #expect(short.line == 7 && short.message.contains("must be a sha256") && short.hint?.contains("v1.37.1%2Bk3s1/install.sh | sha256sum") == true, "\(short)")
+        let airgap = try #require(error(Self.head + "k3s:\n  version: v1.37.1+k3s1\n  install_script_sha256: \(digest)\n  airgap: {install_script: i.sh, binary: k3s}\n"))
+        #expect(airgap.line == 7 && airgap.message.contains("with k3s.airgap nothing is downloaded"), "\(airgap)")
+    }
+
+    @Test func kafkaReplicasTakesOneOrThreeAndRefusesOtherCountsAtTheirLine() throws {
+        let plan = { (count: String) in "name: p\ntarget: aws\ncluster: {ami: ami-1, allowed_cidrs: [203.0.113.7/32]}\nk3s: {version: v1.37.1+k3s1}\n"
+            + "pipeline:\n  images: {processor: '\(PlanImages.processor)', producer: '\(PlanImages.producer)'}\n  kafka_replicas: \(count)\n" }
+        #expect(try PlanLoader.parse(Data(plan("3").utf8), path: "plans/t.yaml").pipeline?.kafkaReplicas == 3)
+        #expect(try PlanLoader.parse(Data(plan("1").utf8), path: "plans/t.yaml").pipeline?.kafkaReplicas == 1)
+        #expect(try PlanLoader.parse(Data((Self.head + "k3s: {version: v1.37.1+k3s1}\n").utf8), path: "plans/t.yaml").pipeline?.kafkaReplicas == 1)
+        for count in ["2", "4", "0", "three"] {
+            let e = try #require(error(plan(count)), "\(count)")
+            #expect(e.line == 7, "\(count): \(e)")
+            #expect(e.description.hasPrefix("plans/t.yaml:7:"), "\(e)")
+            #expect(e.message.contains("pipeline.kafka_replicas"), "\(count): \(e)")
+        }
+        #expect(error(plan("2"))?.message == "pipeline.kafka_replicas must be 1 or 3, found 2")
+    }
+
     @Test func tokenNamesASecretAndNeverEntersAnyInput() throws {
         let text = Self.head + "secrets: {join: {env: JOIN_TOKEN}}\nk3s: {version: v1.33.4+k3s1, token: join}\n"
         let plan = try PlanLoader.parse(Data(text.utf8), path: "plans/t.yaml")

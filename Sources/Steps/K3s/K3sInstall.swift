@@ -22,11 +22,20 @@ struct K3sInstall: Sendable {
     let airgap: (installScript: URL, binary: URL, images: URL?)?
     /// The pinned version.
     let version: String
+    /// Without `airgap`: the install script's download, pinned by the release's tag and by digest.
+    let download: InstallerDownload
+
+    init(airgap: (installScript: URL, binary: URL, images: URL?)?, version: String, installScriptSHA256: String? = nil,
+         installScriptURL: String? = nil) {
+        self.airgap = airgap
+        self.version = version
+        download = InstallerDownload(url: installScriptURL ?? InstallerDownload.url(version: version), expected: installScriptSHA256)
+    }
 
     /// What the install would put on a node, as one digest: a node whose recorded digest equals it
     /// (and whose check passes) needs no install.
     func digest(exec: String, extraEnvironment: [String: String]) -> String {
-        var parts = [version, exec] + extraEnvironment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        var parts = [version, exec] + (download.expected.map { ["installer=\($0)"] } ?? []) + extraEnvironment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         if let airgap {
             parts += [airgap.installScript, airgap.binary].map { Self.fileStamp($0) } + [airgap.images.map(Self.fileStamp) ?? ""]
         }
@@ -40,11 +49,13 @@ struct K3sInstall: Sendable {
     }
 
     /// Puts the airgap files on `node` (skipping those it already has) and checks that the binary
-    /// is the pinned version. Without airgap, downloads K3s's install script on the node.
+    /// is the pinned version. Without airgap, downloads K3s's install script of the pinned release on
+    /// the node and puts it where it runs only if its sha256 is `k3s.install_script_sha256`.
     func prepare(_ node: K3sNode, log: StepLog) async throws {
         guard let airgap else {
-            try await node.must("mkdir -p \(Self.directory) && curl -sfL --retry 3 https://get.k3s.io -o \(Self.script)", "downloading K3s's install script",
-                                timeout: .seconds(120))
+            let result = try await node.run(download.command(to: Self.script), timeout: .seconds(120))
+            if let failure = download.failure(status: result.exitStatus, output: result.stdout + result.stderr, node: node.name) { throw failure }
+            log.write("\(node.name): K3s's install script from \(download.url), sha256 \(download.expected ?? "") as pinned")
             return
         }
         var files: [(URL, String, Int32)] = [(airgap.binary, "/usr/local/bin/k3s", 0o755), (airgap.installScript, Self.script, 0o700)]

@@ -24,7 +24,7 @@ struct K3sSettings: Sendable {
         token = spec.tokenSecret.flatMap { secrets[$0] }
         access = K3sAccess(ssh: ssh, sandbox: plan.target == .sandbox)
         install = K3sInstall(airgap: spec.airgap.map { (plan.resolve($0.installScript), plan.resolve($0.binary), $0.images.map(plan.resolve)) },
-                             version: spec.version)
+                             version: spec.version, installScriptSHA256: spec.installScriptSHA256)
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
         let path = spec.kubeconfigPath.hasPrefix("~/") ? home + spec.kubeconfigPath.dropFirst(1) : spec.kubeconfigPath
         mergeTarget = spec.mergeKubeconfig ? plan.resolve(path) : nil
@@ -36,5 +36,6 @@ struct K3sSettings: Sendable {
     var inputs: String {
         "k3s \(spec.version) airgap=\(spec.airgap.map { "\($0.installScript) \($0.binary) \($0.images ?? "")" } ?? "none") "
             + "token=\(spec.tokenSecret.map { "secret:\($0)" } ?? "generated")"
+            + (spec.installScriptSHA256.map { " installer=sha256:\($0)" } ?? "")
     }
 }

@@ -12,6 +12,11 @@ import Foundation
 ///   setting rolls its pods (they read the ConfigMap only when they start);
 /// - the topics Job is named after a digest of it and its topics (`kafka-topics-<digest>`): a
 ///   Job's template is immutable, so a changed one is a new Job and the old one is pruned;
+/// - `kafka_replicas` (1 or 3) → StatefulSet `platform/kafka`'s replicas, its controller quorum
+///   voters (`<ordinal>@kafka-<ordinal>.<headless Service>:9093`, one per pod), replication factors
+///   (min(replicas, 3)) and min.insync.replicas (2 from 3 brokers, 1 below), and every broker in the
+///   workloads' `KAFKA_BROKERS`; each pod's node id and advertised listener follow its own ordinal and
+///   name in the manifest itself;
 /// - `cluster.vpc_cidr` → the `ipBlock` of every NetworkPolicy named `allow-from-nodes` (the
 ///   overlay's copy names the default VPC), so the nodes' range follows the plan.
 struct PipelineValues: Sendable {
@@ -26,11 +31,35 @@ struct PipelineValues: Sendable {
 
     /// The ConfigMap keys the plan sets, by ConfigMap (`namespace/name`).
     var configMaps: [String: [String: String]] {
-        [
-            "app/producer-config": ["RATE": Self.number(pipeline.rate), "GPU_COUNT": String(pipeline.gpusPerProducer)],
+        let brokers = (0..<pipeline.kafkaReplicas).map { "\(Kafka.host($0)):\(Kafka.clientPort)" }.joined(separator: ",")
+        return [
+            "app/producer-config": ["RATE": Self.number(pipeline.rate), "GPU_COUNT": String(pipeline.gpusPerProducer), "KAFKA_BROKERS": brokers],
             "app/processor-config": ["BATCH_SIZE": String(pipeline.batchSize), "BATCH_WAIT_MS": String(pipeline.batchWaitMs),
-                                     "RETENTION_DAYS": String(pipeline.retentionDays)],
+                                     "RETENTION_DAYS": String(pipeline.retentionDays), "KAFKA_BROKERS": brokers],
         ]
+    }
+
+    /// The KRaft brokers of k8s/base/platform/kafka-statefulset.yaml: StatefulSet `kafka` behind the
+    /// headless Service `kafka-broker` in `platform`.
+    enum Kafka {
+        static let statefulSet = "platform/kafka"
+        static let clientPort = 9092
+        static let controllerPort = 9093
+        /// Pod `ordinal`'s name through the headless Service.
+        static func host(_ ordinal: Int) -> String { "kafka-\(ordinal).kafka-broker.platform.svc.cluster.local" }
+
+        /// The broker settings that follow the replica count, as the image's KAFKA_* variables.
+        static func settings(replicas: Int) -> [String: String] {
+            let factor = String(min(replicas, 3)), insync = replicas >= 3 ? "2" : "1"
+            return [
+                "KAFKA_CONTROLLER_QUORUM_VOTERS": (0..<replicas).map { "\($0)@\(host($0)):\(controllerPort)" }.joined(separator: ","),
+                "KAFKA_DEFAULT_REPLICATION_FACTOR": factor,
+                "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": factor,
+                "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": factor,
+                "KAFKA_MIN_INSYNC_REPLICAS": insync,
+                "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": insync,
+            ]
+        }
     }
 
     /// The container images the plan sets, by container name.
@@ -43,6 +72,7 @@ struct PipelineValues: Sendable {
     var inputs: String {
         "pipeline rate=\(Self.number(pipeline.rate)) gpus=\(pipeline.gpusPerProducer) batch=\(pipeline.batchSize)/\(pipeline.batchWaitMs)ms "
             + "partitions=\(pipeline.partitions) retention=\(pipeline.retentionDays)d images=\(images.sorted { $0.key < $1.key }.map(\.value).joined(separator: ","))"
+            + (pipeline.kafkaReplicas == 1 ? "" : " kafka=\(pipeline.kafkaReplicas)")
             + (nodeNetwork.map { " nodes=\($0)" } ?? "")
     }
 
@@ -84,6 +114,22 @@ struct PipelineValues: Sendable {
                 return rule
             }
             object["spec"] = spec
+        }
+        if kind == "StatefulSet", Self.key(object) == Kafka.statefulSet {
+            let settings = Kafka.settings(replicas: pipeline.kafkaReplicas)
+            var spec = object["spec"] as? [String: Any] ?? [:]
+            spec["replicas"] = pipeline.kafkaReplicas
+            object["spec"] = spec
+            object = Self.editingPodSpec(object) { podSpec in
+                podSpec["containers"] = (podSpec["containers"] as? [[String: Any]] ?? []).map { container in
+                    var container = container
+                    container["env"] = (container["env"] as? [[String: Any]] ?? []).map { variable in
+                        guard let name = variable["name"] as? String, let value = settings[name] else { return variable }
+                        return ["name": name, "value": value]
+                    }
+                    return container
+                }
+            }
         }
         if kind == "Deployment", !images.isEmpty {
             object = Self.editingPodSpec(object) { podSpec in

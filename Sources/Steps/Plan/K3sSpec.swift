@@ -29,6 +29,9 @@ public struct K3sSpec: Sendable, Equatable {
     public var kubeconfigPath = "~/.kube/config"
     /// Files to install from this machine instead of downloading (needed where nodes have no egress).
     public var airgap: Airgap?
+    /// Without `airgap`: the sha256 (lowercase hex) of K3s's install script at the pinned release's
+    /// tag; each node downloads the script and runs it only if it has this digest (none: it runs nothing).
+    public var installScriptSHA256: String?
     /// Whether `platform` and `workloads` deploy the k8s/ tree after `cluster.ready`.
     public var deploy = true
     /// The k8s/ tree (kustomize bases and overlays), relative to the plan.

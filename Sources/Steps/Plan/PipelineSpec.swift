@@ -15,6 +15,12 @@ public struct PipelineSpec: Sendable, Equatable {
     public var partitions = 3
     /// Days the processor keeps documents (TTL index), 0 for ever.
     public var retentionDays = 0
+    /// Kafka brokers on K3s (`pipeline.kafka_replicas`): 1, or 3 for a KRaft quorum that survives one
+    /// broker's loss (replication factor 3, min.insync.replicas 2).
+    public var kafkaReplicas = 1
+    /// The broker counts `pipeline.kafka_replicas` accepts: one, or a quorum of three (an even count
+    /// survives no more failures than one fewer).
+    public static let kafkaReplicaCounts = [1, 3]
     /// The workloads' container images on K3s (`pipeline.images`); nil: the overlay's own.
     public var images: Images? = nil
 

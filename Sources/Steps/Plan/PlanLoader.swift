@@ -9,11 +9,11 @@ public enum PlanLoader {
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion", "vpc_cidr"]
     static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules", "durable_broker"]
-    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "images"]
+    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "kafka_replicas", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
                           "api_access", "api_local_port", "monitoring", "monitoring_timeout", "verify", "verify_timeout",
-                          "cluster_cidr", "service_cidr"]
+                          "cluster_cidr", "service_cidr", "install_script_sha256"]
     static let airgapKeys = ["install_script", "binary", "images"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
@@ -343,6 +343,14 @@ public enum PlanLoader {
             if let n = p["batch_wait_ms"] { pipeline.batchWaitMs = try reader.int(n.value, "pipeline.batch_wait_ms", range: 1...60_000) }
             if let n = p["partitions"] { pipeline.partitions = try reader.int(n.value, "pipeline.partitions", range: 1...1000) }
             if let n = p["retention_days"] { pipeline.retentionDays = try reader.int(n.value, "pipeline.retention_days", range: 0...3650) }
+            if let n = p["kafka_replicas"] {
+                let count = try reader.int(n.value, "pipeline.kafka_replicas", range: 1...9)
+                guard PipelineSpec.kafkaReplicaCounts.contains(count) else {
+                    throw reader.error(at: n.value, "pipeline.kafka_replicas must be 1 or 3, found \(count)",
+                                       hint: "1 broker, or 3 for a KRaft quorum that survives losing one (an even count survives no more than one fewer)")
+                }
+                pipeline.kafkaReplicas = count
+            }
             if let n = p["images"] { pipeline.images = try images(n.value, reader: reader) }
         }
         return (runtime, pipeline)
@@ -458,6 +466,18 @@ public enum PlanLoader {
                                         example: "10.53.0.0/16", prefixes: servicePrefixes)
         }
         if let n = k["api_local_port"] { spec.apiLocalPort = try reader.int(n.value, "k3s.api_local_port", range: 1...65535) }
+        if let n = k["install_script_sha256"] {
+            let text = try reader.string(n.value, "k3s.install_script_sha256")
+            guard InstallerDownload.isDigest(text) else {
+                throw reader.error(at: n.value, "k3s.install_script_sha256 must be a sha256 (64 hex digits), found '\(text)'",
+                                   hint: "the digest of install.sh at your k3s.version's tag: curl -sfL \(InstallerDownload.url(version: spec.version)) | sha256sum")
+            }
+            if k["airgap"] != nil {
+                throw reader.error(at: n.value, "k3s.install_script_sha256 pins the downloaded install script; with k3s.airgap nothing is downloaded",
+                                   hint: "remove it: k3s.airgap.install_script is the file that runs")
+            }
+            spec.installScriptSHA256 = text.lowercased()
+        }
         if let n = k["airgap"] {
             let a = try reader.mapping(n.value, "k3s.airgap", allowed: airgapKeys, required: ["install_script", "binary"])
             spec.airgap = K3sSpec.Airgap(installScript: try reader.string(a["install_script"]!.value, "k3s.airgap.install_script"),
