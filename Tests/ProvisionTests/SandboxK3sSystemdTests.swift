@@ -1,0 +1,58 @@
+import Foundation
+import Testing
+@testable import Engine
+@testable import Steps
+
+/// `runtime: k3s` on sandbox nodes that boot systemd (`sandbox.init: systemd`): the K3s stand-in's
+/// install script writes a Type=notify unit and its env file as K3s's does under systemd, the
+/// stand-in notifies systemd when it is up and logs to journald, and a join that cannot succeed is
+/// diagnosed from `journalctl -u k3s-agent`.
+@Suite(.serialized) struct SandboxK3sSystemdTests {
+    @Test func agentsJoinUnderSystemdAndAFailedJoinNamesItsCauseFromJournald() async throws {
+        var sandbox = Sandbox(name: "k3sd-\(UInt16.random(in: 1000...65000))", workers: 1)
+        defer { sandbox.cleanUp() }
+        let token = "systemd-join-token-\(UUID().uuidString)"
+        let environment = ["K3S_TEST_TOKEN": token]
+        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, token: true, initSystem: .systemd)
+
+        let up = try await SandboxK3sTests.run(sandbox, ["up"], environment: environment)
+        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        #expect(nodes.inventory.nodes.allSatisfy { $0.initSystem == .systemd }, "the inventory records each node's init")
+        let worker = try #require(nodes.inventory.node(named: "worker-1"))
+        let unit = try await nodes.run("""
+            systemctl show k3s-agent -p Type -p TimeoutStartUSec -p ActiveState --no-pager; stat -c %a /etc/systemd/system/k3s-agent.service.env; \
+            journalctl -u k3s-agent --no-pager -q -o cat | grep -c 'Successfully registered node worker-1'; test -e /var/log/k3s-agent.log || echo no-file
+            """, on: worker).stdout
+        #expect(unit == "Type=notify\nTimeoutStartUSec=infinity\nActiveState=active\n600\n1\nno-file\n",
+                "a Type=notify unit without a start timeout, its env file 0600, its log in journald only: \(unit)")
+        let status = try await SandboxK3sTests.run(sandbox, ["status"])
+        #expect(status.stdout.contains("systemd"), "status names the nodes' init: \(status.stdout)")
+
+        // A second worker whose node password the server rejects: the cause, read from journald, within the deadline.
+        _ = try await nodes.run("mkdir -p /var/lib/rancher/k3s/server/standin && echo 'reject-password worker-2' > /var/lib/rancher/k3s/server/standin/faults",
+                                on: nodes.control)
+        SandboxK3sTests.writePlan(sandbox, workers: 2, token: true, initSystem: .systemd)
+        let started = ContinuousClock.now
+        let rejected = try await SandboxK3sTests.run(sandbox, ["up"], environment: environment)
+        #expect(rejected.code == 1)
+        #expect(rejected.stderr.contains("k3s.join/worker-2") && rejected.stderr.contains("Node password rejected")
+                && rejected.stderr.contains("k3s kubectl delete node worker-2"), "\(rejected.stderr.suffix(3000))")
+        let store = try sandbox.store()
+        let failed = try #require(try store.attempts(of: StepID("k3s.join/worker-2"), run: try store.lastRun()!.id).last)
+        #expect(failed.finishedAt!.timeIntervalSince(failed.startedAt) < 40, "the 15 s deadline holds")
+        let error = try store.steps()[StepID("k3s.join/worker-2")]?.lastError ?? ""
+        #expect(error.contains("last lines of journalctl -u k3s-agent") && error.contains("Node password rejected"), "\(error)")
+        print("systemd K3s: rejected join failed after \(ContinuousClock.now - started)")
+
+        // The fault gone but the plan's token changed: the server refuses it, read from journald again.
+        _ = try await nodes.run("rm -f /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
+        let refused = try await SandboxK3sTests.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
+        #expect(refused.code == 1)
+        #expect(refused.stderr.contains("k3s.join/worker-2") && refused.stderr.contains("refused the join token"), "\(refused.stderr.suffix(3000))")
+
+        let down = try await SandboxK3sTests.run(sandbox, ["down"], environment: environment)
+        #expect(down.code == 0, "\(down.stderr.suffix(3000))")
+        #expect(sandbox.processesLeft().isEmpty)
+    }
+}
