@@ -39,7 +39,7 @@ import Glibc
               terraform_dir: \(repository)/terraform
             sandbox:
               cloud_init_delay: 1s
-              \(initSystem == .systemd ? "init: systemd" : "node_image: \(repository)/.tools/node-image")
+              \(initSystem == .systemd ? "init: systemd\n  node_image: \(repository)/.tools/node-image-systemd" : "node_image: \(repository)/.tools/node-image")
             k3s:
               version: \(version)
               \(token ? "token: join" : "")
