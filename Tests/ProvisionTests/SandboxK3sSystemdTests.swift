@@ -27,7 +27,27 @@ import Testing
         #expect(unit == "Type=notify\nTimeoutStartUSec=infinity\nActiveState=active\n600\n1\nno-file\n",
                 "a Type=notify unit without a start timeout, its env file 0600, its log in journald only: \(unit)")
         let status = try await SandboxK3sTests.run(sandbox, ["status"])
-        #expect(status.stdout.contains("systemd"), "status names the nodes' init: \(status.stdout)")
+        #expect(status.stdout.contains("nodes: control-plane (systemd), worker-1 (systemd)"), "status names the nodes' init: \(status.stdout)")
+
+        // cloud-init itself ran the user data terraform gave the instance (read back from moto).
+        let cloudInit = try await nodes.run("""
+            cloud-init status --long | head -n 1; cat /etc/hostname; cat /etc/provision/node.env; \
+            grep -c 'Writing to /etc/provision/node.env' /var/log/cloud-init.log; grep -c '^hostname: worker-1$' /var/lib/cloud/seed/nocloud/user-data
+            """, on: worker).stdout
+        #expect(cloudInit == "status: done\nworker-1\nNODE_NAME=worker-1\nNODE_ROLE=agent\n1\n1\n", "\(cloudInit)")
+
+        // worker-1 reboots (its machine stopped, booted again with its disk): a plain up converges,
+        // the agent (enabled, started by systemd at boot) joined again.
+        let pid1Before = try await nodes.run("cut -d' ' -f22 /proc/1/stat", on: worker).stdout
+        let host = try #require(try SandboxFleet.hosts(try sandbox.store()).values.first { $0.node == "worker-1" })
+        await host.stop()
+        let afterReboot = try await SandboxK3sTests.run(sandbox, ["up"], environment: environment)
+        #expect(afterReboot.code == 0, "\(afterReboot.stderr.suffix(3000))")
+        let rebooted = try SandboxPipelineTests.Nodes(sandbox)
+        let again = try await rebooted.run("cut -d' ' -f22 /proc/1/stat; systemctl is-active k3s-agent",
+                                           on: try #require(rebooted.inventory.node(named: "worker-1"))).stdout
+        #expect(again != pid1Before + "active\n" && again.hasSuffix("\nactive\n"),
+                "a new PID 1 whose systemd runs the agent again: \(again) (PID 1 started before at \(pid1Before))")
 
         // A second worker whose node password the server rejects: the cause, read from journald, within the deadline.
         _ = try await nodes.run("mkdir -p /var/lib/rancher/k3s/server/standin && echo 'reject-password worker-2' > /var/lib/rancher/k3s/server/standin/faults",
