@@ -72,4 +72,37 @@ import Testing
             await pool2.closeAll()
         }
     }
+
+    @Test func aServiceIsASystemdUnitRestartedAfterSIGKILLWithItsOutputInJournald() async throws {
+        try await withSandboxNodes(image: Self.image, initSystem: .systemd, userData: Self.userData) { nodes in
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let endpoint = nodes.endpoint(host)
+            let installer = ServiceInstaller(pool: pool, endpoint: endpoint, initSystem: .systemd)
+            let unit = ServiceUnit(name: "pipeline-echo", description: "test unit", command: "/bin/sh",
+                                   arguments: ["-c", "echo \"started as $GREETING\"; exec sleep 4242"], environment: ["GREETING": "hello"])
+            let placed = PlacedService(unit: unit, node: RuntimeNode(name: host.node, address: host.address, isControlPlane: true), health: .running)
+            #expect(try await installer.install(placed, timeout: .seconds(20)) { _ in })
+            let files = try await pool.run("stat -c %a /etc/provision/env/pipeline-echo.env; systemctl is-enabled pipeline-echo; test -e /etc/init.d/pipeline-echo || echo no-script",
+                                           on: endpoint).stdout
+            #expect(files == "600\nenabled\nno-script\n", "\(files)")
+            let first = try #require(try await installer.pid(of: placed))
+            #expect(try await installer.install(placed, timeout: .seconds(20)) { _ in } == false, "nothing changed: nothing restarted")
+            #expect(try await installer.pid(of: placed) == first)
+
+            _ = try await pool.run("kill -9 \(first)", on: endpoint)
+            var second: Int?
+            try await eventually(timeout: .seconds(15)) {
+                second = try await installer.pid(of: placed)
+                return second != nil && second != first
+            }
+            let journal = try await pool.run("journalctl -u pipeline-echo --no-pager -q -o cat", on: endpoint).stdout
+            #expect(journal.components(separatedBy: "started as hello").count - 1 >= 2, "each start in journald with its environment: \(journal)")
+
+            try await installer.remove(placed)
+            let gone = try await pool.run("systemctl is-active pipeline-echo; test -e /etc/systemd/system/pipeline-echo.service || echo removed", on: endpoint).stdout
+            #expect(gone.hasSuffix("removed\n") && !gone.hasPrefix("active"), "\(gone)")
+            await pool.closeAll()
+        }
+    }
 }

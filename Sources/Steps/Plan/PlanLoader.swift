@@ -133,11 +133,6 @@ public enum PlanLoader {
 
         let (cluster, sandbox) = try clusterSections(top, target: target, root: root, reader: reader)
         let (runtime, pipeline) = try runtimeSections(top, target: target, reader: reader)
-        if sandbox?.initSystem == .systemd, runtime == .processes {
-            let at = (try? reader.mapping(top["sandbox"]!.value, "sandbox", allowed: sandboxKeys))?["init"]?.value
-            throw reader.error(at: at ?? top["sandbox"]?.key, "runtime 'processes' runs its services under OpenRC and cannot run on systemd nodes yet",
-                               hint: "use 'sandbox.init: openrc' (the default) for runtime: processes, or 'runtime: k3s' / 'none' on systemd nodes")
-        }
         let k3s = try k3sSection(top, target: target, runtime: runtime, secrets: secrets, root: root, reader: reader)
         if target == .aws, k3s?.deploy == true, pipeline?.images == nil {
             throw reader.error(at: top["pipeline"]?.key ?? top["target"]?.value, "the aws target deploys the pipeline and needs 'pipeline.images' (processor and producer)",
