@@ -7,7 +7,7 @@ import Testing
 /// a systemd unit (Restart=on-failure, journald, its environment file 0600), on machines whose
 /// cloud-init ran the instance's real user data.
 @Suite(.serialized) struct SandboxSystemdPipelineTests {
-    @Test func upVerifiesOnSystemdNodesSystemdRestartsAKilledUnitAndAStoppedOneIsAuditedAndRestartedAlone() async throws {
+    @Test func upVerifiesOnSystemdNodesSystemdRestartsAKilledUnitAStoppedOneIsRestartedAloneARebootConvergesAndAPoweredOffNodeIsAudited() async throws {
         let sandbox = Sandbox(name: "pipsd-\(UInt16.random(in: 1000...65000))", workers: 1, pipeline: SandboxPipelineTests.pipeline(rate: 30),
                               initSystem: .systemd)
         defer { sandbox.cleanUp() }
@@ -66,6 +66,25 @@ import Testing
         let repaired = try await sandbox.run(["up", "--json"])
         #expect(repaired.code == 0, "\(repaired.stderr.suffix(2000))")
         #expect(SandboxPipelineTests.applied(repaired) == ["service.processor", "verify"], "\(SandboxPipelineTests.stepOutcomes(repaired))")
+
+        // worker-1 reboots (machine stopped, booted again with its disk): systemd starts its enabled
+        // producer at boot, and a plain up converges to a verified pipeline.
+        let worker = try #require(try sandbox.hosts().values.first { $0.node == "worker-1" })
+        await worker.stop()
+        let rebooted = try await sandbox.run(["up"])
+        #expect(rebooted.code == 0, "\(rebooted.stderr.suffix(3000))")
+        // Re-read: the node keeps its address unless another sandbox took it while it was down.
+        let afterReboot = try SandboxPipelineTests.Nodes(sandbox)
+        let workerNode = try #require(afterReboot.inventory.node(named: "worker-1"))
+        let producer = try await afterReboot.run("systemctl is-active pipeline-producer; systemctl is-enabled pipeline-producer", on: workerNode).stdout
+        await afterReboot.pool.closeAll()
+        #expect(producer == "active\nenabled\n", "\(producer)")
+
+        // Powered off for good: the audit names it; down still removes everything.
+        let gone = try #require(try sandbox.hosts().values.first { $0.node == "worker-1" })
+        await gone.stop()
+        let offAudit = try await sandbox.run(["status", "--audit"])
+        #expect(offAudit.code == 6 && offAudit.stdout.contains("sandbox host is not running"), "\(offAudit.stdout)\(offAudit.stderr)")
         await nodes.pool.closeAll()
         #expect(try await sandbox.run(["down"]).code == 0)
         #expect(sandbox.processesLeft().isEmpty)
