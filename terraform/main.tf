@@ -53,4 +53,6 @@ module "instances" {
   instance_type      = var.instance_type
   worker_count       = var.worker_count
   root_volume_gb     = var.root_volume_gb
+
+  sandbox_container_node = var.sandbox_container_node
 }

@@ -82,3 +82,9 @@ variable "ssh_public_key" {
     error_message = "ssh_public_key must be an ed25519 public key in OpenSSH format (ssh-ed25519 AAAA...)."
   }
 }
+
+variable "sandbox_container_node" {
+  description = "Sandbox only: the nodes are containers sharing one machine's kernel and network (systemd-nspawn), so the user data leaves out what a container cannot do (package installs from the network, modprobe, sysctl). Always false on AWS."
+  type        = bool
+  default     = false
+}

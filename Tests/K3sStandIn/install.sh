@@ -5,7 +5,8 @@
 # defaults to server, or agent when K3S_URL is set), INSTALL_K3S_SKIP_DOWNLOAD (true|binary: the
 # binary must already be in INSTALL_K3S_BIN_DIR, default /usr/local/bin), K3S_URL (https:// only),
 # K3S_TOKEN / K3S_TOKEN_FILE (required with K3S_URL); it refuses to run without a service manager,
-# writes the K3S_* variables to the service's env file (0600), an OpenRC unit (k3s or k3s-agent),
+# writes the K3S_* variables to the service's env file (0600), a unit (k3s or k3s-agent: an OpenRC script when
+# /sbin/openrc-run exists, else a systemd Type=notify unit with /etc/systemd/system/<unit>.service.env),
 # and decides on the restart exactly as K3s's script does: the SHA-256 of binary, unit and env file
 # is taken once before the script changes anything and again at its end; equal (and no
 # INSTALL_K3S_FORCE_RESTART=true) prints "No change detected so skipping service start" and starts
@@ -45,19 +46,26 @@ case "${1:-}" in
     *) command=$default_command ;;
 esac
 
-# A service manager: OpenRC here (K3s's script also takes systemd; this stand-in does not).
+# A service manager, in K3s's script's order: OpenRC, else systemd. (K3s's also takes /bin/systemctl
+# off the PATH; on a node /bin is on it, and the tests of the refusal run with an empty PATH.)
 if [ -x /sbin/openrc-run ]; then
-    :
+    manager=openrc
 elif command -v systemctl >/dev/null 2>&1; then
-    fatal "this K3s stand-in supports OpenRC only"
+    manager=systemd
 else
     fatal "Can not find systemd or openrc to use as a process supervisor for k3s"
 fi
 
 if [ "$command" = server ]; then service=k3s; else service=k3s-agent; fi
-env_file=/etc/rancher/k3s/$service.env
+if [ "$manager" = systemd ]; then
+    unit_file=/etc/systemd/system/$service.service
+    env_file=/etc/systemd/system/$service.service.env
+else
+    unit_file=/etc/init.d/$service
+    env_file=/etc/rancher/k3s/$service.env
+fi
 # What K3s's script hashes, before it changes anything (a missing file hashes as its error message).
-installed_hashes() { sha256sum "$BIN_DIR/k3s" "/etc/init.d/$service" "$env_file" 2>&1 || true; }
+installed_hashes() { sha256sum "$BIN_DIR/k3s" "$unit_file" "$env_file" 2>&1 || true; }
 PRE_INSTALL_HASHES=$(installed_hashes)
 
 case "${INSTALL_K3S_SKIP_DOWNLOAD:-}" in
@@ -74,6 +82,7 @@ write_killall() {
 #!/bin/sh
 # K3s STAND-IN killall (tests only)
 for s in k3s k3s-agent; do [ -e /etc/init.d/\$s ] && rc-service \$s stop >/dev/null 2>&1; done
+for s in k3s k3s-agent; do [ -e /etc/systemd/system/\$s.service ] && systemctl stop \$s >/dev/null 2>&1; done
 pkill -KILL -f '$BIN_DIR/k3s (server|agent|kubectl)' 2>/dev/null
 exit 0
 KILL
@@ -94,10 +103,13 @@ write_uninstall() {
 echo "\$(date +%s) $uninstall" >> /var/lib/provision-standin-uninstalls
 $BIN_DIR/k3s-killall.sh
 command -v rc-update >/dev/null 2>&1 && rc-update delete $service default >/dev/null 2>&1
-rm -f /etc/init.d/$service $env_file
+[ -e /etc/systemd/system/$service.service ] && systemctl disable $service >/dev/null 2>&1
+rm -f $unit_file $env_file
+[ $manager = systemd ] && systemctl daemon-reload
+true
 remove_uninstall() { rm -f $BIN_DIR/$uninstall; }
 trap remove_uninstall EXIT
-if ls /etc/init.d/k3s* >/dev/null 2>&1; then
+if ls /etc/init.d/k3s* /etc/systemd/system/k3s*.service >/dev/null 2>&1; then
     echo 'Additional k3s services installed, skipping uninstall of k3s'
     exit
 fi
@@ -117,6 +129,34 @@ mv -f "$env_file.new" "$env_file"
 chmod 0600 "$env_file"
 umask 022
 
+if [ "$manager" = systemd ]; then
+    # As K3s's script writes it: Type=notify without a start timeout (an agent that cannot join
+    # keeps 'systemctl restart' waiting for ever), restarted always, output to journald.
+    cat > "$unit_file.new" <<UNIT
+[Unit]
+Description=Lightweight Kubernetes (k3s stand-in, tests only)
+Documentation=https://k3s.io
+Wants=network-online.target
+After=network-online.target
+
+[Install]
+WantedBy=multi-user.target
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/%N
+EnvironmentFile=-/etc/sysconfig/%N
+EnvironmentFile=-$env_file
+KillMode=process
+Delegate=yes
+User=root
+TimeoutStartSec=0
+Restart=always
+RestartSec=5s
+ExecStart=$BIN_DIR/k3s $command $*
+UNIT
+    mv -f "$unit_file.new" "$unit_file"
+else
 cat > "/etc/init.d/$service.new" <<UNIT
 #!/sbin/openrc-run
 # K3s STAND-IN service unit (tests only), written by the stand-in install script
@@ -131,6 +171,7 @@ respawn_max=0
 UNIT
 chmod 0755 "/etc/init.d/$service.new"
 mv -f "/etc/init.d/$service.new" "/etc/init.d/$service"
+fi
 
 if [ "$command" = server ]; then uninstall=k3s-uninstall.sh; else uninstall=k3s-agent-uninstall.sh; fi
 write_killall
@@ -143,6 +184,15 @@ if [ "$PRE_INSTALL_HASHES" = "$POST_INSTALL_HASHES" ] && [ "${INSTALL_K3S_FORCE_
 fi
 
 info "Starting $service"
+if [ "$manager" = systemd ]; then
+    # Like K3s's script: enable, then restart, which returns once the unit notifies READY=1.
+    rm -f /var/lib/rancher/k3s/agent/standin-joined
+    systemctl daemon-reload
+    systemctl enable "$service" >/dev/null 2>&1
+    systemctl restart "$service"
+    info "$service is up"
+    exit 0
+fi
 if rc-service "$service" status >/dev/null 2>&1 && grep -qx keep-old-process /var/lib/k3s-standin/faults 2>/dev/null; then
     : # the fault: the old process stays as it was
 elif rc-service "$service" status >/dev/null 2>&1; then

@@ -13,16 +13,19 @@ struct Sandbox {
     let cli: CLI
     let name: String
     var durableBroker = false
+    /// What the nodes boot (`sandbox.init`).
+    var initSystem: InitSystem = .openrc
     var planPath = ""
 
     /// - Parameter pipeline: the `pipeline:` section for `runtime: processes`; nil for the machines only.
     /// - Parameter durableBroker: the broker's log in moto's S3 (`sandbox.durable_broker`); off by
     ///   default in tests, which run many sandboxes at once and moto serves every broker request.
     init(name: String, workers: Int, viaBastion: Bool = false, cloudInitDelay: String = "1s", nodeReadyTimeout: String = "30s", pipeline: String? = nil,
-         durableBroker: Bool = false) {
+         durableBroker: Bool = false, initSystem: InitSystem = .openrc) {
         cli = CLI()
         self.name = name
         self.durableBroker = durableBroker
+        self.initSystem = initSystem
         planPath = writePlan(workers: workers, viaBastion: viaBastion, cloudInitDelay: cloudInitDelay, nodeReadyTimeout: nodeReadyTimeout, pipeline: pipeline)
     }
 
@@ -54,7 +57,7 @@ struct Sandbox {
             sandbox:
               cloud_init_delay: \(cloudInitDelay)
               durable_broker: \(durableBroker)
-              node_image: \(CLI.repository.appendingPathComponent(".tools/node-image").path)\(files)
+              \(initSystem == .systemd ? "init: systemd\n  " : "")node_image: \(CLI.repository.appendingPathComponent(initSystem == .systemd ? ".tools/node-image-systemd" : ".tools/node-image").path)\(files)
 
             """)
     }

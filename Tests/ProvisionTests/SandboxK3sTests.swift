@@ -21,7 +21,7 @@ import Glibc
     static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
                           extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s",
                           monitoring: Bool = false, monitoringTimeout: String = "30s", verify: Bool = false,
-                          pipeline: String = "", readyTimeout: String = "30s", binary: String? = nil) -> String {
+                          pipeline: String = "", readyTimeout: String = "30s", binary: String? = nil, initSystem: InitSystem = .openrc) -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
         if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
@@ -39,7 +39,7 @@ import Glibc
               terraform_dir: \(repository)/terraform
             sandbox:
               cloud_init_delay: 1s
-              node_image: \(repository)/.tools/node-image
+              \(initSystem == .systemd ? "init: systemd\n  node_image: \(repository)/.tools/node-image-systemd" : "node_image: \(repository)/.tools/node-image")
             k3s:
               version: \(version)
               \(token ? "token: join" : "")

@@ -10,11 +10,17 @@ actor SandboxNodes {
     nonisolated let publicKey: String
     /// The node image the nodes boot from; nil for the bare host (no cloud-init, no OpenRC).
     nonisolated let image: URL?
+    /// What the nodes boot.
+    nonisolated let initSystem: InitSystem
+    /// Each node's user data (a systemd node's NoCloud seed), by node name.
+    nonisolated let userData: @Sendable (String) -> String?
     private(set) var hosts: [SandboxHost] = []
     private var count = 0
 
-    init(image: URL? = nil) async throws {
+    init(image: URL? = nil, initSystem: InitSystem = .openrc, userData: @escaping @Sendable (String) -> String? = { _ in nil }) async throws {
         self.image = image
+        self.initSystem = initSystem
+        self.userData = userData
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("sandbox-nodes-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         store = try SQLiteRunStore(directory: directory.appendingPathComponent("state"))
@@ -61,8 +67,22 @@ actor SandboxNodes {
             let address = try LoopbackAddress.allocate(port: 22, taken: [])
             return try await SandboxHost.start(.init(
                 instanceID: "i-test\(n)", node: "node-\(n)", address: address, directory: dir,
-                authorizedKey: publicKey, cloudInitDelay: .zero, image: image))
+                authorizedKey: publicKey, cloudInitDelay: .zero, image: image, initSystem: initSystem, userData: userData("node-\(n)")))
         }
+    }
+
+    /// Stops a node and boots it again from the same directory (its disk), address and host key:
+    /// a reboot, under the sandbox lock so no parallel test takes the address meanwhile.
+    func reboot(_ host: SandboxHost) async throws -> SandboxHost {
+        let (publicKey, image, initSystem, userData) = (publicKey, image, initSystem, userData(host.node))
+        let again = try await SandboxLock.withLock {
+            await host.stop()
+            return try await SandboxHost.start(.init(
+                instanceID: host.instanceID, node: host.node, address: host.address, directory: URL(fileURLWithPath: host.directory),
+                authorizedKey: publicKey, cloudInitDelay: .zero, image: image, initSystem: initSystem, userData: userData))
+        }
+        hosts.append(again)
+        return again
     }
 
     nonisolated func endpoint(_ host: SandboxHost) -> SSHEndpoint {
@@ -78,8 +98,9 @@ actor SandboxNodes {
 }
 
 /// Runs `body` with fresh sandbox nodes and stops every node it started, also when it throws.
-func withSandboxNodes(image: URL? = nil, _ body: (SandboxNodes) async throws -> Void) async throws {
-    let nodes = try await SandboxNodes(image: image)
+func withSandboxNodes(image: URL? = nil, initSystem: InitSystem = .openrc, userData: @escaping @Sendable (String) -> String? = { _ in nil },
+                      _ body: (SandboxNodes) async throws -> Void) async throws {
+    let nodes = try await SandboxNodes(image: image, initSystem: initSystem, userData: userData)
     do {
         try await body(nodes)
     } catch {

@@ -78,6 +78,11 @@ struct StatusCommand: AsyncParsableCommand {
             print("run \(run.id): \(run.command.rawValue) \(run.planPath) started \(when), \(run.status.rawValue)")
         }
         if let lock { print("locked by \(lock)\(lock.isDead ? " — STALE: run 'provision unlock'" : "")") }
+        let inits = ids.compactMap { id -> String? in
+            guard id.rawValue.hasPrefix("node.ready/"), case .string(let initSystem)? = records[id]?.outputs["init"] else { return nil }
+            return "\(id.rawValue.dropFirst("node.ready/".count)) (\(initSystem))"
+        }
+        if !inits.isEmpty { print("nodes: \(inits.joined(separator: ", "))") }
         var rows = [["STEP", "STATE", "ATTEMPTS", "DURATION", findings == nil ? "" : "AUDIT", "LAST ERROR"]]
         for id in ids {
             let audit = findings?[id].map(Self.describe) ?? ""

@@ -38,7 +38,7 @@ struct NodeReadyStep: Step {
         let endpoint = node.endpoint
         let result = try await node.run("cloud-init status", timeout: .seconds(20))
         guard Self.status(result.stdout) == "done" else { return .unsatisfied("cloud-init on \(node): \(result.stdout.trimmed)") }
-        return .satisfied(outputs(endpoint, context))
+        return .satisfied(outputs(endpoint, context, initSystem: try await initSystem(node, context)))
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
@@ -54,8 +54,9 @@ struct NodeReadyStep: Step {
                 let status = Self.status(result.stdout)
                 switch status {
                 case "done":
-                    context.log.write("\(node): SSH answers, cloud-init done")
-                    return outputs(endpoint, context)
+                    let initSystem = try await initSystem(node, context)
+                    context.log.write("\(node): SSH answers, cloud-init done, init \(initSystem.rawValue)")
+                    return outputs(endpoint, context, initSystem: initSystem)
                 case "error", "degraded":
                     let long = try? await node.run("cloud-init status --long", timeout: .seconds(20))
                     throw StepFailure("cloud-init failed on \(endpoint): \((long?.stdout ?? result.stdout).trimmed)", retryable: false)
@@ -93,8 +94,16 @@ struct NodeReadyStep: Step {
                                  attempt: RemoteAttempt(context))
     }
 
-    private func outputs(_ endpoint: SSHEndpoint, _ context: StepContext) -> StepOutputs {
-        var outputs: StepOutputs = ["host": .string(endpoint.host), "port": .int(endpoint.port), "user": .string(endpoint.user), "cloud_init": .string("done")]
+    /// The node's init system: the inventory's (a sandbox node the driver booted), else detected
+    /// on the node (`init` in this step's outputs, read by the steps that diagnose its services).
+    private func initSystem(_ runner: NodeCommandRunner, _ context: StepContext) async throws -> InitSystem {
+        if let recorded = try? inventoryNode(context).initSystem { return recorded }
+        return InitSystem(rawValue: try await runner.run(InitSystem.detectCommand, timeout: .seconds(20)).stdout.trimmed) ?? .openrc
+    }
+
+    private func outputs(_ endpoint: SSHEndpoint, _ context: StepContext, initSystem: InitSystem) -> StepOutputs {
+        var outputs: StepOutputs = ["host": .string(endpoint.host), "port": .int(endpoint.port), "user": .string(endpoint.user), "cloud_init": .string("done"),
+                                    "init": .string(initSystem.rawValue)]
         if let node = try? inventoryNode(context) {
             outputs["role"] = .string(node.role)
             outputs["instance_id"] = .string(node.instanceID)

@@ -40,6 +40,9 @@ public struct ClusterInventory: Sendable, Equatable {
         public var privateAddress: String
         /// How to reach it over SSH; nil until `terraform.apply` has worked it out.
         public var ssh: SSHRoute?
+        /// Its init system when the driver knows it without asking the node (a sandbox node it
+        /// booted); nil otherwise (`node.ready` detects it on the node, once).
+        public var initSystem: InitSystem?
 
         /// Creates a node.
         public init(name: String, role: String, instanceID: String, publicAddress: String, privateAddress: String, ssh: SSHRoute? = nil) {
@@ -121,7 +124,7 @@ public struct ClusterInventory: Sendable, Equatable {
 
     private enum Key {
         static let nodes = "nodes", vpcID = "vpc_id", ssh = "ssh"
-        static let id = "id", role = "role", publicIP = "public_ip", privateIP = "private_ip"
+        static let id = "id", role = "role", publicIP = "public_ip", privateIP = "private_ip", initSystem = "init"
         static let host = "host", port = "port", user = "user", pin = "pin", via = "via"
     }
 
@@ -138,9 +141,11 @@ public struct ClusterInventory: Sendable, Equatable {
         let routes: [String: OutputValue] = if case .map(let routes)? = outputs[Key.ssh] { routes } else { [:] }
         nodes = names.compactMap { name in
             guard case .map(let fields)? = machines[name] else { return nil }
-            return Node(name: name, role: fields[Key.role]?.scalarText ?? "", instanceID: fields[Key.id]?.scalarText ?? "",
-                        publicAddress: fields[Key.publicIP]?.scalarText ?? "", privateAddress: fields[Key.privateIP]?.scalarText ?? "",
-                        ssh: routes[name].flatMap(Self.route))
+            var node = Node(name: name, role: fields[Key.role]?.scalarText ?? "", instanceID: fields[Key.id]?.scalarText ?? "",
+                            publicAddress: fields[Key.publicIP]?.scalarText ?? "", privateAddress: fields[Key.privateIP]?.scalarText ?? "",
+                            ssh: routes[name].flatMap(Self.route))
+            node.initSystem = fields[Key.initSystem]?.scalarText.flatMap(InitSystem.init(rawValue:))
+            return node
         }
         vpcID = outputs[Key.vpcID]?.scalarText
     }
@@ -167,8 +172,10 @@ public struct ClusterInventory: Sendable, Equatable {
     }
 
     private static func encode(machine node: Node) -> OutputValue {
-        .map([Key.id: .string(node.instanceID), Key.role: .string(node.role),
-              Key.publicIP: .string(node.publicAddress), Key.privateIP: .string(node.privateAddress)])
+        var fields: [String: OutputValue] = [Key.id: .string(node.instanceID), Key.role: .string(node.role),
+                                             Key.publicIP: .string(node.publicAddress), Key.privateIP: .string(node.privateAddress)]
+        if let initSystem = node.initSystem { fields[Key.initSystem] = .string(initSystem.rawValue) }
+        return .map(fields)
     }
 
     private static func encode(_ route: SSHRoute) -> OutputValue {

@@ -34,6 +34,7 @@ enum AgentLogCause: Equatable, Sendable {
     }
 
     /// The error of a join that ran out of time, with the cause, its fix and the log's last lines.
+    /// `logFile` names where the log was read (a file, or `journalctl -u k3s-agent`).
     func message(worker: String, server: String, url: String, deadline: Duration, tokenSecret: String?, logFile: String, tail: String) -> String {
         let cause: String
         switch self {
@@ -59,7 +60,7 @@ enum AgentLogCause: Equatable, Sendable {
         case .serverNotAnswering:
             cause = """
                 the server at \(url) takes \(worker)'s connection but never answers its join (the agent keeps waiting). Fix: look at \
-                /var/log/k3s.log on \(server) (an overloaded or stuck server; 'k3s kubectl get --raw /readyz'), then 'provision resume'
+                the server's log on \(server) ('journalctl -u k3s' under systemd, /var/log/k3s.log under OpenRC; an overloaded or stuck server; 'k3s kubectl get --raw /readyz'), then 'provision resume'
                 """
         case .unknown:
             cause = "no known cause in its log; look at \(logFile) on \(worker), fix, then 'provision resume'"

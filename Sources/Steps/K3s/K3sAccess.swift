@@ -15,8 +15,11 @@ struct K3sAccess: Sendable {
         guard let ssh else {
             throw StepFailure("\(context.stepID) was built without an SSH pool; run it through 'provision up'", retryable: false)
         }
-        guard let entry = try RuntimeAccess.inventory(context.upstream).node(named: name) else {
+        guard var entry = try RuntimeAccess.inventory(context.upstream).node(named: name) else {
             throw StepFailure("node \(name) is not in the cluster inventory; run 'provision up'", retryable: false)
+        }
+        if entry.initSystem == nil, case .string(let detected)? = context.upstream[NodeReadyStep.id.child(name)]?["init"] {
+            entry.initSystem = InitSystem(rawValue: detected)
         }
         let endpoint = try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path)
         return K3sNode(name: name, entry: entry, runner: NodeCommandRunner(pool: ssh, endpoint: endpoint, attempt: RemoteAttempt(context)), upload: { data, path, mode in

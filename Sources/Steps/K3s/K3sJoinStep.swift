@@ -16,8 +16,9 @@ import Foundation
 /// teardown), K3s's `k3s-agent-uninstall.sh` on the worker (`K3sUninstall`), before the server's.
 struct K3sJoinStep: Step {
     static let id = StepID("k3s.join")
-    /// The agent's log under OpenRC (K3s's install script writes this unit).
-    static let agentLog = "/var/log/k3s-agent.log"
+    /// The agent's unit (K3s's install script writes it; its log is journald's under systemd,
+    /// /var/log/k3s-agent.log under OpenRC).
+    static let agentUnit = "k3s-agent"
 
     let id: StepID
     let worker: String
@@ -70,12 +71,12 @@ struct K3sJoinStep: Step {
 
     /// The error of an agent that did not join in time: the cause its log names since this attempt
     /// began (`logOffset`, its size then: an older cause may have been fixed since), with the fix.
-    private func notJoined(node: K3sNode, control: K3sNode, url: String, timeout: Duration, logOffset: Int) async throws -> StepFailure {
-        let recent = try await node.run("tail -c +\(logOffset + 1) \(Self.agentLog) 2>/dev/null | tail -n 12", timeout: .seconds(20)).stdout
-        let tail = recent.isEmpty ? try await node.run("tail -n 12 \(Self.agentLog) 2>/dev/null", timeout: .seconds(20)).stdout : recent
+    private func notJoined(node: K3sNode, control: K3sNode, url: String, timeout: Duration, log: ServiceLog, mark: String) async throws -> StepFailure {
+        let recent = try await node.run(log.since(mark, lines: 12), timeout: .seconds(20)).stdout
+        let tail = recent.isEmpty ? try await node.run(log.tail(12), timeout: .seconds(20)).stdout : recent
         let cause = AgentLogCause(log: recent)
         return StepFailure(cause.message(worker: worker, server: control.name, url: url, deadline: timeout, tokenSecret: settings.spec.tokenSecret,
-                                         logFile: Self.agentLog, tail: tail), retryable: false)
+                                         logFile: log.name, tail: tail), retryable: false)
     }
 
     private var outputs: StepOutputs { ["node_name": .string(worker), "version": .string(settings.spec.version)] }
@@ -119,8 +120,8 @@ struct K3sJoinStep: Step {
             return outputs
         }
         try await forgetIfReplaced(node, on: control, log: context.log)
-        let logOffset = Int(try await node.run("stat -c %s \(Self.agentLog) 2>/dev/null || echo 0", timeout: .seconds(20)).stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        let agentLog = try await node.serviceLog(Self.agentUnit)
+        let logMark = try await node.run(agentLog.markCommand, timeout: .seconds(20)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let token = try await K3sAccess.token(planToken: settings.token, control: control, context: context)
         // Without it, K3s's installer does not restart an agent whose air-gap binary was replaced before it ran.
         var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec, "K3S_URL": url, "K3S_TOKEN": token,
@@ -135,7 +136,7 @@ struct K3sJoinStep: Step {
         case .failed(let status, let output):
             throw StepFailure("K3s's install script failed on \(worker) (exit \(status)); its last lines:\n\(output)", retryable: false)
         case .timedOut:
-            throw try await notJoined(node: node, control: control, url: url, timeout: timeout, logOffset: logOffset)
+            throw try await notJoined(node: node, control: control, url: url, timeout: timeout, log: agentLog, mark: logMark)
         }
         // Registered (or the script found nothing to change); now Ready with the pinned version,
         // within what is left of the deadline.
@@ -149,7 +150,7 @@ struct K3sJoinStep: Step {
                     throw StepFailure("\(problem) \(timeout.formatted) after its install began; see 'k3s kubectl describe node \(worker)' on \(control.name)",
                                       retryable: false)
                 }
-                throw try await notJoined(node: node, control: control, url: url, timeout: timeout, logOffset: logOffset)
+                throw try await notJoined(node: node, control: control, url: url, timeout: timeout, log: agentLog, mark: logMark)
             }
             try await Task.sleep(for: .milliseconds(500))
         }

@@ -15,6 +15,18 @@ struct K3sNode: Sendable {
     /// Whether the login user is root (no sudo needed).
     let isRoot: Bool
 
+    /// The node's init system: as recorded (the inventory, or what `node.ready` detected), else
+    /// asked of the node.
+    func initSystem() async throws -> InitSystem {
+        if let recorded = entry.initSystem { return recorded }
+        return InitSystem(rawValue: try await run(InitSystem.detectCommand, timeout: .seconds(20)).stdout.trimmed) ?? .openrc
+    }
+
+    /// Where the K3s service `unit` (`k3s`, `k3s-agent`) logs on this node.
+    func serviceLog(_ unit: String) async throws -> ServiceLog {
+        ServiceLog(unit: unit, initSystem: try await initSystem())
+    }
+
     /// Runs `command` as root.
     func run(_ command: String, timeout: Duration = .seconds(60)) async throws -> CommandResult {
         try await runner.run(isRoot ? command : "sudo -n sh -c \(ServiceUnit.quoted(command))", timeout: timeout)

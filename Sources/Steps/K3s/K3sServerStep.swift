@@ -113,8 +113,9 @@ struct K3sServerStep: Step {
         case .failed(let status, let output):
             throw StepFailure("K3s's install script failed on \(node.name) (exit \(status)); its last lines:\n\(output)", retryable: false)
         case .timedOut:
-            let tail = try await node.run("tail -n 20 /var/log/k3s.log 2>/dev/null; tail -n 5 \(K3sInstall.log) 2>/dev/null", timeout: .seconds(20)).stdout
-            throw StepFailure("the K3s server on \(node.name) did not start within \(settings.spec.installTimeout.formatted); last lines of /var/log/k3s.log:\n\(tail)",
+            let serverLog = try await node.serviceLog("k3s")
+            let tail = try await node.run("\(serverLog.tail(20)); tail -n 5 \(K3sInstall.log) 2>/dev/null", timeout: .seconds(20)).stdout
+            throw StepFailure("the K3s server on \(node.name) did not start within \(settings.spec.installTimeout.formatted); last lines of \(serverLog.name):\n\(tail)",
                               retryable: false)
         }
         guard try await K3sAccess.apiReady(on: node, until: deadline) else {

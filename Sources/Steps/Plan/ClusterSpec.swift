@@ -39,7 +39,10 @@ public struct ClusterSpec: Sendable, Equatable {
 public struct SandboxSpec: Sendable, Equatable {
     /// How long after boot a node's cloud-init status turns `done`.
     public var cloudInitDelay: Duration = .seconds(2)
-    /// The overlay layer with cloud-init installed (built by scripts/bootstrap), relative to the plan file.
+    /// What the nodes boot (`sandbox.init`): OpenRC (the default) or systemd.
+    public var initSystem: InitSystem = .openrc
+    /// The overlay layer with cloud-init installed (built by scripts/bootstrap), relative to the plan file;
+    /// `../.tools/node-image-systemd` by default for systemd nodes.
     public var nodeImage = "../.tools/node-image"
     /// Where the `producer` and `processor` builds the nodes run are, relative to the plan file.
     public var workloads = "../.build/release"

@@ -8,7 +8,7 @@ public enum PlanLoader {
     static let topKeys = ["name", "description", "target", "runtime", "parallelism", "secrets", "cluster", "sandbox", "pipeline", "k3s", "steps"]
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion", "vpc_cidr"]
-    static let sandboxKeys = ["cloud_init_delay", "node_image", "workloads", "librdkafka", "rules", "durable_broker"]
+    static let sandboxKeys = ["cloud_init_delay", "init", "node_image", "workloads", "librdkafka", "rules", "durable_broker"]
     static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "kafka_replicas", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
@@ -300,6 +300,15 @@ public enum PlanLoader {
             if let node = top["sandbox"]?.value {
                 let s = try reader.mapping(node, "sandbox", allowed: sandboxKeys)
                 if let n = s["cloud_init_delay"] { spec.cloudInitDelay = try reader.duration(n.value, "sandbox.cloud_init_delay") }
+                if let n = s["init"] {
+                    let text = try reader.string(n.value, "sandbox.init")
+                    guard let initSystem = InitSystem(rawValue: text) else {
+                        throw reader.error(at: n.value, "sandbox.init must be openrc or systemd, not '\(text)'",
+                                           hint: "systemd boots each node as a systemd-nspawn machine running cloud-init; openrc is the default")
+                    }
+                    spec.initSystem = initSystem
+                    if initSystem == .systemd { spec.nodeImage = "../.tools/node-image-systemd" }
+                }
                 if let n = s["node_image"] { spec.nodeImage = try reader.string(n.value, "sandbox.node_image") }
                 if let n = s["workloads"] { spec.workloads = try reader.string(n.value, "sandbox.workloads") }
                 if let n = s["librdkafka"] { spec.librdkafka = try reader.string(n.value, "sandbox.librdkafka") }

@@ -69,7 +69,12 @@ public struct PlacedService: Sendable, Equatable {
 
     /// A digest of everything that, when changed, needs a restart: the init script, the build it
     /// runs and the files.
-    public var digest: String {
-        SHA256.hex(([unit.initScript, revision] + files.map { "\($0.path)\n\($0.mode)\n\($0.contents)" }).joined(separator: "\u{0}"))
+    public var digest: String { digest(for: .openrc) }
+
+    /// The digest for a node with `initSystem`: what that service manager runs (the OpenRC script,
+    /// or systemd's unit file and environment file), the build and the files.
+    public func digest(for initSystem: InitSystem) -> String {
+        let unitFiles = initSystem == .systemd ? [unit.systemdUnit, unit.environmentFile] : [unit.initScript]
+        return SHA256.hex((unitFiles + [revision] + files.map { "\($0.path)\n\($0.mode)\n\($0.contents)" }).joined(separator: "\u{0}"))
     }
 }

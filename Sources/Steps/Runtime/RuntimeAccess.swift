@@ -36,7 +36,7 @@ struct RuntimeAccess: Sendable {
             throw StepFailure("node \(node) is not in the cluster inventory; run 'provision up'", retryable: false)
         }
         return ServiceInstaller(pool: ssh, endpoint: try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path),
-                                attempt: RemoteAttempt(context))
+                                attempt: RemoteAttempt(context), initSystem: entry.initSystem ?? .openrc)
     }
 
     /// The part of the inventory a step placed on `nodes` depends on: their machines and routes.

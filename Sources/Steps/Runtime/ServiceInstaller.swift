@@ -2,7 +2,7 @@ import Engine
 import Foundation
 
 /// Installs, inspects and removes placed services on one node through its service manager
-/// (OpenRC's `rc-service`), over whatever runs commands there (SSH).
+/// (OpenRC's `rc-service`, or `systemctl` on a systemd node), over whatever runs commands there (SSH).
 ///
 /// Idempotent: `install` compares the digest the node keeps with the service's own; an equal
 /// digest and a running unit change nothing (same PIDs), a different one uploads the files and
@@ -12,19 +12,32 @@ public struct ServiceInstaller: Sendable {
     public var node: any CommandRunner
     /// Writes a file on the node.
     public var upload: @Sendable (_ data: Data, _ path: String, _ mode: Int32) async throws -> Void
+    /// The node's service manager.
+    public var initSystem: InitSystem
 
-    public init(node: any CommandRunner, upload: @escaping @Sendable (Data, String, Int32) async throws -> Void) {
+    public init(node: any CommandRunner, initSystem: InitSystem = .openrc, upload: @escaping @Sendable (Data, String, Int32) async throws -> Void) {
         self.node = node
+        self.initSystem = initSystem
         self.upload = upload
     }
 
     /// An installer for a node of `pool` (commands and SFTP on the node's one session); with an
     /// `attempt`, its commands first wait for what earlier attempts of that step left running on
     /// the node.
-    public init(pool: SSHPool, endpoint: SSHEndpoint, attempt: RemoteAttempt? = nil) {
-        self.init(node: NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: attempt)) { data, path, mode in
+    public init(pool: SSHPool, endpoint: SSHEndpoint, attempt: RemoteAttempt? = nil, initSystem: InitSystem = .openrc) {
+        self.init(node: NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: attempt), initSystem: initSystem) { data, path, mode in
             try await pool.upload(data, to: path, on: endpoint, mode: mode)
         }
+    }
+
+    /// The service manager's commands for `service`'s unit on this node.
+    func control(_ service: PlacedService) -> ServiceControl {
+        ServiceControl(unit: service.unit, initSystem: initSystem)
+    }
+
+    /// Where `service`'s output is on this node (its log file, or `journalctl -u <unit>`).
+    public func logName(_ service: PlacedService) -> String {
+        control(service).logName
     }
 
     /// Runs `command` on the node.
@@ -59,13 +72,13 @@ public struct ServiceInstaller: Sendable {
         // per condition that holds, stopping at the first that does not.
         let script = """
             cat \(service.digestPath) 2>/dev/null || echo; \
-            rc-service \(service.unit.name) status >/dev/null 2>&1 || exit 0; echo running; \
+            \(control(service).status) >/dev/null 2>&1 || exit 0; echo running; \
             (\(probeCommand(service))) >/dev/null 2>&1 || exit 0; \
             (\(service.ready ?? "true")) >/dev/null 2>&1 || exit 0; echo healthy
             """
         let lines = try await run(script, .seconds(40)).stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let digest = lines.first?.trimmingCharacters(in: .whitespaces) ?? ""
-        return State(current: digest == service.digest, running: lines.contains("running"), healthy: lines.contains("healthy"))
+        return State(current: digest == service.digest(for: initSystem), running: lines.contains("running"), healthy: lines.contains("healthy"))
     }
 
     /// Makes the node run `service` as planned and waits until it is healthy and its after-start
@@ -77,18 +90,26 @@ public struct ServiceInstaller: Sendable {
         let before = try await state(of: service)
         var changed = false
         if !before.current {
-            let directories = Set((service.files.map(\.path) + [service.digestPath, service.unit.scriptPath]).map { ($0 as NSString).deletingLastPathComponent })
+            let unitFiles = initSystem == .systemd ? [service.unit.unitPath, service.unit.environmentPath] : [service.unit.scriptPath]
+            let directories = Set((service.files.map(\.path) + [service.digestPath] + unitFiles).map { ($0 as NSString).deletingLastPathComponent })
             try await check(run("mkdir -p \(directories.sorted().map(ServiceUnit.quoted).joined(separator: " "))", .seconds(20)), "create directories")
             for file in service.files { try await upload(Data(file.contents.utf8), file.path, file.mode) }
-            try await upload(Data(service.unit.initScript.utf8), service.unit.scriptPath, 0o755)
+            switch initSystem {
+            case .openrc:
+                try await upload(Data(service.unit.initScript.utf8), service.unit.scriptPath, 0o755)
+            case .systemd:
+                try await upload(Data(service.unit.environmentFile.utf8), service.unit.environmentPath, 0o600)
+                try await upload(Data(service.unit.systemdUnit.utf8), service.unit.unitPath, 0o644)
+                try await check(run("systemctl daemon-reload && systemctl enable \(service.unit.name) 2>&1", .seconds(60)), "enable \(service.unit.name)")
+            }
             try await prepare(service)
             if before.running {
                 log("\(service.node.name): restart \(service.unit.name) (its settings changed)")
-                try await check(run("rc-service \(service.unit.name) restart", .seconds(60)), "restart \(service.unit.name)")
+                try await check(run(control(service).restart, .seconds(60)), "restart \(service.unit.name)")
             } else {
                 try await startCleanly(service, reason: "not running", log: log)
             }
-            try await upload(Data((service.digest + "\n").utf8), service.digestPath, 0o644)
+            try await upload(Data((service.digest(for: initSystem) + "\n").utf8), service.digestPath, 0o644)
             changed = true
         } else if !before.running {
             try await prepare(service)
@@ -100,10 +121,10 @@ public struct ServiceInstaller: Sendable {
         let deadline = ContinuousClock.now + timeout
         while !(try await probe(service)) {
             guard ContinuousClock.now < deadline else {
-                let tail = try? await run("tail -n 20 \(service.unit.logFile)", .seconds(20)).stdout
+                let tail = try? await run(control(service).tail(20), .seconds(20)).stdout
                 throw StepFailure("""
                     \(service.unit.name) on \(service.node.name) did not become healthy within \(timeout) (\(service.health)); \
-                    its log \(service.unit.logFile) ends with:
+                    its log \(control(service).logName) ends with:
                     \(tail ?? "(unreadable)")
                     """)
             }
@@ -123,6 +144,20 @@ public struct ServiceInstaller: Sendable {
     /// (`rc-service zap`), and the unit started; it must then run under its supervisor.
     func startCleanly(_ service: PlacedService, reason: String, log: @Sendable (String) -> Void) async throws {
         let name = service.unit.name
+        if initSystem == .systemd {
+            // systemd is the node's PID 1: a unit's processes live in its cgroup and end with it, so
+            // nothing runs on unsupervised; a unit that gave up (its start limit) is reset first.
+            log("\(service.node.name): start \(name) (\(reason))")
+            try await check(run("systemctl reset-failed \(name) >/dev/null 2>&1; systemctl start \(name)", .seconds(60)), "start \(name)")
+            let active = try await run("systemctl is-active \(name)", .seconds(20))
+            guard active.succeeded else {
+                throw StepFailure("""
+                    \(name) on \(service.node.name) was started but systemd does not run it (\(active.stdout.trimmingCharacters(in: .whitespacesAndNewlines))); \
+                    'journalctl -u \(name)' on \(service.node.name) says why ('provision logs' shows it)
+                    """)
+            }
+            return
+        }
         // The orphan is the recorded child only while its command line still names the unit's
         // program (a PID can be reused; a script's process is its interpreter), and only when no
         // supervisor of this unit lives (likewise checked by name).
@@ -157,15 +192,13 @@ public struct ServiceInstaller: Sendable {
     /// Stops the service and removes its unit and digest (its data stays with the node).
     public func remove(_ service: PlacedService) async throws {
         let name = service.unit.name
-        try await check(run("if [ -e \(service.unit.scriptPath) ]; then rc-service \(name) stop; fi; rm -f \(service.unit.scriptPath) \(service.digestPath)",
-                            .seconds(60)), "stop \(name)")
+        try await check(run("\(control(service).remove); rm -f \(service.digestPath)", .seconds(60)), "stop \(name)")
     }
 
     /// The PID of the program the unit runs (not its supervisor), for tests and audits.
     public func pid(of service: PlacedService) async throws -> Int? {
-        let out = try await run("cat /run/supervise-\(service.unit.name).pid 2>/dev/null; pgrep -P \"$(cat /run/supervise-\(service.unit.name).pid 2>/dev/null || echo 0)\" 2>/dev/null | head -n 1",
-                                .seconds(20)).stdout
-        return out.split(separator: "\n").dropFirst().first.flatMap { Int($0) }
+        let out = try await run(control(service).mainPID, .seconds(20)).stdout
+        return Int(out.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     private func probe(_ service: PlacedService) async throws -> Bool {
@@ -175,7 +208,7 @@ public struct ServiceInstaller: Sendable {
     /// The shell command that exits 0 when the service answers its health probe.
     private func probeCommand(_ service: PlacedService) -> String {
         switch service.health {
-        case .running: "rc-service \(service.unit.name) status >/dev/null 2>&1"
+        case .running: "\(control(service).status) >/dev/null 2>&1"
         case .tcp(let host, let port): "timeout 2 bash -c '</dev/tcp/\(host)/\(port)' 2>/dev/null"
         case .http(let url): "curl -fsS -m 2 -o /dev/null \(ServiceUnit.quoted(url))"
         }

@@ -11,6 +11,10 @@ struct SandboxFleet: Sendable {
     let image: URL?
     let authorizedKey: String
     let cloudInitDelay: Duration
+    /// What the nodes boot.
+    var initSystem: InitSystem = .openrc
+    /// The sandbox's EC2 API, which holds each instance's user data (a systemd node's NoCloud seed).
+    var cloud: EC2Client?
 
     /// An instance Terraform reports.
     struct Instance: Sendable {
@@ -33,10 +37,15 @@ struct SandboxFleet: Sendable {
         var result: [String: SandboxHost] = [:]
         for instance in instances {
             if let host = recorded[instance.id], host.isRunning {
-                result[instance.node] = host
-                continue
+                if host.initSystem == initSystem {
+                    result[instance.node] = host
+                    continue
+                }
+                log.write("\(instance.node) boots \(host.initSystem.rawValue) but the plan says \(initSystem.rawValue): stopping its host to boot it again")
+                await host.stop()
             }
             let previous = recorded[instance.id]
+            let userData = initSystem == .systemd ? try await cloud?.userData(instance: instance.id) : nil
             let host = try await SandboxLock.withLock {
                 let taken = Set(try Self.hosts(store).values.map(\.address))
                 // A restarted node keeps its address unless something else took it meanwhile.
@@ -45,7 +54,7 @@ struct SandboxFleet: Sendable {
                 return try await SandboxHost.start(.init(
                     instanceID: instance.id, node: instance.node, address: address,
                     directory: stateDirectory.appendingPathComponent("sandbox/hosts/\(instance.id)"),
-                    authorizedKey: authorizedKey, cloudInitDelay: cloudInitDelay, image: image))
+                    authorizedKey: authorizedKey, cloudInitDelay: cloudInitDelay, image: image, initSystem: initSystem, userData: userData))
             }
             try store.saveResource(kind: Self.kind, key: instance.id, value: String(decoding: try JSONEncoder().encode(host), as: UTF8.self))
             log.write("\(previous == nil ? "started" : "restarted") SSH host for \(instance.node) (\(instance.id)) on \(host.address):\(host.port)")

@@ -27,6 +27,11 @@ public struct SandboxHost: Codable, Sendable, Hashable {
     public let directory: String
     /// The running node.
     public let process: DetachedProcess
+    /// What the node booted; absent in records written before systemd nodes existed (OpenRC).
+    public let bootedInit: InitSystem?
+
+    /// The node's init system.
+    public var initSystem: InitSystem { bootedInit ?? .openrc }
 
     /// What to start.
     public struct Spec: Sendable {
@@ -41,9 +46,15 @@ public struct SandboxHost: Codable, Sendable, Hashable {
         public var cloudInitDelay: Duration
         /// Overlay layer with cloud-init installed (built by scripts/bootstrap); nil for none.
         public var image: URL?
+        /// What the node boots.
+        public var initSystem: InitSystem
+        /// The instance's user data as EC2 holds it: a systemd node's NoCloud seed (`user-data`).
+        public var userData: String?
 
         public init(instanceID: String, node: String, address: String, port: Int = 22, directory: URL, authorizedKey: String,
-                    cloudInitDelay: Duration, image: URL?) {
+                    cloudInitDelay: Duration, image: URL?, initSystem: InitSystem = .openrc, userData: String? = nil) {
+            self.initSystem = initSystem
+            self.userData = userData
             self.instanceID = instanceID
             self.node = node
             self.address = address
@@ -69,13 +80,19 @@ public struct SandboxHost: Codable, Sendable, Hashable {
         try write(spec.authorizedKey + "\n", to: dir.appendingPathComponent("root/.ssh/authorized_keys"), mode: 0o600)
         try write("# sandbox node: a clean shell start-up\n", to: dir.appendingPathComponent("root/.bashrc"), mode: 0o644)
         try write(sshdConfig(spec), to: dir.appendingPathComponent("sshd_config"), mode: 0o600)
-        try write(bootScript(spec), to: dir.appendingPathComponent("boot.sh"), mode: 0o700)
+        switch spec.initSystem {
+        case .openrc: try write(bootScript(spec), to: dir.appendingPathComponent("boot.sh"), mode: 0o700)
+        case .systemd: try prepareSystemd(spec)
+        }
         let log = dir.appendingPathComponent("node.log").path
+        // The node's namespaces end with the `unshare` process (--kill-child): under systemd, its
+        // PID 1 is systemd-nspawn, whose own PID namespace (the machine) is nested in it.
         let process = try DetachedProcess.launch(
             "/usr/bin/unshare", ["--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc", "/bin/sh", dir.appendingPathComponent("boot.sh").path],
             environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], logFile: log)
-        let host = SandboxHost(instanceID: spec.instanceID, node: spec.node, address: spec.address, port: spec.port, directory: dir.path, process: process)
-        let deadline = ContinuousClock.now + .seconds(15)
+        let host = SandboxHost(instanceID: spec.instanceID, node: spec.node, address: spec.address, port: spec.port, directory: dir.path,
+                               process: process, bootedInit: spec.initSystem)
+        let deadline = ContinuousClock.now + (spec.initSystem == .systemd ? .seconds(60) : .seconds(15))
         while !LoopbackAddress.accepts(spec.address, port: spec.port) {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 await process.stop()
@@ -94,9 +111,10 @@ public struct SandboxHost: Codable, Sendable, Hashable {
     /// and its SIGKILL takes the node's PID 1 (and so the whole PID namespace) with it.
     public func stop() async {
         await process.stop(grace: .zero)
+        if initSystem == .systemd { await Self.removeCgroups(instanceID) }
     }
 
-    private static func write(_ text: String, to url: URL, mode: mode_t) throws {
+    static func write(_ text: String, to url: URL, mode: mode_t) throws {
         try Data(text.utf8).write(to: url)
         chmod(url.path, mode)
     }

@@ -40,28 +40,38 @@ struct TerraformApplyStep: Step {
     /// The plan's cluster settings and the module's files: editing either applies again.
     var inputs: String {
         let variables = JSONValue.object(staticVariables).text
-        return ["terraform", target.rawValue, variables, TerraformRunner.digest(of: moduleSource), sandbox.map { "\($0.cloudInitDelay)" } ?? "",
+        return ["terraform", target.rawValue, variables, TerraformRunner.digest(of: moduleSource), sandbox.map { "\($0.cloudInitDelay)\($0.initSystem == .systemd ? " systemd" : "")" } ?? "",
                 ClusterInventory.layoutVersion]
             .joined(separator: "\u{0}")
     }
 
-    /// The cluster keys among the module's variables (`cluster.worker_count`), and the sandbox's delay.
+    /// The cluster keys among the module's variables (`cluster.worker_count`), and the sandbox's
+    /// delay and init system.
     var planKeys: [String: String] {
-        var keys = Dictionary(uniqueKeysWithValues: staticVariables.map { name, value in
+        var keys = Dictionary(uniqueKeysWithValues: staticVariables.filter { $0.key != "sandbox_container_node" }.map { name, value in
             (name == "plan_name" ? "name" : "cluster.\(name == "ami_id" ? "ami" : name)", value.text)
         })
-        if let sandbox { keys["sandbox.cloud_init_delay"] = sandbox.cloudInitDelay.formatted }
+        if let sandbox {
+            keys["sandbox.cloud_init_delay"] = sandbox.cloudInitDelay.formatted
+            keys["sandbox.init"] = sandbox.initSystem.rawValue
+        }
         return keys
     }
 
+    /// Whether the nodes are systemd-nspawn machines (sandbox `init: systemd`), whose user data
+    /// leaves out what a container cannot do (terraform's `sandbox_container_node`).
+    var containerNodes: Bool { target == .sandbox && sandbox?.initSystem == .systemd }
+
     var staticVariables: [String: JSONValue] {
-        [
+        var variables: [String: JSONValue] = [
             "plan_name": .string(planName), "region": .string(cluster.region),
             "allowed_cidrs": .array(cluster.allowedCIDRs.map(JSONValue.string)), "allow_world_admin": .bool(cluster.allowWorldAdmin),
             "worker_count": .number(Double(cluster.workerCount)), "instance_type": .string(cluster.instanceType),
             "ami_id": .string(cluster.ami ?? (target == .sandbox ? Self.sandboxAMI : "")), "root_volume_gb": .number(Double(cluster.rootVolumeGB)),
             "vpc_cidr": .string(cluster.vpcCIDR.description),
         ]
+        if containerNodes { variables["sandbox_container_node"] = .bool(true) }
+        return variables
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {
@@ -158,8 +168,9 @@ struct TerraformApplyStep: Step {
     }
 
     private func fleet(_ context: StepContext) throws -> SandboxFleet {
-        SandboxFleet(stateDirectory: context.stateDirectory, image: nodeImage, authorizedKey: try publicKey(context),
-                     cloudInitDelay: sandbox?.cloudInitDelay ?? .seconds(2))
+        let ec2 = containerNodes ? try setUp(context).1.ec2 : nil
+        return SandboxFleet(stateDirectory: context.stateDirectory, image: nodeImage, authorizedKey: try publicKey(context),
+                            cloudInitDelay: sandbox?.cloudInitDelay ?? .seconds(2), initSystem: sandbox?.initSystem ?? .openrc, cloud: ec2)
     }
 
     /// The cluster inventory: Terraform's nodes with the SSH route to each (in the sandbox each
@@ -175,6 +186,7 @@ struct TerraformApplyStep: Step {
                 : Dictionary(try SandboxFleet.hosts(context.store).filter { id, _ in wanted.contains { $0.id == id } }
                     .values.map { ($0.node, $0) }, uniquingKeysWith: { $1 })
             for (node, host) in hosts { endpoints[node] = (host.address, host.port, host.instanceID, host.address) }
+            for index in inventory.nodes.indices { inventory.nodes[index].initSystem = hosts[inventory.nodes[index].name]?.initSystem }
         } else {
             for node in inventory.nodes {
                 endpoints[node.name] = (node.publicAddress, 22, node.instanceID.isEmpty ? node.name : node.instanceID, node.privateAddress)

@@ -38,7 +38,7 @@ struct VerifyStep: Step {
     static func verifier(runtime: ProcessesRuntime, inventory: ClusterInventory, controlPlane installer: ServiceInstaller) throws -> PipelineVerifier {
         let (control, workers) = try RuntimeAccess.runtimeNodes(inventory)
         let broker = runtime.broker(on: control)
-        let processorLog = runtime.processor(on: control).unit.logFile
+        let processorLog = ServiceControl(unit: runtime.processor(on: control).unit, initSystem: inventory.controlPlane?.initSystem ?? .openrc).logName
         let targets = PipelineVerifier.Targets(
             processor: "http://\(control.address):\(ProcessesRuntime.Port.processor)",
             prometheus: "http://\(control.address):\(ProcessesRuntime.Port.prometheus)",

@@ -24,7 +24,7 @@ extension Workspace {
     }
 
     private func installer(_ pool: SSHPool, _ node: ClusterInventory.Node) throws -> ServiceInstaller {
-        ServiceInstaller(pool: pool, endpoint: try node.endpoint(identityFile: SSHKeyStep.keyFile(stateDirectory).path))
+        ServiceInstaller(pool: pool, endpoint: try node.endpoint(identityFile: SSHKeyStep.keyFile(stateDirectory).path), initSystem: node.initSystem ?? .openrc)
     }
 
     /// Runs the pipeline's verify checks now against the recorded cluster.
@@ -68,7 +68,8 @@ extension Workspace {
         guard kind.perNode == (parts.count == 2) else { return nil }
         let upstream: [StepID: StepOutputs] = [TerraformApplyStep.id: inventory.outputs]
         let service = try ServiceStep(kind, node: parts.count == 2 ? parts[1] : nil, runtime: runtime, access: RuntimeAccess(ssh: nil)).placed(upstream)
-        return (service.node.name, service.unit.logFile)
+        let initSystem = inventory.node(named: service.node.name)?.initSystem ?? .openrc
+        return (service.node.name, ServiceControl(unit: service.unit, initSystem: initSystem).logName)
     }
 
     /// Streams the last `tail` lines of a service's own log from its node to `write`; with
@@ -81,6 +82,11 @@ extension Workspace {
         guard let node = inventory.node(named: nodeName) else { throw PipelineUnavailable(description: "node \(nodeName) is not recorded") }
         let pool = SSHPool(store: store, parallelism: 1)
         let installer = try installer(pool, node)
+        if node.initSystem == .systemd {
+            try await streamJournal(unit: String(file.dropFirst("journalctl -u ".count)), node: nodeName, installer: installer, tail: tail, follow: follow, write: write)
+            await pool.closeAll()
+            return
+        }
         let quoted = ServiceUnit.quoted(file)
         let first = try await installer.run("tail -n \(tail) \(quoted); echo; wc -c < \(quoted)", .seconds(30))
         guard first.succeeded else {
@@ -99,5 +105,25 @@ extension Workspace {
             more.stdout.split(separator: "\n").forEach { write(String($0)) }
         }
         await pool.closeAll()
+    }
+
+    /// Streams a systemd unit's journal: its last `tail` lines, then (with `follow`) what it logs
+    /// after the last cursor read, once a second, until the task is cancelled.
+    private func streamJournal(unit: String, node: String, installer: ServiceInstaller, tail: Int, follow: Bool,
+                               write: @Sendable (String) -> Void) async throws {
+        var command = "journalctl -u \(unit) -n \(tail) --no-pager -q -o cat --show-cursor"
+        write("==> journalctl -u \(unit) on \(node) <==")
+        var cursor = ""
+        repeat {
+            let result = try await installer.run(command, .seconds(30))
+            guard result.succeeded else {
+                throw PipelineUnavailable(description: "cannot read journalctl -u \(unit) on \(node): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+            for line in result.stdout.split(separator: "\n") {
+                if line.hasPrefix("-- cursor: ") { cursor = String(line.dropFirst("-- cursor: ".count)) } else { write(String(line)) }
+            }
+            command = "journalctl -u \(unit) --no-pager -q -o cat --show-cursor" + (cursor.isEmpty ? "" : " --after-cursor=\(ServiceUnit.quoted(cursor))")
+            if follow { try? await Task.sleep(for: .seconds(1)) }
+        } while follow && !Task.isCancelled
     }
 }

@@ -20,8 +20,9 @@ resource "aws_instance" "node" {
   ebs_optimized          = true
 
   user_data = templatefile("${path.module}/templates/cloud-init.yaml.tftpl", {
-    node_name = each.key
-    role      = each.value
+    node_name      = each.key
+    role           = each.value
+    container_node = var.sandbox_container_node
   })
 
   metadata_options {

@@ -41,3 +41,9 @@ variable "root_volume_gb" {
   description = "Size of each node's encrypted root volume in GiB."
   type        = number
 }
+
+variable "sandbox_container_node" {
+  description = "Sandbox only: leave out of the user data what a container node cannot do (package installs from the network, modprobe, sysctl)."
+  type        = bool
+  default     = false
+}

@@ -1,0 +1,63 @@
+/// The shell commands that drive a node's service manager for one unit: OpenRC's `rc-service`
+/// (output in the unit's log file) or systemd's `systemctl` (output in journald).
+struct ServiceControl: Sendable {
+    let unit: ServiceUnit
+    let initSystem: InitSystem
+
+    /// Exits 0 when the service manager runs the unit.
+    var status: String {
+        switch initSystem {
+        case .openrc: "rc-service \(unit.name) status"
+        case .systemd: "systemctl is-active --quiet \(unit.name)"
+        }
+    }
+
+    var start: String {
+        switch initSystem {
+        case .openrc: "rc-service \(unit.name) start"
+        case .systemd: "systemctl start \(unit.name)"
+        }
+    }
+
+    var restart: String {
+        switch initSystem {
+        case .openrc: "rc-service \(unit.name) restart"
+        case .systemd: "systemctl restart \(unit.name)"
+        }
+    }
+
+    /// Stops the unit and removes its files (unit, and under systemd its environment file).
+    var remove: String {
+        switch initSystem {
+        case .openrc: "if [ -e \(unit.scriptPath) ]; then rc-service \(unit.name) stop; fi; rm -f \(unit.scriptPath)"
+        case .systemd:
+            "if [ -e \(unit.unitPath) ]; then systemctl disable --now \(unit.name) >/dev/null 2>&1; fi; rm -f \(unit.unitPath) \(unit.environmentPath); systemctl daemon-reload"
+        }
+    }
+
+    /// Prints the PID of the unit's program (not a supervisor's); nothing when it has none.
+    var mainPID: String {
+        switch initSystem {
+        case .openrc:
+            "sup=$(cat /run/supervise-\(unit.name).pid 2>/dev/null) && pgrep -P \"$sup\" 2>/dev/null | head -n 1; true"
+        case .systemd:
+            "pid=$(systemctl show -p MainPID --value \(unit.name)); [ \"$pid\" != 0 ] && echo $pid; true"
+        }
+    }
+
+    /// Where its output is, for people.
+    var logName: String {
+        switch initSystem {
+        case .openrc: unit.logFile
+        case .systemd: "journalctl -u \(unit.name)"
+        }
+    }
+
+    /// Prints its output's last `lines` lines.
+    func tail(_ lines: Int) -> String {
+        switch initSystem {
+        case .openrc: "tail -n \(lines) \(ServiceUnit.quoted(unit.logFile))"
+        case .systemd: "journalctl -u \(unit.name) -n \(lines) --no-pager -q -o cat"
+        }
+    }
+}
