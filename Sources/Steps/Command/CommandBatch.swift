@@ -17,14 +17,15 @@ public struct CommandBatch: Sendable, Equatable {
         self.commands = commands
     }
 
-    /// The one shell command that runs the batch.
+    /// The one shell command that runs the batch (one `cat` prints every output: each command's
+    /// file already holds its separator line and its closing line break).
     public var script: String {
         var lines = [#"__pb=$(mktemp -d) || exit 1; trap 'rm -rf "$__pb"' EXIT"#]
         for (index, command) in commands.enumerated() {
-            lines.append("(\n\(command)\n) >\"$__pb/\(index)\" 2>/dev/null </dev/null &")
+            lines.append("{ printf '\\036%s\\n' \(index); (\n\(command)\n) 2>/dev/null </dev/null; echo; } >\"$__pb/\(index)\" &")
         }
         lines.append("wait")
-        lines.append("for __pb_i in \(commands.indices.map(String.init).joined(separator: " ")); do printf '\\036%s\\n' \"$__pb_i\"; cat \"$__pb/$__pb_i\"; echo; done")
+        if !commands.isEmpty { lines.append("cat " + commands.indices.map { "\"$__pb/\($0)\"" }.joined(separator: " ")) }
         return lines.joined(separator: "\n")
     }
 
