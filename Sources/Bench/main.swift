@@ -2,6 +2,10 @@
 //
 //   provision-bench ssh [COMMANDS]   commands/s over one pooled libssh2 session versus spawning
 //                                    `ssh` per command, against the same sandbox host, same run.
+//   provision-bench floor STATE [RUNS]
+//                                    the floor of a no-op `up` on the running cluster recorded in
+//                                    STATE (a plan's state directory): fresh libssh2 sessions to every
+//                                    node at once, one `true` on each; the median of RUNS (7).
 import Engine
 import Foundation
 import Steps
@@ -55,11 +59,45 @@ func benchSSH(commands: Int) async throws {
                  commands, seconds(pooled), pooledRate, spawned, seconds(perProcess), spawnRate))
 }
 
+/// A no-op `up` cannot take less than this: a handshake with every node (all at once, as `up`
+/// makes them) and one round trip on each. Fresh sessions every run; host keys checked against
+/// the ones the cluster's store pinned.
+func benchFloor(state: URL, runs: Int) async throws {
+    let store = try SQLiteRunStore(directory: state)
+    let inventory = try ClusterInventory(outputs: try store.steps()[StepID("terraform.apply")]?.outputs ?? [:])
+    let key = state.appendingPathComponent("ssh/id_ed25519").path
+    let endpoints = try inventory.nodes.map { try $0.endpoint(identityFile: key) }
+    guard !endpoints.isEmpty else { throw StepFailure("no node is recorded in \(state.path); run 'provision up' first") }
+    let clock = ContinuousClock()
+    var samples: [Double] = []
+    for _ in 0..<runs {
+        let pool = SSHPool(store: store, parallelism: endpoints.count)
+        let elapsed = try await clock.measure {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for endpoint in endpoints {
+                    group.addTask {
+                        let result = try await pool.run("true", on: endpoint)
+                        guard result.succeeded else { throw StepFailure("true on \(endpoint): \(result.summary)") }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        await pool.closeAll()
+        samples.append(seconds(elapsed) * 1000)
+    }
+    let sorted = samples.sorted()
+    print(String(format: "floor_nodes=%d floor_median_ms=%.1f floor_min_ms=%.1f floor_max_ms=%.1f", endpoints.count, sorted[sorted.count / 2],
+                 sorted.first ?? 0, sorted.last ?? 0))
+}
+
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "ssh":
     try await benchSSH(commands: arguments.dropFirst().first.flatMap(Int.init) ?? 500)
+case "floor" where arguments.count >= 2:
+    try await benchFloor(state: URL(fileURLWithPath: Array(arguments)[1]), runs: arguments.dropFirst(2).first.flatMap(Int.init) ?? 7)
 default:
-    FileHandle.standardError.write(Data("usage: provision-bench ssh [COMMANDS]\n".utf8))
+    FileHandle.standardError.write(Data("usage: provision-bench ssh [COMMANDS] | provision-bench floor STATE [RUNS]\n".utf8))
     exit(2)
 }

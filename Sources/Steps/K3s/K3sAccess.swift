@@ -9,9 +9,12 @@ struct K3sAccess: Sendable {
     /// Sandbox nodes: the private addresses Terraform reports (moto's) lead nowhere; a node is
     /// reached, and serves, at its SSH address (its own loopback address).
     let sandbox: Bool
+    /// The run's one watcher of node registration, shared by the joins.
+    let nodeWatch = NodeWatch()
 
-    /// `name` from the recorded inventory, ready to run commands.
-    func node(_ name: String, _ context: StepContext) throws -> K3sNode {
+    /// `name` from the recorded inventory, ready to run commands; `readOnly` ones belong to no
+    /// attempt of the step (a listing that other steps share stops nothing and is awaited by no one).
+    func node(_ name: String, _ context: StepContext, readOnly: Bool = false) throws -> K3sNode {
         guard let ssh else {
             throw StepFailure("\(context.stepID) was built without an SSH pool; run it through 'provision up'", retryable: false)
         }
@@ -22,17 +25,17 @@ struct K3sAccess: Sendable {
             entry.initSystem = InitSystem(rawValue: detected)
         }
         let endpoint = try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path)
-        return K3sNode(name: name, entry: entry, runner: NodeCommandRunner(pool: ssh, endpoint: endpoint, attempt: RemoteAttempt(context)), upload: { data, path, mode in
+        return K3sNode(name: name, entry: entry, runner: NodeCommandRunner(pool: ssh, endpoint: endpoint, attempt: readOnly ? nil : RemoteAttempt(context)), upload: { data, path, mode in
             try await ssh.upload(data, to: path, on: endpoint, mode: mode)
         }, isRoot: endpoint.user == "root")
     }
 
     /// The control plane from the recorded inventory.
-    func controlPlane(_ context: StepContext) throws -> K3sNode {
+    func controlPlane(_ context: StepContext, readOnly: Bool = false) throws -> K3sNode {
         guard let control = try RuntimeAccess.inventory(context.upstream).controlPlane else {
             throw StepFailure("the inventory has no node; run 'provision up'", retryable: false)
         }
-        return try node(control.name, context)
+        return try node(control.name, context, readOnly: readOnly)
     }
 
     /// The address the other nodes reach `node` at (the API server's, the agents' node IP): its

@@ -62,15 +62,16 @@ struct K3sJoinStep: Step {
     /// A worker whose machine was re-created (the inventory has another instance under its name)
     /// has a new node password that the server would reject ("Node password rejected"): its stale
     /// node object is deleted first, which removes the server's record of the old password.
-    private func forgetIfReplaced(_ node: K3sNode, on control: K3sNode, log: StepLog) async throws {
+    private func forgetIfReplaced(_ node: K3sNode, on control: K3sNode, context: StepContext) async throws {
+        let log = context.log
         let joinedAs = try await control.read(joinedAsPath).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !joinedAs.isEmpty, joinedAs != node.entry.instanceID, try await clusterNode(control) != nil else { return }
+        guard !joinedAs.isEmpty, joinedAs != node.entry.instanceID, try await clusterNode(context) != nil else { return }
         log.write("\(worker) is machine \(node.entry.instanceID) now but joined as \(joinedAs): deleting its stale node object so that its new node password is accepted")
         try await control.kubectl().must("delete node \(worker)", "deleting the stale node \(worker)", timeout: .seconds(30))
     }
 
     /// The error of an agent that did not join in time: the cause its log names since this attempt
-    /// began (`logOffset`, its size then: an older cause may have been fixed since), with the fix.
+    /// began (`mark`: an older cause may have been fixed since), with the fix.
     private func notJoined(node: K3sNode, control: K3sNode, url: String, timeout: Duration, log: ServiceLog, mark: String) async throws -> StepFailure {
         let recent = try await node.run(log.since(mark, lines: 12), timeout: .seconds(20)).stdout
         let tail = recent.isEmpty ? try await node.run(log.tail(12), timeout: .seconds(20)).stdout : recent
@@ -82,8 +83,20 @@ struct K3sJoinStep: Step {
     private var outputs: StepOutputs { ["node_name": .string(worker), "version": .string(settings.spec.version)] }
 
     /// This worker as the cluster reports it, or nil (transient API errors retried until `deadline`).
-    private func clusterNode(_ control: K3sNode, until deadline: ContinuousClock.Instant? = nil) async throws -> KubeNode? {
-        try await K3sAccess.clusterNodes(on: control, until: deadline).first { $0.name == worker }
+    /// From the run's `NodeWatch`, the listing every join shares; asked alone when that failed.
+    /// `since`: only a listing begun after it counts (the install's end).
+    private func clusterNode(_ context: StepContext, until deadline: ContinuousClock.Instant? = nil,
+                             since: ContinuousClock.Instant? = nil) async throws -> KubeNode? {
+        let control = try settings.access.controlPlane(context, readOnly: true)
+        let nodes: [KubeNode]
+        do {
+            nodes = try await settings.access.nodeWatch.nodes(since: since) { try await K3sAccess.clusterNodes(on: control, until: deadline) }
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            nodes = try await K3sAccess.clusterNodes(on: control, until: deadline)
+        }
+        return nodes.first { $0.name == worker }
     }
 
     private func problem(_ node: KubeNode?) -> String? {
@@ -102,8 +115,7 @@ struct K3sJoinStep: Step {
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {
-        let control = try settings.access.controlPlane(context)
-        if let problem = problem(try await clusterNode(control)) { return .unsatisfied(problem) }
+        if let problem = problem(try await clusterNode(context)) { return .unsatisfied(problem) }
         return .satisfied(outputs)
     }
 
@@ -114,12 +126,12 @@ struct K3sJoinStep: Step {
         let exec = try exec(node.entry)
         let digest = settings.install.digest(exec: exec, extraEnvironment: ["K3S_URL": url])
         let recordPath = "\(K3sInstall.directory)/agent.digest"
-        if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, problem(try await clusterNode(control)) == nil {
+        if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, problem(try await clusterNode(context)) == nil {
             try await remember(node, on: control)
             context.log.write("\(worker): the agent is installed as planned and Ready; the install script is not run")
             return outputs
         }
-        try await forgetIfReplaced(node, on: control, log: context.log)
+        try await forgetIfReplaced(node, on: control, context: context)
         let agentLog = try await node.serviceLog(Self.agentUnit)
         let logMark = try await node.run(agentLog.markCommand, timeout: .seconds(20)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let token = try await K3sAccess.token(planToken: settings.token, control: control, context: context)
@@ -139,14 +151,16 @@ struct K3sJoinStep: Step {
             throw try await notJoined(node: node, control: control, url: url, timeout: timeout, log: agentLog, mark: logMark)
         }
         // Registered (or the script found nothing to change); now Ready with the pinned version,
-        // within what is left of the deadline.
-        while let problem = problem(try await clusterNode(control, until: deadline)) {
+        // within what is left of the deadline, as a listing begun after the install ended says.
+        let installed = ContinuousClock.now
+        context.log.write("\(worker): the install script ended; waiting for the node to be Ready")
+        while let problem = problem(try await clusterNode(context, until: deadline, since: installed)) {
             guard ContinuousClock.now < deadline else {
-                if let running = try await clusterNode(control, until: deadline), running.version != settings.spec.version {
+                if let running = try await clusterNode(context, until: deadline, since: installed), running.version != settings.spec.version {
                     throw StepFailure(K3sAccess.notRunningPlanned(node: worker, service: "k3s-agent", runs: running.version, planned: settings.spec.version),
                                       retryable: false)
                 }
-                guard try await clusterNode(control, until: deadline) == nil else {
+                guard try await clusterNode(context, until: deadline, since: installed) == nil else {
                     throw StepFailure("\(problem) \(timeout.formatted) after its install began; see 'k3s kubectl describe node \(worker)' on \(control.name)",
                                       retryable: false)
                 }

@@ -69,6 +69,7 @@ struct ArtifactsStep: Step {
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
+        await access.readings.invalidate()
         let installer = try access.installer(node, context)
         var outputs: StepOutputs = [:]
         for (name, artifact) in try artifacts(context) {

@@ -159,11 +159,21 @@ public struct ProcessesRuntime: Sendable {
 
     /// The broker's topics and their partition counts, asked on the broker's node.
     public static func topics(_ broker: PlacedService, on installer: ServiceInstaller) async throws -> [String: Int] {
-        let url = "tcp://\(broker.node.address):\(Port.broker)"
-        let result = try await installer.run("\(broker.unit.command) topic list --broker \(url)", .seconds(20))
-        guard result.succeeded, let list = try? JSONSerialization.jsonObject(with: result.standardOutput) as? [[String: Any]] else {
+        let result = try await installer.run(topicsCommand(broker), .seconds(20))
+        guard result.succeeded, let topics = topics(listed: result.stdout) else {
             throw StepFailure("cannot list the broker's topics: \(result.summary) \(result.stderr.suffix(300))")
         }
+        return topics
+    }
+
+    /// The read-only command that lists the broker's topics (JSON).
+    static func topicsCommand(_ broker: PlacedService) -> String {
+        "\(broker.unit.command) topic list --broker tcp://\(broker.node.address):\(Port.broker)"
+    }
+
+    /// The topics and their partition counts in what `topicsCommand` printed; nil when it is not a list of topics.
+    static func topics(listed output: String) -> [String: Int]? {
+        guard let list = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]] else { return nil }
         return Dictionary(list.compactMap { topic in
             (topic["name"] as? String).map { ($0, (topic["partitions"] as? [Any])?.count ?? 0) }
         }, uniquingKeysWith: { $1 })

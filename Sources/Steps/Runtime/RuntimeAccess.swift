@@ -2,10 +2,13 @@ import Engine
 import Foundation
 
 /// What every `runtime: processes` step reads from its context: the cluster inventory that
-/// `terraform.apply` recorded, and an installer for a node over the run's SSH pool.
+/// `terraform.apply` recorded, an installer for a node over the run's SSH pool, and the run's
+/// snapshot of every unit's state (shared by every step of one graph).
 struct RuntimeAccess: Sendable {
     /// The run's SSH pool; nil in a graph built only to be shown or validated.
     let ssh: SSHPool?
+    /// Every unit's state as this run found it, read with one batch per node.
+    let readings = UnitReadings()
 
     /// The inventory among a step's upstream outputs.
     static func inventory(_ upstream: [StepID: StepOutputs]) throws -> ClusterInventory {
@@ -37,6 +40,15 @@ struct RuntimeAccess: Sendable {
         }
         return ServiceInstaller(pool: ssh, endpoint: try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path),
                                 attempt: RemoteAttempt(context), initSystem: entry.initSystem ?? .openrc)
+    }
+
+    /// Runs read-only commands on `node` outside any attempt (they stop nothing an earlier attempt
+    /// left running): the batches of `readings`.
+    func reader(_ node: ClusterInventory.Node, _ context: StepContext) throws -> any CommandRunner {
+        guard let ssh else {
+            throw StepFailure("\(context.stepID) was built without an SSH pool; run it through 'provision up'", retryable: false)
+        }
+        return NodeCommandRunner(pool: ssh, endpoint: try node.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path))
     }
 
     /// The part of the inventory a step placed on `nodes` depends on: their machines and routes.

@@ -12,6 +12,16 @@ struct ServiceControl: Sendable {
         }
     }
 
+    /// Exits 0 when the unit runs, asked the cheapest way: the very test `rc-service status` makes
+    /// of a supervise-daemon unit (started, and its supervisor not gone), asked of OpenRC's helpers
+    /// directly at a twentieth of the cost; `systemctl is-active` under systemd.
+    var running: String {
+        switch initSystem {
+        case .openrc: "/lib/rc/bin/service_started \(unit.name) && ! /lib/rc/bin/service_crashed \(unit.name)"
+        case .systemd: status
+        }
+    }
+
     var start: String {
         switch initSystem {
         case .openrc: "rc-service \(unit.name) start"

@@ -68,15 +68,27 @@ public struct ServiceInstaller: Sendable {
 
     /// Reads the service's state without changing anything.
     public func state(of service: PlacedService) async throws -> State {
-        // One round trip (every `up` checks every unit): the digest the node keeps, then one word
-        // per condition that holds, stopping at the first that does not.
-        let script = """
+        Self.state(of: service, from: try await run(Self.stateScript(of: service, initSystem: initSystem), .seconds(40)).stdout, initSystem: initSystem)
+    }
+
+    /// The one read-only command whose output `state(of:from:)` reads: the digest the node keeps,
+    /// then one word per condition that holds, stopping at the first that does not (every `up`
+    /// checks every unit, so it is one round trip, or a part of one: `UnitReadings`). Running is
+    /// the service manager's own judgement (`ServiceControl.running`); a unit whose health is
+    /// running is not asked twice.
+    static func stateScript(of service: PlacedService, initSystem: InitSystem) -> String {
+        let control = ServiceControl(unit: service.unit, initSystem: initSystem)
+        return """
             cat \(service.digestPath) 2>/dev/null || echo; \
-            \(control(service).status) >/dev/null 2>&1 || exit 0; echo running; \
-            (\(probeCommand(service))) >/dev/null 2>&1 || exit 0; \
+            { \(control.running); } >/dev/null 2>&1 || exit 0; echo running; \
+            (\(service.health == .running ? "true" : probeCommand(service, control: control))) >/dev/null 2>&1 || exit 0; \
             (\(service.ready ?? "true")) >/dev/null 2>&1 || exit 0; echo healthy
             """
-        let lines = try await run(script, .seconds(40)).stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    /// The service's state from what `stateScript(of:initSystem:)` printed.
+    static func state(of service: PlacedService, from output: String, initSystem: InitSystem) -> State {
+        let lines = output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let digest = lines.first?.trimmingCharacters(in: .whitespaces) ?? ""
         return State(current: digest == service.digest(for: initSystem), running: lines.contains("running"), healthy: lines.contains("healthy"))
     }
@@ -202,13 +214,13 @@ public struct ServiceInstaller: Sendable {
     }
 
     private func probe(_ service: PlacedService) async throws -> Bool {
-        try await run(probeCommand(service), .seconds(20)).succeeded
+        try await run(Self.probeCommand(service, control: control(service)), .seconds(20)).succeeded
     }
 
     /// The shell command that exits 0 when the service answers its health probe.
-    private func probeCommand(_ service: PlacedService) -> String {
+    private static func probeCommand(_ service: PlacedService, control: ServiceControl) -> String {
         switch service.health {
-        case .running: "\(control(service).status) >/dev/null 2>&1"
+        case .running: "\(control.status) >/dev/null 2>&1"
         case .tcp(let host, let port): "timeout 2 bash -c '</dev/tcp/\(host)/\(port)' 2>/dev/null"
         case .http(let url): "curl -fsS -m 2 -o /dev/null \(ServiceUnit.quoted(url))"
         }

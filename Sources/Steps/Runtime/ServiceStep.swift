@@ -7,8 +7,9 @@ import Foundation
 ///
 /// `apply` installs the unit and its files and starts it (restarting it only when its unit, files
 /// or build changed); `check` is: the installed unit is this one, the service manager runs it and
-/// its health probe answers. The check runs on every `up` (it is one SSH round trip per probe), so
-/// a unit that stopped or crashed for good is restarted by the next `up`, and only that unit.
+/// its health probe answers. The check runs on every `up`, so a unit that stopped or crashed for
+/// good is restarted by the next `up`, and only that unit; an unchanged step's check reads the
+/// run's snapshot (`UnitReadings`: one round trip per node for all its units).
 /// `teardown` stops and removes the unit.
 struct ServiceStep: Step {
     enum Kind: String, CaseIterable, Sendable {
@@ -133,15 +134,60 @@ struct ServiceStep: Step {
 
     func check(_ context: StepContext) async throws -> CheckResult {
         let service = try placed(context.upstream)
-        let state = try await access.installer(service.node.name, context).state(of: service)
+        let installer = try access.installer(service.node.name, context)
+        // A succeeded step's check reads the run's snapshot; any other waits, through its own
+        // command, for what its earlier attempt left running on the node.
+        let snapshot = context.recorded != nil
+        let stateScript = ServiceInstaller.stateScript(of: service, initSystem: installer.initSystem)
+        let state: ServiceInstaller.State
+        if snapshot, let output = await reading(stateScript, service, context) {
+            state = ServiceInstaller.state(of: service, from: output, initSystem: installer.initSystem)
+        } else {
+            state = try await installer.state(of: service)
+        }
         if let problem = state.problem { return .unsatisfied("\(service.unit.name) on \(service.node.name): \(problem)") }
-        if kind == .broker, let mismatch = try await topicProblem(service, context) { return .unsatisfied(mismatch.description) }
+        if kind == .broker, let mismatch = try await topicProblem(service, context, snapshot: snapshot) { return .unsatisfied(mismatch.description) }
         return .satisfied(outputs(service))
     }
 
-    /// Why the broker's topics are not the plan's (a partition count differs), or nil.
-    private func topicProblem(_ service: PlacedService, _ context: StepContext) async throws -> TopicMismatch? {
-        let topics = try await ProcessesRuntime.topics(service, on: access.installer(service.node.name, context))
+    /// What `command` printed on the service's node in the run's snapshot (`UnitReadings`), or
+    /// nil when it must run live.
+    private func reading(_ command: String, _ service: PlacedService, _ context: StepContext) async -> String? {
+        await access.readings.output(of: command, on: service.node.name) { try batches(context) }
+    }
+
+    /// Every node's batch for the snapshot: the state script of each service the plan places
+    /// there and the broker's topic list, from this step's view of the inventory (a step whose
+    /// own command differs, because its view differs, reads live).
+    private func batches(_ context: StepContext) throws -> [String: UnitReadings.NodeBatch] {
+        let inventory = try RuntimeAccess.inventory(context.upstream)
+        let steps = Kind.allCases.filter { !$0.perNode }.map { ServiceStep($0, runtime: runtime, access: access) }
+            + inventory.nodes.map { ServiceStep(.nodeExporter, node: $0.name, runtime: runtime, access: access) }
+            + inventory.workers.map { ServiceStep(.producer, node: $0.name, runtime: runtime, access: access) }
+        var commands: [String: [String]] = [:]
+        for step in steps {
+            guard let service = try? step.placed(context.upstream) else { continue }
+            let initSystem = inventory.node(named: service.node.name)?.initSystem ?? .openrc
+            commands[service.node.name, default: []].append(ServiceInstaller.stateScript(of: service, initSystem: initSystem))
+            if step.kind == .broker { commands[service.node.name, default: []].append(ProcessesRuntime.topicsCommand(service)) }
+        }
+        var batches: [String: UnitReadings.NodeBatch] = [:]
+        for (name, list) in commands {
+            guard let node = inventory.node(named: name) else { continue }
+            batches[name] = UnitReadings.NodeBatch(runner: try access.reader(node, context), batch: CommandBatch(list))
+        }
+        return batches
+    }
+
+    /// Why the broker's topics are not the plan's (a partition count differs), or nil; from the
+    /// run's snapshot when `snapshot` and it holds them.
+    private func topicProblem(_ service: PlacedService, _ context: StepContext, snapshot: Bool = false) async throws -> TopicMismatch? {
+        var listed: [String: Int]?
+        if snapshot, let output = await reading(ProcessesRuntime.topicsCommand(service), service, context) {
+            listed = ProcessesRuntime.topics(listed: output)
+        }
+        if listed == nil { listed = try await ProcessesRuntime.topics(service, on: access.installer(service.node.name, context)) }
+        let topics = listed ?? [:]
         let wanted = runtime.pipeline.partitions
         return PipelineSpec.topics.lazy.compactMap { name in
             topics[name].flatMap { $0 == wanted ? nil : TopicMismatch(topic: name, partitions: $0, planned: wanted, broker: service) }
@@ -149,6 +195,7 @@ struct ServiceStep: Step {
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
+        await access.readings.invalidate()
         let service = try placed(context.upstream)
         try await access.installer(service.node.name, context).install(service, timeout: .seconds(90)) { context.log.write($0) }
         if kind == .broker, let mismatch = try await topicProblem(service, context) {
@@ -158,6 +205,7 @@ struct ServiceStep: Step {
     }
 
     func teardown(_ context: StepContext) async throws {
+        await access.readings.invalidate()
         let service = try placed(context.upstream)
         do {
             try await access.installer(service.node.name, context).remove(service)

@@ -5,6 +5,10 @@ import Foundation
 /// at once. A session that fails at the transport level is dropped and the next call reconnects.
 public actor SSHPool {
     private var connections: [SSHEndpoint: SSHConnection] = [:]
+    /// Handshakes in progress: a second caller for the same endpoint waits for the first's.
+    private var opening: [SSHEndpoint: (task: Task<SSHConnection, any Error>, began: Int)] = [:]
+    /// Bumped by `closeAll`: a handshake that began before it closes its session when it ends.
+    private var generation = 0
     private let pins: HostKeyPins
     private let connectTimeout: Duration
     private let gate: AsyncGate
@@ -23,19 +27,54 @@ public actor SSHPool {
     /// never more than `parallelism`.
     public var peakInFlight: Int { get async { await gate.peak } }
 
-    /// The pooled connection to `endpoint`, opened (and its host key checked) if needed.
+    /// The pooled connection to `endpoint`, opened (and its host key checked) if needed; callers
+    /// that ask while it is being opened share that handshake.
     public func connection(_ endpoint: SSHEndpoint) async throws -> SSHConnection {
-        if let existing = connections[endpoint] { return existing }
-        let pins = pins
-        let connection = try await SSHConnection.open(endpoint, connectTimeout: connectTimeout) { host, fingerprint in
-            try pins.verify(host, fingerprint: fingerprint)
+        try await connection(endpoint, unlessClosedSince: generation)
+    }
+
+    /// The pooled connection, unless the pool was closed since `began` (a warm-up that starts late).
+    private func connection(_ endpoint: SSHEndpoint, unlessClosedSince began: Int) async throws -> SSHConnection {
+        guard began == generation else {
+            throw SSHError.channel(endpoint: endpoint.description, operation: "connecting", reason: "the session pool was closed meanwhile")
         }
-        if let raced = connections[endpoint] {
+        if let existing = connections[endpoint] { return existing }
+        let handshake: (task: Task<SSHConnection, any Error>, began: Int)
+        if let current = opening[endpoint] {
+            handshake = current
+        } else {
+            let pins = pins, connectTimeout = connectTimeout
+            handshake = (Task {
+                try await SSHConnection.open(endpoint, connectTimeout: connectTimeout) { host, fingerprint in
+                    try pins.verify(host, fingerprint: fingerprint)
+                }
+            }, generation)
+            opening[endpoint] = handshake
+        }
+        let result = await handshake.task.result
+        // The first caller back files the outcome; a session the pool was closed during is closed.
+        if opening[endpoint]?.task == handshake.task { opening[endpoint] = nil }
+        let connection = try result.get()
+        guard handshake.began == generation else {
             await connection.close()
-            return raced
+            throw SSHError.channel(endpoint: endpoint.description, operation: "connecting", reason: "the session pool was closed meanwhile")
+        }
+        if let filed = connections[endpoint] {
+            if filed !== connection { await connection.close() }
+            return filed
         }
         connections[endpoint] = connection
         return connection
+    }
+
+    /// Starts the handshakes with `endpoints` now, without waiting for them (a run warms the
+    /// sessions to the nodes it recorded while it does its own bookkeeping); a handshake that
+    /// fails is forgotten, and the first command to that endpoint tries again.
+    public func warm(_ endpoints: [SSHEndpoint]) {
+        let began = generation
+        for endpoint in endpoints {
+            Task { _ = try? await self.connection(endpoint, unlessClosedSince: began) }
+        }
     }
 
     /// Runs `command` on `endpoint` over the pooled session.
@@ -58,8 +97,9 @@ public actor SSHPool {
         await connections.removeValue(forKey: endpoint)?.close()
     }
 
-    /// Closes every session.
+    /// Closes every session (and any whose handshake ends after this).
     public func closeAll() async {
+        generation += 1
         for connection in connections.values { await connection.close() }
         connections.removeAll()
     }

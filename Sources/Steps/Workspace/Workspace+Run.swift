@@ -42,6 +42,15 @@ extension Workspace {
         return (try plan.graph(secrets: secrets, ssh: ssh), ssh, effective)
     }
 
+    /// The SSH endpoints of the nodes `terraform.apply` last recorded (none before it ran): an `up`
+    /// starts its handshakes with them at once, so that they overlap the steps before the first
+    /// command on a node (a no-op `up` is then about one round trip per node).
+    static func recordedEndpoints(_ steps: [StepID: StepRecord], stateDirectory: URL) -> [SSHEndpoint] {
+        guard let outputs = steps[TerraformApplyStep.id]?.outputs, let inventory = try? ClusterInventory(outputs: outputs) else { return [] }
+        let key = SSHKeyStep.keyFile(stateDirectory).path
+        return inventory.nodes.compactMap { try? $0.endpoint(identityFile: key) }
+    }
+
     /// Runs `request` under the state lock: loads secrets, builds the graph, records the run and
     /// walks it. Cancelling the calling task stops it gracefully.
     /// - Parameters:
@@ -85,7 +94,9 @@ extension Workspace {
         } else {
             run = try store.beginRun(command: command, planPath: plan.path, planText: planText)
         }
-        willStart(run, graph, try store.steps())
+        let recorded = try store.steps()
+        if !command.tearsDown { await ssh.warm(Self.recordedEndpoints(recorded, stateDirectory: stateDirectory)) }
+        willStart(run, graph, recorded)
         var executor = Executor(
             graph: graph, store: store, run: run, stateDirectory: stateDirectory, redactor: Redactor(secrets: Array(secrets.values)),
             processes: processes, parallelism: effective, observer: observer)

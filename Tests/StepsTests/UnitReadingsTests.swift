@@ -1,0 +1,103 @@
+import Engine
+import Foundation
+import Testing
+@testable import Steps
+
+/// The no-op `up`'s probes: every unit's state read in one batch per node (`CommandBatch`,
+/// `UnitReadings`), on real sandbox nodes under OpenRC.
+@Suite(.serialized) struct UnitReadingsTests {
+    /// Counts the commands it passes on to the real runner.
+    actor Counter {
+        private(set) var commands = 0
+        func count() { commands += 1 }
+    }
+
+    struct CountingRunner: CommandRunner {
+        let inner: any CommandRunner
+        let counter: Counter
+        var location: String { inner.location }
+        func run(_ command: String, timeout: Duration?) async throws -> CommandResult {
+            await counter.count()
+            return try await inner.run(command, timeout: timeout)
+        }
+    }
+
+    @Test func aBatchRunsItsCommandsTogetherAndGivesBackEachOutputInOrder() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("batch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The first command waits (5 s at most) for a file the last one makes: run one after the
+        // other, in order, it would print "alone".
+        let batch = CommandBatch([
+            "for i in $(seq 50); do [ -e '\(directory.path)/made' ] && { echo met; exit 0; }; sleep 0.1; done; echo alone",
+            "printf 'a\\nb\\n'",
+            "printf 'no line break'",
+            "echo partial; echo hidden >&2; exit 3",
+            "true",
+            "printf '\\n\\n'",
+            "touch '\(directory.path)/made'; echo made",
+        ])
+        let runner = LocalCommandRunner(processes: ProcessSupervisor())
+        let outputs = try await batch.run(on: runner, timeout: .seconds(30))
+        #expect(outputs == ["met\n", "a\nb\n", "no line break", "partial\n", "", "\n\n", "made\n"])
+        #expect(batch.outputs("\u{1E}0\nonly one of two\n") == nil, "a batch cut short is no answer")
+    }
+
+    @Test func oneBatchPerNodeReadsEveryUnitAndStillFindsAStoppedOne() async throws {
+        try await withSandboxNodes(image: ServiceManagerTests.image) { nodes in
+            let hosts = try await nodes.start(2)
+            let pool = SSHPool(store: nodes.store)
+            func placed(_ name: String, on host: SandboxHost, seconds: Int) -> PlacedService {
+                PlacedService(unit: ServiceUnit(name: name, description: "test unit", command: "/bin/sleep", arguments: [String(seconds)]),
+                              node: RuntimeNode(name: host.node, address: host.address, isControlPlane: host.node == hosts[0].node), health: .running)
+            }
+            let first = [placed("pipeline-one", on: hosts[0], seconds: 4243), placed("pipeline-two", on: hosts[0], seconds: 4244)]
+            let second = [placed("pipeline-three", on: hosts[1], seconds: 4245), placed("pipeline-four", on: hosts[1], seconds: 4246)]
+            for service in first + second {
+                let host = service.node.name == hosts[0].node ? hosts[0] : hosts[1]
+                try await ServiceInstaller(pool: pool, endpoint: nodes.endpoint(host)).install(service, timeout: .seconds(60)) { _ in }
+            }
+            let stopped = try await pool.run("rc-service pipeline-one stop", on: nodes.endpoint(hosts[0]))
+            #expect(stopped.succeeded, "\(stopped.stderr)")
+            // A killed supervisor leaves OpenRC saying "started" with nobody supervising the program.
+            let killed = try await pool.run("kill -9 $(cat /run/supervise-pipeline-four.pid)", on: nodes.endpoint(hosts[1]))
+            #expect(killed.succeeded, "\(killed.stderr)")
+
+            let counters = [Counter(), Counter()]
+            let readings = UnitReadings()
+            let plan: @Sendable () throws -> [String: UnitReadings.NodeBatch] = {
+                var batches: [String: UnitReadings.NodeBatch] = [:]
+                for (index, (host, services)) in [(hosts[0], first), (hosts[1], second)].enumerated() {
+                    let runner = CountingRunner(inner: NodeCommandRunner(pool: pool, endpoint: nodes.endpoint(host)), counter: counters[index])
+                    batches[host.node] = .init(runner: runner, batch: CommandBatch(services.map { ServiceInstaller.stateScript(of: $0, initSystem: .openrc) }))
+                }
+                return batches
+            }
+            var states: [String: ServiceInstaller.State] = [:]
+            for service in first + second {
+                let output = try #require(await readings.output(of: ServiceInstaller.stateScript(of: service, initSystem: .openrc), on: service.node.name, plan: plan))
+                states[service.unit.name] = ServiceInstaller.state(of: service, from: output, initSystem: .openrc)
+            }
+            #expect(states["pipeline-one"]?.problem == "its unit is not running", "the stopped unit is found: \(states)")
+            #expect(states["pipeline-four"]?.problem == "its unit is not running", "the unit whose supervisor died is found: \(states)")
+            #expect(states["pipeline-two"]?.satisfied == true && states["pipeline-three"]?.satisfied == true, "\(states)")
+            let (firstCommands, secondCommands) = (await counters[0].commands, await counters[1].commands)
+            #expect(firstCommands == 1 && secondCommands == 1, "one command per node for all of its units")
+            for (host, services) in [(hosts[0], first), (hosts[1], second)] {
+                for service in services {
+                    let live = try await ServiceInstaller(pool: pool, endpoint: nodes.endpoint(host)).state(of: service)
+                    #expect(live == states[service.unit.name], "the batch reads what the unit's own probe reads: \(service.unit.name)")
+                    let status = try await pool.run("rc-service \(service.unit.name) status", on: nodes.endpoint(host))
+                    #expect(status.succeeded == live.running, "running is what OpenRC's status says: \(service.unit.name) \(status.stdout)")
+                }
+            }
+
+            await readings.invalidate()
+            #expect(await readings.output(of: ServiceInstaller.stateScript(of: second[0], initSystem: .openrc), on: hosts[1].node, plan: plan) == nil,
+                    "once something was applied, checks read live")
+            let afterwards = await counters[1].commands
+            #expect(afterwards == 1)
+            await pool.closeAll()
+        }
+    }
+}
