@@ -23,7 +23,8 @@ import Testing
         #expect(plan.target == .sandbox && plan.steps.isEmpty)
         let cluster = try #require(plan.cluster)
         #expect(cluster.workerCount == 2 && cluster.allowedCIDRs == ["127.0.0.0/8"])
-        #expect(plan.sandbox?.cloudInitDelay == .seconds(3))
+        #expect(plan.sandbox?.initSystem == .systemd && plan.sandbox?.nodeImage == "../.tools/node-image-systemd",
+                "README command one boots systemd nodes whose cloud-init runs their user data, as the aws target's Ubuntu does")
         let graph = try plan.graph(secrets: [:])
         #expect(graph.order.map(\.rawValue).prefix(4) == ["sandbox.cloud", "ssh.key", "terraform.apply", "node.ready"])
         #expect(plan.runtime == .processes && Set(graph.order.map(\.rawValue).dropFirst(4)) == Set(Plan.Runtime.processes.builtInSteps),
