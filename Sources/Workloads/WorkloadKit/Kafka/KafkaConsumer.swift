@@ -30,7 +30,8 @@ public struct ConsumedRecord: Sendable {
     /// The value's bytes, empty for a tombstone.
     public var payload: [UInt8] { value ?? [] }
 
-    /// The deterministic document id, `topic/topicID/partition/offset`: a redelivered record maps
+    /// The record's Kafka coordinates as a document id, `topic/topicID/partition/offset` (the
+    /// processor uses it for events without an identity of their own): a redelivered record maps
     /// to the same id, and a record of a topic deleted and created again (offsets restarting at 0)
     /// does not collide with one of the earlier incarnation. Without a topic id (a librdkafka
     /// older than 2.3, or a failed lookup) it is the older `topic/partition/offset`, which does.
