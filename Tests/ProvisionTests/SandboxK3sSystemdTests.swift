@@ -66,6 +66,11 @@ import Testing
         print("systemd K3s: rejected join failed after \(ContinuousClock.now - started)")
 
         // The fault gone but the plan's token changed: the server refuses it, read from journald again.
+        // The failed agent keeps retrying under systemd (Restart=always, as K3s's unit) and would
+        // join with the old token once the fault is gone: it is stopped first, so the next join is
+        // the new token's.
+        let worker2 = try #require(try SandboxPipelineTests.Nodes(sandbox).inventory.node(named: "worker-2"))
+        _ = try await nodes.run("systemctl stop k3s-agent", on: worker2)
         _ = try await nodes.run("rm -f /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
         let refused = try await SandboxK3sTests.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
         #expect(refused.code == 1)

@@ -18,9 +18,10 @@ import Testing
             let endpoint = nodes.endpoint(host)
             let first = NodeCommandRunner(pool: pool, endpoint: endpoint, attempt: RemoteAttempt(step: "service.broker", identity: "r1.a1.p100.s1"))
             // The attempt gives up on its command (as a killed provision or a timeout does): the
-            // channel goes, the command stays (20 s: room for the checks below on a loaded machine,
-            // well within the later attempt's 60 s wait).
-            let short = #"echo "start $$" >> /tmp/ledger; sleep 20; echo "end $$" >> /tmp/ledger"#
+            // channel goes, the command stays (50 s: room for the checks below on a loaded machine,
+            // where a full parallel test run has kept this task from a thread for over 20 s, and
+            // still within the later attempt's 60 s wait).
+            let short = #"echo "start $$" >> /tmp/ledger; sleep 50; echo "end $$" >> /tmp/ledger"#
             await #expect(throws: SSHError.self) { try await first.run(short, timeout: .seconds(1)) }
             let pid = try await pool.run("head -n 1 /tmp/ledger | cut -d' ' -f2", on: endpoint).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(try await pool.run("kill -0 \(pid)", on: endpoint).succeeded, "the abandoned command still runs")
