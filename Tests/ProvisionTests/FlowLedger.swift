@@ -36,6 +36,8 @@ struct FlowLedger: Decodable {
 
     /// Stored events by producer run.
     let stored: [String: Stored]
+    /// By collection, the stored events' identities (`<producer_run>/<event_seq>`).
+    let events: [String: [String]]
     /// By collection, then topic id, then partition.
     let incarnations: [String: [String: [String: Partition]]]
     /// Every run of every producer, filled in from the workers' state files.
@@ -43,12 +45,12 @@ struct FlowLedger: Decodable {
     /// What the broker holds now, read by a consumer of its own from the start of each topic: by
     /// collection, the topic's id and the records of each partition (a log may skip offsets, so
     /// its records are counted, not inferred from the highest offset).
-    var broker: [String: (id: String, records: [String: Int])] = [:]
+    var broker: [String: (id: String, records: [String: Int], events: Set<String>)] = [:]
     /// Distinct events of each producer run the broker holds (with `broker`), from the records'
     /// own `producer_run` and `event_seq`.
     var held: [String: Int]?
 
-    enum CodingKeys: String, CodingKey { case stored, incarnations }
+    enum CodingKeys: String, CodingKey { case stored, incarnations, events }
 
     /// Reads MongoDB on the control plane (pymongo from bootstrap's venv) and every worker's
     /// producer state file; with `broker`, also every record the broker holds (slow: a whole read).
@@ -56,13 +58,14 @@ struct FlowLedger: Decodable {
         let script = cli.write("ledger.py", """
             import json, sys, pymongo
             db = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=5000).gpu_pipeline
-            seen, incarnations = {}, {}
+            seen, incarnations, events = {}, {}, {}
             for collection in ("gpu_metrics", "token_usage"):
                 for d in db[collection].find({}):
                     run = d.get("producer_run")
                     if run is not None:
                         key = (run, d.get("event_seq"))
                         seen[key] = seen.get(key, 0) + 1
+                        events.setdefault(collection, []).append("%s/%s" % key)
                     topic = str(d.get("kafka_topic_id", ""))
                     p = incarnations.setdefault(collection, {}).setdefault(topic, {}).setdefault(str(d.get("kafka_partition")), {"count": 0, "maxOffset": -1})
                     p["count"] += 1
@@ -72,7 +75,7 @@ struct FlowLedger: Decodable {
                 s = stored.setdefault(run, {"events": 0, "duplicates": 0})
                 s["events"] += 1
                 s["duplicates"] += n - 1
-            print(json.dumps({"stored": stored, "incarnations": incarnations}))
+            print(json.dumps({"stored": stored, "incarnations": incarnations, "events": events}))
             """)
         let process = try cli.start([script, "mongodb://\(nodes.address):27017/"], executable: Services.python)
         let deadline = ContinuousClock.now + .seconds(120)
@@ -105,7 +108,7 @@ struct FlowLedger: Decodable {
             for topic, collection in topics.items():
                 d = described[topic].result(20)
                 text = str(d.topic_id)  # librdkafka's base64; the processor writes Kafka's URL-safe form
-                out[collection] = {"id": text.replace("+", "-").replace("/", "_").rstrip("="), "records": {}}
+                out[collection] = {"id": text.replace("+", "-").replace("/", "_").rstrip("="), "records": {}, "events": []}
             c = Consumer({"bootstrap.servers": servers, "group.id": "ledger-" + sys.argv[2], "auto.offset.reset": "earliest",
                           "enable.auto.commit": False, "enable.partition.eof": True, "session.timeout.ms": 6000})
             c.subscribe(list(topics))
@@ -129,6 +132,7 @@ struct FlowLedger: Decodable {
                 try:
                     event = json.loads(m.value())
                     held.setdefault(event["producer_run"], set()).add(event["event_seq"])
+                    out[topics[m.topic()]]["events"].append("%s/%s" % (event["producer_run"], event["event_seq"]))
                 except Exception:
                     pass
             c.close()
@@ -147,7 +151,7 @@ struct FlowLedger: Decodable {
             throw StepFailure("reading the broker failed: \(reader.stderr.suffix(1000))")
         }
         for (collection, topic) in read where collection != "_held" {
-            broker[collection] = (topic["id"] as? String ?? "", topic["records"] as? [String: Int] ?? [:])
+            broker[collection] = (topic["id"] as? String ?? "", topic["records"] as? [String: Int] ?? [:], Set(topic["events"] as? [String] ?? []))
         }
         held = (read["_held"] as? [String: Int]) ?? [:]
     }

@@ -112,17 +112,19 @@ import Glibc
             .reduce(into: [String: Int]()) { $0[$1["name"] as? String ?? ""] = ($1["partitions"] as? [Any])?.count }
         for topic in PipelineSpec.topics { #expect(topics[topic] == 3, "\(topic): \(list)") }
 
-        // Records of the new incarnation are stored, every offset of it, none taken for a
-        // duplicate of the old one's; the old documents stay.
+        // Records of the new incarnation are stored, every event of it, none taken for a
+        // duplicate of the old one's; the old documents stay. (Judged by the events themselves:
+        // a record of the old incarnation consumed after another partition showed the new one is
+        // stamped with the new topic id, docs/self-healing.md.)
         try await Self.drain(nodes)
         let ledger = try await FlowLedger.read(nodes, cli: sandbox.cli, broker: true)
         for collection in ["gpu_metrics", "token_usage"] {
             let incarnations = ledger.incarnations[collection] ?? [:]
             #expect(incarnations.count == 2, "\(collection): the topic's two incarnations: \(incarnations.keys.sorted())")
             let current = try #require(ledger.broker[collection])
-            let stored = (incarnations[current.id] ?? [:]).mapValues(\.count)
-            #expect(!current.records.isEmpty && stored == current.records,
-                    "\(collection): every record of the new incarnation \(current.id) stored: broker \(current.records), stored \(stored)")
+            let missing = current.events.subtracting(ledger.events[collection] ?? [])
+            #expect(!current.records.isEmpty && !current.events.isEmpty && missing.isEmpty,
+                    "\(collection): every event of the new incarnation \(current.id) stored: \(missing.count) of \(current.events.count) missing, e.g. \(missing.sorted().prefix(5)); broker \(current.records)")
             #expect(incarnations.contains { $0.key != current.id && !$0.value.isEmpty }, "the old documents stay: \(incarnations.keys.sorted())")
         }
         #expect(ledger.stored.values.allSatisfy { $0.duplicates == 0 }, "\(ledger.stored)")
