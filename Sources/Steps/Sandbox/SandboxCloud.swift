@@ -56,7 +56,9 @@ struct SandboxCloud: Sendable {
                                                  environment: ProcessInfo.processInfo.environment, logFile: logFile)
         let record = Record(process: process, port: port)
         try JSONEncoder().encode(record).write(to: Self.recordFile(stateDirectory))
-        let deadline = ContinuousClock.now + .seconds(30)
+        // moto answers within seconds; a machine busy with many sandboxes at once (a full test run)
+        // has taken over 30 s to let this wait look again. A moto that exits fails at once.
+        let deadline = ContinuousClock.now + .seconds(90)
         while !(await Self.answers(record)) {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 await process.stop()
