@@ -66,10 +66,18 @@ import Glibc
         try await SandboxPipelineTests.poll(timeout: .seconds(60), every: .seconds(1)) { (await nodes.stored() ?? 0) > restarted + 30 }
         #expect(ContinuousClock.now - killed < .seconds(60), "documents rise again within a minute of the kill")
         // Every check but latency passes with no step run (events produced while the broker was
-        // down arrive late: they are what the latency percentiles of the last minutes show).
-        let verify = try await sandbox.run(["verify", "--json"])
-        let checks = (try? JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["checks"] as? [[String: Any]] ?? []
-        let failed = checks.filter { $0["ok"] as? Bool != true }.compactMap { $0["name"] as? String }
+        // down arrive late: they are what the latency percentiles of the last minutes show). Asked
+        // up to three times: under a full test run a topic's flow can pause for one 5 s window
+        // while the restarted broker catches up.
+        var verify = try await sandbox.run(["verify", "--json"])
+        var checks: [[String: Any]] = []
+        var failed: [String] = []
+        for attempt in 1...3 {
+            if attempt > 1 { try await Task.sleep(for: .seconds(5)); verify = try await sandbox.run(["verify", "--json"]) }
+            checks = (try? JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["checks"] as? [[String: Any]] ?? []
+            failed = checks.filter { $0["ok"] as? Bool != true }.compactMap { $0["name"] as? String }
+            if checks.count == 12 && failed.allSatisfy({ $0.hasPrefix("end-to-end latency") }) { break }
+        }
         #expect(checks.count == 12 && failed.allSatisfy { $0.hasPrefix("end-to-end latency") }, "\(failed): \(verify.stdout.suffix(3000))")
         #expect(try sandbox.store().lastRun()?.id == runs, "no run was started")
 
