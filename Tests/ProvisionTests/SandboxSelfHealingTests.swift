@@ -35,7 +35,10 @@ import Glibc
     static func drain(_ nodes: Nodes) async throws {
         for worker in nodes.inventory.workers { _ = try await nodes.run("rc-service pipeline-producer stop", on: worker) }
         // The backlog of a broker outage, read through moto's S3 while the whole suite runs: minutes.
-        try await SandboxPipelineTests.poll(timeout: .seconds(300), every: .seconds(1)) { await nodes.lag() == 0 }
+        // The lag gauge can stay above 0 after topics were re-created (offsets committed for the old
+        // incarnation), so it is waited for, not required: the stored count standing still is, and
+        // the ledger's checks judge what was stored.
+        try? await SandboxPipelineTests.poll(timeout: .seconds(180), every: .seconds(1)) { await nodes.lag() == 0 }
         var last = -1
         try await SandboxPipelineTests.poll(timeout: .seconds(60), every: .seconds(3)) {
             let now = await nodes.stored() ?? -2
