@@ -20,10 +20,6 @@ struct K3sVerification: Sendable {
     /// Runs a `k3s kubectl` command through `run`, again after transient API errors for up to 30 s
     /// (`Kubectl.retrying`): an API server that fails a share of calls does not fail verify.
     private func kubectl(_ command: String) async throws -> CommandResult {
-        try await Self.kubectl(command, through: run)
-    }
-
-    private static func kubectl(_ command: String, through run: @Sendable (String) async throws -> CommandResult) async throws -> CommandResult {
         try await Kubectl.retrying(until: .now + .seconds(30)) { try await run(command) }
     }
 
@@ -52,12 +48,12 @@ struct K3sVerification: Sendable {
             await closeAll()
             throw error
         }
-        let run = self.run
+        let verification = self
         var targets = PipelineVerifier.Targets(
             processor: "http://127.0.0.1:\(forwards[0].localPort)", prometheus: "http://127.0.0.1:\(forwards[1].localPort)",
             workers: producers, nodes: nodes,
             topics: {
-                let result = try await Self.kubectl(K3sPipeline.describeTopics, through: run)
+                let result = try await verification.kubectl(K3sPipeline.describeTopics)
                 guard result.succeeded else { throw PipelineUnavailable(description: "kafka-topics.sh --describe failed: \(String(result.stderr.suffix(300)).trimmed)") }
                 return K3sPipeline.topics(fromDescribe: result.stdout)
             },
