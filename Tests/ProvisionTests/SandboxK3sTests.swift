@@ -21,7 +21,8 @@ import Glibc
     static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
                           extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s",
                           monitoring: Bool = false, monitoringTimeout: String = "30s", verify: Bool = false,
-                          pipeline: String = "", readyTimeout: String = "30s", binary: String? = nil, initSystem: InitSystem = .openrc) -> String {
+                          pipeline: String = "", readyTimeout: String = "30s", binary: String? = nil, initSystem: InitSystem = .openrc,
+                          k3sExtra: [String] = []) -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
         if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
@@ -55,6 +56,7 @@ import Glibc
               verify: \(verify)             # nothing real runs in the stand-in's pods: the verify step cannot pass
               verify_timeout: 10s
               kubeconfig: \(directory)/kube/config
+            \(k3sExtra.map { "  " + $0 }.joined(separator: "\n"))
               airgap:
                 install_script: \(repository)/Tests/K3sStandIn/install.sh
                 binary: \(binary ?? "\(repository)/Tests/K3sStandIn/k3s")

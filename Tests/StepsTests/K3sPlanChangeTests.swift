@@ -50,7 +50,7 @@ import Testing
         return try await executor.plan(refresh: false)
     }
 
-    @Test func aK3sVersionChangeNamesTheVersionOnTheStepsItReinstallsServerFirstThenTheWorkersTogether() async throws {
+    @Test func aK3sVersionChangeNamesTheVersionOnTheStepsItReinstallsServerFirstThenTheWorkersOneAtATime() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("k3s-plan-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = try SQLiteRunStore(directory: directory)
@@ -74,6 +74,8 @@ import Testing
         }
         let order = try #require(K3sNodeOrder(upgraded))
         #expect(order.old == version && order.new == "v1.38.0+k3s1")
-        #expect(order.waves == [["k3s.server"], ["k3s.join/worker-1", "k3s.join/worker-2", "k3s.join/worker-3"]])
+        #expect(order.waves == [["k3s.server"], ["k3s.join/worker-1"], ["k3s.join/worker-2"], ["k3s.join/worker-3"]], "the server, then one worker at a time")
+        let two = try #require(K3sNodeOrder(upgraded, maxUnavailable: 2))
+        #expect(two.waves == [["k3s.server"], ["k3s.join/worker-1", "k3s.join/worker-2"], ["k3s.join/worker-3"]], "k3s.max_unavailable 2")
     }
 }

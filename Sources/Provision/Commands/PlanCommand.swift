@@ -47,9 +47,9 @@ struct PlanCommand: AsyncParsableCommand {
                 let workspace = try options.workspace()
                 let plan = try await workspace.plan(refresh: refresh, processes: ProcessSupervisor(), parallelism: parallelism)
                 if options.json {
-                    FileHandle.standardOutput.write(try PlanText.json(plan, name: workspace.plan.name) + Data("\n".utf8))
+                    FileHandle.standardOutput.write(try PlanText.json(plan, name: workspace.plan.name, maxUnavailable: workspace.plan.k3s?.maxUnavailable ?? 1) + Data("\n".utf8))
                 } else {
-                    print(PlanText.text(plan, name: workspace.plan.name))
+                    print(PlanText.text(plan, name: workspace.plan.name, maxUnavailable: workspace.plan.k3s?.maxUnavailable ?? 1))
                 }
                 changes = plan.hasChanges
             }

@@ -34,7 +34,7 @@ enum RunDriver {
             // piped output stays as it was.
             if request == .up && !options.json && isatty(STDOUT_FILENO) == 1 {
                 let plan = try await workspace.plan(refresh: false, processes: ProcessSupervisor(), parallelism: parallelism)
-                print(PlanText.text(plan, name: workspace.plan.name) + "\n")
+                print(PlanText.text(plan, name: workspace.plan.name, maxUnavailable: workspace.plan.k3s?.maxUnavailable ?? 1) + "\n")
             }
             let renderer: any RunRenderer = options.json ? JSONRenderer() : (isatty(STDERR_FILENO) == 1 ? LiveRenderer(parallelism: parallelism ?? workspace.plan.parallelism ?? 10) as any RunRenderer : PlainRenderer())
             let supervisor = ProcessSupervisor()

@@ -6,7 +6,8 @@ import Steps
 /// with what `up` would do and why, the order of a K3s version change, and the same as JSON.
 enum PlanText {
     /// The table, the K3s order when the version changes, and a summary line.
-    static func text(_ plan: ChangePlan, name: String) -> String {
+    /// - Parameter maxUnavailable: the plan's `k3s.max_unavailable` (the upgrade's waves).
+    static func text(_ plan: ChangePlan, name: String, maxUnavailable: Int = 1) -> String {
         var rows = [["STEP", "ACTION", "WHY"]]
         for step in plan.steps {
             let why = step.reasons.map(describe)
@@ -18,11 +19,12 @@ enum PlanText {
             (row[0].padding(toLength: widths[0], withPad: " ", startingAt: 0) + "  " + row[1].padding(toLength: widths[1], withPad: " ", startingAt: 0)
                 + "  " + row[2]).replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         }
-        if let order = K3sNodeOrder(plan) {
+        if let order = K3sNodeOrder(plan, maxUnavailable: maxUnavailable) {
             lines.append("")
-            lines.append("k3s.version \(quoted(order.old)) → \(quoted(order.new)): the nodes in the order 'up' reinstalls them")
+            lines.append("k3s.version \(quoted(order.old)) → \(quoted(order.new)): a rolling upgrade, in this order (k3s.max_unavailable \(maxUnavailable)); "
+                         + "each node is cordoned, drained, reinstalled, Ready on the new version and uncordoned before the next")
             for (index, wave) in order.waves.enumerated() {
-                lines.append("  \(index + 1). \(wave.map(\.rawValue).joined(separator: ", "))\(wave.count > 1 ? " (in parallel)" : "")")
+                lines.append("  \(index + 1). \(wave.map(\.rawValue).joined(separator: ", "))\(wave.count > 1 ? " (at once)" : "")")
             }
         }
         lines.append("")
@@ -99,7 +101,7 @@ enum PlanText {
     }
 
     /// The plan as one JSON object.
-    static func json(_ plan: ChangePlan, name: String) throws -> Data {
+    static func json(_ plan: ChangePlan, name: String, maxUnavailable: Int = 1) throws -> Data {
         let steps: [[String: Any]] = plan.steps.map { step in
             [
                 "id": step.id.rawValue, "action": step.action.rawValue, "changes": step.changes, "wave": step.wave,
@@ -111,7 +113,7 @@ enum PlanText {
         var object: [String: Any] = [
             "kind": "plan", "plan": name, "refreshed": plan.refreshed, "changes": plan.hasChanges, "counts": counts, "steps": steps,
         ]
-        if let order = K3sNodeOrder(plan) { object["k3s_version_order"] = order.waves.map { $0.map(\.rawValue) } }
+        if let order = K3sNodeOrder(plan, maxUnavailable: maxUnavailable) { object["k3s_version_order"] = order.waves.map { $0.map(\.rawValue) } }
         return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
     }
 

@@ -11,6 +11,17 @@ struct K3sAccess: Sendable {
     let sandbox: Bool
     /// The run's one watcher of node registration, shared by the joins.
     let nodeWatch = NodeWatch()
+    /// The server's generated token, read once per run and shared by the joins (kept in memory only).
+    let serverToken = SharedRead<String>()
+    /// The run's rolling-upgrade rule, shared by the joins: at most `k3s.max_unavailable` workers
+    /// out of service at once.
+    let upgradeGate: UpgradeGate
+
+    init(ssh: SSHPool?, sandbox: Bool, maxUnavailable: Int = 1) {
+        self.ssh = ssh
+        self.sandbox = sandbox
+        upgradeGate = UpgradeGate(limit: maxUnavailable)
+    }
 
     /// `name` from the recorded inventory, ready to run commands; `readOnly` ones belong to no
     /// attempt of the step (a listing that other steps share stops nothing and is awaited by no one).
@@ -96,16 +107,19 @@ struct K3sAccess: Sendable {
         return line.split(separator: " ").dropFirst(2).first.map(String.init)
     }
 
-    /// The join token: the plan's secret, or the one the server generated (read over SSH, never
-    /// stored). Either way it is added to the run's redactor before anything can print it.
-    static func token(planToken: String?, control: K3sNode, context: StepContext) async throws -> String {
+    /// The join token: the plan's secret, or the one the server generated (read over SSH once per
+    /// run, never stored). Either way it is added to the run's redactor before anything can print it.
+    func token(planToken: String?, control: K3sNode, context: StepContext) async throws -> String {
         if let planToken {
             context.addSecret(planToken)
             return planToken
         }
-        let text = try await control.readSecret("/var/lib/rancher/k3s/server/token").trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.isEmpty else {
-            throw StepFailure("the server on \(control.name) has no token at /var/lib/rancher/k3s/server/token; run 'provision up' so k3s.server installs it")
+        let text = try await serverToken.value {
+            let text = try await control.readSecret("/var/lib/rancher/k3s/server/token").trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty else {
+                throw StepFailure("the server on \(control.name) has no token at /var/lib/rancher/k3s/server/token; run 'provision up' so k3s.server installs it")
+            }
+            return text
         }
         context.addSecret(text)
         // The short form (what follows "::server:") is a valid token too.

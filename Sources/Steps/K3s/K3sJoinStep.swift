@@ -12,6 +12,11 @@ import Foundation
 /// installer skips the restart when binary, unit and env file did not change during its run, which
 /// is the case for an air-gap binary placed before it.
 ///
+/// A worker already in the cluster whose install changes (a new `k3s.version`, other flags) is
+/// upgraded rolling: at most `k3s.max_unavailable` at once (`UpgradeGate`), each cordoned and
+/// drained first and uncordoned once Ready on the new version (`NodeUpgrade`); a downgrade is
+/// refused. A cordon an interrupted upgrade left is finished by the next run (`check` reports it).
+///
 /// Teardown: only under `down --keep-infra` (otherwise the machine goes with terraform.apply's
 /// teardown), K3s's `k3s-agent-uninstall.sh` on the worker (`K3sUninstall`), before the server's.
 struct K3sJoinStep: Step {
@@ -115,7 +120,11 @@ struct K3sJoinStep: Step {
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {
-        if let problem = problem(try await clusterNode(context)) { return .unsatisfied(problem) }
+        let node = try await clusterNode(context)
+        if let problem = problem(node) { return .unsatisfied(problem) }
+        if node?.unschedulable == true, try await NodeUpgrade.leftCordoned(on: try settings.access.controlPlane(context, readOnly: true)).contains(worker) {
+            return .unsatisfied("\(worker) is still cordoned by an interrupted upgrade")
+        }
         return .satisfied(outputs)
     }
 
@@ -126,15 +135,45 @@ struct K3sJoinStep: Step {
         let exec = try exec(node.entry)
         let digest = settings.install.digest(exec: exec, extraEnvironment: ["K3S_URL": url])
         let recordPath = "\(K3sInstall.directory)/agent.digest"
-        if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, problem(try await clusterNode(context)) == nil {
+        let current = try await clusterNode(context)
+        let upgrade = NodeUpgrade(control: control, drainTimeout: settings.spec.drainTimeout)
+        let gate = settings.access.upgradeGate
+        if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, problem(current) == nil {
             try await remember(node, on: control)
             context.log.write("\(worker): the agent is installed as planned and Ready; the install script is not run")
+            if current?.unschedulable == true, try await NodeUpgrade.leftCordoned(on: control).contains(worker) {
+                context.log.write("\(worker): an interrupted upgrade left it cordoned")
+                try await upgrade.putBack(worker, log: context.log)
+                await gate.release(worker)
+            }
             return outputs
         }
+        guard let current else { return try await join(node: node, control: control, url: url, exec: exec, record: (digest, recordPath), context: context) }
+        // In the cluster already: a rolling upgrade (or reconfiguration) of this worker.
+        try K3sVersion.refuseDowngrade(node: worker, runs: current.version, planned: settings.spec.version)
+        try await gate.acquire(worker) { try await NodeUpgrade.leftCordoned(on: control) }
+        do {
+            try await upgrade.takeOut(worker, version: current.version, log: context.log)
+            let outputs = try await join(node: node, control: control, url: url, exec: exec, record: (digest, recordPath), context: context)
+            try await upgrade.putBack(worker, log: context.log)
+            await gate.release(worker)
+            return outputs
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            try? await upgrade.putBack(worker, log: context.log)
+            await gate.release(worker)
+            throw error
+        }
+    }
+
+    /// Installs the agent (a first join, or the reinstall of an upgrade) and waits until the node is Ready on the pinned version.
+    private func join(node: K3sNode, control: K3sNode, url: String, exec: String, record: (String, String), context: StepContext) async throws -> StepOutputs {
+        let (digest, recordPath) = record
         try await forgetIfReplaced(node, on: control, context: context)
         let agentLog = try await node.serviceLog(Self.agentUnit)
         let logMark = try await node.run(agentLog.markCommand, timeout: .seconds(20)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let token = try await K3sAccess.token(planToken: settings.token, control: control, context: context)
+        let token = try await settings.access.token(planToken: settings.token, control: control, context: context)
         // Without it, K3s's installer does not restart an agent whose air-gap binary was replaced before it ran.
         var environment = ["INSTALL_K3S_VERSION": settings.spec.version, "INSTALL_K3S_EXEC": exec, "K3S_URL": url, "K3S_TOKEN": token,
                            "INSTALL_K3S_FORCE_RESTART": "true"]

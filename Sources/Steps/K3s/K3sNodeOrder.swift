@@ -1,10 +1,10 @@
 import Engine
+import Foundation
 
-/// The nodes a `k3s.version` change reinstalls, in the order `up` handles them, read from a
-/// `ChangePlan`: the steps that install K3s on a node (`k3s.server`, then each `k3s.join/<worker>`)
-/// that would run because the version changed, grouped by the wave the graph puts them in. Steps of
-/// one wave run in parallel (up to the plan's parallelism); this is the graph's order, not a
-/// rolling upgrade.
+/// The nodes a `k3s.version` change upgrades, in the order `up` handles them, read from a
+/// `ChangePlan`: the steps that install K3s on a node that would run because the version changed.
+/// The rolling upgrade's order: the server alone first (the joins depend on it), then the workers
+/// `k3s.max_unavailable` at a time (`UpgradeGate`), in name order as their steps reach the gate.
 public struct K3sNodeOrder: Sendable, Equatable {
     /// The version the store recorded and the plan's.
     public let old: String?
@@ -13,18 +13,21 @@ public struct K3sNodeOrder: Sendable, Equatable {
     public let waves: [[StepID]]
 
     /// The order for `plan`, or nil when no node's K3s would be reinstalled for a version change.
-    public init?(_ plan: ChangePlan) {
+    public init?(_ plan: ChangePlan, maxUnavailable: Int = 1) {
         var change: (String?, String?)?
-        var byWave: [Int: [StepID]] = [:]
+        var server: [StepID] = []
+        var workers: [StepID] = []
         for step in plan.steps where step.action == .run && Self.installsK3s(step.id) {
             for case .input(.planKey("k3s.version", let old, let new)) in step.reasons {
                 change = (old, new)
-                byWave[step.wave, default: []].append(step.id)
+                if step.id == K3sServerStep.id { server.append(step.id) } else { workers.append(step.id) }
             }
         }
         guard let change else { return nil }
         (old, new) = change
-        waves = byWave.keys.sorted().map { byWave[$0]! }
+        workers.sort { $0.rawValue.compare($1.rawValue, options: .numeric) == .orderedAscending }
+        let size = max(1, maxUnavailable)
+        waves = (server.isEmpty ? [] : [server]) + stride(from: 0, to: workers.count, by: size).map { Array(workers[$0..<min($0 + size, workers.count)]) }
     }
 
     /// Whether `id` installs K3s on one node.

@@ -11,6 +11,10 @@ import Foundation
 /// `INSTALL_K3S_FORCE_RESTART=true` (K3s's installer restarts only for what changed during its own
 /// run) and waits, within `k3s.install_timeout`, until the Node runs the pin. Outputs: the API URL on the cluster address, the node name, the version.
 ///
+/// A server already in the cluster whose install changes goes first in a rolling upgrade: it is
+/// cordoned and drained (`NodeUpgrade`), reinstalled, and uncordoned once it runs the pin; the
+/// joins, which depend on this step, follow. A downgrade is refused.
+///
 /// Teardown: only under `down --keep-infra` (otherwise the machine goes with terraform.apply's
 /// teardown), K3s's `k3s-uninstall.sh` on the control plane (`K3sUninstall`), after every worker's
 /// agent was uninstalled (their steps depend on this one).
@@ -64,7 +68,16 @@ struct K3sServerStep: Step {
         guard try await K3sAccess.apiReady(on: node, until: .now + .seconds(15)) else {
             return "the API server on \(node.name) does not answer /readyz with ok (asked for 15 s)"
         }
-        return try await versionProblem(node, until: nil)
+        guard let running = try await K3sAccess.clusterNodes(on: node).first(where: { $0.name == node.name }) else {
+            return "\(node.name) is not in the cluster's nodes yet"
+        }
+        return running.version == settings.spec.version ? nil : "\(node.name) runs K3s \(running.version), the plan pins \(settings.spec.version)"
+    }
+
+    /// Whether an interrupted upgrade left the control plane cordoned (its marker, and the Node unschedulable).
+    private func leftCordoned(_ node: K3sNode) async throws -> Bool {
+        guard try await NodeUpgrade.leftCordoned(on: node).contains(node.name) else { return false }
+        return try await K3sAccess.clusterNodes(on: node).first { $0.name == node.name }?.unschedulable == true
     }
 
     /// Nil when the control plane's Node runs the pinned version; otherwise what it runs.
@@ -86,6 +99,7 @@ struct K3sServerStep: Step {
     func check(_ context: StepContext) async throws -> CheckResult {
         let node = try settings.access.controlPlane(context)
         if let problem = try await problem(node) { return .unsatisfied(problem) }
+        if try await leftCordoned(node) { return .unsatisfied("\(node.name) is still cordoned by an interrupted upgrade") }
         return .satisfied(try outputs(node.entry))
     }
 
@@ -99,10 +113,40 @@ struct K3sServerStep: Step {
         if settings.spec.airgap != nil { environment["INSTALL_K3S_SKIP_DOWNLOAD"] = "true" }
         let digest = settings.install.digest(exec: exec, extraEnvironment: [:])
         let recordPath = "\(K3sInstall.directory)/server.digest"
-        if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, try await problem(node) == nil {
+        let upgrade = NodeUpgrade(control: node, drainTimeout: settings.spec.drainTimeout)
+        let recorded = try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest
+        if recorded, try await problem(node) == nil, try await leftCordoned(node) {
+            context.log.write("\(node.name): an interrupted upgrade left it cordoned")
+            try await upgrade.putBack(node.name, log: context.log)
+        }
+        if recorded, try await problem(node) == nil {
             context.log.write("\(node.name): K3s \(settings.spec.version) is installed as planned and answers; the install script is not run")
             return try outputs(node.entry)
         }
+        // A server that already runs (an upgrade, or other flags) is taken out of service first.
+        var running: KubeNode?
+        if try await !K3sAccess.installedVersion(on: node).isEmpty, try await K3sAccess.apiReady(on: node, until: .now + .seconds(5)) {
+            running = try await K3sAccess.clusterNodes(on: node).first { $0.name == node.name }
+        }
+        if let running {
+            try K3sVersion.refuseDowngrade(node: node.name, runs: running.version, planned: settings.spec.version)
+            try await upgrade.takeOut(node.name, version: running.version, log: context.log)
+        }
+        do {
+            let outputs = try await install(node, environment: environment, digest: digest, recordPath: recordPath, context: context)
+            if running != nil { try await upgrade.putBack(node.name, log: context.log) }
+            return outputs
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            if running != nil { try? await upgrade.putBack(node.name, log: context.log) }
+            throw error
+        }
+    }
+
+    /// Runs the install script and waits until the API answers and the Node runs the pin.
+    private func install(_ node: K3sNode, environment: [String: String], digest: String, recordPath: String, context: StepContext) async throws -> StepOutputs {
+        var environment = environment
         if let token = settings.token { environment["K3S_TOKEN"] = token }
         let deadline = ContinuousClock.now + settings.spec.installTimeout
         try await settings.install.prepare(node, log: context.log)

@@ -22,7 +22,7 @@ struct K3sSettings: Sendable {
         self.spec = spec
         planName = plan.name
         token = spec.tokenSecret.flatMap { secrets[$0] }
-        access = K3sAccess(ssh: ssh, sandbox: plan.target == .sandbox)
+        access = K3sAccess(ssh: ssh, sandbox: plan.target == .sandbox, maxUnavailable: spec.maxUnavailable)
         install = K3sInstall(airgap: spec.airgap.map { (plan.resolve($0.installScript), plan.resolve($0.binary), $0.images.map(plan.resolve)) },
                              version: spec.version, installScriptSHA256: spec.installScriptSHA256)
         let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()

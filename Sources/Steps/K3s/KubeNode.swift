@@ -12,6 +12,8 @@ struct KubeNode: Sendable, Equatable {
     /// The `Ready` condition's reason and message, for errors.
     var reason: String
     var message: String
+    /// `spec.unschedulable`: cordoned (no new pod is placed on it).
+    var unschedulable = false
 
     /// Ready, as the scheduler sees it.
     var isReady: Bool { ready == "True" }
@@ -30,7 +32,8 @@ struct KubeNode: Sendable, Equatable {
         return list.items.map { item in
             let ready = item.status?.conditions?.first { $0.type == "Ready" }
             return KubeNode(name: item.metadata?.name ?? "", version: item.status?.nodeInfo?.kubeletVersion ?? "",
-                            ready: ready?.status ?? "", reason: ready?.reason ?? "", message: ready?.message ?? "")
+                            ready: ready?.status ?? "", reason: ready?.reason ?? "", message: ready?.message ?? "",
+                            unschedulable: item.spec?.unschedulable ?? false)
         }
     }
 
@@ -38,6 +41,7 @@ struct KubeNode: Sendable, Equatable {
     private struct NodeList: Decodable {
         struct Item: Decodable {
             struct Metadata: Decodable { var name: String? }
+            struct Spec: Decodable { var unschedulable: Bool? }
             struct Status: Decodable {
                 struct Info: Decodable { var kubeletVersion: String? }
                 struct Condition: Decodable { var type: String; var status: String?; var reason: String?; var message: String? }
@@ -45,6 +49,7 @@ struct KubeNode: Sendable, Equatable {
                 var conditions: [Condition]?
             }
             var metadata: Metadata?
+            var spec: Spec?
             var status: Status?
         }
         var items: [Item]

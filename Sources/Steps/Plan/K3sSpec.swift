@@ -23,6 +23,12 @@ public struct K3sSpec: Sendable, Equatable {
     /// The deadline of one install (server or agent): K3s's install script blocks for ever when
     /// an agent cannot join.
     public var installTimeout: Duration = .seconds(300)
+    /// How many workers a rolling upgrade (a new `version`, or changed flags) takes out of service
+    /// at once: cordoned, drained, reinstalled, Ready on the new version, uncordoned.
+    public var maxUnavailable = 1
+    /// How long one node's drain may take (evictions a PodDisruptionBudget refuses are retried
+    /// until then); the node's step then fails naming the pods and budgets that blocked it.
+    public var drainTimeout: Duration = .seconds(300)
     /// Merge the cluster's kubeconfig into `kubeconfigPath` under the plan's name.
     public var mergeKubeconfig = false
     /// The kubeconfig `merge_kubeconfig` merges into (`~` is the home directory).

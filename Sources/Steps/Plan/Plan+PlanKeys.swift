@@ -26,13 +26,13 @@ extension PipelineSpec {
 extension K3sSpec {
     /// `k3s.<key>` for each of `names` (`airgap` gives its three files).
     func planKeys(_ names: [String]) -> [String: String] {
-        var all = [
+        var all: [String: String] = [
             "version": version, "token": tokenSecret.map { "secret:\($0)" } ?? "generated", "extra_args": extraArgs.joined(separator: " "),
             "disable": disable.joined(separator: ","), "cluster_cidr": clusterCIDR.description, "service_cidr": serviceCIDR.description,
             "ready_timeout": readyTimeout.formatted, "install_timeout": installTimeout.formatted, "merge_kubeconfig": String(mergeKubeconfig),
             "kubeconfig": kubeconfigPath, "manifests": manifests, "overlay": overlay, "rollout_timeout": rolloutTimeout.formatted,
             "monitoring_timeout": monitoringTimeout.formatted, "verify_timeout": verifyTimeout.formatted, "api_access": apiAccess.rawValue,
-            "api_local_port": String(apiLocalPort),
+            "api_local_port": String(apiLocalPort), "max_unavailable": String(maxUnavailable), "drain_timeout": drainTimeout.formatted,
         ]
         if let airgap {
             all["airgap.install_script"] = airgap.installScript

@@ -13,7 +13,7 @@ public enum PlanLoader {
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
                           "api_access", "api_local_port", "monitoring", "monitoring_timeout", "verify", "verify_timeout",
-                          "cluster_cidr", "service_cidr", "install_script_sha256"]
+                          "cluster_cidr", "service_cidr", "install_script_sha256", "max_unavailable", "drain_timeout"]
     static let airgapKeys = ["install_script", "binary", "images"]
     static let stepKeys = ["id", "description", "needs", "retry", "for_each", "exec"]
     static let execKeys = ["run", "check", "down", "env", "dir", "secrets"]
@@ -442,6 +442,8 @@ public enum PlanLoader {
         if let n = k["ready_timeout"] { spec.readyTimeout = try reader.duration(n.value, "k3s.ready_timeout") }
         if let n = k["install_timeout"] { spec.installTimeout = try reader.duration(n.value, "k3s.install_timeout") }
         if let n = k["rollout_timeout"] { spec.rolloutTimeout = try reader.duration(n.value, "k3s.rollout_timeout") }
+        if let n = k["drain_timeout"] { spec.drainTimeout = try reader.duration(n.value, "k3s.drain_timeout") }
+        if let n = k["max_unavailable"] { spec.maxUnavailable = try reader.int(n.value, "k3s.max_unavailable", range: 1...100) }
         if let n = k["deploy"] { spec.deploy = try reader.bool(n.value, "k3s.deploy") }
         if let n = k["monitoring"] { spec.monitoring = try reader.bool(n.value, "k3s.monitoring") }
         if let n = k["monitoring_timeout"] { spec.monitoringTimeout = try reader.duration(n.value, "k3s.monitoring_timeout") }
@@ -450,7 +452,7 @@ public enum PlanLoader {
         if let n = k["manifests"] { spec.manifests = try reader.string(n.value, "k3s.manifests") }
         if let n = k["overlay"] { spec.overlay = try reader.string(n.value, "k3s.overlay") }
         for (key, value) in [("ready_timeout", spec.readyTimeout), ("install_timeout", spec.installTimeout), ("rollout_timeout", spec.rolloutTimeout),
-                             ("monitoring_timeout", spec.monitoringTimeout), ("verify_timeout", spec.verifyTimeout)]
+                             ("monitoring_timeout", spec.monitoringTimeout), ("verify_timeout", spec.verifyTimeout), ("drain_timeout", spec.drainTimeout)]
         where value < .seconds(1) && k[key] != nil {
             throw reader.error(at: k[key]!.value, "k3s.\(key) must be at least 1s", hint: "write a duration like 90s or 5m")
         }

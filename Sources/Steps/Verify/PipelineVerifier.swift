@@ -79,23 +79,33 @@ public struct PipelineVerifier: Sendable {
         add(await eventually("processor /health", expected: "200", until: deadline) { try await status("\(targets.processor)/health") })
         add(await eventually("processor /ready", expected: "200", until: deadline) { try await status("\(targets.processor)/ready") })
         add(await topicCheck(until: deadline))
-        for check in await countChecks() { add(check) }
-        add(await eventually("producers seen in /gpu/info", expected: targets.workers.sorted().joined(separator: ", "), until: deadline) {
+        // The document counts need `sampleGap` between their two samples: the checks that wait for
+        // the first scrapes run meanwhile; the table keeps its order.
+        async let counts = countChecks()
+        var later: [Check] = []
+        func addLater(_ check: Check) {
+            log?("\(check.ok ? "ok  " : "FAIL") \(check.name): \(check.seen)")
+            later.append(check)
+        }
+        addLater(await eventually("producers seen in /gpu/info", expected: targets.workers.sorted().joined(separator: ", "), until: deadline) {
             let nodes = try await gpuNodes()
             return (Set(targets.workers).isSubset(of: nodes), nodes.sorted().joined(separator: ", "))
         })
-        add(await eventually("Prometheus scrapes the processor", expected: "up", until: deadline) {
+        addLater(await eventually("Prometheus scrapes the processor", expected: "up", until: deadline) {
             let up = try await targetsUp(job: "processor")
             return (up.up >= 1, "\(up.up) of \(up.total) up")
         })
-        add(await eventually("Prometheus scrapes every node", expected: "\(targets.nodes) up", until: deadline) {
+        addLater(await eventually("Prometheus scrapes every node", expected: "\(targets.nodes) up", until: deadline) {
             let up = try await targetsUp(job: targets.nodeJob)
             return (up.up == targets.nodes, "\(up.up) of \(up.total) up")
         })
-        add(await eventually("ingest rate", expected: "> 0 documents/s", until: deadline) {
+        addLater(await eventually("ingest rate", expected: "> 0 documents/s", until: deadline) {
             let rate = try await query("sum(rate(processor_written_total[30s]))") ?? 0
             return (rate > 0, String(format: "%.1f documents/s", rate))
         })
+        for check in await counts { add(check) }
+        checks += later
+        // Alerts are read once, as before: after the counts' gap.
         add(await firingAlerts())
         for check in await latencyChecks(until: deadline) { add(check) }
         if let loki = targets.loki {

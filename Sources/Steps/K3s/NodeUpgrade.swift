@@ -1,0 +1,143 @@
+import Engine
+import Foundation
+
+/// What a rolling upgrade does around one node's reinstall (a new `k3s.version`, or changed K3s
+/// flags, on a node already in the cluster): take it out of service (cordon, drain honouring
+/// PodDisruptionBudgets) before, put it back (uncordon) after.
+///
+/// A marker on the control plane (`markers/<node>`) is written before the cordon and removed
+/// after the uncordon: a run killed in between leaves it, so the next run knows the cordon is its
+/// own to undo (a node an operator cordoned has none and is left alone). Drains hold a lock on the
+/// control plane for their whole run, so a drain that a killed run left behind ends before the
+/// next starts: no node is ever drained while another is.
+struct NodeUpgrade: Sendable {
+    /// Where the markers live on the control plane.
+    static let markers = "\(K3sInstall.directory)/cordoned"
+    static let drainLock = "\(K3sInstall.directory)/drain.lock"
+
+    /// Where `k3s kubectl` runs.
+    let control: K3sNode
+    /// `k3s.drain_timeout`.
+    let drainTimeout: Duration
+
+    /// The nodes an interrupted upgrade left cordoned (their markers).
+    static func leftCordoned(on control: K3sNode) async throws -> Set<String> {
+        let listed = try await control.run("ls \(markers) 2>/dev/null", timeout: .seconds(20)).stdout
+        return Set(listed.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+    }
+
+    /// Cordons and drains `node`. When the drain does not finish within `drainTimeout`, puts the
+    /// node back and fails naming the pods it could not evict and the budgets that protect them.
+    func takeOut(_ node: String, version: String, log: StepLog) async throws {
+        try await control.must("mkdir -p \(Self.markers) && touch \(Self.markers)/\(node)", "marking \(node) as cordoned by this upgrade")
+        try await control.kubectl().must("cordon \(node)", "cordoning \(node)")
+        log.write("\(node): cordoned; draining it (k3s.drain_timeout \(drainTimeout.formatted))")
+        let seconds = max(1, Int(drainTimeout.components.seconds))
+        let drain = "flock \(Self.drainLock) k3s kubectl drain \(node) --ignore-daemonsets --delete-emptydir-data --timeout=\(seconds)s"
+        // The lock waits for a drain a killed run left running; transient API errors are tried again.
+        let result = try await Kubectl.retrying(until: .now + drainTimeout + .seconds(60)) {
+            try await control.run(drain, timeout: drainTimeout * 2 + .seconds(60))
+        }
+        guard result.succeeded else {
+            let blocked = try await blockers(result.stderr)
+            try await putBack(node, log: log)
+            let detail = blocked.isEmpty ? String(result.stderr.suffix(800)).trimmingCharacters(in: .whitespacesAndNewlines) : blocked.joined(separator: "\n  ")
+            throw StepFailure("""
+                the drain of \(node) did not finish within \(drainTimeout.formatted) (k3s.drain_timeout); \(node) was uncordoned and still runs K3s \(version):
+                  \(detail)
+                  give the workload more replicas or relax its PodDisruptionBudget (or raise k3s.drain_timeout), then run 'provision up'
+                """, retryable: false)
+        }
+        let evicted = result.stdout.split(separator: "\n").filter { $0.hasPrefix("pod/") && $0.hasSuffix(" evicted") }.count
+        log.write("\(node): drained (\(evicted) pod\(evicted == 1 ? "" : "s") evicted)")
+    }
+
+    /// Uncordons `node` and removes its marker.
+    func putBack(_ node: String, log: StepLog) async throws {
+        try await control.kubectl().must("uncordon \(node)", "uncordoning \(node)")
+        try await control.must("rm -f \(Self.markers)/\(node)", "removing \(node)'s upgrade marker")
+        log.write("\(node): uncordoned")
+    }
+
+    /// Each pod the drain could not evict (kubectl names them `pods/"NAME" -n "NS"`), with the
+    /// PodDisruptionBudgets that select it and their status.
+    private func blockers(_ stderr: String) async throws -> [String] {
+        var pods: [(namespace: String, name: String)] = []
+        for line in stderr.split(separator: "\n") {
+            guard let start = line.range(of: "pods/\""), let end = line[start.upperBound...].range(of: "\" -n \"") else { continue }
+            let name = String(line[start.upperBound..<end.lowerBound])
+            let namespace = String(line[end.upperBound...].prefix { $0 != "\"" })
+            if !pods.contains(where: { $0.namespace == namespace && $0.name == name }) { pods.append((namespace, name)) }
+        }
+        var lines: [String] = []
+        for pod in pods {
+            let labels = (try? await podLabels(pod.name, namespace: pod.namespace)) ?? [:]
+            let selecting = ((try? await self.budgets(in: pod.namespace)) ?? []).filter { $0.selects(labels) }
+            // The budgets that allow no disruption are the ones that blocked it (others may select it too).
+            let blocking = selecting.filter { ($0.status?.disruptionsAllowed ?? 0) < 1 }
+            let budgets = blocking.isEmpty ? selecting : blocking
+            let named = budgets.map { "PodDisruptionBudget \(pod.namespace)/\($0.name) (\($0.rule); \($0.health))" }
+            lines.append("pod \(pod.namespace)/\(pod.name) could not be evicted: "
+                         + (named.isEmpty ? "no PodDisruptionBudget selects it (see 'k3s kubectl describe pod \(pod.name) -n \(pod.namespace)')"
+                                          : "protected by " + named.joined(separator: ", ")))
+        }
+        return lines
+    }
+
+    private func podLabels(_ name: String, namespace: String) async throws -> [String: String] {
+        let result = try await control.kubectl().must("get pod \(name) -n \(namespace) -o json", "reading pod \(namespace)/\(name)")
+        return try JSONDecoder().decode(PodLabels.self, from: Data(result.stdout.utf8)).metadata.labels ?? [:]
+    }
+
+    private func budgets(in namespace: String) async throws -> [Budget] {
+        let result = try await control.kubectl().must("get poddisruptionbudgets -n \(namespace) -o json", "listing the PodDisruptionBudgets of \(namespace)")
+        return try JSONDecoder().decode(BudgetList.self, from: Data(result.stdout.utf8)).items
+    }
+
+    /// The fields of a Pod read here.
+    private struct PodLabels: Decodable {
+        struct Metadata: Decodable { var labels: [String: String]? }
+        var metadata: Metadata
+    }
+
+    /// A PodDisruptionBudget (policy/v1), the fields read here.
+    struct Budget: Decodable {
+        struct Metadata: Decodable { var name: String }
+        struct Spec: Decodable {
+            struct Selector: Decodable { var matchLabels: [String: String]? }
+            var selector: Selector?
+            var minAvailable: IntOrString?
+            var maxUnavailable: IntOrString?
+        }
+        struct Status: Decodable { var currentHealthy: Int?; var expectedPods: Int?; var disruptionsAllowed: Int? }
+        var metadata: Metadata
+        var spec: Spec?
+        var status: Status?
+
+        var name: String { metadata.name }
+        /// "minAvailable 1" or "maxUnavailable 0".
+        var rule: String {
+            if let min = spec?.minAvailable { return "minAvailable \(min.text)" }
+            return "maxUnavailable \(spec?.maxUnavailable?.text ?? "?")"
+        }
+        /// "1 of 1 pods healthy, 0 disruptions allowed".
+        var health: String {
+            "\(status?.currentHealthy ?? 0) of \(status?.expectedPods ?? 0) pods healthy, \(status?.disruptionsAllowed ?? 0) disruptions allowed"
+        }
+
+        func selects(_ labels: [String: String]) -> Bool {
+            (spec?.selector?.matchLabels ?? [:]).allSatisfy { labels[$0.key] == $0.value }
+        }
+    }
+
+    /// Kubernetes' int-or-string (`1`, `"50%"`).
+    struct IntOrString: Decodable {
+        var text: String
+        init(from decoder: Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let number = try? container.decode(Int.self) { text = String(number) } else { text = try container.decode(String.self) }
+        }
+    }
+
+    private struct BudgetList: Decodable { var items: [Budget] }
+}
