@@ -54,7 +54,14 @@ struct CLI {
             self.stderrPath = stderrPath
         }
 
-        /// Blocks until the process ends and reaps it.
+        /// Waits until the process ends and reaps it, polling every 50 ms so that no thread of
+        /// the cooperative pool (two on a two-core machine) is held while `provision` works.
+        func finish() async throws {
+            while isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        }
+
+        /// Blocks until the process ends and reaps it: only where the end is at hand (a child
+        /// just killed, or one that has already exited) or in a `defer`, which cannot await.
         func wait() {
             guard status == nil else { return }
             var raw: Int32 = 0
@@ -94,10 +101,10 @@ struct CLI {
         return Running(pid: pid, stdoutPath: out, stderrPath: err)
     }
 
-    /// Runs `provision ARGS` to completion.
-    func run(_ arguments: [String], executable: String = binary, environment extra: [String: String] = [:]) throws -> Result {
+    /// Runs `provision ARGS` to completion without blocking a cooperative thread.
+    func run(_ arguments: [String], executable: String = binary, environment extra: [String: String] = [:]) async throws -> Result {
         let process = try start(arguments, executable: executable, environment: extra)
-        process.wait()
+        try await process.finish()
         return Result(code: process.exitCode, stdout: process.stdout, stderr: process.stderr, signaled: process.signaled)
     }
 
@@ -109,9 +116,9 @@ struct CLI {
 
 /// Polls `condition` every `every` until it holds or `timeout` passes. Poll what costs the
 /// system under test something (a document count on nx-27017) seldom: it competes for the CPU.
-func waitUntil(timeout: Duration = .seconds(20), every: Duration = .milliseconds(20), _ condition: () throws -> Bool) async throws {
+func waitUntil(timeout: Duration = .seconds(20), every: Duration = .milliseconds(20), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
-    while try !condition() {
+    while !(try await condition()) {
         guard ContinuousClock.now < deadline else { throw StepFailure("condition not met within \(timeout)") }
         try await Task.sleep(for: every)
     }

@@ -26,7 +26,7 @@ import Testing
         // Kill moments are drawn over the time an uninterrupted run takes on this machine.
         let calibration = CLI()
         let started = ContinuousClock.now
-        #expect(try calibration.run(["up", "--plan", calibration.write("plan.yaml", Self.plan())]).code == 0)
+        #expect(try await calibration.run(["up", "--plan", calibration.write("plan.yaml", Self.plan())]).code == 0)
         let window = Int(((ContinuousClock.now - started).seconds * 800).rounded())  // the first 80% of a run
         calibration.cleanUp()
         // 20 trials, and more (up to 40) until 10 kills have landed while provision ran.
@@ -42,14 +42,14 @@ import Testing
 
             var finished = false
             for _ in 0..<10 {
-                let result = try cli.run(["resume", "--plan", plan])
+                let result = try await cli.run(["resume", "--plan", plan])
                 #expect(!result.signaled, "resume crashed in trial \(trial): \(result.stderr)")
                 switch result.code {
                 case 0: finished = true
-                case 3: _ = try cli.run(["unlock", "--plan", plan])
+                case 3: _ = try await cli.run(["unlock", "--plan", plan])
                 case 5:
                     // Killed before the run was recorded, or after it finished.
-                    let up = try cli.run(["up", "--plan", plan])
+                    let up = try await cli.run(["up", "--plan", plan])
                     finished = up.code == 0
                 default: Issue.record("resume exited \(result.code) in trial \(trial): \(result.stderr)")
                 }
@@ -151,7 +151,7 @@ import Testing
         let calibration = CLI()
         _ = calibration.write("step.sh", Self.ledgerScript)
         let started = ContinuousClock.now
-        #expect(try calibration.run(["up", "--plan", calibration.write("plan.yaml", Self.ledgerPlan())]).code == 0)
+        #expect(try await calibration.run(["up", "--plan", calibration.write("plan.yaml", Self.ledgerPlan())]).code == 0)
         let window = Int(((ContinuousClock.now - started).seconds * 900).rounded())  // the first 90% of a run
         calibration.cleanUp()
         var stoppedLeftovers = 0
@@ -173,13 +173,13 @@ import Testing
             let atKill = Self.intervals((try? String(contentsOf: ledgerURL, encoding: .utf8)) ?? "")
             if atKill.contains(where: { $0.end == nil }) { killsDuringACommand += 1 }
 
-            #expect(try cli.run(["unlock", "--plan", plan]).code == 0)
+            #expect(try await cli.run(["unlock", "--plan", plan]).code == 0)
             var finished = false
             for _ in 0..<5 where !finished {
-                let result = try cli.run(["resume", "--plan", plan])
+                let result = try await cli.run(["resume", "--plan", plan])
                 switch result.code {
                 case 0: finished = true
-                case 5: finished = try cli.run(["up", "--plan", plan]).code == 0  // killed before the run was recorded
+                case 5: finished = try await cli.run(["up", "--plan", plan]).code == 0  // killed before the run was recorded
                 default: Issue.record("resume exited \(result.code) in trial \(trial): \(result.stderr)")
                 }
             }

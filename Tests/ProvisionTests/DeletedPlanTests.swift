@@ -34,42 +34,42 @@ import Glibc
         first.wait()
         try FileManager.default.removeItem(atPath: plan)
 
-        let status = try cli.run(["status", "--plan", plan])
+        let status = try await cli.run(["status", "--plan", plan])
         #expect(status.code == 0, "\(status.stderr)")
         #expect(status.stdout.contains("STALE"), "\(status.stdout)")
         #expect(status.stdout.contains("wait"))
         #expect(status.stderr.contains("does not exist; using the plan 'vanishing' as run 1 stored it"), "\(status.stderr)")
 
-        let unlock = try cli.run(["unlock", "--plan", plan])
+        let unlock = try await cli.run(["unlock", "--plan", plan])
         #expect(unlock.code == 0, "\(unlock.stderr)")
         #expect(unlock.stdout.contains("pid \(first.pid)"))
 
         _ = cli.write("release", "")
-        let resume = try cli.run(["resume", "--plan", plan])
+        let resume = try await cli.run(["resume", "--plan", plan])
         #expect(resume.code == 0, "\(resume.stderr)")
         #expect(FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("after").path))
 
-        let down = try cli.run(["down", "--plan", plan])
+        let down = try await cli.run(["down", "--plan", plan])
         #expect(down.code == 0, "\(down.stderr)")
         #expect(!FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("after").path))
         #expect(try cli.store(plan: "vanishing").steps()["wait"]?.state == .destroyed)
     }
 
-    @Test func deletedPlanFileIsFoundByItsBaseNameWhenThePathDiffers() throws {
+    @Test func deletedPlanFileIsFoundByItsBaseNameWhenThePathDiffers() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         let plan = cli.write("named.yaml", "name: named\nsteps:\n  - id: a\n    exec: {run: 'true'}\n")
-        #expect(try cli.run(["up", "--plan", plan]).code == 0)
+        #expect(try await cli.run(["up", "--plan", plan]).code == 0)
         try FileManager.default.removeItem(atPath: plan)
-        let status = try cli.run(["status", "--plan", "elsewhere/named.yaml"])
+        let status = try await cli.run(["status", "--plan", "elsewhere/named.yaml"])
         #expect(status.code == 0, "\(status.stderr)")
         #expect(status.stdout.contains("succeeded"), "\(status.stdout)")
     }
 
-    @Test func deletedPlanFileWithNoStateStillSaysHowToPassOne() throws {
+    @Test func deletedPlanFileWithNoStateStillSaysHowToPassOne() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let result = try cli.run(["down", "--plan", "missing.yaml"])
+        let result = try await cli.run(["down", "--plan", "missing.yaml"])
         #expect(result.code == 2)
         #expect(result.stderr.contains("no plan file here"))
         #expect(result.stderr.contains("pass --plan"))

@@ -38,10 +38,10 @@ import Testing
     }
 
     /// The root command, as the real binary describes itself.
-    static func root() throws -> CommandInfo {
+    static func root() async throws -> CommandInfo {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let dump = try cli.run([CLI.binary, "--experimental-dump-help"], executable: "/usr/bin/env")
+        let dump = try await cli.run([CLI.binary, "--experimental-dump-help"], executable: "/usr/bin/env")
         #expect(dump.code == 0, "\(dump.stderr)")
         return try JSONDecoder().decode(ToolInfo.self, from: Data(dump.stdout.utf8)).command
     }
@@ -86,8 +86,8 @@ import Testing
             """).isEmpty)
     }
 
-    @Test func everyHelpTextHasNoHardNewlineInsideAParagraph() throws {
-        let root = try Self.root()
+    @Test func everyHelpTextHasNoHardNewlineInsideAParagraph() async throws {
+        let root = try await Self.root()
         let subcommands = root.subcommands ?? []
         #expect(subcommands.count >= 14, "\(subcommands.map(\.commandName))")
         for command in [root] + subcommands {
@@ -100,14 +100,14 @@ import Testing
 
     /// At 80 columns each paragraph wraps once: no short line is followed by more of its paragraph,
     /// and every example line comes out as written (it fits, so the parser does not break it).
-    @Test func everyHelpTextReadsWellAt80Columns() throws {
-        let root = try Self.root()
+    @Test func everyHelpTextReadsWellAt80Columns() async throws {
+        let root = try await Self.root()
         let cli = CLI()
         defer { cli.cleanUp() }
         for command in [root] + (root.subcommands ?? []) where command.discussion != nil {
             let name = command.commandName
             let arguments = command.commandName == root.commandName ? ["--help"] : [name, "--help"]
-            let help = try cli.run([CLI.binary] + arguments, executable: "/usr/bin/env", environment: ["COLUMNS": "80"])
+            let help = try await cli.run([CLI.binary] + arguments, executable: "/usr/bin/env", environment: ["COLUMNS": "80"])
             #expect(help.code == 0, "\(name): \(help.stderr)")
             let overview = help.stdout.components(separatedBy: "\nUSAGE:").first ?? ""
             let rendered = overview.split(separator: "\n", omittingEmptySubsequences: false)
@@ -123,8 +123,8 @@ import Testing
         }
     }
 
-    @Test func cliDocumentsEveryCommandAndItsFlags() throws {
-        let root = try Self.root()
+    @Test func cliDocumentsEveryCommandAndItsFlags() async throws {
+        let root = try await Self.root()
         let cli = try String(contentsOf: CLI.repository.appendingPathComponent("docs/cli.md"), encoding: .utf8)
         let sections = cli.components(separatedBy: "\n## ")
         let shared = sections.first { $0.hasPrefix("Shared options") } ?? ""

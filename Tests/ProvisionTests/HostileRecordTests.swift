@@ -96,9 +96,9 @@ import Glibc
     }
 
     /// Runs a mode of the script and returns the records it produced.
-    static func produce(_ pipeline: PipelineTests.Pipeline, _ arguments: [String]) throws -> [Record] {
+    static func produce(_ pipeline: PipelineTests.Pipeline, _ arguments: [String]) async throws -> [Record] {
         let script = pipeline.cli.write("hostile.py", Self.script)
-        let result = try pipeline.cli.run([script, arguments[0], pipeline.broker.address] + arguments.dropFirst(), executable: Services.python)
+        let result = try await pipeline.cli.run([script, arguments[0], pipeline.broker.address] + arguments.dropFirst(), executable: Services.python)
         guard result.code == 0, let list = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] else {
             throw PipelineTests.PipelineError("hostile.py \(arguments[0]) failed: \(result.stderr)")
         }
@@ -109,9 +109,9 @@ import Glibc
     }
 
     /// Every dead letter: key, value bytes (nil for a null value) and headers.
-    static func letters(_ pipeline: PipelineTests.Pipeline) throws -> [(key: String, value: Data?, headers: [String: String])] {
+    static func letters(_ pipeline: PipelineTests.Pipeline) async throws -> [(key: String, value: Data?, headers: [String: String])] {
         let script = pipeline.cli.write("hostile.py", Self.script)
-        let result = try pipeline.cli.run([script, "letters", pipeline.broker.address], executable: Services.python)
+        let result = try await pipeline.cli.run([script, "letters", pipeline.broker.address], executable: Services.python)
         guard result.code == 0, let list = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]] else {
             throw PipelineTests.PipelineError("reading dead letters failed: \(result.stderr)")
         }
@@ -119,11 +119,11 @@ import Glibc
     }
 
     /// The SHA-256 of `data`, by Python's hashlib (an independent implementation).
-    static func sha256(_ data: Data, cli: CLI) throws -> String {
+    static func sha256(_ data: Data, cli: CLI) async throws -> String {
         let file = cli.write("digest.bin", "")
         try data.write(to: URL(fileURLWithPath: file))
-        let result = try cli.run(["-c", "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())", file],
-                                 executable: Services.python)
+        let result = try await cli.run(["-c", "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())", file],
+                                       executable: Services.python)
         return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
@@ -135,7 +135,7 @@ import Glibc
     /// Checks every dead letter against the record it stands for: its key is the record's document
     /// id (`topic/topicID/partition/offset`), its value byte for byte the record's, or for an
     /// oversized one a reference whose digest is the original's. Returns the keys of the mismatches.
-    static func mismatchedLetters(_ letters: [(key: String, value: Data?, headers: [String: String])], sent: [String: Record], cli: CLI) throws -> [String] {
+    static func mismatchedLetters(_ letters: [(key: String, value: Data?, headers: [String: String])], sent: [String: Record], cli: CLI) async throws -> [String] {
         var bad: [String] = []
         for letter in letters {
             let topicID = letter.headers["dlq.topic_id"] ?? ""
@@ -146,7 +146,8 @@ import Glibc
             }
             switch letter.headers["dlq.value"] {
             case "reference":
-                let digest = try original.value.map { try sha256($0, cli: cli) }
+                var digest: String?
+                if let value = original.value { digest = try await sha256(value, cli: cli) }
                 if letter.headers["dlq.sha256"] != digest || letter.headers["dlq.size"] != original.value.map({ String($0.count) }) { bad.append(letter.key) }
             case "tombstone":
                 if original.value != nil || letter.value != nil { bad.append(letter.key) }
@@ -160,7 +161,7 @@ import Glibc
     @Test func fortyHostileRecordsNeverStopThePipelineAndEachDeadLetterKeepsItsBytes() async throws {
         let pipeline = try await PipelineTests.Pipeline(mongoFile: true)
         defer { pipeline.stop() }
-        let sent = try Self.produce(pipeline, ["hostile", "20261201"])
+        let sent = try await Self.produce(pipeline, ["hostile", "20261201"])
         let hostile = sent.filter { $0.kind == "hostile" }
         let valid = sent.filter { $0.kind == "valid" }
         #expect(hostile.count >= 40)
@@ -171,7 +172,7 @@ import Glibc
             pipeline.stats(port).map { $0.metrics + $0.tokens == valid.count && $0.deadLettered == hostile.count } ?? false
         }
         // A valid record behind all of them lands within seconds.
-        let sentinel = try Self.produce(pipeline, ["one", "GPU-sentinel"])
+        let sentinel = try await Self.produce(pipeline, ["one", "GPU-sentinel"])
         try await waitUntil(timeout: .seconds(10)) { pipeline.stats(port).map { $0.metrics + $0.tokens == valid.count + 1 } ?? false }
         #expect(sentinel.count == 1)
         #expect(processor.isRunning, "no record stops the processor: \(processor.stderr.suffix(2000))")
@@ -182,11 +183,11 @@ import Glibc
             #expect(newest == "2025-01-15T11:00:04.5+01:00", "/gpu/info keeps GPU-\(k)'s newest sample by event time, whatever the arrival order")
         }
 
-        let letters = try Self.letters(pipeline)
+        let letters = try await Self.letters(pipeline)
         #expect(Set(letters.map(Self.coordinates)) == Set(hostile.map(\.id)), "exactly the hostile records are dead-lettered")
         #expect(letters.count == hostile.count, "one dead letter each")
         let byID = Dictionary(uniqueKeysWithValues: sent.map { ($0.id, $0) })
-        #expect(try Self.mismatchedLetters(letters, sent: byID, cli: pipeline.cli) == [])
+        #expect(try await Self.mismatchedLetters(letters, sent: byID, cli: pipeline.cli) == [])
         let reasons = letters.compactMap { $0.headers["dlq.reason"] }
         for expected in ["non-finite number NaN", "duplicate key 'DCGM_FI_DEV_GPU_UTIL'", "duplicate key 'a'", "invalid UTF-8",
                          "outside the 64-bit range", "too large for a double", "nested deeper than 64 levels", "tombstone", "empty value",
@@ -195,12 +196,12 @@ import Glibc
         }
         #expect(letters.contains { $0.headers["dlq.value"] == "reference" }, "oversized records are dead-lettered by reference")
         // Every accepted timestamp form reaches the rollups.
-        let counted = try pipeline.rollupCountAndStoredSamples()
+        let counted = try await pipeline.rollupCountAndStoredSamples()
         #expect(counted.rolledUp == counted.stored && counted.stored == valid.filter { $0.id.hasPrefix("gpu.") }.count + 1, "\(counted)")
 
         // The database goes away: the batch is held, /ready says so, and SIGTERM still stops within 10 s.
         pipeline.mongo.stop()
-        _ = try Self.produce(pipeline, ["one", "GPU-held"])
+        _ = try await Self.produce(pipeline, ["one", "GPU-held"])
         try await waitUntil(timeout: .seconds(20)) {
             (Services.get(port: port, "/metrics")?.body ?? "").split(separator: "\n")
                 .first { $0.hasPrefix("processor_batch_held_seconds ") }.map { !$0.hasSuffix(" 0") && !$0.hasSuffix(" 0.0") } ?? false
@@ -216,25 +217,25 @@ import Glibc
     @Test func aDocumentTheDatabaseRefusesIsDeadLetteredAndTheRestOfItsBatchIsStored() async throws {
         let pipeline = try await PipelineTests.Pipeline()
         defer { pipeline.stop() }
-        let sent = try Self.produce(pipeline, ["refused"])
+        let sent = try await Self.produce(pipeline, ["refused"])
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 20 && $0.deadLettered == 1 } ?? false }
         #expect(processor.isRunning)
-        let letters = try Self.letters(pipeline)
+        let letters = try await Self.letters(pipeline)
         #expect(letters.count == 1)
         let letter = try #require(letters.first)
         #expect(letter.headers["dlq.reason"]?.contains("refused by the database") == true, "\(letter.headers)")
         #expect(letter.headers["dlq.value"] == "reference", "a 17 MB record's dead letter carries a reference, not the bytes")
         let byID = Dictionary(uniqueKeysWithValues: sent.map { ($0.id, $0) })
         #expect(Self.coordinates(letter) == sent.first { $0.kind == "refused" }?.id)
-        #expect(try Self.mismatchedLetters(letters, sent: byID, cli: pipeline.cli) == [])
+        #expect(try await Self.mismatchedLetters(letters, sent: byID, cli: pipeline.cli) == [])
     }
 
     @Test func metricsPassPromtoolCheckMetrics() async throws {
         let pipeline = try await PipelineTests.Pipeline()
         defer { pipeline.stop() }
-        try pipeline.produce(200)
+        try await pipeline.produce(200)
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 100 } ?? false }
@@ -243,7 +244,7 @@ import Glibc
         #expect(body.contains("processor_gpu_utilisation_percent{gpu=\"GPU-"), "per-GPU gauges for the GPU fleet dashboard")
         #expect(body.contains("processor_end_to_end_latency_seconds_count"))
         let file = pipeline.cli.write("metrics.txt", body)
-        let checked = try pipeline.cli.run(["-c", "promtool check metrics < \"$0\"", file], executable: "/bin/sh")
+        let checked = try await pipeline.cli.run(["-c", "promtool check metrics < \"$0\"", file], executable: "/bin/sh")
         #expect(checked.code == 0, "promtool check metrics: \(checked.stdout)\(checked.stderr)")
     }
 }

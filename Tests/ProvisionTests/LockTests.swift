@@ -20,25 +20,25 @@ import Testing
         try await waitUntil { (try? cli.store(plan: "locked").lockHolder()) != nil }
 
         let started = ContinuousClock.now
-        let second = try cli.run(["up", "--plan", plan])
+        let second = try await cli.run(["up", "--plan", plan])
         #expect(ContinuousClock.now - started < .seconds(5))
         #expect(second.code == 3)
         #expect(second.stderr.contains("locked by pid \(first.pid) on host"))
 
         kill(first.pid, SIGKILL)
         first.wait()
-        let stale = try cli.run(["up", "--plan", plan])
+        let stale = try await cli.run(["up", "--plan", plan])
         #expect(stale.code == 3)
         #expect(stale.stderr.contains("stale lock"))
         #expect(stale.stderr.contains("provision unlock"))
-        let status = try cli.run(["status", "--plan", plan])
+        let status = try await cli.run(["status", "--plan", plan])
         #expect(status.stdout.contains("STALE"))
 
-        let unlock = try cli.run(["unlock", "--plan", plan])
+        let unlock = try await cli.run(["unlock", "--plan", plan])
         #expect(unlock.code == 0)
         #expect(unlock.stdout.contains("pid \(first.pid)"))
         _ = cli.write("release", "")
-        let resume = try cli.run(["resume", "--plan", plan])
+        let resume = try await cli.run(["resume", "--plan", plan])
         #expect(resume.code == 0, "\(resume.stderr)")
         #expect(try cli.store(plan: "locked").lockHolder() == nil)
     }
@@ -50,11 +50,11 @@ import Testing
         let first = try cli.start(["up", "--plan", plan])
         defer { if first.isRunning { kill(first.pid, SIGKILL); first.wait() } }
         try await waitUntil { (try? cli.store(plan: "locked").lockHolder()) != nil }
-        let unlock = try cli.run(["unlock", "--plan", plan])
+        let unlock = try await cli.run(["unlock", "--plan", plan])
         #expect(unlock.code == 3)
         #expect(unlock.stderr.contains("still running"))
         _ = cli.write("release", "")
-        first.wait()
+        try await first.finish()
         #expect(first.exitCode == 0)
     }
 
@@ -75,7 +75,7 @@ import Testing
         try await waitUntil { (try? cli.store(plan: "interrupt").steps()["long"]?.state) == .running }
         try await Task.sleep(for: .milliseconds(100))
         kill(process.pid, SIGINT)
-        process.wait()
+        try await process.finish()
         #expect(process.exitCode == 130)
         #expect(FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("got-sigint").path))
         let store = try cli.store(plan: "interrupt")
@@ -84,7 +84,7 @@ import Testing
         #expect(try store.lastRun()?.status == .cancelled)
 
         _ = cli.write("release", "")
-        let resume = try cli.run(["resume", "--plan", plan])
+        let resume = try await cli.run(["resume", "--plan", plan])
         #expect(resume.code == 0, "\(resume.stderr)")
         #expect(FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("after.txt").path))
     }
@@ -111,13 +111,15 @@ import Testing
         #expect(process.isRunning, "the first Ctrl-C waits for the child (grace period)")
         let started = ContinuousClock.now
         kill(process.pid, SIGINT)
+        // A blocking wait, like the sleep above: the bound times how soon provision exits after
+        // the second Ctrl-C (at once), not how soon an await resumes on a busy pool.
         process.wait()
         #expect(ContinuousClock.now - started < .seconds(3))
         #expect(process.exitCode == 130)
         try await waitUntil { kill(child, 0) != 0 }
         #expect(try cli.store(plan: "stubborn").lockHolder() == nil, "the lock is released even on the second Ctrl-C")
         _ = cli.write("release", "")
-        let resume = try cli.run(["resume", "--plan", plan])
+        let resume = try await cli.run(["resume", "--plan", plan])
         #expect(resume.code == 0, "\(resume.stderr)")
         #expect(try cli.store(plan: "stubborn").integrityCheck() == "ok")
     }
@@ -126,18 +128,18 @@ import Testing
         let cli = CLI()
         defer { cli.cleanUp() }
         let plan = cli.write("plan.yaml", "name: elsewhere\nsteps:\n  - id: one\n    exec:\n      run: echo one >> effects.txt\n")
-        #expect(try cli.run(["up", "--plan", plan]).code == 0)
+        #expect(try await cli.run(["up", "--plan", plan]).code == 0)
         // What a run on another machine sharing this state directory left recorded.
         _ = try cli.store(plan: "elsewhere").recordChild(ChildRecord(step: "one", run: 1, attempt: 1, pid: 4121, processStart: "9",
                                                                      host: "build-7", command: "/bin/sh -c make"))
-        let blocked = try cli.run(["up", "--plan", plan])
+        let blocked = try await cli.run(["up", "--plan", plan])
         #expect(blocked.code == 3)
         #expect(blocked.stderr.contains("pid 4121") && blocked.stderr.contains("host build-7") && blocked.stderr.contains("unlock --force"))
-        #expect(try cli.run(["unlock", "--plan", plan]).stdout.contains("not locked"), "without --force nothing is forgotten")
-        #expect(try cli.run(["up", "--plan", plan]).code == 3)
+        #expect(try await cli.run(["unlock", "--plan", plan]).stdout.contains("not locked"), "without --force nothing is forgotten")
+        #expect(try await cli.run(["up", "--plan", plan]).code == 3)
 
-        let forced = try cli.run(["unlock", "--force", "--plan", plan])
+        let forced = try await cli.run(["unlock", "--force", "--plan", plan])
         #expect(forced.code == 0 && forced.stdout.contains("forgot pid 4121 of step 'one' on host build-7"))
-        #expect(try cli.run(["up", "--plan", plan]).code == 0)
+        #expect(try await cli.run(["up", "--plan", plan]).code == 0)
     }
 }

@@ -46,12 +46,12 @@ import Testing
     ]
 
     @Test(arguments: 0..<cases.count)
-    func malformedPlanGivesALocatedOneScreenErrorAndExitCode2(_ index: Int) throws {
+    func malformedPlanGivesALocatedOneScreenErrorAndExitCode2(_ index: Int) async throws {
         let (what, text, line, phrase) = Self.cases[index]
         let cli = CLI()
         defer { cli.cleanUp() }
         let plan = cli.write("plan.yaml", text)
-        let result = try cli.run(["validate", "--plan", plan])
+        let result = try await cli.run(["validate", "--plan", plan])
         #expect(!result.signaled, "\(what): crashed")
         #expect(result.code == 2, "\(what): exit \(result.code): \(result.stderr)")
         let location = line.map { "\(plan):\($0):" } ?? "\(plan): error:"
@@ -60,7 +60,7 @@ import Testing
         #expect(result.stderr.split(separator: "\n").count <= 12, "\(what): more than one screen")
     }
 
-    @Test func binaryGarbageIsRejectedAsNotText() throws {
+    @Test func binaryGarbageIsRejectedAsNotText() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         var bytes = [UInt8](repeating: 0, count: 4096)
@@ -68,24 +68,24 @@ import Testing
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255, using: &generator) }
         let path = cli.directory.appendingPathComponent("garbage.yaml").path
         #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        let result = try cli.run(["up", "--plan", path])
+        let result = try await cli.run(["up", "--plan", path])
         #expect(result.code == 2)
         #expect(result.stderr.contains("not UTF-8 text"))
         #expect(!FileManager.default.fileExists(atPath: cli.stateRoot), "nothing may be written for an invalid plan")
     }
 
-    @Test func missingPlanFileSaysHowToPassOne() throws {
+    @Test func missingPlanFileSaysHowToPassOne() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let result = try cli.run(["status", "--plan", "nope.yaml"])
+        let result = try await cli.run(["status", "--plan", "nope.yaml"])
         #expect(result.code == 2)
         #expect(result.stderr.contains("pass --plan"))
     }
 
-    @Test func validPlanValidatesWithJSON() throws {
+    @Test func validPlanValidatesWithJSON() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let result = try cli.run(["validate", "--json", "--plan", cli.write("plan.yaml", Self.valid)])
+        let result = try await cli.run(["validate", "--json", "--plan", cli.write("plan.yaml", Self.valid)])
         #expect(result.code == 0)
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         #expect(object?["valid"] as? Bool == true)

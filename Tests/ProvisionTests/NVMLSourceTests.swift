@@ -38,10 +38,10 @@ import Glibc
             xid_pending = 0; memset(e, 0, sizeof *e); e->device = &devices[1]; e->type = 8; e->data = 79; return 0; }
         """
 
-    func buildFakeNVML(in cli: CLI) throws -> String {
+    func buildFakeNVML(in cli: CLI) async throws -> String {
         let source = cli.write("fake_nvml.c", Self.fakeNVML)
         let library = cli.directory.appendingPathComponent("libnvidia-ml.so.1").path
-        let built = try cli.run(["-shared", "-fPIC", "-o", library, source], executable: "/usr/bin/cc")
+        let built = try await cli.run(["-shared", "-fPIC", "-o", library, source], executable: "/usr/bin/cc")
         guard built.code == 0 else { throw StepFailure(built.stderr) }
         return library
     }
@@ -49,16 +49,16 @@ import Glibc
     @Test func nvmlSourceReadsEveryGPUThroughTheLoadedLibrary() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let library = try buildFakeNVML(in: cli)
+        let library = try await buildFakeNVML(in: cli)
         let broker = try await Broker(cli: cli)
         defer { broker.stop() }
         let script = cli.write("kafka.py", ProducerTests.kafkaScript)
-        try broker.createTopics(ProducerTests.topics, cli: cli, script: script)
+        try await broker.createTopics(ProducerTests.topics, cli: cli, script: script)
 
-        let produced = try cli.run(["--brokers", broker.address, "--count", "8", "--source", "nvml", "--nvml-library", library, "--node", "gpu-node"],
-                                   executable: ProducerTests.producer, environment: ["LD_LIBRARY_PATH": ProducerTests.tools.appendingPathComponent("lib").path])
+        let produced = try await cli.run(["--brokers", broker.address, "--count", "8", "--source", "nvml", "--nvml-library", library, "--node", "gpu-node"],
+                                         executable: ProducerTests.producer, environment: ["LD_LIBRARY_PATH": ProducerTests.tools.appendingPathComponent("lib").path])
         #expect(produced.code == 0, "\(produced.stderr)")
-        let consumed = try cli.run([script, "consume", broker.address] + ProducerTests.topics, executable: ProducerTests.python)
+        let consumed = try await cli.run([script, "consume", broker.address] + ProducerTests.topics, executable: ProducerTests.python)
         let messages = try #require(try JSONSerialization.jsonObject(with: Data(consumed.stdout.utf8)) as? [String: [[String: Any]]])
         let samples = (messages["gpu.metrics.v1"] ?? []).compactMap { $0["value"] as? [String: Any] }
         #expect(samples.count == 4)
@@ -76,18 +76,18 @@ import Glibc
         #expect(byGPU["GPU-stand-in-0"]?.allSatisfy { $0["DCGM_FI_DEV_XID_ERRORS"] as? Int == 0 } == true)
     }
 
-    @Test func autoFallsBackToTheSyntheticFleetAndNvmlAloneFailsClearly() throws {
+    @Test func autoFallsBackToTheSyntheticFleetAndNvmlAloneFailsClearly() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         let missing = cli.directory.appendingPathComponent("no-such-libnvidia-ml.so.1").path
         let environment = ["LD_LIBRARY_PATH": ProducerTests.tools.appendingPathComponent("lib").path]
         // No broker needed: nothing is produced (a zero duration stops at once).
-        let auto = try cli.run(["--brokers", "127.0.0.1:1", "--duration", "0", "--nvml-library", missing, "--gpus", "3"],
-                               executable: ProducerTests.producer, environment: environment)
+        let auto = try await cli.run(["--brokers", "127.0.0.1:1", "--duration", "0", "--nvml-library", missing, "--gpus", "3"],
+                                     executable: ProducerTests.producer, environment: environment)
         #expect(auto.code == 0, "\(auto.stderr)")
         #expect(auto.stderr.contains("no GPU through NVML") && auto.stderr.contains("using 3 synthetic GPUs"))
-        let forced = try cli.run(["--brokers", "127.0.0.1:1", "--duration", "0", "--source", "nvml", "--nvml-library", missing],
-                                 executable: ProducerTests.producer, environment: environment)
+        let forced = try await cli.run(["--brokers", "127.0.0.1:1", "--duration", "0", "--source", "nvml", "--nvml-library", missing],
+                                       executable: ProducerTests.producer, environment: environment)
         #expect(forced.code != 0)
         #expect(forced.stderr.contains("cannot load \(missing)") && forced.stderr.contains("--source auto or synthetic"))
     }

@@ -19,8 +19,8 @@ import Testing
             let plan = cli.write("plan.yaml", Self.plan)
             let a = try cli.start(["up", "--plan", plan])
             let b = try cli.start(["up", "--plan", plan])
-            a.wait()
-            b.wait()
+            try await a.finish()
+            try await b.finish()
             let results = [(a, b), (b, a)]
             let winners = results.filter { $0.0.exitCode == 0 }
             #expect(winners.count == 1, "pair \(pair): exits \(a.exitCode), \(b.exitCode): \(a.stderr) | \(b.stderr)")

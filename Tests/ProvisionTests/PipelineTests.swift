@@ -20,7 +20,7 @@ import Glibc
             broker = try await Broker(cli: cli)
             mongo = try await MongoServer(cli: cli, file: mongoFile ? cli.directory.appendingPathComponent("mongo.db").path : nil)
             script = cli.write("kafka.py", ProducerTests.kafkaScript)
-            try broker.createTopics(PipelineTests.topics, cli: cli, script: script)
+            try await broker.createTopics(PipelineTests.topics, cli: cli, script: script)
         }
 
         func stop() {
@@ -29,9 +29,9 @@ import Glibc
             cli.cleanUp()
         }
 
-        func produce(_ count: Int, gpus: Int = 4) throws {
-            let result = try cli.run(["--brokers", broker.address, "--count", String(count), "--gpus", String(gpus)],
-                                     executable: ProducerTests.producer, environment: Services.libraryPath)
+        func produce(_ count: Int, gpus: Int = 4) async throws {
+            let result = try await cli.run(["--brokers", broker.address, "--count", String(count), "--gpus", String(gpus)],
+                                           executable: ProducerTests.producer, environment: Services.libraryPath)
             guard result.code == 0 else { throw PipelineError("producer failed: \(result.stderr)") }
         }
 
@@ -53,7 +53,7 @@ import Glibc
 
         /// Compares every per-GPU per-minute rollup with the raw documents of its bucket, read
         /// straight from MongoDB (pymongo): returns (buckets, samples counted, mismatches).
-        func checkRollups() throws -> (buckets: Int, counted: Int, mismatches: [String]) {
+        func checkRollups() async throws -> (buckets: Int, counted: Int, mismatches: [String]) {
             let verify = cli.write("rollups.py", """
                 import json, sys
                 from collections import defaultdict
@@ -70,14 +70,14 @@ import Glibc
                        or abs(rollups[k]["utilisation_sum"] - raw[k][1]) > 1e-6]
                 print(json.dumps({"buckets": len(rollups), "counted": sum(r["count"] for r in rollups.values()), "bad": bad[:5]}))
                 """)
-            guard let object = try readMongo(verify) as? [String: Any] else { throw PipelineError("rollup check printed no object") }
+            guard let object = try await readMongo(verify) as? [String: Any] else { throw PipelineError("rollup check printed no object") }
             return (object["buckets"] as? Int ?? -1, object["counted"] as? Int ?? -1, object["bad"] as? [String] ?? ["?"])
         }
 
         /// Reads every stored event back (pymongo) and returns the ids of those whose fields are
         /// wrong: an `_id` that is not the event's `event/<producer_run>/<event_seq>`, Kafka
         /// coordinates without a topic id, no `received_at` date, or a payload field missing.
-        func wrongDocuments() throws -> [String] {
+        func wrongDocuments() async throws -> [String] {
             let verify = cli.write("documents.py", """
                 import datetime, json, sys
                 from pymongo import MongoClient
@@ -95,26 +95,26 @@ import Glibc
                             bad.append(doc["_id"])
                 print(json.dumps(bad[:5]))
                 """)
-            guard let bad = try readMongo(verify) as? [String] else { throw PipelineError("document check printed no list") }
+            guard let bad = try await readMongo(verify) as? [String] else { throw PipelineError("document check printed no list") }
             return bad
         }
 
         /// The samples counted by all rollups together, and the GPU samples stored.
-        func rollupCountAndStoredSamples() throws -> (rolledUp: Int, stored: Int) {
+        func rollupCountAndStoredSamples() async throws -> (rolledUp: Int, stored: Int) {
             let count = cli.write("count.py", """
                 import json, sys
                 from pymongo import MongoClient
                 db = MongoClient(sys.argv[1])["gpu_pipeline"]
                 print(json.dumps([sum(d["count"] for d in db.gpu_rollups_1m.find({})), db.gpu_metrics.count_documents({})]))
                 """)
-            guard let pair = try readMongo(count) as? [Int], pair.count == 2 else { throw PipelineError("count.py printed no pair") }
+            guard let pair = try await readMongo(count) as? [Int], pair.count == 2 else { throw PipelineError("count.py printed no pair") }
             return (pair[0], pair[1])
         }
 
         /// Runs a Python script (the venv's, with pymongo) given this pipeline's MongoDB URI and
         /// returns the JSON it prints.
-        private func readMongo(_ script: String) throws -> Any {
-            let result = try cli.run([script, mongo.uri], executable: Services.python)
+        private func readMongo(_ script: String) async throws -> Any {
+            let result = try await cli.run([script, mongo.uri], executable: Services.python)
             guard result.code == 0 else { throw PipelineError("\(script) failed: \(result.stderr)") }
             return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
         }
@@ -124,8 +124,8 @@ import Glibc
             return (s["gpu_metrics"] as? Int ?? -1, s["token_usage"] as? Int ?? -1, s["dead_lettered"] as? Int ?? -1)
         }
 
-        func consume(_ topic: String) throws -> [[String: Any]] {
-            let result = try cli.run([script, "consume", broker.address, topic], executable: Services.python)
+        func consume(_ topic: String) async throws -> [[String: Any]] {
+            let result = try await cli.run([script, "consume", broker.address, topic], executable: Services.python)
             let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: [[String: Any]]]
             return object?[topic] ?? []
         }
@@ -139,7 +139,7 @@ import Glibc
     @Test func roundTripWritesOneDocumentPerEventAndTheEndpointsAgree() async throws {
         let pipeline = try await Pipeline()
         defer { pipeline.stop() }
-        try pipeline.produce(2000)
+        try await pipeline.produce(2000)
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 1000 && $0.tokens == 1000 } ?? false }
@@ -160,16 +160,16 @@ import Glibc
         #expect(metrics.contains("processor_consumer_lag{topic=\"gpu.metrics.v1\",partition=\"0\"}"))
         try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
         #expect(Services.get(port: port, "/nope")?.status == 404)
-        let rollups = try pipeline.checkRollups()
+        let rollups = try await pipeline.checkRollups()
         #expect(rollups.counted == 1000 && rollups.buckets >= 4 && rollups.mismatches.isEmpty, "\(rollups)")
-        #expect(try pipeline.wrongDocuments() == [])
+        #expect(try await pipeline.wrongDocuments() == [])
 
         // A restarted processor starts from the committed offsets and writes nothing twice.
-        Services.stop(processor)
+        try await Services.terminate(processor)
         #expect(processor.exitCode == 0, "SIGTERM is a clean stop")
         let (again, port2) = try await pipeline.startProcessor()
         defer { Services.stop(again) }
-        try pipeline.produce(20)
+        try await pipeline.produce(20)
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port2).map { $0.metrics == 1010 && $0.tokens == 1010 } ?? false }
     }
 
@@ -193,7 +193,7 @@ import Glibc
             ("token.usage.v1", token + #","producer_run":"w-1-abcd","event_seq":"10"}"#),
         ]
         let file = pipeline.cli.write("twice.tsv", records.map { "\($0.0)\tk\t\($0.1)" }.joined(separator: "\n") + "\n")
-        #expect(try pipeline.cli.run([pipeline.script, "produce", pipeline.broker.address, file], executable: Services.python).code == 0)
+        #expect(try await pipeline.cli.run([pipeline.script, "produce", pipeline.broker.address, file], executable: Services.python).code == 0)
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
         try await waitUntil(timeout: .seconds(60)) { Self.lagTotal(port) == 0 && pipeline.stats(port).map { $0.metrics == 1 && $0.tokens == 6 } ?? false }
@@ -203,7 +203,7 @@ import Glibc
             db = MongoClient(sys.argv[1])["gpu_pipeline"]
             print(json.dumps(sorted(d["_id"] for c in ("gpu_metrics", "token_usage") for d in db[c].find({}))))
             """)
-        let stored = try JSONSerialization.jsonObject(with: Data(try pipeline.cli.run([ids, pipeline.mongo.uri], executable: Services.python).stdout.utf8)) as? [String]
+        let stored = try JSONSerialization.jsonObject(with: Data(try await pipeline.cli.run([ids, pipeline.mongo.uri], executable: Services.python).stdout.utf8)) as? [String]
         let byIdentity = (stored ?? []).filter { $0.hasPrefix("event/") }
         let byCoordinates = (stored ?? []).filter { $0.hasPrefix("token.usage.v1/") }
         #expect(byIdentity == ["event/w-1-abcd/7", "event/w-1-abcd/8"], "\(stored ?? [])")
@@ -213,7 +213,7 @@ import Glibc
     @Test func malformedRecordsGoToTheDeadLetterTopicWithTheirReasonAndValidOnesAllLand() async throws {
         let pipeline = try await Pipeline()
         defer { pipeline.stop() }
-        try pipeline.produce(990)
+        try await pipeline.produce(990)
         let poison = [
             ("gpu.metrics.v1", "not json at all {"),
             ("gpu.metrics.v1", #"["an", "array"]"#),
@@ -228,14 +228,14 @@ import Glibc
         ]
         let lines = poison.enumerated().map { "\($1.0)\tbad-\($0)\t\($1.1)" }.joined(separator: "\n") + "\n"
         let file = pipeline.cli.write("poison.tsv", lines)
-        #expect(try pipeline.cli.run([pipeline.script, "produce", pipeline.broker.address, file], executable: Services.python).code == 0)
+        #expect(try await pipeline.cli.run([pipeline.script, "produce", pipeline.broker.address, file], executable: Services.python).code == 0)
 
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 495 && $0.tokens == 495 && $0.deadLettered == 10 } ?? false }
         #expect(processor.isRunning, "poison never stops the consumer")
         // The reason and the record's coordinates ride in headers; the value is the record's own bytes.
-        let letters = try HostileRecordTests.letters(pipeline)
+        let letters = try await HostileRecordTests.letters(pipeline)
         #expect(letters.count == 10)
         let reasons = letters.compactMap { $0.headers["dlq.reason"] }
         #expect(reasons.contains { $0.hasPrefix("not valid JSON") })
@@ -249,7 +249,7 @@ import Glibc
     @Test func sigkillAtFiveRandomMomentsLosesAndDuplicatesNothing() async throws {
         let pipeline = try await Pipeline()
         defer { pipeline.stop() }
-        try pipeline.produce(100_000, gpus: 8)
+        try await pipeline.produce(100_000, gpus: 8)
         var generator = SystemRandomNumberGenerator()
         var lastPort = 0
         for _ in 0..<5 {
@@ -265,7 +265,7 @@ import Glibc
         do {
             try await waitUntilCount(reaches: 100_000) { pipeline.stats(port).map { $0.metrics + $0.tokens } }
         } catch {
-            let reasons = Set(((try? HostileRecordTests.letters(pipeline)) ?? []).compactMap { $0.headers["dlq.reason"] })
+            let reasons = Set(((try? await HostileRecordTests.letters(pipeline)) ?? []).compactMap { $0.headers["dlq.reason"] })
             Issue.record("stored \(String(describing: pipeline.stats(port))) of 100000; dead letters' reasons: \(reasons); processor: \(processor.stderr.suffix(3000))")
             throw error
         }
@@ -274,16 +274,16 @@ import Glibc
         let final = try #require(pipeline.stats(port))
         #expect(final.metrics == 50_000)
         #expect(final.tokens == 50_000)
-        let rollups = try pipeline.checkRollups()
+        let rollups = try await pipeline.checkRollups()
         #expect(rollups.counted == 50_000, "every GPU sample counted exactly once in the per-minute rollups despite 5 SIGKILLs")
         #expect(rollups.mismatches.isEmpty, "each rollup equals its raw bucket: \(rollups.mismatches)")
-        #expect(try pipeline.consume("pipeline.deadletter.v1").isEmpty)
+        #expect(try await pipeline.consume("pipeline.deadletter.v1").isEmpty)
     }
 
     @Test func mongoDBDownForTenSecondsIsReportedByReadyAndLosesOrDuplicatesNothing() async throws {
         var pipeline = try await Pipeline(mongoFile: true)
         defer { pipeline.stop() }
-        try pipeline.produce(20_000)
+        try await pipeline.produce(20_000)
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
         try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { pipeline.stats(port).map { $0.metrics + $0.tokens > 1000 } ?? false }

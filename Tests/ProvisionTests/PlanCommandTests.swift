@@ -54,18 +54,18 @@ import Glibc
         let cli = CLI(environment: ["PLAN_TEST_TOKEN": Self.secret])
         defer { cli.cleanUp() }
         let path = cli.write("plan.yaml", Self.planText(greeting: "hello"))
-        let fresh = try cli.run(["plan", "--plan", path, "--detailed-exitcode"])
+        let fresh = try await cli.run(["plan", "--plan", path, "--detailed-exitcode"])
         #expect(fresh.code == 2, "a state with no runs: everything would run: \(fresh.stdout)\(fresh.stderr)")
         #expect(!FileManager.default.fileExists(atPath: cli.stateRoot + "/planned"), "plan creates no state")
-        #expect(try cli.run(["up", "--plan", path]).code == 0)
+        #expect(try await cli.run(["up", "--plan", path]).code == 0)
 
-        let same = try cli.run(["plan", "--plan", path, "--detailed-exitcode"])
+        let same = try await cli.run(["plan", "--plan", path, "--detailed-exitcode"])
         #expect(same.code == 0, "\(same.stdout)\(same.stderr)")
         #expect(same.stdout.contains("no changes"))
-        #expect(try cli.run(["plan", "--plan", path]).code == 0)
+        #expect(try await cli.run(["plan", "--plan", path]).code == 0)
 
         _ = cli.write("plan.yaml", Self.planText(greeting: "bye"))
-        let edited = try cli.run(["plan", "--plan", path, "--json", "--detailed-exitcode"])
+        let edited = try await cli.run(["plan", "--plan", path, "--json", "--detailed-exitcode"])
         #expect(edited.code == 2, "\(edited.stderr)")
         let object = try Self.object(edited)
         #expect(object["changes"] as? Bool == true)
@@ -76,40 +76,40 @@ import Glibc
         #expect(reason?["kind"] as? String == "plan_key")
         #expect(reason?["key"] as? String == "steps.greet.exec.env.GREETING")
         #expect(reason?["old"] as? String == "hello" && reason?["new"] as? String == "bye")
-        let text = try cli.run(["plan", "--plan", path])
+        let text = try await cli.run(["plan", "--plan", path])
         #expect(text.code == 0, "without --detailed-exitcode a plan with changes exits 0")
         #expect(text.stdout.contains(#"steps.greet.exec.env.GREETING: "hello" → "bye""#), "\(text.stdout)")
 
-        let up = try cli.run(["up", "--plan", path, "--json"])
+        let up = try await cli.run(["up", "--plan", path, "--json"])
         let summary = up.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             .first { $0["kind"] as? String == "summary" }
         let applied = (summary?["steps"] as? [String: String] ?? [:]).filter { $0.value == "applied" }.keys
         #expect(Set(applied) == ["greet", "last"], "up applies exactly what plan named: \(up.stdout)")
-        #expect(try cli.run(["plan", "--plan", path, "--detailed-exitcode"]).code == 0)
+        #expect(try await cli.run(["plan", "--plan", path, "--detailed-exitcode"]).code == 0)
 
         // A value that holds the secret is shown redacted, as every other output.
         _ = cli.write("plan.yaml", Self.planText(greeting: "token \(Self.secret)"))
-        let leaking = try cli.run(["plan", "--plan", path])
-        let json = try cli.run(["plan", "--plan", path, "--json"])
+        let leaking = try await cli.run(["plan", "--plan", path])
+        let json = try await cli.run(["plan", "--plan", path, "--json"])
         #expect(leaking.stdout.contains(#""bye" → "token ***""#), "\(leaking.stdout)")
         for output in [leaking.stdout, leaking.stderr, json.stdout, json.stderr] { #expect(!output.contains(Self.secret)) }
 
         // Any error is 1 with --detailed-exitcode (2 means "changes"), its usual code without.
         _ = cli.write("plan.yaml", "name: planned\nsteps: [")
-        #expect(try cli.run(["plan", "--plan", path, "--detailed-exitcode"]).code == 1)
-        #expect(try cli.run(["plan", "--plan", path]).code == 2)
+        #expect(try await cli.run(["plan", "--plan", path, "--detailed-exitcode"]).code == 1)
+        #expect(try await cli.run(["plan", "--plan", path]).code == 2)
     }
 
     @Test func upOnATerminalPrintsThePlanFirstAndPipedOutputHasNone() async throws {
         let cli = CLI(environment: ["PLAN_TEST_TOKEN": Self.secret])
         defer { cli.cleanUp() }
         let path = cli.write("plan.yaml", Self.planText(greeting: "hello"))
-        let piped = try cli.run(["up", "--plan", path])
+        let piped = try await cli.run(["up", "--plan", path])
         #expect(piped.code == 0 && !piped.stdout.contains("ACTION"), "\(piped.stdout)")
         _ = cli.write("plan.yaml", Self.planText(greeting: "bye"))
         // `script` gives the command a terminal and copies what it prints.
         let command = [CLI.binary, "up", "--plan", path, "--state-dir", cli.stateRoot].map { "'\($0)'" }.joined(separator: " ")
-        let terminal = try cli.run(["-qec", command, "/dev/null"], executable: "/usr/bin/script")
+        let terminal = try await cli.run(["-qec", command, "/dev/null"], executable: "/usr/bin/script")
         #expect(terminal.code == 0, "\(terminal.stdout)\(terminal.stderr)")
         let table = try #require(terminal.stdout.range(of: "STEP"), "\(terminal.stdout)")
         #expect(terminal.stdout.contains(#"steps.greet.exec.env.GREETING: "hello" → "bye""#))
@@ -134,16 +134,16 @@ import Glibc
                 exec:
                   run: touch done
             """)
-        #expect(try cli.run(["up", "--plan", path]).code == 0)
+        #expect(try await cli.run(["up", "--plan", path]).code == 0)
         let plan = try cli.start(["plan", "--refresh", "--plan", path, "--detailed-exitcode"])
         defer { if plan.isRunning { kill(plan.pid, SIGKILL); plan.wait() } }
         try await waitUntil { FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("checking").path) }
 
-        let up = try cli.run(["up", "--plan", path])
+        let up = try await cli.run(["up", "--plan", path])
         #expect(up.code == 0, "up is not held back by a plan in progress: \(up.stderr)")
         #expect(plan.isRunning, "the plan's check was still running")
         _ = cli.write("release", "")
-        plan.wait()
+        try await plan.finish()
         #expect(plan.exitCode == 0, "\(plan.stdout)\(plan.stderr)")
         #expect(plan.stdout.contains("live check passed"))
     }
@@ -169,7 +169,7 @@ import Glibc
         #expect(holder.pid == up.pid)
 
         let started = ContinuousClock.now
-        let plan = try cli.run(["plan", "--plan", path, "--json", "--detailed-exitcode"])
+        let plan = try await cli.run(["plan", "--plan", path, "--json", "--detailed-exitcode"])
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(plan.code == 2, "the step up is running is not done yet: \(plan.stdout)\(plan.stderr)")
         let object = try Self.object(plan)
@@ -178,8 +178,8 @@ import Glibc
         #expect(try cli.store(plan: "busy").lockHolder() == holder, "plan neither took nor touched the lock")
 
         _ = cli.write("release", "")
-        up.wait()
+        try await up.finish()
         #expect(up.exitCode == 0, "the up beside it finished: \(up.stderr)")
-        #expect(try cli.run(["plan", "--plan", path, "--detailed-exitcode"]).code == 0)
+        #expect(try await cli.run(["plan", "--plan", path, "--detailed-exitcode"]).code == 0)
     }
 }

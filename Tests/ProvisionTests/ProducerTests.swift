@@ -51,7 +51,7 @@ import Glibc
             let broker = try await Broker(cli: cli)
             let script = cli.write("kafka.py", kafkaScript)
             do {
-                try broker.createTopics(topics, cli: cli, script: script)
+                try await broker.createTopics(topics, cli: cli, script: script)
             } catch {
                 broker.stop()
                 throw error
@@ -67,14 +67,14 @@ import Glibc
         let (cli, broker, script) = try await Self.brokerWithTopics()
         defer { broker.stop(); cli.cleanUp() }
 
-        let produced = try cli.run(["--brokers", broker.address, "--count", "2000", "--gpus", "4", "--seed", "7", "--node", "node-a"],
-                                   executable: Self.producer, environment: ["LD_LIBRARY_PATH": Self.tools.appendingPathComponent("lib").path])
+        let produced = try await cli.run(["--brokers", broker.address, "--count", "2000", "--gpus", "4", "--seed", "7", "--node", "node-a"],
+                                         executable: Self.producer, environment: ["LD_LIBRARY_PATH": Self.tools.appendingPathComponent("lib").path])
         #expect(produced.code == 0, "\(produced.stderr)")
         let summary = try JSONSerialization.jsonObject(with: Data(produced.stdout.utf8)) as? [String: Any]
         #expect(summary?["delivered"] as? Int == 2000)
         #expect(summary?["failed"] as? Int == 0)
 
-        let consumed = try cli.run([script, "consume", broker.address] + Self.topics, executable: Self.python)
+        let consumed = try await cli.run([script, "consume", broker.address] + Self.topics, executable: Self.python)
         #expect(consumed.code == 0, "\(consumed.stderr)")
         let messages = try #require(try JSONSerialization.jsonObject(with: Data(consumed.stdout.utf8)) as? [String: [[String: Any]]])
         let metrics = messages["gpu.metrics.v1"] ?? []
@@ -102,11 +102,11 @@ import Glibc
         }
     }
 
-    @Test func unreachableBrokerIsReportedAsUndeliveredWithExitCode1() throws {
+    @Test func unreachableBrokerIsReportedAsUndeliveredWithExitCode1() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let result = try cli.run(["--brokers", "127.0.0.1:1", "--count", "10"], executable: Self.producer,
-                                 environment: ["LD_LIBRARY_PATH": Self.tools.appendingPathComponent("lib").path, "MESSAGE_TIMEOUT_MS": "1500"])
+        let result = try await cli.run(["--brokers", "127.0.0.1:1", "--count", "10"], executable: Self.producer,
+                                       environment: ["LD_LIBRARY_PATH": Self.tools.appendingPathComponent("lib").path, "MESSAGE_TIMEOUT_MS": "1500"])
         #expect(result.code == 1)
         #expect(result.stderr.contains("not delivered"))
     }
@@ -115,10 +115,10 @@ import Glibc
         let (cli, broker, script) = try await Self.brokerWithTopics()
         defer { broker.stop(); cli.cleanUp() }
         let before = Date().timeIntervalSince1970
-        let produced = try cli.run(["--brokers", broker.address, "--count", "2000", "--gpus", "4", "--source", "synthetic"],
-                                   executable: Self.producer, environment: Services.libraryPath)
+        let produced = try await cli.run(["--brokers", broker.address, "--count", "2000", "--gpus", "4", "--source", "synthetic"],
+                                         executable: Self.producer, environment: Services.libraryPath)
         #expect(produced.code == 0, "\(produced.stderr)")
-        let consumed = try cli.run([script, "consume", broker.address, "gpu.metrics.v1"], executable: Self.python)
+        let consumed = try await cli.run([script, "consume", broker.address, "gpu.metrics.v1"], executable: Self.python)
         let samples = (try JSONSerialization.jsonObject(with: Data(consumed.stdout.utf8)) as? [String: [[String: Any]]])?["gpu.metrics.v1"] ?? []
         #expect(samples.count == 1000)
         let byGPU = Dictionary(grouping: samples.compactMap { $0["value"] as? [String: Any] }) { $0["gpu_uuid"] as? String ?? "" }
@@ -141,7 +141,7 @@ import Glibc
                                      executable: Self.producer, environment: Services.libraryPath)
         try await Task.sleep(for: .seconds(3))
         kill(producer.pid, SIGTERM)
-        producer.wait()
+        try await producer.finish()
         // A loaded machine may sleep longer than asked: the pace is judged against the time it ran.
         let ran = (ContinuousClock.now - started) / .seconds(1)
         #expect(producer.exitCode == 0, "\(producer.stderr)")
@@ -160,13 +160,13 @@ import Glibc
         let arguments = ["--brokers", broker.address, "--source", "synthetic", "--state-file", file]
 
         // Nothing to send to: every message fails, and no topic appears (Tansu would create one with 4 partitions).
-        let failing = try cli.run(arguments + ["--count", "10"], executable: Self.producer,
-                                  environment: Services.libraryPath.merging(["MESSAGE_TIMEOUT_MS": "3000"]) { $1 })
+        let failing = try await cli.run(arguments + ["--count", "10"], executable: Self.producer,
+                                        environment: Services.libraryPath.merging(["MESSAGE_TIMEOUT_MS": "3000"]) { $1 })
         #expect(failing.code == 1)
         #expect(failing.stderr.contains("not delivered") && failing.stderr.contains("exist"), "\(failing.stderr)")
         let failed = try #require(SelfHealingTests.state(file)?.runs.first)
         #expect(failed["produced"] as? Int == 10 && failed["acknowledged"] as? Int == 0 && failed["failed"] as? Int == 10, "\(failed)")
-        #expect(try SelfHealingTests.admin(cli, broker, "list") as? [String] == [], "a producer creates no topic")
+        #expect(try await SelfHealingTests.admin(cli, broker, "list") as? [String] == [], "a producer creates no topic")
 
         // A running producer waits for the topics, and its messages flow once they are created.
         let running = try cli.start(arguments + ["--continuous", "--rate", "50"], executable: Self.producer, environment: Services.libraryPath)
@@ -174,21 +174,21 @@ import Glibc
             SelfHealingTests.state(file).map { $0.runs.count == 2 && ($0.runs[1]["produced"] as? Int ?? 0) >= 20 } ?? false
         }
         #expect(SelfHealingTests.state(file)?.runs[1]["acknowledged"] as? Int == 0)
-        #expect(try SelfHealingTests.admin(cli, broker, "list") as? [String] == [])
+        #expect(try await SelfHealingTests.admin(cli, broker, "list") as? [String] == [])
         for topic in Self.topics {
-            let created = try cli.run(["topic", "create", topic, "--partitions", "3", "--broker", "tcp://\(broker.address)"],
-                                      executable: Self.tools.appendingPathComponent("bin/tansu").path)
+            let created = try await cli.run(["topic", "create", topic, "--partitions", "3", "--broker", "tcp://\(broker.address)"],
+                                            executable: Self.tools.appendingPathComponent("bin/tansu").path)
             #expect(created.code == 0, "\(created.stderr)")
         }
         try await waitUntil(timeout: .seconds(30)) { (SelfHealingTests.state(file)?.runs[1]["acknowledged"] as? Int ?? 0) >= 100 }
         kill(running.pid, SIGTERM)
-        running.wait()
+        try await running.finish()
         #expect(running.exitCode == 0, "\(running.stderr)")
         let run = try #require(SelfHealingTests.state(file)?.runs.last)
         #expect(run["ended"] as? Bool == true && run["failed"] as? Int == 0 && run["acknowledged"] as? Int == run["produced"] as? Int, "\(run)")
 
         // What the state file calls acknowledged is what the topics hold.
-        let consumed = try cli.run([cli.write("kafka.py", Self.kafkaScript), "consume", broker.address] + Self.topics, executable: Self.python)
+        let consumed = try await cli.run([cli.write("kafka.py", Self.kafkaScript), "consume", broker.address] + Self.topics, executable: Self.python)
         let messages = try #require(try JSONSerialization.jsonObject(with: Data(consumed.stdout.utf8)) as? [String: [[String: Any]]])
         let values = messages.values.flatMap { $0 }.compactMap { $0["value"] as? [String: Any] }
         #expect(values.count == run["acknowledged"] as? Int)

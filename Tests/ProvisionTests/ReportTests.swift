@@ -39,10 +39,10 @@ import Testing
         let cli = CLI()
         defer { cli.cleanUp() }
         let plan = cli.write("troubled.yaml", Self.plan(flag: cli.directory.appendingPathComponent("flag").path))
-        let up = try cli.run(["up", "--plan", plan])
+        let up = try await cli.run(["up", "--plan", plan])
         #expect(up.code == 1, "broken fails the run: \(up.stderr)")
 
-        let report = try cli.run(["report", "--plan", plan])
+        let report = try await cli.run(["report", "--plan", plan])
         #expect(report.code == 0, "\(report.stderr)")
         let file = URL(fileURLWithPath: report.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(file.path == URL(fileURLWithPath: cli.stateRoot).appendingPathComponent("troubled/report-run-1.html").path)
@@ -65,7 +65,7 @@ import Testing
         #expect(page.dom.contains("<li class=\"failed\"><b>broken</b> failed after 1 attempt(s): run command exit code 3: disk on fire"))
         #expect(page.dom.contains(">node.prepare</text>"), "the fan-out's children are grouped under its id")
 
-        let json = try cli.run(["report", "--plan", plan, "--json"])
+        let json = try await cli.run(["report", "--plan", plan, "--json"])
         #expect(json.code == 0)
         let decoder = JSONDecoder()
         decoder.dateDecodingStrategy = .iso8601
@@ -78,19 +78,19 @@ import Testing
         #expect(document.charts.isEmpty && document.objectives.isEmpty, "an exec-only plan has no pipeline to chart")
     }
 
-    @Test func aRunTheStoreDoesNotHaveIsAUsageErrorNamingTheRunsThereAre() throws {
+    @Test func aRunTheStoreDoesNotHaveIsAUsageErrorNamingTheRunsThereAre() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         let plan = cli.write("one.yaml", "name: one\nsteps:\n  - id: a\n    exec:\n      run: echo a\n")
-        let none = try cli.run(["report", "--plan", plan])
+        let none = try await cli.run(["report", "--plan", plan])
         #expect(none.code == 2)
         #expect(none.stderr.contains("has no runs yet; start one with 'provision up'"), "\(none.stderr)")
-        #expect(try cli.run(["up", "--plan", plan]).code == 0)
-        let missing = try cli.run(["report", "--plan", plan, "--run", "7"])
+        #expect(try await cli.run(["up", "--plan", plan]).code == 0)
+        let missing = try await cli.run(["report", "--plan", plan, "--run", "7"])
         #expect(missing.code == 2)
         #expect(missing.stderr.contains("has no run 7; its runs are 1 to 1"), "\(missing.stderr)")
         let output = cli.directory.appendingPathComponent("r.html").path
-        let written = try cli.run(["report", "--plan", plan, "--run", "1", "--output", output])
+        let written = try await cli.run(["report", "--plan", plan, "--run", "1", "--output", output])
         #expect(written.code == 0 && written.stdout.contains(output))
         #expect(FileManager.default.contents(atPath: output).map { String(decoding: $0, as: UTF8.self).contains("Content-Security-Policy") } == true)
     }

@@ -80,7 +80,7 @@ import Glibc
         let early = try await SandboxK3sTests.run(sandbox, ["port-forward", "prometheus"])
         #expect(early.code == 2 && early.stderr.contains("no runs yet") && early.stderr.contains("provision up"), "\(early.stderr)")
         let other = sandbox.cli.write("none.yaml", "name: \(sandbox.name)-none\ntarget: sandbox\nruntime: none\ncluster: {worker_count: 1}\n")
-        let notK3s = try sandbox.cli.run(["port-forward", "grafana", "--plan", other])
+        let notK3s = try await sandbox.cli.run(["port-forward", "grafana", "--plan", other])
         #expect(notK3s.code == 2 && notK3s.stderr.contains("runtime: k3s"), "\(notK3s.stderr)")
 
         let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])

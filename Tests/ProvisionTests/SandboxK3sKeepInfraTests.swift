@@ -109,10 +109,10 @@ import Testing
         #expect(sandbox.processesLeft().isEmpty)
     }
 
-    @Test func downHelpDocumentsKeepInfra() throws {
+    @Test func downHelpDocumentsKeepInfra() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let help = try cli.run([CLI.binary, "help", "down"], executable: "/usr/bin/env")
+        let help = try await cli.run([CLI.binary, "help", "down"], executable: "/usr/bin/env")
         #expect(help.code == 0)
         #expect(help.stdout.contains("--keep-infra") && help.stdout.contains("K3s's uninstall scripts"), "\(help.stdout)")
     }

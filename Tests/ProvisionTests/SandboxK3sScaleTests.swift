@@ -101,10 +101,10 @@ import Glibc
         #expect(sandbox.processesLeft().isEmpty)
     }
 
-    @Test func verifyScaleOnTheProcessesRuntimeSaysItHasNoHPAAndToUseK3s() throws {
+    @Test func verifyScaleOnTheProcessesRuntimeSaysItHasNoHPAAndToUseK3s() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let result = try cli.run(["verify", "--scale", "--plan", CLI.repository.appendingPathComponent("plans/sandbox.yaml").path, "--state-dir", cli.stateRoot])
+        let result = try await cli.run(["verify", "--scale", "--plan", CLI.repository.appendingPathComponent("plans/sandbox.yaml").path, "--state-dir", cli.stateRoot])
         #expect(result.code == 2, "\(result.stderr)")
         #expect(result.stderr.contains("processes runtime, which has no HorizontalPodAutoscaler"), "\(result.stderr)")
         #expect(result.stderr.contains("runtime: k3s"), "\(result.stderr)")

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 @Suite struct SecretRedactionTests {
-    @Test func secretNeverAppearsInLogsEventsErrorsOutputsOrStatusJSON() throws {
+    @Test func secretNeverAppearsInLogsEventsErrorsOutputsOrStatusJSON() async throws {
         let secret = "K10-sup3r-s3cret-t0ken-value"
         let cli = CLI(environment: ["CLUSTER_TOKEN": secret])
         defer { cli.cleanUp() }
@@ -21,14 +21,14 @@ import Testing
                   check: echo "check sees $TOKEN"; echo "check err $TOKEN" >&2; exit 1
                   secrets: [token]
             """)
-        let up = try cli.run(["up", "--json", "--plan", plan])
+        let up = try await cli.run(["up", "--json", "--plan", plan])
         #expect(up.code == 1)
-        let status = try cli.run(["status", "--json", "--plan", plan])
+        let status = try await cli.run(["status", "--json", "--plan", plan])
         #expect(status.code == 0)
-        let log = try cli.run(["logs", "prints", "--plan", plan])
+        let log = try await cli.run(["logs", "prints", "--plan", plan])
         // `plan --refresh` runs the failed step's check, whose output holds the secret.
-        let planned = try cli.run(["plan", "--refresh", "--plan", plan])
-        let plannedJSON = try cli.run(["plan", "--refresh", "--json", "--plan", plan])
+        let planned = try await cli.run(["plan", "--refresh", "--plan", plan])
+        let plannedJSON = try await cli.run(["plan", "--refresh", "--json", "--plan", plan])
         #expect(planned.code == 0 && plannedJSON.code == 0, "\(planned.stderr)")
         #expect(planned.stdout.contains("live check failed"), "\(planned.stdout)")
 

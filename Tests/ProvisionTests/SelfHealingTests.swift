@@ -45,9 +45,9 @@ import Glibc
         """
 
     /// Runs a mode of `adminScript` and returns the JSON it prints.
-    static func admin(_ cli: CLI, _ broker: Broker, _ mode: String, _ topics: [String] = []) throws -> Any {
+    static func admin(_ cli: CLI, _ broker: Broker, _ mode: String, _ topics: [String] = []) async throws -> Any {
         let script = cli.write("admin.py", adminScript)
-        let result = try cli.run([script, mode, broker.address] + topics, executable: Services.python)
+        let result = try await cli.run([script, mode, broker.address] + topics, executable: Services.python)
         guard result.code == 0 else { throw PipelineTests.PipelineError("admin.py \(mode) failed: \(result.stderr)") }
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
     }
@@ -61,7 +61,7 @@ import Glibc
     }
 
     /// Runs a pymongo query over both event collections and returns the JSON it prints.
-    static func query(_ pipeline: PipelineTests.Pipeline, _ body: String) throws -> Any {
+    static func query(_ pipeline: PipelineTests.Pipeline, _ body: String) async throws -> Any {
         let script = pipeline.cli.write("query.py", """
             import json, sys
             from pymongo import MongoClient
@@ -69,7 +69,7 @@ import Glibc
             collections = [db.gpu_metrics, db.token_usage]
             \(body)
             """)
-        let result = try pipeline.cli.run([script, pipeline.mongo.uri], executable: Services.python)
+        let result = try await pipeline.cli.run([script, pipeline.mongo.uri], executable: Services.python)
         guard result.code == 0 else { throw PipelineTests.PipelineError("query.py failed: \(result.stderr)") }
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8))
     }
@@ -83,16 +83,16 @@ import Glibc
         let pipeline = try await PipelineTests.Pipeline()
         defer { pipeline.stop() }
         let topics = ["gpu.metrics.v1", "token.usage.v1"]
-        try pipeline.produce(2000)
+        try await pipeline.produce(2000)
         var (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
         try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 1000 && $0.tokens == 1000 } ?? false }
-        let old = try #require(try Self.admin(pipeline.cli, pipeline.broker, "ids", topics) as? [String: String])
+        let old = try #require(try await Self.admin(pipeline.cli, pipeline.broker, "ids", topics) as? [String: String])
 
         // The broker loses the topics; they are created again, empty, and the producers go on.
-        let new = try #require(try Self.admin(pipeline.cli, pipeline.broker, "recreate", topics) as? [String: String])
+        let new = try #require(try await Self.admin(pipeline.cli, pipeline.broker, "recreate", topics) as? [String: String])
         #expect(topics.allSatisfy { new[$0] != nil && new[$0] != old[$0] }, "a topic created again has a new id: \(old) → \(new)")
-        try pipeline.produce(600)
+        try await pipeline.produce(600)
         var restarts = 0
         let deadline = ContinuousClock.now + .seconds(120)
         while pipeline.stats(port).map({ $0.metrics == 1300 && $0.tokens == 1300 }) != true {
@@ -113,15 +113,15 @@ import Glibc
         #expect(processor.isRunning)
 
         // Exactly what was produced after the re-creation was added: old documents kept, none dropped, none twice.
-        let byID = try #require(try Self.query(pipeline, """
+        let byID = try #require(try await Self.query(pipeline, """
             print(json.dumps({c.name: {d["_id"]: d["n"] for d in c.aggregate([{"$group": {"_id": "$kafka_topic_id", "n": {"$sum": 1}}}])}
                               for c in collections}))
             """) as? [String: [String: Int]])
         #expect(byID["gpu_metrics"] == [old["gpu.metrics.v1"]!: 1000, new["gpu.metrics.v1"]!: 300], "\(byID)")
         #expect(byID["token_usage"] == [old["token.usage.v1"]!: 1000, new["token.usage.v1"]!: 300], "\(byID)")
         #expect(pipeline.stats(port)?.deadLettered == 0)
-        #expect(try pipeline.wrongDocuments() == [])
-        let rollups = try pipeline.checkRollups()
+        #expect(try await pipeline.wrongDocuments() == [])
+        let rollups = try await pipeline.checkRollups()
         #expect(rollups.counted == 1300 && rollups.mismatches.isEmpty, "the rollups count the new incarnation's samples too: \(rollups)")
     }
 
@@ -138,7 +138,7 @@ import Glibc
                                              environment: Services.libraryPath)
         try await waitUntil(timeout: .seconds(30)) { (Self.state(file)?.runs.first?["acknowledged"] as? Int ?? 0) >= 100 }
         kill(running.pid, SIGTERM)
-        running.wait()
+        try await running.finish()
         #expect(running.exitCode == 0, "\(running.stderr)")
         let first = try #require(Self.state(file))
         #expect(first.node == "node-a" && first.runs.count == 1)
@@ -156,13 +156,13 @@ import Glibc
             """
         var stored: [Int] = []
         try await waitUntil(timeout: .seconds(60)) {
-            stored = (try? Self.query(pipeline, storedQuery) as? [Int]) ?? []
+            stored = (try? await Self.query(pipeline, storedQuery) as? [Int]) ?? []
             return stored.first == acknowledged
         }
         #expect(stored == [acknowledged, acknowledged, acknowledged - 1], "documents, distinct event_seq, last event_seq: \(stored)")
 
         // A second start adds a run and keeps the first.
-        let counted = try pipeline.cli.run(arguments + ["--count", "50"], executable: ProducerTests.producer, environment: Services.libraryPath)
+        let counted = try await pipeline.cli.run(arguments + ["--count", "50"], executable: ProducerTests.producer, environment: Services.libraryPath)
         #expect(counted.code == 0, "\(counted.stderr)")
         let second = try #require(Self.state(file))
         #expect(second.runs.count == 2)

@@ -13,11 +13,11 @@ import Testing
         }
     }
 
-    @Test func theSequenceDiagramNamesEveryStepOfProvisionGraphOnceAndNoStepBeforeWhatItNeeds() throws {
+    @Test func theSequenceDiagramNamesEveryStepOfProvisionGraphOnceAndNoStepBeforeWhatItNeeds() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         let plan = CLI.repository.appendingPathComponent("plans/sandbox.yaml").path
-        let graph = try cli.run(["graph", "--plan", plan, "--format", "dot"])
+        let graph = try await cli.run(["graph", "--plan", plan, "--format", "dot"])
         #expect(graph.code == 0, "\(graph.stderr)")
         // dot: `  "id";` per step, `  "a" -> "b";` per dependency.
         var steps: [String] = []

@@ -28,9 +28,17 @@ enum Services {
         throw StepFailure("\(executable) did not start on a loopback port; run scripts/bootstrap")
     }
 
+    /// Sends SIGTERM and blocks until `process` ends: for a `defer`, which cannot await.
     static func stop(_ process: CLI.Running) {
         kill(process.pid, SIGTERM)
         process.wait()
+    }
+
+    /// Sends SIGTERM and waits for `process` to end without blocking a cooperative thread (a
+    /// processor's clean stop finishes its batch first).
+    static func terminate(_ process: CLI.Running) async throws {
+        kill(process.pid, SIGTERM)
+        try await process.finish()
     }
 
     static func accepts(port: Int, while process: CLI.Running) async throws -> Bool {
@@ -95,10 +103,10 @@ final class Broker {
     /// Creates `topics` (3 partitions each) with the kafka helper `script`, trying up to three
     /// times: on a loaded machine the broker's first metadata answer can take longer than the
     /// helper's 10 s.
-    func createTopics(_ topics: [String], cli: CLI, script: String) throws {
+    func createTopics(_ topics: [String], cli: CLI, script: String) async throws {
         var last = ""
         for _ in 0..<3 {
-            let created = try cli.run([script, "create", address] + topics, executable: Services.python)
+            let created = try await cli.run([script, "create", address] + topics, executable: Services.python)
             if created.code == 0 { return }
             last = created.stderr
             if last.contains("TOPIC_ALREADY_EXISTS") { return }

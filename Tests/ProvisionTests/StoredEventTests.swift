@@ -4,7 +4,7 @@ import Testing
 
 /// What `--json` prints is what the store keeps.
 @Suite struct StoredEventTests {
-    @Test func theEventAnAdoptedStepStoresIsByteForByteTheOneJSONPrints() throws {
+    @Test func theEventAnAdoptedStepStoresIsByteForByteTheOneJSONPrints() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         let plan = cli.write("plan.yaml", """
@@ -15,7 +15,7 @@ import Testing
                   run: echo applied
                   check: echo "was here"
             """)
-        let up = try cli.run(["up", "--json", "--plan", plan])
+        let up = try await cli.run(["up", "--json", "--plan", plan])
         #expect(up.code == 0, "\(up.stderr)")
         let printed = try #require(up.stdout.split(separator: "\n").first { $0.contains("\"kind\":\"step.adopted\"") }, "\(up.stdout)")
 
