@@ -150,16 +150,26 @@ import Glibc
         var random = SeededGenerator(seed: seed)
         print("upgrade kill trials seed \(seed) (replay: UPGRADE_SEED=\(seed) swift test --filter sigkillAtRandomMomentsOfUpgrades)")
         var report: [String] = []
-        for trial in 1...10 {
+        // Each trial kills `up` once the upgrade's k-th node event (cordon, drain, eviction, restart,
+        // uncordon: about 25 in all) is in the stand-in's timeline, plus up to a second: every
+        // phase of every node gets hit. Trials go on until ten kills landed during an upgrade.
+        var kills = 0
+        var trial = 0
+        while kills < 10 && trial < 16 {
+            trial += 1
             let version = "v1.33.\(5 + trial)+k3s1"
             SandboxK3sTests.writePlan(sandbox, workers: 3, version: version, deploy: tree.path, binary: try Self.binary(version, in: sandbox),
                                       k3sExtra: ["drain_timeout: 60s"])
             let before = try await Self.timeline(nodes).count
             let running = try sandbox.cli.start(["up", "--plan", sandbox.planPath])
-            let wait = Duration.milliseconds(Int.random(in: 500...14_000, using: &random))
-            try await Task.sleep(for: wait)
+            let event = Int.random(in: 1...22, using: &random)
+            let extra = Duration.milliseconds(Int.random(in: 0...1000, using: &random))
+            let started = ContinuousClock.now
+            while running.isRunning, try await Self.timeline(nodes).count < before + event { try await Task.sleep(for: .milliseconds(100)) }
+            try await Task.sleep(for: extra)
+            let wait = ContinuousClock.now - started
             let killed = running.isRunning
-            if killed { kill(running.pid, SIGKILL) }
+            if killed { kill(running.pid, SIGKILL); kills += 1 }
             while running.isRunning { try await Task.sleep(for: .milliseconds(50)) }
             // Killed: its lock is stale (unlock clears it) and resume finishes the run; not killed
             // (it ended first): it must have succeeded.
@@ -185,9 +195,10 @@ import Glibc
             #expect(cluster.allSatisfy { !$0.unschedulable }, "trial \(trial): cordoned: \(cluster.filter(\.unschedulable).map(\.name))")
             let markers = try await nodes.run("ls \(NodeUpgrade.markers) 2>/dev/null", on: nodes.control).stdout
             #expect(markers.isEmpty, "trial \(trial): markers left: \(markers)")
-            report.append("\(trial): \(killed ? "killed after \(wait), resume exit \(finished.code)" : "up ended before \(wait), exit \(finished.code)")")
+            report.append("\(trial): \(killed ? "killed after event \(event) + \(extra) (\(wait)), resume exit \(finished.code)" : "up ended before event \(event) + \(extra), exit \(finished.code)")")
         }
         print("upgrade kill trials seed \(seed): " + report.joined(separator: "; "))
+        #expect(kills == 10, "ten kills landed during an upgrade in \(trial) trials")
 
         let down = try await SandboxK3sTests.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
