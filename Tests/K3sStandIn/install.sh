@@ -177,6 +177,13 @@ if [ "$command" = server ]; then uninstall=k3s-uninstall.sh; else uninstall=k3s-
 write_killall
 write_uninstall
 
+# Like K3s's service_enable_and_start: the unit is enabled (and systemd reloaded) before the skip rule,
+# so an unchanged re-run enables a unit that was disabled by hand without starting it.
+if [ "$manager" = systemd ]; then
+    systemctl enable "$service" >/dev/null 2>&1
+    systemctl daemon-reload
+fi
+
 POST_INSTALL_HASHES=$(installed_hashes)
 if [ "$PRE_INSTALL_HASHES" = "$POST_INSTALL_HASHES" ] && [ "${INSTALL_K3S_FORCE_RESTART:-}" != true ]; then
     info "No change detected so skipping service start"
@@ -185,10 +192,8 @@ fi
 
 info "Starting $service"
 if [ "$manager" = systemd ]; then
-    # Like K3s's script: enable, then restart, which returns once the unit notifies READY=1.
+    # Like K3s's script: restart, which returns once the unit notifies READY=1.
     rm -f /var/lib/rancher/k3s/agent/standin-joined
-    systemctl daemon-reload
-    systemctl enable "$service" >/dev/null 2>&1
     systemctl restart "$service"
     info "$service is up"
     exit 0

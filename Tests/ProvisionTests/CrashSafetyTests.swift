@@ -173,7 +173,12 @@ import Testing
             let atKill = Self.intervals((try? String(contentsOf: ledgerURL, encoding: .utf8)) ?? "")
             if atKill.contains(where: { $0.end == nil }) { killsDuringACommand += 1 }
 
-            #expect(try await cli.run(["unlock", "--plan", plan]).code == 0)
+            // unlock is waited for without yielding (it ends within a moment): resume must start
+            // while the killed run's commands still run, or there is nothing left for it to stop,
+            // and a wake-up on a busy cooperative pool can come seconds late.
+            let unlock = try cli.start(["unlock", "--plan", plan])
+            unlock.wait()
+            #expect(unlock.exitCode == 0, "\(unlock.stderr)")
             var finished = false
             for _ in 0..<5 where !finished {
                 let result = try await cli.run(["resume", "--plan", plan])

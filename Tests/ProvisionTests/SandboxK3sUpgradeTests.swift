@@ -10,8 +10,25 @@ import Glibc
 /// the K3s stand-in (Tests/K3sStandIn), which places pods on nodes, cordons, drains through
 /// PodDisruptionBudgets and writes a timeline of node events. Nothing here is real K3s: nothing
 /// runs in the stand-in's pods, so the pipeline's own flow during an upgrade is not shown here.
-@Suite(.serialized) struct SandboxK3sUpgradeTests {
+@Suite struct SandboxK3sUpgradeTests {
     static let standin = SandboxK3sDeployTests.standin
+
+    /// Runs `provision ARGS --plan <plan>`, SIGKILLed (and recorded as an issue) if it still runs
+    /// after `limit`: an upgrade that waits for ever fails the test instead of hanging the test run.
+    static func run(_ sandbox: Sandbox, _ arguments: [String], limit: Duration = .seconds(300)) async throws -> CLI.Result {
+        let process = try sandbox.cli.start(arguments + ["--plan", sandbox.planPath])
+        let deadline = ContinuousClock.now + limit
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                kill(process.pid, SIGKILL)
+                process.wait()
+                Issue.record("provision \(arguments.joined(separator: " ")) still ran after \(limit): killed; \(process.stderr.suffix(2000))")
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return CLI.Result(code: process.exitCode, stdout: process.stdout, stderr: process.stderr, signaled: process.signaled)
+    }
 
     /// One line of the stand-in's timeline: "<epoch> <event> <node> [<detail>]".
     struct Event: CustomStringConvertible {
@@ -89,7 +106,7 @@ import Glibc
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
         sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 3, deploy: tree.path)
-        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        let up = try await Self.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let nodes = try SandboxPipelineTests.Nodes(sandbox)
         let names = ["control-plane", "worker-1", "worker-2", "worker-3"]
@@ -98,7 +115,7 @@ import Glibc
         let next = "v1.33.5+k3s1"
         SandboxK3sTests.writePlan(sandbox, workers: 3, version: next, deploy: tree.path, binary: try Self.binary(next, in: sandbox),
                                   k3sExtra: ["drain_timeout: 60s"])
-        let upgrade = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        let upgrade = try await Self.run(sandbox, ["up", "--json"])
         #expect(upgrade.code == 0, "\(upgrade.stderr.suffix(3000))")
         let events = Array(try await Self.timeline(nodes).dropFirst(before))
         let problems = Self.rollingProblems(events, version: next, nodes: names, server: "control-plane")
@@ -126,7 +143,7 @@ import Glibc
         // Back to the old pin: refused before any node is touched.
         let count = try await Self.timeline(nodes).count
         SandboxK3sTests.writePlan(sandbox, workers: 3, deploy: tree.path)
-        let downgrade = try await SandboxK3sTests.run(sandbox, ["up"])
+        let downgrade = try await Self.run(sandbox, ["up"])
         #expect(downgrade.code == 1)
         let error = try sandbox.store().steps()[StepID("k3s.server")]?.lastError ?? ""
         #expect(error.contains("control-plane runs K3s \(next), newer than \(SandboxK3sTests.version)") && error.contains("does not support downgrades"), "\(error)")
@@ -143,7 +160,7 @@ import Glibc
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
         sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 3, deploy: tree.path)
-        let up = try await SandboxK3sTests.run(sandbox, ["up"])
+        let up = try await Self.run(sandbox, ["up"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let nodes = try SandboxPipelineTests.Nodes(sandbox)
         let seed = ProcessInfo.processInfo.environment["UPGRADE_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
@@ -173,8 +190,8 @@ import Glibc
             while running.isRunning { try await Task.sleep(for: .milliseconds(50)) }
             // Killed: its lock is stale (unlock clears it) and resume finishes the run; not killed
             // (it ended first): it must have succeeded.
-            if killed { #expect(try await SandboxK3sTests.run(sandbox, ["unlock"]).code == 0) }
-            let finished = killed ? try await SandboxK3sTests.run(sandbox, ["resume"])
+            if killed { #expect(try await Self.run(sandbox, ["unlock"]).code == 0) }
+            let finished = killed ? try await Self.run(sandbox, ["resume"])
                 : CLI.Result(code: running.exitCode, stdout: running.stdout, stderr: running.stderr, signaled: running.signaled)
             #expect(finished.code == 0, "trial \(trial): \(finished.stderr.suffix(2000))")
             let events = Array(try await Self.timeline(nodes).dropFirst(before))
@@ -211,7 +228,7 @@ import Glibc
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
         sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path)
-        let up = try await SandboxK3sTests.run(sandbox, ["up"])
+        let up = try await Self.run(sandbox, ["up"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let nodes = try SandboxPipelineTests.Nodes(sandbox)
 
@@ -225,7 +242,7 @@ import Glibc
         SandboxK3sTests.writePlan(sandbox, workers: 1, version: next, deploy: tree.path, binary: try Self.binary(next, in: sandbox),
                                   k3sExtra: ["drain_timeout: 6s"])
         let started = ContinuousClock.now
-        let blocked = try await SandboxK3sTests.run(sandbox, ["up"])
+        let blocked = try await Self.run(sandbox, ["up"])
         let took = ContinuousClock.now - started
         #expect(blocked.code == 1, "\(blocked.stderr.suffix(2000))")
         #expect(took < .seconds(90), "\(took)")
@@ -240,7 +257,7 @@ import Glibc
 
         // The budget relaxed: the upgrade goes through.
         _ = try await nodes.run("k3s kubectl delete poddisruptionbudget processor-strict -n app", on: nodes.control)
-        let healed = try await SandboxK3sTests.run(sandbox, ["up"])
+        let healed = try await Self.run(sandbox, ["up"])
         #expect(healed.code == 0, "\(healed.stderr.suffix(2000))")
         #expect(Set(try await Self.clusterNodes(nodes).map(\.version)) == [next])
 

@@ -57,6 +57,15 @@ struct UpgradeGateTests {
         #expect(await two.most == 2)
     }
 
+    @Test func aNodeLeftCordonedWhoseStepNeverComesStopsCountingAfterThePatience() async throws {
+        let gate = UpgradeGate(limit: 1, leftOutPatience: .milliseconds(500))
+        let started = ContinuousClock.now
+        try await gate.acquire("worker-1") { ["worker-9"] }
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(500) && waited < .seconds(10), "\(waited)")
+        #expect(await gate.outOfService == ["worker-1"])
+    }
+
     @Test func aNodeAnInterruptedRunLeftCordonedGoesFirstAndCountsAgainstTheLimit() async throws {
         let trace = Trace()
         try await Self.run(UpgradeGate(limit: 1), ["worker-1", "worker-2", "worker-3"], left: ["worker-3"], trace: trace)

@@ -129,6 +129,17 @@ struct K3sJoinStep: Step {
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
+        do {
+            return try await applyRolling(context)
+        } catch {
+            // Whatever ended this attempt, this worker holds the gate no more (nor counts as left
+            // cordoned): the others must not wait for it.
+            await settings.access.upgradeGate.release(worker)
+            throw error
+        }
+    }
+
+    private func applyRolling(_ context: StepContext) async throws -> StepOutputs {
         let control = try settings.access.controlPlane(context)
         let node = try settings.access.node(worker, context)
         let url = "https://\(try settings.access.clusterAddress(control.entry)):6443"
@@ -162,7 +173,6 @@ struct K3sJoinStep: Step {
             throw CancellationError()
         } catch {
             try? await upgrade.putBack(worker, log: context.log)
-            await gate.release(worker)
             throw error
         }
     }

@@ -76,8 +76,7 @@ struct K3sServerStep: Step {
 
     /// Whether an interrupted upgrade left the control plane cordoned (its marker, and the Node unschedulable).
     private func leftCordoned(_ node: K3sNode) async throws -> Bool {
-        guard try await NodeUpgrade.leftCordoned(on: node).contains(node.name) else { return false }
-        return try await K3sAccess.clusterNodes(on: node).first { $0.name == node.name }?.unschedulable == true
+        try await NodeUpgrade.leftCordoned(on: node).contains(node.name)
     }
 
     /// Nil when the control plane's Node runs the pinned version; otherwise what it runs.
@@ -114,13 +113,12 @@ struct K3sServerStep: Step {
         let digest = settings.install.digest(exec: exec, extraEnvironment: [:])
         let recordPath = "\(K3sInstall.directory)/server.digest"
         let upgrade = NodeUpgrade(control: node, drainTimeout: settings.spec.drainTimeout)
-        let recorded = try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest
-        if recorded, try await problem(node) == nil, try await leftCordoned(node) {
-            context.log.write("\(node.name): an interrupted upgrade left it cordoned")
-            try await upgrade.putBack(node.name, log: context.log)
-        }
-        if recorded, try await problem(node) == nil {
+        if try await node.read(recordPath).trimmingCharacters(in: .whitespacesAndNewlines) == digest, try await problem(node) == nil {
             context.log.write("\(node.name): K3s \(settings.spec.version) is installed as planned and answers; the install script is not run")
+            if try await leftCordoned(node) {
+                context.log.write("\(node.name): an interrupted upgrade left it cordoned")
+                try await upgrade.putBack(node.name, log: context.log)
+            }
             return try outputs(node.entry)
         }
         // A server that already runs (an upgrade, or other flags) is taken out of service first.

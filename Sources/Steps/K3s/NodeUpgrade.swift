@@ -20,10 +20,19 @@ struct NodeUpgrade: Sendable {
     /// `k3s.drain_timeout`.
     let drainTimeout: Duration
 
-    /// The nodes an interrupted upgrade left cordoned (their markers).
+    /// The nodes an interrupted upgrade left cordoned: a marker, and the Node still unschedulable.
+    /// A marker whose node is in service (the run was killed between the uncordon and the marker's
+    /// removal) or gone is stale: it is removed here and counts for nothing.
     static func leftCordoned(on control: K3sNode) async throws -> Set<String> {
         let listed = try await control.run("ls \(markers) 2>/dev/null", timeout: .seconds(20)).stdout
-        return Set(listed.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        let marked = Set(listed.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        guard !marked.isEmpty else { return [] }
+        let cordoned = Set(try await K3sAccess.clusterNodes(on: control).filter(\.unschedulable).map(\.name))
+        let stale = marked.subtracting(cordoned)
+        if !stale.isEmpty {
+            _ = try await control.run("cd \(markers) && rm -f " + stale.sorted().map(ServiceUnit.quoted).joined(separator: " "), timeout: .seconds(20))
+        }
+        return marked.intersection(cordoned)
     }
 
     /// Cordons and drains `node`. When the drain does not finish within `drainTimeout`, puts the

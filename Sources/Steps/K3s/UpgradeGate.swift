@@ -17,9 +17,13 @@ actor UpgradeGate {
     private var waiting: Set<String> = []
     /// Workers an interrupted run left cordoned; nil until read.
     private var leftOut: Set<String>?
+    private var leftOutRead: ContinuousClock.Instant?
+    /// How long a node left cordoned keeps counting without its step asking for it.
+    let leftOutPatience: Duration
 
-    init(limit: Int) {
+    init(limit: Int, leftOutPatience: Duration = .seconds(120)) {
         self.limit = max(1, limit)
+        self.leftOutPatience = leftOutPatience
     }
 
     /// Workers out of service now, by this run or left by an interrupted one.
@@ -30,11 +34,16 @@ actor UpgradeGate {
     func acquire(_ node: String, leftCordoned: @Sendable () async throws -> Set<String>) async throws {
         if leftOut == nil {
             let read = try await leftCordoned()
-            if leftOut == nil { leftOut = read }
+            if leftOut == nil { (leftOut, leftOutRead) = (read, .now) }
         }
         waiting.insert(node)
         defer { waiting.remove(node) }
         while !(held.contains(node) || leftOut?.contains(node) == true || (outOfService.count < limit && node == first(of: waiting))) {
+            // A node left cordoned whose own step has not come for it (not in this run, or it
+            // failed before it asked) stops counting after `leftOutPatience`: no one waits for ever.
+            if let read = leftOutRead, ContinuousClock.now - read > leftOutPatience, let absent = leftOut?.subtracting(held), !absent.isEmpty {
+                leftOut?.subtract(absent)
+            }
             try await Task.sleep(for: .milliseconds(200))
         }
         held.insert(node)
