@@ -15,7 +15,9 @@ import Glibc
 
     /// Runs `provision ARGS --plan <plan>`, SIGKILLed (and recorded as an issue) if it still runs
     /// after `limit`: an upgrade that waits for ever fails the test instead of hanging the test run.
-    static func run(_ sandbox: Sandbox, _ arguments: [String], limit: Duration = .seconds(300)) async throws -> CLI.Result {
+    /// The limit is generous: a full test run's start once made a first `up` of these sandboxes take
+    /// over five minutes (terraform alone three).
+    static func run(_ sandbox: Sandbox, _ arguments: [String], limit: Duration = .seconds(900)) async throws -> CLI.Result {
         let process = try sandbox.cli.start(arguments + ["--plan", sandbox.planPath])
         let deadline = ContinuousClock.now + limit
         while process.isRunning {
