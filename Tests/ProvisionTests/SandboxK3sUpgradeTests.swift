@@ -32,6 +32,17 @@ import Glibc
         return CLI.Result(code: process.exitCode, stdout: process.stdout, stderr: process.stderr, signaled: process.signaled)
     }
 
+    /// Copies the k8s/ tree beside `sandbox`'s plan, brings the sandbox up with it deployed, and
+    /// returns the tree (later plans point at it) and the nodes.
+    static func deploy(_ sandbox: inout Sandbox, workers: Int) async throws -> (tree: URL, nodes: SandboxPipelineTests.Nodes) {
+        let tree = sandbox.cli.directory.appendingPathComponent("k8s")
+        try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
+        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: workers, deploy: tree.path)
+        let up = try await Self.run(sandbox, ["up"])
+        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        return (tree, try SandboxPipelineTests.Nodes(sandbox))
+    }
+
     /// One line of the stand-in's timeline: "<epoch> <event> <node> [<detail>]".
     struct Event: CustomStringConvertible {
         let time: Double
@@ -105,12 +116,7 @@ import Glibc
     @Test func aNewVersionUpgradesOneNodeAtATimeServerFirstEachDrainedBeforeItsRestartAndADowngradeIsRefused() async throws {
         var sandbox = Sandbox(name: "k3sg-\(UInt16.random(in: 1000...65000))", workers: 3)
         defer { sandbox.cleanUp() }
-        let tree = sandbox.cli.directory.appendingPathComponent("k8s")
-        try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 3, deploy: tree.path)
-        let up = try await Self.run(sandbox, ["up", "--json"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let (tree, nodes) = try await Self.deploy(&sandbox, workers: 3)
         let names = ["control-plane", "worker-1", "worker-2", "worker-3"]
         let before = try await Self.timeline(nodes).count
 
@@ -159,12 +165,7 @@ import Glibc
     @Test func sigkillAtRandomMomentsOfUpgradesThenResumeFinishesEveryNodeOnTheNewVersionNoneCordonedAndNoTwoDrainsAtOnce() async throws {
         var sandbox = Sandbox(name: "k3sk-\(UInt16.random(in: 1000...65000))", workers: 3)
         defer { sandbox.cleanUp() }
-        let tree = sandbox.cli.directory.appendingPathComponent("k8s")
-        try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 3, deploy: tree.path)
-        let up = try await Self.run(sandbox, ["up"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let (tree, nodes) = try await Self.deploy(&sandbox, workers: 3)
         let seed = ProcessInfo.processInfo.environment["UPGRADE_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...999_999)
         var random = SeededGenerator(seed: seed)
         print("upgrade kill trials seed \(seed) (replay: UPGRADE_SEED=\(seed) swift test --filter sigkillAtRandomMomentsOfUpgrades)")
@@ -227,12 +228,7 @@ import Glibc
     @Test func aBudgetThatBlocksTheDrainFailsTheNodesStepWithinItsDeadlineNamingThePodAndTheBudgetAndUncordonsIt() async throws {
         var sandbox = Sandbox(name: "k3sb-\(UInt16.random(in: 1000...65000))", workers: 1)
         defer { sandbox.cleanUp() }
-        let tree = sandbox.cli.directory.appendingPathComponent("k8s")
-        try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path)
-        let up = try await Self.run(sandbox, ["up"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let (tree, nodes) = try await Self.deploy(&sandbox, workers: 1)
 
         // A budget no eviction of the one processor pod can satisfy.
         let budget = #"{"apiVersion":"policy/v1","kind":"PodDisruptionBudget","metadata":{"name":"processor-strict","namespace":"app"},"#
