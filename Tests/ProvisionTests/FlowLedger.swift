@@ -141,9 +141,9 @@ struct FlowLedger: Decodable {
             """)
         let reader = try cli.start([brokerScript, "\(nodes.address):9092", UUID().uuidString], executable: Services.python,
                                    environment: ["LD_LIBRARY_PATH": Services.tools.appendingPathComponent("lib").path])
-        let brokerDeadline = ContinuousClock.now + .seconds(180)
+        let brokerDeadline = ContinuousClock.now + .seconds(300)
         while reader.isRunning {
-            guard ContinuousClock.now < brokerDeadline else { kill(reader.pid, SIGKILL); throw StepFailure("reading the broker took over 3 minutes") }
+            guard ContinuousClock.now < brokerDeadline else { kill(reader.pid, SIGKILL); throw StepFailure("reading the broker took over 5 minutes") }
             try await Task.sleep(for: .milliseconds(200))
         }
         guard reader.exitCode == 0,

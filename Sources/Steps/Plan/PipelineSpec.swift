@@ -15,6 +15,12 @@ public struct PipelineSpec: Sendable, Equatable {
     public var partitions = 3
     /// Days the processor keeps documents (TTL index), 0 for ever.
     public var retentionDays = 0
+    /// `verify` fails when the end-to-end latency p50 or p99 (event timestamp to stored, over the
+    /// last 30 s) is at or above this (`pipeline.max_latency`); nil: the runtime's default
+    /// (`ProcessesRuntime.maxLatency`, 5 s on K3s).
+    public var maxLatency: Duration? = nil
+    /// The limit on K3s and for a sandbox broker in memory, when the plan sets none.
+    public static let defaultMaxLatency: Duration = .seconds(5)
     /// Kafka brokers on K3s (`pipeline.kafka_replicas`): 1, or 3 for a KRaft quorum that survives one
     /// broker's loss (replication factor 3, min.insync.replicas 2).
     public var kafkaReplicas = 1

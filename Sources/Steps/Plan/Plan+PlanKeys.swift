@@ -10,6 +10,7 @@ extension PipelineSpec {
             "rate": PipelineValues.number(rate), "gpus_per_producer": String(gpusPerProducer), "batch_size": String(batchSize),
             "batch_wait_ms": String(batchWaitMs), "partitions": String(partitions), "retention_days": String(retentionDays),
         ]
+        if let maxLatency { all["max_latency"] = maxLatency.formatted }
         if let images {
             all["images.processor"] = images.processor
             all["images.producer"] = images.producer

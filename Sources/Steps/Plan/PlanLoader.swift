@@ -9,7 +9,7 @@ public enum PlanLoader {
     static let clusterKeys = ["region", "worker_count", "instance_type", "ami", "allowed_cidrs", "allow_world_admin", "root_volume_gb",
                               "ssh_user", "node_ready_timeout", "terraform_dir", "workers_via_bastion", "vpc_cidr"]
     static let sandboxKeys = ["cloud_init_delay", "init", "node_image", "workloads", "librdkafka", "rules", "durable_broker"]
-    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "kafka_replicas", "images"]
+    static let pipelineKeys = ["rate", "gpus_per_producer", "batch_size", "batch_wait_ms", "partitions", "retention_days", "max_latency", "kafka_replicas", "images"]
     static let k3sKeys = ["version", "token", "extra_args", "disable", "ready_timeout", "install_timeout", "merge_kubeconfig", "kubeconfig", "airgap",
                           "deploy", "manifests", "overlay", "rollout_timeout",
                           "api_access", "api_local_port", "monitoring", "monitoring_timeout", "verify", "verify_timeout",
@@ -352,6 +352,14 @@ public enum PlanLoader {
             if let n = p["batch_wait_ms"] { pipeline.batchWaitMs = try reader.int(n.value, "pipeline.batch_wait_ms", range: 1...60_000) }
             if let n = p["partitions"] { pipeline.partitions = try reader.int(n.value, "pipeline.partitions", range: 1...1000) }
             if let n = p["retention_days"] { pipeline.retentionDays = try reader.int(n.value, "pipeline.retention_days", range: 0...3650) }
+            if let n = p["max_latency"] {
+                let limit = try reader.duration(n.value, "pipeline.max_latency")
+                guard limit >= .milliseconds(100) && limit <= .seconds(3600) else {
+                    throw reader.error(at: n.value, "pipeline.max_latency must be between 100ms and 1h, found \(limit.formatted)",
+                                       hint: "the end-to-end latency verify accepts, like 5s (the sandbox's durable broker defaults to 30s)")
+                }
+                pipeline.maxLatency = limit
+            }
             if let n = p["kafka_replicas"] {
                 let count = try reader.int(n.value, "pipeline.kafka_replicas", range: 1...9)
                 guard PipelineSpec.kafkaReplicaCounts.contains(count) else {

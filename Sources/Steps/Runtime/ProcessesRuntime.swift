@@ -45,6 +45,18 @@ public struct ProcessesRuntime: Sendable {
     /// request: producers batch longer and the processor asks for fuller fetches.
     public var durableBroker = false
 
+    /// How long producers batch (linger.ms) with the durable broker. Tansu on S3 writes an object
+    /// per produce request and partition and lists a partition's objects on every fetch; moto
+    /// renders every key of a listing, so its cost grows with the log (docs/self-healing.md).
+    static let durableLinger: Duration = .seconds(3)
+
+    /// `verify`'s end-to-end latency limit: the plan's `pipeline.max_latency`, else 30 s with the
+    /// durable broker (its batching alone adds up to 5 s, and the latency histogram's buckets
+    /// above 5 s end at 10 and 30), else 5 s.
+    public var maxLatency: Duration {
+        pipeline.maxLatency ?? (durableBroker ? .seconds(30) : PipelineSpec.defaultMaxLatency)
+    }
+
     public init(pipeline: PipelineSpec, programs: Programs, rules: String) {
         self.pipeline = pipeline
         self.programs = programs
@@ -199,8 +211,8 @@ public struct ProcessesRuntime: Sendable {
                     "KAFKA_BROKERS": "\(broker.address):\(Port.broker)", "RATE": String(pipeline.rate), "GPU_COUNT": String(pipeline.gpusPerProducer),
                     "GPU_SOURCE": "synthetic", "NODE_NAME": node.name, "SEED": String(1000 + index), "LD_LIBRARY_PATH": programs.libraries,
                     "STATE_FILE": Self.producerState,
-                    // Tansu on an object store writes objects per produce request: batch for a second.
-                    "LINGER_MS": durableBroker ? "1000" : "5",
+                    // Tansu on an object store writes an object per produce request and partition.
+                    "LINGER_MS": durableBroker ? String(Self.durableLinger.milliseconds) : "5",
                     // Tansu acknowledges an idempotent retry it never wrote when it was killed between
                     // recording the sequence and writing the batch: retries may duplicate instead, and
                     // the processor stores each event once by its identity (docs/self-healing.md).

@@ -21,8 +21,10 @@ struct VerifyStep: Step {
     var dependencies: [StepID] {
         [TerraformApplyStep.id, ServiceStep.Kind.processor.id, ServiceStep.Kind.producer.id, ServiceStep.Kind.prometheus.id]
     }
-    var inputs: String { "verify partitions=\(runtime.pipeline.partitions)" }
-    var planKeys: [String: String] { runtime.pipeline.planKeys(["partitions"]) }
+    var inputs: String { "verify partitions=\(runtime.pipeline.partitions) max_latency=\(runtime.maxLatency.formatted)" }
+    var planKeys: [String: String] {
+        runtime.pipeline.planKeys(["partitions"]).merging(["pipeline.max_latency": runtime.maxLatency.formatted]) { $1 }
+    }
     var hasCheck: Bool { true }
     var checksEveryRun: Bool { true }
     var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(5), maxBackoff: .seconds(10), timeout: .seconds(240)) }
@@ -54,9 +56,11 @@ struct VerifyStep: Step {
                 "Prometheus scrapes the processor": "provision logs service.prometheus",
                 "Prometheus scrapes every node": "provision logs service.node-exporter/<node>",
                 "ingest rate": "provision logs service.processor",
-                "no alert firing": "open Prometheus at http://\(control.address):\(ProcessesRuntime.Port.prometheus)/alerts",
+                "no critical alert firing": "open Prometheus at http://\(control.address):\(ProcessesRuntime.Port.prometheus)/alerts",
             ])
-        return PipelineVerifier(targets: targets, partitions: runtime.pipeline.partitions)
+        var verifier = PipelineVerifier(targets: targets, partitions: runtime.pipeline.partitions)
+        verifier.latencyBudget = runtime.maxLatency.seconds
+        return verifier
     }
 
     /// The checks as step outputs, and back (the one place that knows the layout).
