@@ -156,11 +156,12 @@ import Testing
     @Test func cancellationStopsNewStepsAndRecordsRunningOnesAsCancelled() async throws {
         let harness = try Harness()
         let nodes: [StepGraph.Node] = [
-            .step(ScriptedStep(id: "long", work: .seconds(30), probe: probe)),
+            .step(ScriptedStep(id: "long", work: .seconds(600), probe: probe)),
             .step(ScriptedStep(id: "later", dependencies: ["long"], probe: probe)),
         ]
         let task = Task { try await harness.run(nodes) }
-        try await waitUntil(timeout: .seconds(60)) { probe.applied("long") == 1 }
+        // Generous: a full run's start has starved the cooperative pool for a minute.
+        try await waitUntil(timeout: .seconds(180)) { probe.applied("long") == 1 }
         task.cancel()
         let summary = try await task.value
         #expect(summary.cancelled)

@@ -90,7 +90,7 @@ import Glibc
         // one process group) still running and recorded.
         let crashed = try harness.store.beginRun(command: .up, planPath: "test", planText: "")
         try harness.store.markRunning("long", run: crashed.id, attempt: 1, fingerprint: "x")
-        let leftover = try DetachedProcess.launch("/bin/sh", ["-c", "sleep 60 & wait"], environment: environment,
+        let leftover = try DetachedProcess.launch("/bin/sh", ["-c", "sleep 600 & wait"], environment: environment,
                                                   logFile: harness.directory.url.appendingPathComponent("leftover.log").path)
         let group = LeftoverProcessGroup(pid: leftover.pid, processStart: leftover.processStart)
         try await waitFor { group.members.count == 2 }

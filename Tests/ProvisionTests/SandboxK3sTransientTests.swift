@@ -44,7 +44,9 @@ import Testing
         }
         let log = try await SandboxK3sTests.run(sandbox, ["logs", "monitoring"]).stdout
         for chart in SandboxK3sMonitoringTests.charts {
-            #expect(log.contains("chart \(chart): job helm-install-\(chart) retrying after an error"), "\(chart) failed its first try: \(log.suffix(3000))")
+            // Seen while it retried, or (a busy machine's slower looks) by the failed pod the complete Job keeps.
+            #expect(log.contains("chart \(chart): job helm-install-\(chart) retrying after an error") || log.contains("chart \(chart): job helm-install-\(chart) complete after 1 failed try"),
+                    "\(chart) failed its first try: \(log.suffix(3000))")
             #expect(log.contains("chart \(chart): job helm-install-\(chart) complete"), "\(log.suffix(3000))")
         }
         #expect(try await SandboxK3sMonitoringTests.helmJobs(nodes).count == 3, "a retry is the same Job's next pod, not a new Job")

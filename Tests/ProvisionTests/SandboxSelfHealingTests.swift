@@ -10,8 +10,8 @@ import Glibc
 /// Faults in a running sandbox pipeline with the durable broker, as an operator's bad day brings
 /// them: the broker killed, and a random mix of kills followed by plain `up`. The flow must heal or
 /// be healed by `up`, and every event a producer saw acknowledged must end stored exactly once.
-/// (`SandboxRepairTests`: the faults `up` repairs.) Serialized: each sandbox's moto serves its
-/// broker's every request.
+/// (`Repair`, nested: the faults `up` repairs, with the broker in memory.) Serialized, its nested
+/// suite too: one such sandbox at a time, so that the run's start is not loaded further.
 @Suite(.serialized) struct SandboxSelfHealingTests {
     typealias Nodes = SandboxPipelineTests.Nodes
 
@@ -43,6 +43,14 @@ import Glibc
     /// The program a unit's supervisor runs on `node`, by the supervisor's own record.
     static func child(_ unit: String, on node: ClusterInventory.Node, _ nodes: Nodes) async throws -> String {
         try await nodes.run("cat /run/openrc/options/\(unit)/child_pid 2>/dev/null", on: node).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Whether a failed verify check (JSON) is what a broker outage leaves for a while: late events
+    /// in the latency percentiles, or only ingest-availability burn alerts firing.
+    static func explainedByTheOutage(_ check: [String: Any]) -> Bool {
+        let name = check["name"] as? String ?? "", seen = check["seen"] as? String ?? ""
+        if name.hasPrefix("end-to-end latency") { return true }
+        return name == "no critical alert firing" && seen.split(separator: ",").allSatisfy { $0.contains("IngestAvailability") }
     }
 
     /// Stops every producer unit (SIGTERM: each flushes and writes its final counts) and waits
@@ -94,20 +102,21 @@ import Glibc
         let restarted = try #require(await nodes.stored())
         try await SandboxPipelineTests.poll(timeout: .seconds(60), every: .seconds(1)) { (await nodes.stored() ?? 0) > restarted + 30 }
         #expect(ContinuousClock.now - killed < .seconds(60), "documents rise again within a minute of the kill")
-        // Every check but latency passes with no step run (events produced while the broker was
-        // down arrive late: they are what the latency percentiles of the last minutes show). Asked
-        // up to three times: under a full test run a topic's flow can pause for one 5 s window
-        // while the restarted broker catches up.
+        // Every check passes with no step run but latency (events produced while the broker was
+        // down arrive late: they are what the latency percentiles of the last minutes show) and the
+        // ingest-availability burn alerts (the producers' deliveries failed while it was down).
+        // Asked up to three times: under a full test run a topic's flow can pause for one sample
+        // window while the restarted broker catches up.
         var verify = try await sandbox.run(["verify", "--json"])
         var checks: [[String: Any]] = []
         var failed: [String] = []
         for attempt in 1...3 {
             if attempt > 1 { try await Task.sleep(for: .seconds(5)); verify = try await sandbox.run(["verify", "--json"]) }
             checks = (try? JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["checks"] as? [[String: Any]] ?? []
-            failed = checks.filter { $0["ok"] as? Bool != true }.compactMap { $0["name"] as? String }
-            if checks.count == 12 && failed.allSatisfy({ $0.hasPrefix("end-to-end latency") }) { break }
+            failed = checks.filter { $0["ok"] as? Bool != true && !Self.explainedByTheOutage($0) }.compactMap { $0["name"] as? String }
+            if checks.count == 12 && failed.isEmpty { break }
         }
-        #expect(checks.count == 12 && failed.allSatisfy { $0.hasPrefix("end-to-end latency") }, "\(failed): \(verify.stdout.suffix(3000))")
+        #expect(checks.count == 12 && failed.isEmpty, "\(failed): \(verify.stdout.suffix(3000))")
         #expect(try sandbox.store().lastRun()?.id == runs, "no run was started")
 
         let settled = try await Self.drain(nodes)

@@ -30,6 +30,15 @@ import Testing
         #expect(HelmInstall.judge(chart: nil, job: nil, pods: [], replacedJob: nil) == .pending("the HelmChart does not exist yet"))
     }
 
+    @Test func aCompleteJobsFailedTriesAreItsPodsRestartsAndAnotherJobsPodsDoNotCount() {
+        let complete = Self.job(status: ["succeeded": 1, "conditions": [["type": "Complete", "status": "True"]]])
+        let retried: [String: Any] = ["name": "helm", "restartCount": 1, "lastState": ["terminated": ["exitCode": 1, "reason": "Error"]],
+                                      "state": ["terminated": ["exitCode": 0, "reason": "Completed"]]]
+        #expect(HelmInstall.restarts([Self.pod(container: retried, phase: "Succeeded")], of: complete) == 1)
+        #expect(HelmInstall.restarts([Self.pod(job: "u0", container: retried)], of: complete) == 0, "the old Job's pod")
+        #expect(HelmInstall.restarts([Self.pod(container: ["name": "helm", "restartCount": 0])], of: complete) == 0)
+    }
+
     @Test func aPodInErrorIsARetryUnderWayAndOnlyAFailedJobOrHelmChartFailsTheInstall() {
         let running = Self.job(status: ["active": 1])
         let container: [String: Any] = ["name": "helm", "restartCount": 2, "lastState": ["terminated": ["exitCode": 1, "reason": "Error"]],

@@ -62,7 +62,8 @@ struct UpgradeGateTests {
         let started = ContinuousClock.now
         try await gate.acquire("worker-1") { ["worker-9"] }
         let waited = ContinuousClock.now - started
-        #expect(waited >= .milliseconds(500) && waited < .seconds(10), "\(waited)")
+        // The upper bound only says it stops waiting (a full run's start has starved the pool for a minute).
+        #expect(waited >= .milliseconds(500) && waited < .seconds(120), "\(waited)")
         #expect(await gate.outOfService == ["worker-1"])
     }
 

@@ -68,6 +68,13 @@ enum HelmInstall: Equatable, Sendable {
         return newest.flatMap(problem)
     }
 
+    /// How often the containers of `job`'s pods restarted (failed tries: the Job's pods restart OnFailure).
+    static func restarts(_ pods: [[String: Any]], of job: [String: Any]) -> Int {
+        pods.filter { belongs($0, to: job) }.reduce(0) { total, pod in
+            total + (((pod["status"] as? [String: Any])?["containerStatuses"] as? [[String: Any]]) ?? []).reduce(0) { $0 + ($1["restartCount"] as? Int ?? 0) }
+        }
+    }
+
     /// Whether `pod` is one of `job`'s: owned by its uid, or (no owner recorded) labelled with its name.
     static func belongs(_ pod: [String: Any], to job: [String: Any]) -> Bool {
         let jobMeta = job["metadata"] as? [String: Any] ?? [:]

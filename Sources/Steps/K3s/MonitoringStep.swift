@@ -154,7 +154,12 @@ struct MonitoringStep: Step {
                 if seen[chart.id] != state {
                     seen[chart.id] = state
                     switch state {
-                    case .installed: context.log.write("chart \(chart.id.name): job \(HelmInstall.jobName(chart.id.name)) complete")
+                    case .installed:
+                        // A retry that began and ended between two looks shows as its pod's restarts
+                        // (the Job's pods restart OnFailure).
+                        let failed = live.job(chart.id).map { HelmInstall.restarts(live.pods[chart.id.namespace] ?? [], of: $0) } ?? 0
+                        context.log.write("chart \(chart.id.name): job \(HelmInstall.jobName(chart.id.name)) complete"
+                                          + (failed > 0 ? " after \(failed) failed \(failed == 1 ? "try" : "tries") (the Helm controller retried)" : ""))
                     case .pending(let why): context.log.write("chart \(chart.id.name): \(why)")
                     case .failed(let why): context.log.write("chart \(chart.id.name): failed: \(why)")
                     }

@@ -60,6 +60,7 @@ struct VerifyStep: Step {
             ])
         var verifier = PipelineVerifier(targets: targets, partitions: runtime.pipeline.partitions)
         verifier.latencyBudget = runtime.maxLatency.seconds
+        verifier.sampleGap = runtime.documentSampleGap
         return verifier
     }
 
@@ -80,7 +81,7 @@ struct VerifyStep: Step {
         }
         var quick = try verifier(context)
         quick.timeout = .seconds(10)
-        quick.sampleGap = .seconds(2)
+        quick.sampleGap = runtime.durableBroker ? runtime.documentSampleGap : .seconds(2)
         let checks = await quick.run()
         let wanted: Set = ["processor /ready", "topics", "gpu_metrics documents rise"]
         if let failed = checks.first(where: { wanted.contains($0.name) && !$0.ok }) {
