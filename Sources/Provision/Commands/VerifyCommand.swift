@@ -10,7 +10,7 @@ struct VerifyCommand: AsyncParsableCommand {
         abstract: "Check now that the pipeline works end to end, and print the table.",
         discussion: """
             The same checks as the 'verify' step of 'provision up': the processor's /health and /ready, the \
-            three topics with their partitions, MongoDB counts rising between two samples, every worker's \
+            three topics with their partitions, MongoDB counts rising within seconds, every worker's \
             producer seen in /gpu/info, Prometheus scraping the processor and every node, ingest rate above \
             0, no critical alert firing (firing warnings are shown and pass), and the end-to-end latency \
             p50/p99 under pipeline.max_latency (5 s; 30 s for the durable sandbox broker). Reads the store and reaches the \

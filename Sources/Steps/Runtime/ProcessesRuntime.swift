@@ -57,8 +57,8 @@ public struct ProcessesRuntime: Sendable {
         pipeline.maxLatency ?? (durableBroker ? .seconds(30) : PipelineSpec.defaultMaxLatency)
     }
 
-    /// How far apart verify samples the document counts that must rise: 5 s, 10 s with the durable
-    /// broker (its producers send every 3 s, so a topic's documents arrive in bursts).
+    /// How long verify waits for the document counts to rise: 5 s, 10 s with the durable broker
+    /// (its producers send every 3 s, so a topic's documents arrive in bursts).
     public var documentSampleGap: Duration { durableBroker ? .seconds(10) : .seconds(5) }
 
     public init(pipeline: PipelineSpec, programs: Programs, rules: String) {
