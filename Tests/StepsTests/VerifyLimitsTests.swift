@@ -32,8 +32,8 @@ import Glibc
         try await body("http://127.0.0.1:\(port)")
     }
 
-    static func rule(_ name: String, severity: String) -> String {
-        "      - alert: \(name)\n        expr: vector(1)\n        labels: {severity: \(severity)}\n"
+    static func rule(_ name: String, severity: String, slo: String? = nil) -> String {
+        "      - alert: \(name)\n        expr: vector(1)\n        labels: {severity: \(severity)\(slo.map { ", slo: \($0)" } ?? "")}\n"
     }
 
     /// The alert check once every alert of `names` fires: within 3 minutes (Prometheus starts in a
@@ -48,11 +48,12 @@ import Glibc
         }
     }
 
-    @Test func aFiringWarningIsShownAndPassesWhileACriticalAlertFailsTheCheck() async throws {
-        try await Self.withPrometheus(rules: "groups:\n  - name: t\n    rules:\n" + Self.rule("ProcessorRestarting", severity: "warning")) { url in
-            let check = try await Self.check(url, firing: ["ProcessorRestarting"])
+    @Test func aFiringWarningOrBudgetBurnIsShownAndPassesWhileACriticalAlertFailsTheCheck() async throws {
+        try await Self.withPrometheus(rules: "groups:\n  - name: t\n    rules:\n" + Self.rule("ProcessorRestarting", severity: "warning")
+                                      + Self.rule("IngestAvailabilityFastBurn", severity: "critical", slo: "ingest_availability")) { url in
+            let check = try await Self.check(url, firing: ["ProcessorRestarting", "IngestAvailabilityFastBurn"])
             #expect(check.name == "no critical alert firing")
-            #expect(check.ok && check.seen == "ProcessorRestarting (warning)", "\(check)")
+            #expect(check.ok && check.seen == "IngestAvailabilityFastBurn (critical, error budget), ProcessorRestarting (warning)", "\(check)")
         }
         try await Self.withPrometheus(rules: "groups:\n  - name: t\n    rules:\n" + Self.rule("ProcessorRestarting", severity: "warning")
                                       + Self.rule("FlowStopped", severity: "critical")) { url in

@@ -12,7 +12,7 @@ struct VerifyCommand: AsyncParsableCommand {
             The same checks as the 'verify' step of 'provision up': the processor's /health and /ready, the \
             three topics with their partitions, MongoDB counts rising within seconds, every worker's \
             producer seen in /gpu/info, Prometheus scraping the processor and every node, ingest rate above \
-            0, no critical alert firing (firing warnings are shown and pass), and the end-to-end latency \
+            0, no critical alert firing (warnings and error-budget burns are shown and pass), and the end-to-end latency \
             p50/p99 under pipeline.max_latency (5 s; 30 s for the durable sandbox broker). Reads the store and reaches the \
             services; changes nothing and takes no lock. Exit code 1 when a check fails (the table says what \
             was seen and where to look next); --recorded prints the table the last 'up' recorded instead.
