@@ -21,7 +21,7 @@ struct K3sVerifyStep: Step {
         let control = try settings.access.controlPlane(context)
         return K3sVerification(endpoint: try control.entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path),
                                pins: HostKeyPins(store: context.store), control: control.name, nodes: inventory.nodes.count,
-                               maxLatency: settings.pipeline.maxLatency ?? PipelineSpec.defaultMaxLatency, run: { command in try await control.run(command, timeout: .seconds(30)) })
+                               maxLatency: settings.pipeline.maxLatency, run: { command in try await control.run(command, timeout: .seconds(30)) })
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {

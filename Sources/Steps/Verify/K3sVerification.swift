@@ -14,8 +14,9 @@ struct K3sVerification: Sendable {
     let control: String
     /// Every node of the cluster.
     let nodes: Int
-    /// The end-to-end latency p50 and p99 must stay under this (`pipeline.max_latency`).
-    let maxLatency: Duration
+    /// The plan's `pipeline.max_latency`: the end-to-end latency p50 and p99 must stay under it
+    /// (nil: `PipelineSpec.defaultMaxLatency`).
+    let maxLatency: Duration?
     /// Runs a command as root on the control plane.
     let run: @Sendable (String) async throws -> CommandResult
 
@@ -65,7 +66,7 @@ struct K3sVerification: Sendable {
         targets.loki = "http://127.0.0.1:\(forwards[2].localPort)"
         var verifier = PipelineVerifier(targets: targets, partitions: wanted.values.max() ?? 0)
         verifier.timeout = timeout
-        verifier.latencyBudget = maxLatency.seconds
+        verifier.latencyBudget = (maxLatency ?? PipelineSpec.defaultMaxLatency).seconds
         let checks = await verifier.run(log: log)
         await closeAll()
         return checks
