@@ -33,6 +33,53 @@ import Testing
         }
     }
 
+    @Test func commandsBusyOnOneNodeAtOnceRunSideBySideOnAtMostSessionsPerHostSessions() async throws {
+        try await withSandboxNodes { nodes in
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store, sessionsPerHost: 3)
+            let endpoint = nodes.endpoint(host)
+            let before = Self.accepted(host)
+            let marks = "/tmp/lanes-\(UUID().uuidString.prefix(8))"
+            // Each command marks that it started, holds its session a while, then says how many
+            // had started by then: one session at a time, the first would see only itself.
+            let seen = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<8 {
+                    group.addTask {
+                        let result = try await pool.run("mkdir -p \(marks) && touch \(marks)/\(index) && sleep 1.5 && ls \(marks) | wc -l", on: endpoint)
+                        return Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            _ = try await pool.run("rm -rf \(marks)", on: endpoint)
+            #expect(seen.count == 8 && seen.allSatisfy { $0 >= 1 })
+            #expect(seen.min()! >= 2, "every command overlapped another: \(seen)")
+            let opened = Self.accepted(host) - before
+            #expect((2...3).contains(opened), "more than one session, never more than three: \(opened)")
+            #expect(await pool.sessions(to: endpoint) == opened)
+            await pool.closeAll()
+        }
+    }
+
+    @Test func commandsWaitingForABusySessionEndWhenThePoolClosesInsteadOfWaitingForEver() async throws {
+        try await withSandboxNodes { nodes in
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let endpoint = nodes.endpoint(host)
+            _ = try await pool.run("true", on: endpoint)
+            let waiting = (0..<4).map { _ in Task { try await pool.run("sleep 1", on: endpoint) } }
+            try await Task.sleep(for: .milliseconds(300))
+            await pool.closeAll()
+            var ended = 0
+            for task in waiting {
+                _ = await task.result  // the one running may fail or finish; none may hang
+                ended += 1
+            }
+            #expect(ended == 4)
+            #expect(await pool.sessions(to: endpoint) == 0)
+        }
+    }
+
     @Test func aHandshakeThatEndsAfterThePoolClosedLeavesNoSession() async throws {
         try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]

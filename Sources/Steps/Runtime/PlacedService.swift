@@ -19,8 +19,8 @@ public struct RuntimeNode: Sendable, Equatable, Hashable {
 public enum HealthProbe: Sendable, Equatable {
     /// A TCP port accepts connections.
     case tcp(host: String, port: Int)
-    /// An HTTP GET answers 2xx.
-    case http(String)
+    /// An HTTP GET of `path` on `host`:`port` answers 2xx or 3xx.
+    case http(host: String, port: Int, path: String)
     /// Running under the service manager is all there is to check (a producer serves nothing).
     case running
 }

@@ -118,7 +118,7 @@ public struct ProcessesRuntime: Sendable {
                     "BATCH_SIZE": String(pipeline.batchSize), "BATCH_WAIT_MS": String(pipeline.batchWaitMs),
                     "RETENTION_DAYS": String(pipeline.retentionDays), "LD_LIBRARY_PATH": programs.libraries,
                 ]),
-            node: node, health: .http("http://\(node.address):\(Port.processor)/ready"))
+            node: node, health: .http(host: node.address, port: Port.processor, path: "/ready"))
     }
 
     /// Prometheus: scrapes the processor, every node's node-exporter and itself; evaluates the
@@ -150,7 +150,7 @@ public struct ProcessesRuntime: Sendable {
             node: node,
             files: [RemoteFile(path: "\(Self.config)/prometheus.yml", contents: config),
                     RemoteFile(path: "\(Self.config)/rules/pipeline-rules.yaml", contents: rules)],
-            health: .http("http://\(node.address):\(Port.prometheus)/-/ready"))
+            health: .http(host: node.address, port: Port.prometheus, path: "/-/ready"))
     }
 
     /// Alertmanager, receiving Prometheus's alerts (one route to a receiver that drops them: the
@@ -170,7 +170,7 @@ public struct ProcessesRuntime: Sendable {
                               arguments: ["--config.file=\(Self.config)/alertmanager.yml", "--storage.path=\(Self.data)/alertmanager",
                                           "--web.listen-address=\(node.address):\(Port.alertmanager)", "--cluster.listen-address="]),
             node: node, files: [RemoteFile(path: "\(Self.config)/alertmanager.yml", contents: config)],
-            health: .http("http://\(node.address):\(Port.alertmanager)/-/ready"))
+            health: .http(host: node.address, port: Port.alertmanager, path: "/-/ready"))
     }
 
     /// The broker's topics and their partition counts, asked on the broker's node.
@@ -197,12 +197,14 @@ public struct ProcessesRuntime: Sendable {
 
     // MARK: Every node
 
-    /// The node's exporter, one per node as kube-prometheus-stack runs one per node.
+    /// The node's exporter, one per node as kube-prometheus-stack runs one per node. Its health is
+    /// its landing page: /metrics would make it collect every metric (~50 ms of the node's CPU),
+    /// and every `up` probes it.
     public func nodeExporter(on node: RuntimeNode) -> PlacedService {
         PlacedService(
             unit: ServiceUnit(name: "pipeline-node-exporter", description: "Prometheus node exporter", command: programs.nodeExporter,
                               arguments: ["--web.listen-address=\(node.address):\(Port.nodeExporter)"]),
-            node: node, health: .http("http://\(node.address):\(Port.nodeExporter)/metrics"))
+            node: node, health: .http(host: node.address, port: Port.nodeExporter, path: "/"))
     }
 
     /// One producer per worker, continuous and paced at the plan's rate, with its own fleet.

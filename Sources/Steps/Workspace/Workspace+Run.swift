@@ -31,14 +31,20 @@ public struct NothingToResume: Error, CustomStringConvertible, Sendable {
 }
 
 extension Workspace {
+    /// The most SSH sessions a run keeps to one node: the control plane is where steps meet (the
+    /// joins' reads and writes, every service step placed there), and one session runs one
+    /// command at a time. Well under sshd's `MaxStartups` (10).
+    static let sessionsPerHost = 4
+
     /// The graph of one run of `plan` and the SSH pool its steps share: built once per run,
     /// pinning host keys in `store`, working on at most the effective parallelism's hosts at once
-    /// (`--parallelism`, else the plan's, else 10), the same limit the executor keeps.
+    /// (`--parallelism`, else the plan's, else 10), the same limit the executor keeps, and opening
+    /// up to `sessionsPerHost` sessions to one node when steps work on it at once.
     public static func runGraph(
         _ plan: Plan, secrets: [String: String], store: any StepStore, parallelism: Int?
     ) throws -> (graph: StepGraph, ssh: SSHPool, parallelism: Int) {
         let effective = max(1, parallelism ?? plan.parallelism ?? 10)
-        let ssh = SSHPool(store: store, parallelism: effective)
+        let ssh = SSHPool(store: store, parallelism: effective, sessionsPerHost: sessionsPerHost)
         return (try plan.graph(secrets: secrets, ssh: ssh), ssh, effective)
     }
 
