@@ -60,16 +60,20 @@ struct K3sInstall: Sendable {
         }
         var files: [(URL, String, Int32)] = [(airgap.binary, "/usr/local/bin/k3s", 0o755), (airgap.installScript, Self.script, 0o700)]
         if let images = airgap.images { files.append((images, "/var/lib/rancher/k3s/agent/images/\(images.lastPathComponent)", 0o644)) }
+        // One command reads the node's digests, one places what differs (besides the uploads).
+        let present = try await node.digests(of: files.map(\.1))
+        var placements: [K3sNode.Placement] = []
+        var uploaded: [String] = []
         for (local, remote, mode) in files {
-            let artifact = Artifact(local: local.path, remote: remote, mode: mode)
-            let digest = try artifact.localDigest()
-            if try await node.digest(of: remote) == digest {
+            if try await Artifact(local: local.path, remote: remote, mode: mode).localDigest() == present[remote] {
                 log.write("\(node.name): \(remote) is already this file")
                 continue
             }
-            try await node.put(try Data(contentsOf: local), at: remote, mode: mode)
-            log.write("\(node.name): uploaded \(local.lastPathComponent) to \(remote)")
+            placements.append(K3sNode.Placement(data: try Data(contentsOf: local), path: remote, mode: mode))
+            uploaded.append("\(node.name): uploaded \(local.lastPathComponent) to \(remote)")
         }
+        try await node.put(placements)
+        uploaded.forEach(log.write)
         let reported = try await K3sAccess.installedVersion(on: node)
         guard reported == version else {
             throw StepFailure("""

@@ -42,25 +42,58 @@ struct K3sNode: Sendable {
         return result
     }
 
+    /// One file to place on the node.
+    struct Placement: Sendable {
+        let data: Data
+        let path: String
+        let mode: Int32
+    }
+
     /// Places `data` at `path` (mode `mode`, owned by root): uploaded beside it and renamed, so a
     /// running program keeps its old file and a reader never sees half of it.
     func put(_ data: Data, at path: String, mode: Int32) async throws {
-        let directory = (path as NSString).deletingLastPathComponent
+        try await put([Placement(data: data, path: path, mode: mode)])
+    }
+
+    /// Places every file as `put(_:at:mode:)` does, with one command before the uploads and one
+    /// after for all of them.
+    func put(_ files: [Placement]) async throws {
+        guard !files.isEmpty else { return }
+        let directories = Set(files.map { ($0.path as NSString).deletingLastPathComponent }).sorted().map(ServiceUnit.quoted).joined(separator: " ")
+        let paths = files.map(\.path).joined(separator: ", ")
         if isRoot {
-            try await must("mkdir -p \(ServiceUnit.quoted(directory))", "creating \(directory)")
-            try await upload(data, path + ".provision-new", mode)
-            try await must("mv -f \(ServiceUnit.quoted(path + ".provision-new")) \(ServiceUnit.quoted(path))", "placing \(path)")
+            try await must("mkdir -p \(directories)", "creating the folders of \(paths)")
+            for file in files { try await upload(file.data, file.path + ".provision-new", file.mode) }
+            let moves = files.map { "mv -f \(ServiceUnit.quoted($0.path + ".provision-new")) \(ServiceUnit.quoted($0.path))" }
+            try await must(moves.joined(separator: " && "), "placing \(paths)")
         } else {
-            let staging = "/tmp/provision-upload-\(UUID().uuidString)"
-            try await upload(data, staging, 0o600)
-            try await must("mkdir -p \(ServiceUnit.quoted(directory)) && install -m \(String(mode, radix: 8)) \(staging) \(ServiceUnit.quoted(path)) && rm -f \(staging)",
-                           "placing \(path)")
+            var installs = ["mkdir -p \(directories)"]
+            for file in files {
+                let staging = "/tmp/provision-upload-\(UUID().uuidString)"
+                try await upload(file.data, staging, 0o600)
+                installs.append("install -m \(String(file.mode, radix: 8)) \(staging) \(ServiceUnit.quoted(file.path)) && rm -f \(staging)")
+            }
+            try await must(installs.joined(separator: " && "), "placing \(paths)")
         }
     }
 
     /// The SHA-256 of a file on the node; "" when it has none.
     func digest(of path: String) async throws -> String {
-        try await run("sha256sum \(ServiceUnit.quoted(path)) 2>/dev/null | cut -d' ' -f1").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        try await digests(of: [path])[path] ?? ""
+    }
+
+    /// The SHA-256 of each file on the node, in one command; a file the node lacks is left out.
+    func digests(of paths: [String]) async throws -> [String: String] {
+        guard !paths.isEmpty else { return [:] }
+        let output = try await run("sha256sum \(paths.map(ServiceUnit.quoted).joined(separator: " ")) 2>/dev/null || true").stdout
+        var digests: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            // "<digest>  <path>" (two spaces: text mode), as coreutils prints it.
+            guard let space = line.firstIndex(of: " ") else { continue }
+            let path = line[space...].drop(while: { $0 == " " || $0 == "*" })
+            digests[String(path)] = String(line[..<space])
+        }
+        return digests
     }
 
     /// Reads a secret file as root ("" when it does not exist) through the runner's `direct`

@@ -16,24 +16,14 @@ public struct Artifact: Sendable, Equatable {
         self.mode = mode
     }
 
-    /// The SHA-256 of the local file, by `sha256sum`.
-    public func localDigest() throws -> String {
+    /// The SHA-256 of the local file, by `sha256sum`, computed once per process for the file as
+    /// it is (`LocalDigests`): twenty joins uploading the same K3s binary hash it once.
+    public func localDigest() async throws -> String {
         guard FileManager.default.isReadableFile(atPath: local) else {
             throw StepFailure("\(local) does not exist; build it first (swift build -c release --product producer --product processor)",
                               retryable: false)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [local]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let digest = String(decoding: data, as: UTF8.self).split(separator: " ").first else {
-            throw StepFailure("cannot compute the SHA-256 of \(local)")
-        }
-        return String(digest)
+        return try await LocalDigests.shared.digest(of: local)
     }
 
     /// The SHA-256 of the file on the node, "" when it has none.
@@ -46,7 +36,7 @@ public struct Artifact: Sendable, Equatable {
     /// - Returns: the artifact's digest.
     @discardableResult
     public func install(with installer: ServiceInstaller, log: @Sendable (String) -> Void) async throws -> String {
-        let digest = try localDigest()
+        let digest = try await localDigest()
         if try await remoteDigest(with: installer) == digest {
             log("\(remote) is already this build")
             return digest

@@ -61,7 +61,7 @@ struct ArtifactsStep: Step {
         let installer = try access.installer(node, context)
         var outputs: StepOutputs = [:]
         for (name, artifact) in try artifacts(context) {
-            let digest = try artifact.localDigest()
+            let digest = try await artifact.localDigest()
             guard try await artifact.remoteDigest(with: installer) == digest else { return .unsatisfied("\(artifact.remote) on \(node) differs from \(artifact.local)") }
             outputs[name] = .string(digest)
         }
