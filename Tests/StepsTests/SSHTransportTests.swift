@@ -90,6 +90,26 @@ import Glibc
         }
     }
 
+    @Test func transfersOnOneSessionShareOneSFTPSubsystemAndOneThatFailedIsReplaced() async throws {
+        try await withSandboxNodes { nodes in
+            let host = try await nodes.start(1)[0]
+            let pool = SSHPool(store: nodes.store)
+            let endpoint = nodes.endpoint(host)
+            // sshd serves each SFTP subsystem from a process of its own, alive while the subsystem is.
+            func subsystems() async throws -> String {
+                try await pool.run("ps -eo args= | grep -c '[i]nternal-sftp' || true", on: endpoint).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            #expect(try await subsystems() == "0")
+            for index in 0..<5 { try await pool.upload(Data("file \(index)\n".utf8), to: "/srv/f\(index)", on: endpoint) }
+            #expect(try await pool.download("/srv/f4", from: endpoint) == Data("file 4\n".utf8))
+            #expect(try await subsystems() == "1", "six transfers, one SFTP subsystem, kept for the next")
+            await #expect(throws: SSHError.self) { try await pool.download("/srv/missing", from: endpoint) }
+            try await pool.upload(Data("after\n".utf8), to: "/srv/after", on: endpoint)
+            #expect(try await pool.run("cat /srv/after", on: endpoint).stdout == "after\n", "a failed transfer leaves the next one working")
+            await pool.closeAll()
+        }
+    }
+
     @Test func changedHostKeyIsAHardErrorNamingBothFingerprints() async throws {
         try await withSandboxNodes { nodes in
             let host = try await nodes.start(1)[0]

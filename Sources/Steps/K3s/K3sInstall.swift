@@ -117,16 +117,19 @@ struct K3sInstall: Sendable {
         }
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
-            let rc = try await node.run("cat \(dir)/install.rc 2>/dev/null", timeout: .seconds(20)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            // The node waits for the exit status itself (asking its file every 0.2 s, for up to 10
+            // s a command), so the end is seen within 0.2 s and costs one round trip.
+            let ticks = max(1, min(50, Int((deadline - .now).components.seconds) * 5))
+            let wait = "i=0; while [ ! -f \(dir)/install.rc ] && [ $i -lt \(ticks) ]; do sleep 0.2; i=$((i+1)); done; "
+                + "cat \(dir)/install.rc 2>/dev/null && rm -f \(dir)/install.pid"
+            let rc = try await node.run(wait, timeout: .seconds(30)).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             if let status = Int(rc) {
-                _ = try await node.run("rm -f \(dir)/install.pid", timeout: .seconds(20))
                 switch status {
                 case 0: return .finished
                 case 124, 137: return .timedOut
                 default: return .failed(status: status, output: try await node.run("tail -n 15 \(Self.log)", timeout: .seconds(20)).stdout)
                 }
             }
-            try await Task.sleep(for: .milliseconds(500))
         }
         _ = try await node.run("pkill -TERM -s \"$(cat \(dir)/install.pid)\" 2>/dev/null; rm -f \(dir)/install.pid", timeout: .seconds(20))
         return .timedOut

@@ -215,7 +215,7 @@ struct K3sJoinStep: Step {
                 }
                 throw try await notJoined(node: node, control: control, url: url, timeout: timeout, log: agentLog, mark: logMark)
             }
-            try await Task.sleep(for: .milliseconds(500))
+            try await Task.sleep(for: .milliseconds(250))
         }
         try await remember(node, on: control)
         context.log.write("\(worker): joined, Ready, K3s \(settings.spec.version)")

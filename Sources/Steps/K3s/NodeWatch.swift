@@ -5,21 +5,21 @@ import Foundation
 /// polls for their node to be Ready share `k3s kubectl get nodes` listings instead of each
 /// asking the control plane on its own.
 ///
-/// Twenty joins polling every half second would queue twenty kubectl calls on the control
+/// Twenty joins polling four times a second would queue twenty kubectl calls on the control
 /// plane's SSH session (one command at a time) and on its API server; through the watch, a
 /// caller takes the listing in flight or the last one when it began at most `freshness` before
 /// the caller asked, and otherwise starts a new one that the callers after it share. A listing
 /// that failed is no one's answer: each caller then asks on its own, with its own deadline, as
 /// it would without the watch.
 actor NodeWatch {
-    /// How old a listing may be (from the moment it began) and still answer a caller: well under
-    /// the joins' half-second polling interval.
+    /// How old a listing may be (from the moment it began) and still answer a caller: under the
+    /// joins' polling interval (250 ms).
     let freshness: Duration
 
     private var latest: (began: ContinuousClock.Instant, nodes: [KubeNode])?
     private var inFlight: (began: ContinuousClock.Instant, task: Task<[KubeNode], any Error>)?
 
-    init(freshness: Duration = .milliseconds(250)) {
+    init(freshness: Duration = .milliseconds(200)) {
         self.freshness = freshness
     }
 

@@ -15,6 +15,9 @@ final class SSHSession: @unchecked Sendable {
     private var socket: Int32 = -1
     private var session: OpaquePointer?
     private var tunnel: SSHTunnel?
+    /// The SFTP subsystem, started by the first transfer and kept for the next ones (each start
+    /// is a channel, a round trip or two and an sftp-server process on the node).
+    private var sftp: OpaquePointer?
     /// SHA256 fingerprint of the host key, OpenSSH style (`SHA256:base64`).
     private(set) var hostKeyFingerprint = ""
 
@@ -66,6 +69,10 @@ final class SSHSession: @unchecked Sendable {
         if let session {
             libssh2_session_set_blocking(session, 1)
             libssh2_session_set_timeout(session, 1000)
+            if let sftp {
+                libssh2_sftp_shutdown(sftp)
+                self.sftp = nil
+            }
             _ = libssh2_session_disconnect_ex(session, SSH_DISCONNECT_BY_APPLICATION, "bye", "")
             libssh2_session_free(session)
             self.session = nil
@@ -249,11 +256,20 @@ final class SSHSession: @unchecked Sendable {
         libssh2_session_set_blocking(session, 1)
         libssh2_session_set_timeout(session, 60_000)
         defer { libssh2_session_set_timeout(session, 0) }
-        guard let sftp = libssh2_sftp_init(session) else {
-            throw SSHError.channel(endpoint: endpoint.description, operation: operation, reason: "the SFTP subsystem is not available: \(lastError())")
+        if sftp == nil {
+            guard let opened = libssh2_sftp_init(session) else {
+                throw SSHError.channel(endpoint: endpoint.description, operation: operation, reason: "the SFTP subsystem is not available: \(lastError())")
+            }
+            sftp = opened
         }
-        defer { libssh2_sftp_shutdown(sftp) }
-        return try body(sftp)
+        do {
+            return try body(sftp!)
+        } catch {
+            // Whatever went wrong, the next transfer starts a fresh subsystem.
+            libssh2_sftp_shutdown(sftp)
+            sftp = nil
+            throw error
+        }
     }
 
     private func sftpError(_ sftp: OpaquePointer) -> String {
