@@ -27,7 +27,7 @@ import Testing
         let pod = Self.pod(container: ["name": "helm", "restartCount": 0, "state": ["running": [:]]])
         #expect(HelmInstall.judge(chart: Self.chart, job: running, pods: [pod], replacedJob: nil) == .pending("job helm-install-loki running (1 active pod)"))
         #expect(HelmInstall.judge(chart: Self.chart, job: nil, pods: [], replacedJob: nil) == .pending("job helm-install-loki not created yet"))
-        #expect(HelmInstall.judge(chart: nil, job: nil, pods: [], replacedJob: nil) == .pending("the HelmChart does not exist yet"))
+        #expect(HelmInstall.judge(chart: nil as KubeHelmChart?, job: nil, pods: [], replacedJob: nil) == .pending("the HelmChart does not exist yet"))
     }
 
     @Test func aCompleteJobsFailedTriesAreItsPodsRestartsAndAnotherJobsPodsDoNotCount() {
@@ -76,5 +76,21 @@ import Testing
         live["spec"] = ["chart": "loki", "version": "18.13.2", "backOffLimit": 3]
         #expect(!HelmInstall.specMatches(live: live, rendered: Self.chart))
         #expect(!HelmInstall.specMatches(live: nil, rendered: Self.chart))
+    }
+}
+
+/// The tests write the API's answers as JSON objects; provision decodes them into its typed models.
+extension HelmInstall {
+    static func judge(chart: [String: Any]?, job: [String: Any]?, pods: [[String: Any]], replacedJob: String?) -> HelmInstall {
+        judge(chart: chart.map { decoded($0) as KubeHelmChart }, job: job.map { decoded($0) as KubeWorkload },
+              pods: pods.map { decoded($0) as KubePod }, replacedJob: replacedJob)
+    }
+
+    static func restarts(_ pods: [[String: Any]], of job: [String: Any]) -> Int {
+        restarts(pods.map { decoded($0) as KubePod }, of: decoded(job) as KubeWorkload)
+    }
+
+    static func specMatches(live: [String: Any]?, rendered: [String: Any]) -> Bool {
+        specMatches(live: live.map { decoded($0) as KubeHelmChart }, rendered: decoded(rendered) as KubeHelmChart)
     }
 }

@@ -74,3 +74,16 @@ import Testing
         #expect(try Manifests.select(yaml, namespace: "app").digest == manifests.digest)
     }
 }
+
+/// The tests write the API's answers as JSON objects; provision decodes them into its typed models.
+extension Rollout {
+    static func pending(_ object: [String: Any]) -> String? { pending(decoded(object) as KubeWorkload) }
+    static func failed(_ object: [String: Any]) -> String? { failed(decoded(object) as KubeWorkload) }
+    static func problem(_ pod: [String: Any], logs: (String) -> String = { _ in "" }) -> String? { problem(decoded(pod) as KubePod, logs: logs) }
+}
+
+/// `object` as JSON, decoded as `T`.
+func decoded<T: Decodable>(_ object: [String: Any]) -> T {
+    // swiftlint:disable:next force_try
+    try! JSONDecoder().decode(T.self, from: JSONSerialization.data(withJSONObject: object))
+}

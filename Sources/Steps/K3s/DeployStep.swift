@@ -153,16 +153,15 @@ struct DeployStep: Step {
         guard !workloads.isEmpty else { return }
         let timeout = settings.spec.rolloutTimeout
         let deadline = ContinuousClock.now + timeout
-        var pending: [(KubeObject, String, [String: Any])] = []
+        var pending: [(KubeObject, String, KubeWorkload?)] = []
         var failed = false
         while true {
             pending = []
             let result = try await control.kubectl(until: deadline).run("get -n \(part.namespace) \(workloads.map(\.reference).joined(separator: " ")) -o json", timeout: .seconds(30))
-            let answer = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
-            let items = answer["kind"] as? String == "List" ? answer["items"] as? [[String: Any]] ?? [] : [answer]
+            let items = KubeList<KubeWorkload>.decode(result.stdout) ?? []
             for object in workloads {
-                guard let item = items.first(where: { KubeObject(manifest: $0)?.name == object.name && $0["kind"] as? String == object.kind }) else {
-                    pending.append((object, "not found: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))", [:])); continue
+                guard let item = items.first(where: { $0.metadata?.name == object.name && $0.kind == object.kind }) else {
+                    pending.append((object, "not found: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))", nil)); continue
                 }
                 if let reason = Rollout.failed(item) {
                     pending.append((object, reason, item))
@@ -189,7 +188,7 @@ struct DeployStep: Step {
                 if logs.succeeded, !text.isEmpty { lines.append("    its last log lines:\n" + text.split(separator: "\n").map { "      \($0)" }.joined(separator: "\n")) }
                 continue
             }
-            let selector = (item["spec"] as? [String: Any])?["selector"] as? [String: Any] ?? [:]
+            let selector = item?.spec?.selector
             for pod in pods where Rollout.matches(pod, selector: selector) {
                 let logs = try await crashLogs(of: pod, on: control)
                 if let problem = Rollout.problem(pod, logs: { logs[$0] ?? "" }) { lines.append("    \(problem)") }
@@ -201,18 +200,17 @@ struct DeployStep: Step {
     }
 
     /// The pods of this part's namespace.
-    private func pods(on control: K3sNode) async throws -> [[String: Any]] {
+    private func pods(on control: K3sNode) async throws -> [KubePod] {
         let result = try await control.kubectl().run("get pods -n \(part.namespace) -o json", timeout: .seconds(30))
-        return ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["items"] as? [[String: Any]] ?? []
+        return KubeList<KubePod>.decode(result.stdout) ?? []
     }
 
     /// The last log lines of each of `pod`'s crash-looping containers, by container name.
-    private func crashLogs(of pod: [String: Any], on control: K3sNode) async throws -> [String: String] {
-        let name = (pod["metadata"] as? [String: Any])?["name"] as? String ?? ""
+    private func crashLogs(of pod: KubePod, on control: K3sNode) async throws -> [String: String] {
+        let name = pod.metadata?.name ?? ""
         var logs: [String: String] = [:]
-        for container in (pod["status"] as? [String: Any])?["containerStatuses"] as? [[String: Any]] ?? [] {
-            let waiting = (container["state"] as? [String: Any])?["waiting"] as? [String: Any]
-            guard waiting?["reason"] as? String == "CrashLoopBackOff", let containerName = container["name"] as? String else { continue }
+        for container in pod.status?.containerStatuses ?? [] {
+            guard container.state?.waiting?.reason == "CrashLoopBackOff", let containerName = container.name else { continue }
             let result = try await control.kubectl().run("logs -n \(part.namespace) \(name) -c \(containerName) --tail=10", timeout: .seconds(30))
             logs[containerName] = result.succeeded ? result.stdout : result.stderr
         }

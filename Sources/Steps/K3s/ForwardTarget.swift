@@ -48,13 +48,13 @@ public enum ForwardTarget: String, Sendable, CaseIterable {
     /// The cluster address of Service `namespace/name` from `kubectl get svc -o json`: its
     /// `spec.clusterIP` and `port` (or its only port).
     public static func serviceAddress(_ data: Data, namespace: String, name: String, port wanted: Int) throws -> (host: String, port: Int) {
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let spec = object["spec"] as? [String: Any] else {
+        guard let spec = (try? JSONDecoder().decode(KubeService.self, from: data))?.spec else {
             throw PortForwardError(description: "the cluster's answer for Service \(namespace)/\(name) is not a Service object")
         }
-        guard let host = spec["clusterIP"] as? String, !host.isEmpty, host != "None" else {
+        guard let host = spec.clusterIP, !host.isEmpty, host != "None" else {
             throw PortForwardError(description: "Service \(namespace)/\(name) has no cluster IP (headless); nothing to forward to")
         }
-        let ports = (spec["ports"] as? [[String: Any]] ?? []).compactMap { $0["port"] as? Int }
+        let ports = (spec.ports ?? []).compactMap(\.port)
         guard let port = ports.contains(wanted) ? wanted : (ports.count == 1 ? ports[0] : nil) else {
             throw PortForwardError(description: "Service \(namespace)/\(name) has no port \(wanted) (it has \(ports.map(String.init).joined(separator: ", ")))")
         }

@@ -29,9 +29,9 @@ extension Manifests {
     }
 
     /// The HelmCharts, decoded.
-    var helmCharts: [(id: KubeObject, object: [String: Any])] {
+    var helmCharts: [(id: KubeObject, object: KubeHelmChart)] {
         objects.filter { $0.id.isHelmChart }.compactMap { entry in
-            (try? JSONSerialization.jsonObject(with: Data(entry.json.utf8)) as? [String: Any]).map { (entry.id, $0) }
+            (try? JSONDecoder().decode(KubeHelmChart.self, from: Data(entry.json.utf8))).map { (entry.id, $0) }
         }
     }
 }

@@ -77,8 +77,7 @@ struct MonitoringStep: Step {
         ["namespace": .string(Manifests.monitoringNamespace), "digest": .string(manifests.digest),
          "objects": .list(manifests.ids.map { .string($0.description) }),
          "charts": .list(manifests.helmCharts.map { chart in
-             let spec = chart.object["spec"] as? [String: Any] ?? [:]
-             return .string("\(chart.id.name) \(spec["chart"] as? String ?? "") \(spec["version"] as? String ?? "")")
+             .string("\(chart.id.name) \(chart.object.spec("chart") ?? "") \(chart.object.spec("version") ?? "")")
          })]
     }
 
@@ -87,14 +86,14 @@ struct MonitoringStep: Step {
 
     /// The HelmCharts, Jobs and pods of the charts' namespaces.
     struct Live {
-        var charts: [String: [String: Any]] = [:]
-        var jobs: [String: [String: Any]] = [:]
-        var pods: [String: [[String: Any]]] = [:]
+        var charts: [String: KubeHelmChart] = [:]
+        var jobs: [String: KubeWorkload] = [:]
+        var pods: [String: [KubePod]] = [:]
         /// What could not be read.
         var problems: [String] = []
 
-        func chart(_ id: KubeObject) -> [String: Any]? { charts["\(id.namespace)/\(id.name)"] }
-        func job(_ id: KubeObject) -> [String: Any]? { jobs["\(id.namespace)/\(HelmInstall.jobName(id.name))"] }
+        func chart(_ id: KubeObject) -> KubeHelmChart? { charts["\(id.namespace)/\(id.name)"] }
+        func job(_ id: KubeObject) -> KubeWorkload? { jobs["\(id.namespace)/\(HelmInstall.jobName(id.name))"] }
 
         func judge(_ id: KubeObject, replacedJob: String?) -> HelmInstall {
             if !problems.isEmpty { return .pending(problems.joined(separator: "; ")) }
@@ -112,13 +111,10 @@ struct MonitoringStep: Step {
                     live.problems.append("'k3s kubectl get \(resource) -n \(namespace)' failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))")
                     continue
                 }
-                let answer = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
-                let items = answer["items"] as? [[String: Any]] ?? []
-                func key(_ item: [String: Any]) -> String { "\(namespace)/\((item["metadata"] as? [String: Any])?["name"] as? String ?? "")" }
                 switch resource {
-                case "pods": live.pods[namespace, default: []] += items
-                case "jobs.batch": for item in items { live.jobs[key(item)] = item }
-                default: for item in items { live.charts[key(item)] = item }
+                case "pods": live.pods[namespace, default: []] += KubeList<KubePod>.decode(result.stdout) ?? []
+                case "jobs.batch": for job in KubeList<KubeWorkload>.decode(result.stdout) ?? [] { live.jobs["\(namespace)/\(job.metadata?.name ?? "")"] = job }
+                default: for chart in KubeList<KubeHelmChart>.decode(result.stdout) ?? [] { live.charts["\(namespace)/\(chart.metadata?.name ?? "")"] = chart }
                 }
             }
         }
@@ -136,9 +132,9 @@ struct MonitoringStep: Step {
         return (text, lines.last { $0.hasPrefix("Error:") })
     }
 
-    private func describe(_ chart: (id: KubeObject, object: [String: Any])) -> String {
-        let spec = chart.object["spec"] as? [String: Any] ?? [:]
-        return "chart \(chart.id.name) (HelmChart \(chart.id.namespace)/\(chart.id.name): \(spec["chart"] as? String ?? "") \(spec["version"] as? String ?? "") from \(spec["repo"] as? String ?? "the chart's repository"))"
+    private func describe(_ chart: (id: KubeObject, object: KubeHelmChart)) -> String {
+        let spec = chart.object
+        return "chart \(chart.id.name) (HelmChart \(chart.id.namespace)/\(chart.id.name): \(spec.spec("chart") ?? "") \(spec.spec("version") ?? "") from \(spec.spec("repo") ?? "the chart's repository"))"
     }
 
     /// Waits until every chart's Job completed; fails at once on a failed install, or at `deadline`.
@@ -238,7 +234,7 @@ struct MonitoringStep: Step {
         let before = try await live(manifests.helmCharts.map { $0.id }, on: control, until: deadline)
         var replaced: [KubeObject: String] = [:]
         for chart in manifests.helmCharts where !HelmInstall.specMatches(live: before.chart(chart.id), rendered: chart.object) {
-            replaced[chart.id] = (before.job(chart.id)?["metadata"] as? [String: Any])?["uid"] as? String ?? ""
+            replaced[chart.id] = before.job(chart.id)?.metadata?.uid ?? ""
         }
         if !replaced.isEmpty { context.log.write("charts to install or upgrade: \(replaced.keys.map(\.name).sorted().joined(separator: ", "))") }
 

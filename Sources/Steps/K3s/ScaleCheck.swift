@@ -228,8 +228,7 @@ struct ScaleCheck: Sendable {
             throw Failure(description: "cannot read the ConfigMap \(namespace)/\(configMap) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
                           + "deploy the workloads with 'provision up'")
         }
-        let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
-        let text = (object["data"] as? [String: Any])?["RATE"] as? String
+        let text = JSONValue.parse(result.stdout)?["data"]?["RATE"]?.string
         guard let text, let rate = Double(text), rate > 0 else {
             throw Failure(description: "the ConfigMap \(namespace)/\(configMap) has no positive RATE (\(text ?? "none")): the producers run as fast as they can "
                           + "or not at all, so there is no rate to raise; set RATE in k8s/base/app/producer-configmap.yaml and run 'provision up'")
@@ -251,20 +250,17 @@ struct ScaleCheck: Sendable {
     /// The Deployment's ready replicas, its wanted replicas, and what its rollout still waits for.
     private func readiness() async throws -> (ready: Int, replicas: Int, pending: String?) {
         let result = try await control.kubectl().run("get -n \(namespace) deployment.apps/\(deployment) -o json", timeout: .seconds(30))
-        let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any] ?? [:]
-        guard result.succeeded, !object.isEmpty else {
+        guard result.succeeded, let object = try? JSONDecoder().decode(KubeWorkload.self, from: Data(result.stdout.utf8)) else {
             throw Failure(description: "cannot read deployment \(namespace)/\(deployment) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400))")
         }
-        let ready = (object["status"] as? [String: Any])?["readyReplicas"] as? Int ?? 0
-        let replicas = (object["spec"] as? [String: Any])?["replicas"] as? Int ?? 0
-        return (ready, replicas, Rollout.pending(object))
+        return (object.status?.readyReplicas ?? 0, object.spec?.replicas ?? 0, Rollout.pending(object))
     }
 
     /// Why the producers' pods that are not running are not, a line each.
     private func podProblems() async throws -> String {
         let result = try await control.kubectl().run("get pods -n \(namespace) -o json", timeout: .seconds(30))
-        let pods = ((try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any])?["items"] as? [[String: Any]] ?? []
-        let problems = pods.filter { ((($0["metadata"] as? [String: Any])?["name"] as? String) ?? "").hasPrefix(deployment + "-") }.compactMap { Rollout.problem($0) }
+        let pods = KubeList<KubePod>.decode(result.stdout) ?? []
+        let problems = pods.filter { ($0.metadata?.name ?? "").hasPrefix(deployment + "-") }.compactMap { Rollout.problem($0) }
         return problems.isEmpty ? "    (no pod reports a problem: they are still starting)" : problems.map { "    \($0)" }.joined(separator: "\n")
     }
 
@@ -273,15 +269,15 @@ struct ScaleCheck: Sendable {
     /// The ConfigMap `name` of a `v1 List` manifest with `data.RATE` set to `rate`, as JSON; nil
     /// when the list has no such ConfigMap.
     static func configMap(_ name: String, in list: Data, rate: String) -> Data? {
-        guard let object = (try? JSONSerialization.jsonObject(with: list)) as? [String: Any] else { return nil }
-        let items = object["kind"] as? String == "List" ? object["items"] as? [[String: Any]] ?? [] : [object]
-        guard var configMap = items.first(where: { $0["kind"] as? String == "ConfigMap" && ($0["metadata"] as? [String: Any])?["name"] as? String == name }) else {
+        guard let object = try? JSONDecoder().decode(JSONValue.self, from: list) else { return nil }
+        let items = object["kind"]?.string == "List" ? object["items"]?.array ?? [] : [object]
+        guard case .object(var configMap)? = items.first(where: { $0["kind"]?.string == "ConfigMap" && $0["metadata"]?["name"]?.string == name }) else {
             return nil
         }
-        var data = configMap["data"] as? [String: Any] ?? [:]
-        data["RATE"] = rate
-        configMap["data"] = data
-        return try? JSONSerialization.data(withJSONObject: configMap, options: [.sortedKeys, .withoutEscapingSlashes])
+        var data: [String: JSONValue] = if case .object(let members)? = configMap["data"] { members } else { [:] }
+        data["RATE"] = .string(rate)
+        configMap["data"] = .object(data)
+        return JSONValue.object(configMap).compactData
     }
 
     /// `200` for 200.0, `12.5` for 12.5.

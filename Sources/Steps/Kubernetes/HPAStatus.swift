@@ -37,32 +37,56 @@ public struct HPAStatus: Sendable, Equatable {
     public var cpuUtilization: Int?
     public var conditions: [Condition]
 
+    /// The fields read of the API's answer.
+    private struct Answer: Decodable {
+        struct Metadata: Decodable { var name: String?; var namespace: String? }
+        struct Spec: Decodable {
+            struct Target: Decodable { var name: String? }
+            var scaleTargetRef: Target?
+            var minReplicas: Int?
+            var maxReplicas: Int?
+        }
+        struct Status: Decodable {
+            struct Metric: Decodable {
+                struct Resource: Decodable {
+                    struct Current: Decodable { var averageUtilization: Int? }
+                    var name: String?
+                    var current: Current?
+                }
+                var resource: Resource?
+            }
+            var currentReplicas: Int?
+            var desiredReplicas: Int?
+            var currentMetrics: [Metric]?
+            var conditions: [KubeCondition]?
+        }
+        var kind: String?
+        var metadata: Metadata?
+        var spec: Spec?
+        var status: Status?
+    }
+
     /// Parses one HPA object (`kubectl get horizontalpodautoscaler NAME -o json`).
     public init(json: Data) throws {
-        guard let object = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any] else {
+        guard let object = try? JSONDecoder().decode(Answer.self, from: json) else {
             throw ParseError(description: "the answer is not a JSON object: \(String(decoding: json.prefix(200), as: UTF8.self))")
         }
-        guard object["kind"] as? String == "HorizontalPodAutoscaler" else {
-            throw ParseError(description: "the answer is a \(object["kind"] as? String ?? "object without a kind"), not a HorizontalPodAutoscaler")
+        guard object.kind == "HorizontalPodAutoscaler" else {
+            throw ParseError(description: "the answer is a \(object.kind ?? "object without a kind"), not a HorizontalPodAutoscaler")
         }
-        let metadata = object["metadata"] as? [String: Any] ?? [:]
-        let spec = object["spec"] as? [String: Any] ?? [:]
-        let status = object["status"] as? [String: Any] ?? [:]
-        namespace = metadata["namespace"] as? String ?? ""
-        name = metadata["name"] as? String ?? ""
-        target = (spec["scaleTargetRef"] as? [String: Any])?["name"] as? String ?? ""
-        minReplicas = spec["minReplicas"] as? Int ?? 1
-        guard let max = spec["maxReplicas"] as? Int else { throw ParseError(description: "HPA \(namespace)/\(name) has no spec.maxReplicas") }
+        namespace = object.metadata?.namespace ?? ""
+        name = object.metadata?.name ?? ""
+        target = object.spec?.scaleTargetRef?.name ?? ""
+        minReplicas = object.spec?.minReplicas ?? 1
+        guard let max = object.spec?.maxReplicas else { throw ParseError(description: "HPA \(namespace)/\(name) has no spec.maxReplicas") }
         maxReplicas = max
-        currentReplicas = status["currentReplicas"] as? Int ?? 0
-        desiredReplicas = status["desiredReplicas"] as? Int ?? currentReplicas
-        cpuUtilization = (status["currentMetrics"] as? [[String: Any]] ?? []).lazy.compactMap { metric -> Int? in
-            guard let resource = metric["resource"] as? [String: Any], resource["name"] as? String == "cpu" else { return nil }
-            return (resource["current"] as? [String: Any])?["averageUtilization"] as? Int
+        currentReplicas = object.status?.currentReplicas ?? 0
+        desiredReplicas = object.status?.desiredReplicas ?? currentReplicas
+        cpuUtilization = (object.status?.currentMetrics ?? []).lazy.compactMap { metric in
+            metric.resource?.name == "cpu" ? metric.resource?.current?.averageUtilization : nil
         }.first
-        conditions = (status["conditions"] as? [[String: Any]] ?? []).map {
-            Condition(type: $0["type"] as? String ?? "", status: $0["status"] as? String ?? "", reason: $0["reason"] as? String ?? "",
-                      message: $0["message"] as? String ?? "")
+        conditions = (object.status?.conditions ?? []).map {
+            Condition(type: $0.type ?? "", status: $0.status ?? "", reason: $0.reason ?? "", message: $0.message ?? "")
         }
     }
 

@@ -44,6 +44,28 @@ public enum JSONValue: Sendable, Hashable, Codable {
         }
     }
 
+    /// The member `key` of an object; nil for anything else or a missing member.
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { members[key] } else { nil }
+    }
+
+    /// The string, when this is one.
+    public var string: String? {
+        if case .string(let v) = self { v } else { nil }
+    }
+
+    /// The elements, when this is an array.
+    public var array: [JSONValue]? {
+        if case .array(let v) = self { v } else { nil }
+    }
+
+    /// Compact, key-sorted JSON (what is sent to kubectl).
+    public var compactData: Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)) ?? Data()
+    }
+
     /// `v` as an Int when it is a whole number that a Double holds exactly.
     private static func integer(_ v: Double) -> Int? { v == v.rounded() && abs(v) < 1e15 ? Int(v) : nil }
 

@@ -18,11 +18,8 @@ public enum K3sPipeline {
 
     /// The names of the running pods in a `kubectl get pods -o json` answer.
     public static func runningPods(fromJSON data: Data) -> [String] {
-        let items = ((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["items"] as? [[String: Any]] ?? []
-        return items.compactMap { pod in
-            guard (pod["status"] as? [String: Any])?["phase"] as? String == "Running" else { return nil }
-            return (pod["metadata"] as? [String: Any])?["name"] as? String
-        }.sorted()
+        let pods = KubeList<KubePod>.decode(String(decoding: data, as: UTF8.self)) ?? []
+        return pods.compactMap { $0.status?.phase == "Running" ? $0.metadata?.name : nil }.sorted()
     }
 
     /// Each topic's partition count from `kafka-topics.sh --describe` (its `Topic: NAME ... PartitionCount: N` lines).
@@ -39,8 +36,7 @@ public enum K3sPipeline {
 
     /// `name:partitions` lines of the topics ConfigMap (`kubectl get configmap -o json`).
     public static func topics(fromConfigMapJSON data: Data) -> [String: Int] {
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let text = (object["data"] as? [String: Any])?["topics"] as? String else { return [:] }
+        guard let text = (try? JSONDecoder().decode(JSONValue.self, from: data))?["data"]?["topics"]?.string else { return [:] }
         var topics: [String: Int] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.trimmingCharacters(in: .whitespaces).split(separator: ":")
