@@ -19,10 +19,8 @@ func report(_ error: any Error, json: Bool) -> ExitCode {
     let text = String(describing: error)
     FileHandle.standardError.write(Data("provision: \(text)\n".utf8))
     if json {
-        let object: [String: Any] = ["kind": "error", "message": text, "exit_code": code.rawValue]
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
-            FileHandle.standardOutput.write(data + Data("\n".utf8))
-        }
+        let object: JSONValue = ["kind": "error", "message": .string(text), "exit_code": .int(Int(code.rawValue))]
+        FileHandle.standardOutput.write(object.compactData + Data("\n".utf8))
     }
     return code
 }

@@ -51,7 +51,7 @@ struct PortForwardCommand: AsyncParsableCommand {
                 open.forward.close()
             }
             if options.json {
-                let data = try JSONSerialization.data(withJSONObject: ["url": open.url, "target": open.target, "reaches": open.what], options: [.sortedKeys])
+                let data = JSONValue.object(["url": .string(open.url), "target": .string(open.target), "reaches": .string(open.what)]).compactData
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
             } else {
                 FileHandle.standardOutput.write(Data("\(open.url)\n".utf8))

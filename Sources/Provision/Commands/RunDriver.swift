@@ -20,11 +20,10 @@ enum RunDriver {
             if request.tearsDown, try !workspace.hasRun() {
                 let message = "nothing to tear down: plan '\(workspace.plan.name)' has no runs in \(workspace.stateDirectory.path)"
                 if options.json {
-                    let object: [String: Any] = [
-                        "kind": "summary", "command": "down", "status": "succeeded", "steps": [String: String](),
-                        "failures": [String: String](), "message": message,
+                    let object: JSONValue = [
+                        "kind": "summary", "command": "down", "status": "succeeded", "steps": [:], "failures": [:], "message": .string(message),
                     ]
-                    FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) + Data("\n".utf8))
+                    FileHandle.standardOutput.write(object.compactData + Data("\n".utf8))
                 } else {
                     FileHandle.standardError.write(Data("provision: \(message)\n".utf8))
                 }

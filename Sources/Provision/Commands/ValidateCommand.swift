@@ -18,8 +18,9 @@ struct ValidateCommand: AsyncParsableCommand {
             let graph = try plan.graph(secrets: [:])
             let fanOuts = plan.steps.filter { $0.forEach != nil }.count
             if options.json {
-                let object: [String: Any] = ["plan": plan.path, "name": plan.name, "valid": true, "steps": graph.order.count, "fan_outs": fanOuts]
-                print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+                let object: JSONValue = ["plan": .string(plan.path), "name": .string(plan.name), "valid": true, "steps": .int(graph.order.count),
+                                         "fan_outs": .int(fanOuts)]
+                print(String(decoding: object.compactData, as: UTF8.self))
             } else {
                 print("\(plan.path): ok — plan '\(plan.name)', target \(plan.target.rawValue), \(graph.order.count) steps (\(fanOuts) fan-outs)")
             }

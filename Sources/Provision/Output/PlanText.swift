@@ -102,41 +102,42 @@ enum PlanText {
 
     /// The plan as one JSON object.
     static func json(_ plan: ChangePlan, name: String, maxUnavailable: Int = 1) throws -> Data {
-        let steps: [[String: Any]] = plan.steps.map { step in
+        let steps: [JSONValue] = plan.steps.map { step in
             [
-                "id": step.id.rawValue, "action": step.action.rawValue, "changes": step.changes, "wave": step.wave,
-                "reasons": step.reasons.map(reasonObject),
+                "id": .string(step.id.rawValue), "action": .string(step.action.rawValue), "changes": .bool(step.changes), "wave": .int(step.wave),
+                "reasons": .array(step.reasons.map(reasonObject)),
             ]
         }
-        var counts: [String: Int] = [:]
-        for step in plan.steps { counts[step.action.rawValue, default: 0] += 1 }
-        var object: [String: Any] = [
-            "kind": "plan", "plan": name, "refreshed": plan.refreshed, "changes": plan.hasChanges, "counts": counts, "steps": steps,
+        var counts: [String: JSONValue] = [:]
+        for step in plan.steps { counts[step.action.rawValue] = .int((counts[step.action.rawValue]?.int ?? 0) + 1) }
+        var object: [String: JSONValue] = [
+            "kind": "plan", "plan": .string(name), "refreshed": .bool(plan.refreshed), "changes": .bool(plan.hasChanges),
+            "counts": .object(counts), "steps": .array(steps),
         ]
-        if let order = K3sNodeOrder(plan, maxUnavailable: maxUnavailable) { object["k3s_version_order"] = order.waves.map { $0.map(\.rawValue) } }
-        return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        if let order = K3sNodeOrder(plan, maxUnavailable: maxUnavailable) { object["k3s_version_order"] = .array(order.waves.map { .strings($0.map(\.rawValue)) }) }
+        return JSONValue.object(object).compactData
     }
 
-    private static func reasonObject(_ reason: PlanReason) -> [String: Any] {
-        var object: [String: Any] = ["text": describe(reason)]
+    private static func reasonObject(_ reason: PlanReason) -> JSONValue {
+        var object: [String: JSONValue] = ["text": .string(describe(reason))]
         switch reason {
         case .new: object["kind"] = "new"
-        case .lastState(let state): object["kind"] = "last_state"; object["state"] = state.rawValue
+        case .lastState(let state): object["kind"] = "last_state"; object["state"] = .string(state.rawValue)
         case .input(.planKey(let key, let old, let new)):
-            object["kind"] = "plan_key"; object["key"] = key; object["old"] = old ?? NSNull(); object["new"] = new ?? NSNull()
-        case .input(.upstream(let id, let outputs)): object["kind"] = "upstream_outputs"; object["step"] = id.rawValue; object["outputs"] = outputs
+            object["kind"] = "plan_key"; object["key"] = .string(key); object["old"] = .string(old); object["new"] = .string(new)
+        case .input(.upstream(let id, let outputs)): object["kind"] = "upstream_outputs"; object["step"] = .string(id.rawValue); object["outputs"] = .strings(outputs)
         case .input(.configuration): object["kind"] = "configuration"
         case .inputsNotRecorded: object["kind"] = "inputs_not_recorded"
-        case .dependencyRuns(let ids): object["kind"] = "dependency_runs"; object["steps"] = ids.map(\.rawValue)
-        case .dependencyRunsOutputsDecide(let ids): object["kind"] = "dependency_runs_outputs_decide"; object["steps"] = ids.map(\.rawValue)
-        case .expandsAfter(let source): object["kind"] = "expands_after"; object["step"] = source.rawValue
-        case .itemsMayChange(let source): object["kind"] = "items_may_change"; object["step"] = source.rawValue
-        case .checkFailed(let why): object["kind"] = "check_failed"; object["message"] = why
+        case .dependencyRuns(let ids): object["kind"] = "dependency_runs"; object["steps"] = .strings(ids.map(\.rawValue))
+        case .dependencyRunsOutputsDecide(let ids): object["kind"] = "dependency_runs_outputs_decide"; object["steps"] = .strings(ids.map(\.rawValue))
+        case .expandsAfter(let source): object["kind"] = "expands_after"; object["step"] = .string(source.rawValue)
+        case .itemsMayChange(let source): object["kind"] = "items_may_change"; object["step"] = .string(source.rawValue)
+        case .checkFailed(let why): object["kind"] = "check_failed"; object["message"] = .string(why)
         case .checkPassed: object["kind"] = "check_passed"
         case .checkPassedWithNewOutputs: object["kind"] = "check_passed_new_outputs"
         case .checkedEveryRun: object["kind"] = "checked_every_run"
         case .noCheck: object["kind"] = "no_check"
         }
-        return object
+        return .object(object)
     }
 }

@@ -31,9 +31,11 @@ public struct PrometheusClient: Sendable {
     public func range(_ expression: String, start: Date, end: Date, step: Duration) async throws -> [Series] {
         let data = try await get("query_range", ["query": expression, "start": Self.time(start), "end": Self.time(end),
                                                  "step": String(format: "%.3f", max(step.seconds, 0.001))])
-        return ((data["result"] as? [[String: Any]]) ?? []).map { series in
-            let samples = ((series["values"] as? [[Any]]) ?? []).compactMap(Self.sample)
-            return Series(labels: series["metric"] as? [String: String] ?? [:], samples: samples)
+        return (data["result"]?.array ?? []).map { series in
+            let samples = (series["values"]?.array ?? []).compactMap(Self.sample)
+            var labels: [String: String] = [:]
+            if case .object(let metric)? = series["metric"] { labels = metric.compactMapValues(\.string) }
+            return Series(labels: labels, samples: samples)
         }
     }
 
@@ -42,39 +44,40 @@ public struct PrometheusClient: Sendable {
         var parameters = ["query": expression]
         if let time { parameters["time"] = Self.time(time) }
         let data = try await get("query", parameters)
-        guard let first = (data["result"] as? [[String: Any]])?.first, let value = first["value"] as? [Any] else { return nil }
+        guard let value = data["result"]?.array?.first?["value"] else { return nil }
         return Self.sample(value)?.value
     }
 
     /// The expression of the loaded recording rule `record`, nil when Prometheus has no such rule.
     public func recordingRule(_ record: String) async throws -> String? {
         let data = try await get("rules", ["type": "record"])
-        for group in (data["groups"] as? [[String: Any]]) ?? [] {
-            for rule in (group["rules"] as? [[String: Any]]) ?? [] where rule["name"] as? String == record {
-                return rule["query"] as? String
+        for group in data["groups"]?.array ?? [] {
+            for rule in group["rules"]?.array ?? [] where rule["name"]?.string == record {
+                return rule["query"]?.string
             }
         }
         return nil
     }
 
-    private func get(_ endpoint: String, _ parameters: [String: String]) async throws -> [String: Any] {
+    private func get(_ endpoint: String, _ parameters: [String: String]) async throws -> JSONValue {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         let query = parameters.sorted { $0.key < $1.key }
             .map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.value)" }.joined(separator: "&")
         let url = "\(baseURL)/api/v1/\(endpoint)?\(query)"
         let response = try await http.send("GET", url)
-        let object = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any]
-        guard response.status == 200, object?["status"] as? String == "success", let data = object?["data"] as? [String: Any] else {
-            let reason = object?["error"] as? String ?? "HTTP \(response.status)"
+        let object = try? JSONDecoder().decode(JSONValue.self, from: response.body)
+        guard response.status == 200, object?["status"]?.string == "success", let data = object?["data"], case .object = data else {
+            let reason = object?["error"]?.string ?? "HTTP \(response.status)"
             throw HTTPError(url: url, reason: "Prometheus refused the query: \(reason)")
         }
         return data
     }
 
-    private static func sample(_ pair: [Any]) -> (at: Date, value: Double)? {
-        guard pair.count == 2, let time = (pair[0] as? NSNumber)?.doubleValue ?? (pair[0] as? Double),
-              let text = pair[1] as? String, let value = Double(text), value.isFinite else { return nil }
+    /// A `[time, "value"]` pair of the API.
+    private static func sample(_ pair: JSONValue) -> (at: Date, value: Double)? {
+        guard let pair = pair.array, pair.count == 2, case .number(let time) = pair[0],
+              let text = pair[1].string, let value = Double(text), value.isFinite else { return nil }
         return (Date(timeIntervalSince1970: time), value)
     }
 

@@ -10,12 +10,12 @@ extension Manifests {
     static func selectMonitoring(_ yaml: String) throws -> Manifests {
         var objects: [(id: KubeObject, json: String)] = []
         for document in try Yams.compose_all(yaml: yaml) {
-            guard let value = plain(document) as? [String: Any], let id = KubeObject(manifest: value) else { continue }
+            let value = plain(document)
+            guard case .object = value, let id = KubeObject(manifest: value) else { continue }
             let mine = (id.kind == "Namespace" && id.apiVersion == "v1") ? id.name == monitoringNamespace
                 : id.namespace == monitoringNamespace || id.isHelmChart
             guard mine else { continue }
-            let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])
-            objects.append((id, String(decoding: data, as: UTF8.self)))
+            objects.append((id, String(decoding: value.compactData, as: UTF8.self)))
         }
         return Manifests(objects: objects)
     }

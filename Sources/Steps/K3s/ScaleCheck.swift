@@ -242,10 +242,19 @@ struct ScaleCheck: Sendable {
                                "setting RATE of configmap \(namespace)/\(configMap) to \(rate)", timeout: .seconds(60))
     }
 
+    /// Restarts the producers with a pod-template annotation unique to this restart (its time and a
+    /// random suffix).
+    /// `kubectl rollout restart` writes the time to the second: a restore within the same second as
+    /// the raise (a quick Ctrl-C) would change nothing and leave the pods on the raised RATE.
     private func restart() async throws {
-        try await control.kubectl().must("rollout restart -n \(namespace) deployment/\(deployment)",
+        let stamp = "\(Date().formatted(.iso8601)) \(UUID().uuidString.prefix(8).lowercased())"
+        let patch = "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"\(Self.restartAnnotation)\":\"\(stamp)\"}}}}}"
+        try await control.kubectl().must("patch -n \(namespace) deployment \(deployment) --type=merge --patch=\(ServiceUnit.quoted(patch)) --field-manager=\(Self.fieldManager)",
                                "restarting deployment \(namespace)/\(deployment)", timeout: .seconds(60))
     }
+
+    /// The pod-template annotation whose change restarts the producers.
+    static let restartAnnotation = "provision.dev/restarted-at"
 
     /// The Deployment's ready replicas, its wanted replicas, and what its rollout still waits for.
     private func readiness() async throws -> (ready: Int, replicas: Int, pending: String?) {

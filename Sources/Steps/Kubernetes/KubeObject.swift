@@ -30,10 +30,9 @@ struct KubeObject: Sendable, Hashable, Comparable, CustomStringConvertible {
     }
 
     /// The identity of a decoded manifest; nil when it lacks apiVersion, kind or name.
-    init?(manifest: [String: Any]) {
-        let metadata = manifest["metadata"] as? [String: Any] ?? [:]
-        guard let apiVersion = manifest["apiVersion"] as? String, let kind = manifest["kind"] as? String, let name = metadata["name"] as? String else { return nil }
-        self.init(apiVersion: apiVersion, kind: kind, namespace: metadata["namespace"] as? String ?? "", name: name)
+    init?(manifest: JSONValue) {
+        guard let apiVersion = manifest["apiVersion"]?.string, let kind = manifest["kind"]?.string, let name = manifest["metadata"]?["name"]?.string else { return nil }
+        self.init(apiVersion: apiVersion, kind: kind, namespace: manifest["metadata"]?["namespace"]?.string ?? "", name: name)
     }
 
     /// Parses `description`.

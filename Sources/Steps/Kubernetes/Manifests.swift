@@ -25,43 +25,42 @@ struct Manifests: Sendable {
     /// the plan's `values` written in.
     static func select(_ yaml: String, namespace: String, values: PipelineValues? = nil) throws -> Manifests {
         var objects: [(id: KubeObject, json: String)] = []
-        let documents = try Yams.compose_all(yaml: yaml).compactMap { plain($0) as? [String: Any] }
+        let documents = try Yams.compose_all(yaml: yaml).map(plain).filter { if case .object = $0 { true } else { false } }
         for value in values?.apply(to: documents) ?? documents {
             guard let id = KubeObject(manifest: value) else { continue }
             let mine = (id.kind == "Namespace" && id.apiVersion == "v1") ? id.name == namespace : id.namespace == namespace
             guard mine, !monitoringGroups.contains(id.group) else { continue }
-            let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])
-            objects.append((id, String(decoding: data, as: UTF8.self)))
+            objects.append((id, String(decoding: value.compactData, as: UTF8.self)))
         }
         return Manifests(objects: objects)
     }
 
     /// A YAML node as JSON values, resolving plain scalars as YAML 1.2's core schema does (quoted
     /// scalars stay strings: "8080" and "yes" are not a number and a boolean).
-    static func plain(_ node: Yams.Node) -> Any {
+    static func plain(_ node: Yams.Node) -> JSONValue {
         switch node {
         case .mapping(let mapping):
-            var result: [String: Any] = [:]
+            var result: [String: JSONValue] = [:]
             for (key, value) in mapping { result[key.string ?? ""] = plain(value) }
-            return result
+            return .object(result)
         case .sequence(let sequence):
-            return sequence.map(plain)
+            return .array(sequence.map(plain))
         case .scalar(let scalar):
-            guard scalar.style == .plain else { return scalar.string }
+            guard scalar.style == .plain else { return .string(scalar.string) }
             let text = scalar.string
             switch text {
-            case "null", "Null", "NULL", "~", "": return NSNull()
-            case "true", "True", "TRUE": return true
-            case "false", "False", "FALSE": return false
+            case "null", "Null", "NULL", "~", "": return .null
+            case "true", "True", "TRUE": return .bool(true)
+            case "false", "False", "FALSE": return .bool(false)
             default: break
             }
-            if text.range(of: #"^[-+]?[0-9]+$"#, options: .regularExpression) != nil, let int = Int(text) { return int }
+            if text.range(of: #"^[-+]?[0-9]+$"#, options: .regularExpression) != nil, let int = Int(text) { return .int(int) }
             if text.range(of: #"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$"#, options: .regularExpression) != nil, let double = Double(text) {
-                return double
+                return .number(double)
             }
-            return text
+            return .string(text)
         case .alias:
-            return NSNull()
+            return .null
         }
     }
 }

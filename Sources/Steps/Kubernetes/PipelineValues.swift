@@ -77,65 +77,62 @@ struct PipelineValues: Sendable {
     }
 
     /// `objects` (kustomize's rendering, as JSON values) with the plan's values written in.
-    func apply(to objects: [[String: Any]]) -> [[String: Any]] {
+    func apply(to objects: [JSONValue]) -> [JSONValue] {
         var objects = objects.map(setting)
         let configDigests = Dictionary(uniqueKeysWithValues: objects.compactMap { object -> (String, String)? in
-            guard object["kind"] as? String == "ConfigMap", let key = Self.key(object) else { return nil }
-            return (key, Self.digest(object["data"] ?? [:]))
+            guard object["kind"]?.string == "ConfigMap", let key = Self.key(object) else { return nil }
+            return (key, Self.digest(object["data"] ?? .object([:])))
         })
         objects = objects.map { Self.annotatingConfig($0, digests: configDigests) }
         return objects.map { Self.namingTopicsJob($0, digests: configDigests) }
     }
 
-    private func setting(_ object: [String: Any]) -> [String: Any] {
+    private func setting(_ object: JSONValue) -> JSONValue {
         var object = object
-        let kind = object["kind"] as? String ?? ""
+        let kind = object["kind"]?.string ?? ""
         if kind == "ConfigMap", let key = Self.key(object) {
-            var data = object["data"] as? [String: Any] ?? [:]
-            for (name, value) in configMaps[key] ?? [:] { data[name] = value }
-            if key == "platform/kafka-topics", let topics = data["topics"] as? String {
-                data["topics"] = topics.split(separator: "\n").map { line in
-                    line.split(separator: ":").first.map { "\($0):\(pipeline.partitions)" } ?? String(line)
-                }.joined(separator: "\n") + "\n"
-            }
-            object["data"] = data
-        }
-        if kind == "NetworkPolicy", let nodeNetwork, (object["metadata"] as? [String: Any])?["name"] as? String == "allow-from-nodes",
-           var spec = object["spec"] as? [String: Any] {
-            spec["ingress"] = (spec["ingress"] as? [[String: Any]] ?? []).map { rule in
-                var rule = rule
-                rule["from"] = (rule["from"] as? [[String: Any]] ?? []).map { peer in
-                    guard var block = peer["ipBlock"] as? [String: Any] else { return peer }
-                    block["cidr"] = nodeNetwork.description
-                    var peer = peer
-                    peer["ipBlock"] = block
-                    return peer
+            object.edit("data") { data in
+                for (name, value) in configMaps[key] ?? [:] { data[name] = .string(value) }
+                if key == "platform/kafka-topics", let topics = data["topics"]?.string {
+                    data["topics"] = .string(topics.split(separator: "\n").map { line in
+                        line.split(separator: ":").first.map { "\($0):\(pipeline.partitions)" } ?? String(line)
+                    }.joined(separator: "\n") + "\n")
                 }
-                return rule
             }
-            object["spec"] = spec
+        }
+        if kind == "NetworkPolicy", let nodeNetwork, object["metadata"]?["name"]?.string == "allow-from-nodes", case .object? = object["spec"] {
+            object.edit("spec", "ingress") { ingress in
+                ingress = ingress.mapElements { rule in
+                    var rule = rule
+                    rule["from"] = (rule["from"] ?? .array([])).mapElements { peer in
+                        guard case .object? = peer["ipBlock"] else { return peer }
+                        var peer = peer
+                        peer.edit("ipBlock") { $0["cidr"] = .string(nodeNetwork.description) }
+                        return peer
+                    }
+                    return rule
+                }
+            }
         }
         if kind == "StatefulSet", Self.key(object) == Kafka.statefulSet {
             let settings = Kafka.settings(replicas: pipeline.kafkaReplicas)
-            var spec = object["spec"] as? [String: Any] ?? [:]
-            spec["replicas"] = pipeline.kafkaReplicas
-            object["spec"] = spec
-            object = Self.editingPodSpec(object) { podSpec in
-                podSpec["containers"] = (podSpec["containers"] as? [[String: Any]] ?? []).map { container in
+            object.edit("spec") { $0["replicas"] = .int(pipeline.kafkaReplicas) }
+            object.edit("spec", "template", "spec", "containers") { containers in
+                containers = containers.mapElements { container in
                     var container = container
-                    container["env"] = (container["env"] as? [[String: Any]] ?? []).map { variable in
-                        guard let name = variable["name"] as? String, let value = settings[name] else { return variable }
-                        return ["name": name, "value": value]
+                    container["env"] = (container["env"] ?? .array([])).mapElements { variable in
+                        guard let name = variable["name"]?.string, let value = settings[name] else { return variable }
+                        return ["name": .string(name), "value": .string(value)]
                     }
                     return container
                 }
             }
         }
         if kind == "Deployment", !images.isEmpty {
-            object = Self.editingPodSpec(object) { podSpec in
-                podSpec["containers"] = (podSpec["containers"] as? [[String: Any]] ?? []).map { container in
+            object.edit("spec", "template", "spec", "containers") { containers in
+                containers = containers.mapElements { container in
                     var container = container
-                    if let name = container["name"] as? String, let image = images[name] { container["image"] = image }
+                    if let name = container["name"]?.string, let image = images[name] { container["image"] = .string(image) }
                     return container
                 }
             }
@@ -144,62 +141,39 @@ struct PipelineValues: Sendable {
     }
 
     /// A Deployment whose pods read ConfigMaps (envFrom) gets their data's digest as a pod annotation.
-    private static func annotatingConfig(_ object: [String: Any], digests: [String: String]) -> [String: Any] {
-        guard object["kind"] as? String == "Deployment", let namespace = (object["metadata"] as? [String: Any])?["namespace"] as? String else { return object }
-        let template = (object["spec"] as? [String: Any])?["template"] as? [String: Any] ?? [:]
-        let containers = (template["spec"] as? [String: Any])?["containers"] as? [[String: Any]] ?? []
-        let read = containers.flatMap { $0["envFrom"] as? [[String: Any]] ?? [] }
-            .compactMap { ($0["configMapRef"] as? [String: Any])?["name"] as? String }
+    private static func annotatingConfig(_ object: JSONValue, digests: [String: String]) -> JSONValue {
+        guard object["kind"]?.string == "Deployment", let namespace = object["metadata"]?["namespace"]?.string else { return object }
+        let containers = object["spec"]?["template"]?["spec"]?["containers"]?.array ?? []
+        let read = containers.flatMap { $0["envFrom"]?.array ?? [] }
+            .compactMap { $0["configMapRef"]?["name"]?.string }
             .compactMap { digests["\(namespace)/\($0)"] }
         guard !read.isEmpty else { return object }
         var object = object
-        var spec = object["spec"] as? [String: Any] ?? [:]
-        var newTemplate = template
-        var metadata = template["metadata"] as? [String: Any] ?? [:]
-        var annotations = metadata["annotations"] as? [String: Any] ?? [:]
-        annotations["provision.dev/config-digest"] = String(SHA256.hex(read.joined(separator: ",")).prefix(16))
-        metadata["annotations"] = annotations
-        newTemplate["metadata"] = metadata
-        spec["template"] = newTemplate
-        object["spec"] = spec
+        object.edit("spec", "template", "metadata", "annotations") {
+            $0["provision.dev/config-digest"] = .string(String(SHA256.hex(read.joined(separator: ",")).prefix(16)))
+        }
         return object
     }
 
     /// The topics Job named after its own content and the ConfigMaps it mounts (`kafka-topics-<12 hex>`).
-    private static func namingTopicsJob(_ object: [String: Any], digests: [String: String]) -> [String: Any] {
-        guard object["kind"] as? String == "Job", key(object) == "platform/kafka-topics" else { return object }
-        let podSpec = ((object["spec"] as? [String: Any])?["template"] as? [String: Any])?["spec"] as? [String: Any] ?? [:]
-        let mounted = (podSpec["volumes"] as? [[String: Any]] ?? []).compactMap { ($0["configMap"] as? [String: Any])?["name"] as? String }
-            .map { digests["platform/\($0)"] ?? "" }
+    private static func namingTopicsJob(_ object: JSONValue, digests: [String: String]) -> JSONValue {
+        guard object["kind"]?.string == "Job", key(object) == "platform/kafka-topics" else { return object }
+        let volumes = object["spec"]?["template"]?["spec"]?["volumes"]?.array ?? []
+        let mounted = volumes.compactMap { $0["configMap"]?["name"]?.string }.map { digests["platform/\($0)"] ?? "" }
         var object = object
-        var metadata = object["metadata"] as? [String: Any] ?? [:]
-        metadata["name"] = "kafka-topics-" + SHA256.hex(([digest(object)] + mounted).joined(separator: ",")).prefix(12)
-        object["metadata"] = metadata
+        let name = "kafka-topics-" + SHA256.hex(([digest(object)] + mounted).joined(separator: ",")).prefix(12)
+        object.edit("metadata") { $0["name"] = .string(name) }
         return object
     }
 
-    private static func editingPodSpec(_ object: [String: Any], _ edit: (inout [String: Any]) -> Void) -> [String: Any] {
-        var object = object
-        var spec = object["spec"] as? [String: Any] ?? [:]
-        var template = spec["template"] as? [String: Any] ?? [:]
-        var podSpec = template["spec"] as? [String: Any] ?? [:]
-        edit(&podSpec)
-        template["spec"] = podSpec
-        spec["template"] = template
-        object["spec"] = spec
-        return object
-    }
-
-    private static func key(_ object: [String: Any]) -> String? {
-        let metadata = object["metadata"] as? [String: Any] ?? [:]
-        guard let name = metadata["name"] as? String else { return nil }
-        return "\(metadata["namespace"] as? String ?? "")/\(name)"
+    private static func key(_ object: JSONValue) -> String? {
+        guard let name = object["metadata"]?["name"]?.string else { return nil }
+        return "\(object["metadata"]?["namespace"]?.string ?? "")/\(name)"
     }
 
     /// SHA-256 of a JSON value's canonical form.
-    private static func digest(_ value: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return SHA256.hex(Array(data))
+    private static func digest(_ value: JSONValue) -> String {
+        SHA256.hex(Array(value.compactData))
     }
 
     /// A rate as the producer reads it: "50", "12.5".

@@ -189,9 +189,9 @@ public struct ProcessesRuntime: Sendable {
 
     /// The topics and their partition counts in what `topicsCommand` printed; nil when it is not a list of topics.
     static func topics(listed output: String) -> [String: Int]? {
-        guard let list = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [[String: Any]] else { return nil }
+        guard let list = JSONValue.parse(output)?.array else { return nil }
         return Dictionary(list.compactMap { topic in
-            (topic["name"] as? String).map { ($0, (topic["partitions"] as? [Any])?.count ?? 0) }
+            topic["name"]?.string.map { ($0, topic["partitions"]?.array?.count ?? 0) }
         }, uniquingKeysWith: { $1 })
     }
 

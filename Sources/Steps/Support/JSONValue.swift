@@ -45,13 +45,44 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     /// The member `key` of an object; nil for anything else or a missing member.
+    /// Setting it on anything but an object does nothing.
     public subscript(key: String) -> JSONValue? {
-        if case .object(let members) = self { members[key] } else { nil }
+        get { if case .object(let members) = self { members[key] } else { nil } }
+        set {
+            guard case .object(var members) = self else { return }
+            members[key] = newValue
+            self = .object(members)
+        }
+    }
+
+    /// Edits the value at `path` (member names), making every missing or non-object step on the
+    /// way an object; the value is `{}` when missing.
+    public mutating func edit(_ path: String..., with body: (inout JSONValue) -> Void) {
+        edit(path[...], with: body)
+    }
+
+    private mutating func edit(_ path: ArraySlice<String>, with body: (inout JSONValue) -> Void) {
+        guard let key = path.first else { return body(&self) }
+        var members: [String: JSONValue] = if case .object(let existing) = self { existing } else { [:] }
+        var child = members[key] ?? .object([:])
+        child.edit(path.dropFirst(), with: body)
+        members[key] = child
+        self = .object(members)
+    }
+
+    /// Each element transformed, when this is an array; an empty array otherwise.
+    public func mapElements(_ transform: (JSONValue) -> JSONValue) -> JSONValue {
+        .array((array ?? []).map(transform))
     }
 
     /// The string, when this is one.
     public var string: String? {
         if case .string(let v) = self { v } else { nil }
+    }
+
+    /// The number when this is a whole one (as JSON writes counts).
+    public var int: Int? {
+        if case .number(let v) = self { Self.integer(v) } else { nil }
     }
 
     /// The elements, when this is an array.
@@ -87,4 +118,24 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case .object(let v): return .map(v.mapValues(\.outputValue))
         }
     }
+}
+
+/// JSON written in Swift: `["kind": "error", "steps": .int(3)]`.
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements, uniquingKeysWith: { $1 })) }
+    public init(nilLiteral: ()) { self = .null }
+
+    /// A whole number.
+    public static func int(_ value: Int) -> JSONValue { .number(Double(value)) }
+
+    /// `value`, or null.
+    public static func string(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+
+    /// Each string.
+    public static func strings(_ values: [String]) -> JSONValue { .array(values.map(JSONValue.string)) }
 }

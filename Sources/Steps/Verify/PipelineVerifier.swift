@@ -174,10 +174,10 @@ public struct PipelineVerifier: Sendable {
         let name = "no critical alert firing", expected = "none (warnings and budget burns shown)"
         do {
             let object = try await json("\(targets.prometheus)/api/v1/alerts")
-            let alerts = ((object["data"] as? [String: Any])?["alerts"] as? [[String: Any]]) ?? []
-            let firing = alerts.filter { $0["state"] as? String == "firing" }.compactMap { alert -> (name: String, severity: String, slo: Bool)? in
-                guard let labels = alert["labels"] as? [String: Any], let name = labels["alertname"] as? String else { return nil }
-                return (name, labels["severity"] as? String ?? "none", labels["slo"] != nil)
+            let alerts = object["data"]?["alerts"]?.array ?? []
+            let firing = alerts.filter { $0["state"]?.string == "firing" }.compactMap { alert -> (name: String, severity: String, slo: Bool)? in
+                guard let labels = alert["labels"], let name = labels["alertname"]?.string else { return nil }
+                return (name, labels["severity"]?.string ?? "none", labels["slo"] != nil)
             }
             let seen = Set(firing.map { "\($0.name) (\($0.slo ? "\($0.severity), error budget" : $0.severity))" }).sorted().joined(separator: ", ")
             return Check(name: name, expected: expected, seen: firing.isEmpty ? "none" : seen, ok: !firing.contains { $0.severity == "critical" && !$0.slo })
@@ -222,36 +222,37 @@ public struct PipelineVerifier: Sendable {
         return (response.status == 200, "\(response.status)")
     }
 
-    private func json(_ url: String) async throws -> [String: Any] {
+    /// The JSON object `url` answers with.
+    private func json(_ url: String) async throws -> [String: JSONValue] {
         let response = try await http.send("GET", url)
-        guard response.status == 200, let object = try JSONSerialization.jsonObject(with: response.body) as? [String: Any] else {
+        guard response.status == 200, case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: response.body) else {
             throw StepFailure("\(url) answered \(response.status): \(response.text.prefix(200))")
         }
         return object
     }
 
     private func stats() async throws -> [String: Int] {
-        try await json("\(targets.processor)/stats").compactMapValues { $0 as? Int }
+        try await json("\(targets.processor)/stats").compactMapValues(\.int)
     }
 
     /// The `node` of every GPU's newest sample.
     private func gpuNodes() async throws -> Set<String> {
-        Set(try await json("\(targets.processor)/gpu/info").values.compactMap { ($0 as? [String: Any])?["node"] as? String })
+        Set(try await json("\(targets.processor)/gpu/info").values.compactMap { $0["node"]?.string })
     }
 
     private func targetsUp(job: String) async throws -> (up: Int, total: Int) {
         let object = try await json("\(targets.prometheus)/api/v1/targets?state=active")
-        let active = ((object["data"] as? [String: Any])?["activeTargets"] as? [[String: Any]]) ?? []
-        let mine = active.filter { ($0["labels"] as? [String: Any])?["job"] as? String == job }
-        return (mine.filter { $0["health"] as? String == "up" }.count, mine.count)
+        let active = object["data"]?["activeTargets"]?.array ?? []
+        let mine = active.filter { $0["labels"]?["job"]?.string == job }
+        return (mine.filter { $0["health"]?.string == "up" }.count, mine.count)
     }
 
     /// How many log lines (at most 100) Loki returns for `selector` over the last 15 minutes.
     private func logLines(_ loki: String, _ selector: String) async throws -> Int {
         let query = selector.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? selector
         let object = try await json("\(loki)/loki/api/v1/query_range?query=\(query)&since=15m&limit=100&direction=backward")
-        let streams = (object["data"] as? [String: Any])?["result"] as? [[String: Any]] ?? []
-        return streams.reduce(0) { $0 + (($1["values"] as? [Any])?.count ?? 0) }
+        let streams = object["data"]?["result"]?.array ?? []
+        return streams.reduce(0) { $0 + ($1["values"]?.array?.count ?? 0) }
     }
 
     /// The value of an instant query returning one sample, nil when it returns none.
