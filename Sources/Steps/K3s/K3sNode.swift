@@ -77,11 +77,6 @@ struct K3sNode: Sendable {
         }
     }
 
-    /// The SHA-256 of a file on the node; "" when it has none.
-    func digest(of path: String) async throws -> String {
-        try await digests(of: [path])[path] ?? ""
-    }
-
     /// The SHA-256 of each file on the node, in one command; a file the node lacks is left out.
     func digests(of paths: [String]) async throws -> [String: String] {
         guard !paths.isEmpty else { return [:] }

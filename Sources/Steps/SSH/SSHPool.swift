@@ -8,8 +8,8 @@ import Foundation
 /// Each session runs one operation at a time. A pool made with `sessionsPerHost` above 1 opens
 /// another session to an endpoint when a command finds every open one busy (up to that many), so
 /// that callers working on one host at once (twenty joins reading and writing on the control
-/// plane) do not queue behind each other; a command that finds an idle session takes it. If an
-/// extra session cannot be opened, the command waits for the least busy one instead.
+/// plane) do not queue behind each other; a command that finds an idle session takes it. When no
+/// more may be opened (or one cannot be), the command waits for the first to be released.
 public actor SSHPool {
     /// One session to an endpoint and how many operations use it now.
     private final class Lane {
