@@ -133,8 +133,8 @@ struct MonitoringStep: Step {
     }
 
     private func describe(_ chart: (id: KubeObject, object: KubeHelmChart)) -> String {
-        let spec = chart.object
-        return "chart \(chart.id.name) (HelmChart \(chart.id.namespace)/\(chart.id.name): \(spec.spec("chart") ?? "") \(spec.spec("version") ?? "") from \(spec.spec("repo") ?? "the chart's repository"))"
+        let helm = chart.object
+        return "chart \(chart.id.name) (HelmChart \(chart.id.namespace)/\(chart.id.name): \(helm.spec("chart") ?? "") \(helm.spec("version") ?? "") from \(helm.spec("repo") ?? "the chart's repository"))"
     }
 
     /// Waits until every chart's Job completed; fails at once on a failed install, or at `deadline`.

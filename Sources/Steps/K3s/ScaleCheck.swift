@@ -244,6 +244,7 @@ struct ScaleCheck: Sendable {
 
     /// Restarts the producers with a pod-template annotation unique to this restart (its time and a
     /// random suffix).
+    ///
     /// `kubectl rollout restart` writes the time to the second: a restore within the same second as
     /// the raise (a quick Ctrl-C) would change nothing and leave the pods on the raised RATE.
     private func restart() async throws {
@@ -280,13 +281,11 @@ struct ScaleCheck: Sendable {
     static func configMap(_ name: String, in list: Data, rate: String) -> Data? {
         guard let object = try? JSONDecoder().decode(JSONValue.self, from: list) else { return nil }
         let items = object["kind"]?.string == "List" ? object["items"]?.array ?? [] : [object]
-        guard case .object(var configMap)? = items.first(where: { $0["kind"]?.string == "ConfigMap" && $0["metadata"]?["name"]?.string == name }) else {
+        guard var configMap = items.first(where: { $0["kind"]?.string == "ConfigMap" && $0["metadata"]?["name"]?.string == name }) else {
             return nil
         }
-        var data: [String: JSONValue] = if case .object(let members)? = configMap["data"] { members } else { [:] }
-        data["RATE"] = .string(rate)
-        configMap["data"] = .object(data)
-        return JSONValue.object(configMap).compactData
+        configMap.edit("data") { $0["RATE"] = .string(rate) }
+        return configMap.compactData
     }
 
     /// `200` for 200.0, `12.5` for 12.5.
