@@ -29,15 +29,17 @@ let package = Package(
         .target(name: "CShim", dependencies: ["CSQLite", "CCurl", "CSSH2"]),
         // SHA-256, shared by the provisioner and the processor (which imports neither Engine nor Steps).
         .target(name: "Digest"),
+        // JSON as a value (JSONValue), shared by the provisioner and the workloads.
+        .target(name: "JSON"),
         .target(name: "Engine", dependencies: ["CSQLite", "CShim", "Digest"]),
-        .target(name: "Steps", dependencies: ["Engine", "Digest", "Yams", "CSSH2", "CCurl", "CShim"]),
+        .target(name: "Steps", dependencies: ["Engine", "Digest", "JSON", "Yams", "CSSH2", "CCurl", "CShim"]),
         .executableTarget(
             name: "Provision",
-            dependencies: ["Engine", "Steps", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Engine", "Steps", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "Producer",
-            dependencies: ["WorkloadKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WorkloadKit", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Workloads/Producer"
         ),
         // librdkafka's DescribeTopics (topic ids), newer than the 2.0.2 headers: resolved at run time.
@@ -45,13 +47,13 @@ let package = Package(
         .target(name: "WorkloadKit", dependencies: ["CRdKafka", "CKafkaAdmin"], path: "Sources/Workloads/WorkloadKit"),
         .executableTarget(
             name: "Processor",
-            dependencies: ["WorkloadKit", "Digest", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["WorkloadKit", "Digest", "JSON", "CMongoc", "CRdKafka", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/Workloads/Processor"
         ),
         // Measurements for scripts/bench-*, not tests.
-        .executableTarget(name: "Bench", dependencies: ["Engine", "Steps"], path: "Sources/Bench"),
+        .executableTarget(name: "Bench", dependencies: ["Engine", "Steps", "JSON"], path: "Sources/Bench"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Digest"]),
-        .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine", "CShim"]),
-        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "CShim"]),
+        .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine", "JSON", "CShim"]),
+        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "JSON", "CShim"]),
     ]
 )

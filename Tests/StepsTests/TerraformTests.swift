@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 import Testing
 @testable import Steps
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import JSON
 import Steps
 
 /// Prints an error the way every command does (text on stderr; also JSON on stdout with

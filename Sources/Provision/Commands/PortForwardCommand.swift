@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JSON
 import Steps
 
 /// `provision port-forward`: a local port to a monitoring Service or the K3s API, through SSH.

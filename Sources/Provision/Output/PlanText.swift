@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 import Steps
 
 /// The wording of `provision plan` (and of the plan `up` shows on a terminal): a table of steps

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 
 /// How the provisioner reaches the EC2 API: AWS itself, or the sandbox's local moto server.
 struct CloudAccess: Sendable {

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 
 /// Instant and range queries against Prometheus's HTTP API (`/api/v1/query`, `/api/v1/query_range`).
 public struct PrometheusClient: Sendable {

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 
 /// `provision verify --scale`: proves that the producers' HorizontalPodAutoscaler scales, over the
 /// control plane's SSH session with `k3s kubectl`. It reads the producers' RATE (their ConfigMap)

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// A K3s HelmChart (helm.cattle.io/v1) as rendered or as the API answers it: its spec kept whole,
 /// to compare field by field, and helm-controller's conditions.

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// One Kubernetes object as the deploy steps name it: its API version, kind, namespace and name.
 /// Written as `apps/v1 Deployment app/processor` in step outputs and the store.

@@ -1,5 +1,6 @@
 import Digest
 import Foundation
+import JSON
 import Yams
 
 /// A rendered set of manifests: the objects of one namespace from a kustomize overlay, as JSON

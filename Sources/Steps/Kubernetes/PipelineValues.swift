@@ -1,5 +1,6 @@
 import Digest
 import Foundation
+import JSON
 
 /// The plan's `pipeline:` section written into the rendered k8s/ objects, so that the K3s runtime
 /// runs what the plan says rather than the tree's examples:

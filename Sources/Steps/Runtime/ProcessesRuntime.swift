@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 
 /// `runtime: processes`: the pipeline as services of each node's service manager (OpenRC in the
 /// sandbox), the way K3s would run it as pods. Stand-ins, named: Tansu for Kafka, nx-27017 for

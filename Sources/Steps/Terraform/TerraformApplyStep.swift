@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 
 /// `terraform.apply`: creates the network, security group and nodes with the real terraform, and
 /// in the sandbox gives every instance its SSH host.

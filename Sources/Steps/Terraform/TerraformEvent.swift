@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// One line of `terraform apply -json` / `destroy -json`, turned into a line a person reads.
 enum TerraformEvent {

@@ -1,6 +1,7 @@
 import Digest
 import Engine
 import Foundation
+import JSON
 
 /// Drives the real `terraform` binary for one plan: a per-plan working directory (a copy of the
 /// root module) and data directory under the state folder, a CLI configuration the project writes

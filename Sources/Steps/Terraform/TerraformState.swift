@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 
 /// What a `terraform.tfstate` file records, by cloud resource kind: the resources a sweep keeps.
 /// Read from the file itself (no terraform command), after any orphaned terraform has been

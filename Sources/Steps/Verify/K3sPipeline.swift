@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Where verify finds the pipeline on K3s (the k8s/ tree's objects) and how it reads what the
 /// cluster says about it.

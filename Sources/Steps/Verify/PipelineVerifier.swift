@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 
 /// Proves the pipeline works end to end, whichever runtime runs it: the processor answers, the
 /// topics exist with their partitions, documents keep arriving in MongoDB, every worker's

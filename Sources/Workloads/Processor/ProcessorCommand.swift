@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JSON
 import Synchronization
 import WorkloadKit
 
@@ -107,9 +108,7 @@ struct ProcessorCommand: ParsableCommand {
 
     static func respond(_ path: String, metrics: ProcessorMetrics, stats: MongoStore, collections: [String: String],
                         readyHeldSeconds: Double, lag: @autoclosure () -> [TopicPartition: Int64]) -> (Int, String, String) {
-        func json(_ object: Any) -> String {
-            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        }
+        func json(_ object: JSONValue) -> String { String(decoding: object.compactData, as: UTF8.self) }
         switch path {
         case "/health":
             return (200, "application/json", #"{"status":"alive"}"#)
@@ -119,14 +118,14 @@ struct ProcessorCommand: ParsableCommand {
             let held = metrics.heldSeconds
             let ready = mongo && kafka && held < readyHeldSeconds
             return (ready ? 200 : 503, "application/json",
-                    json(["ready": ready, "mongodb": mongo, "kafka": kafka, "batch_held_seconds": (held * 10).rounded() / 10]))
+                    json(["ready": .bool(ready), "mongodb": .bool(mongo), "kafka": .bool(kafka), "batch_held_seconds": .number((held * 10).rounded() / 10)]))
         case "/metrics":
             return (200, "text/plain; version=0.0.4", metrics.prometheus(lag: lag()))
         case "/gpu/info":
             return (200, "application/json", metrics.gpuInfo())
         case "/stats":
-            var counts: [String: Any] = ["dead_lettered": metrics.deadLetterCount]
-            for collection in collections.values + [GPURollups.collection] { counts[collection] = (try? stats.count(collection)) ?? NSNull() }
+            var counts: JSONValue = ["dead_lettered": .int(metrics.deadLetterCount)]
+            for collection in collections.values + [GPURollups.collection] { counts[collection] = (try? stats.count(collection)).map(JSONValue.int) ?? .null }
             return (200, "application/json", json(counts))
         default:
             return (404, "application/json", #"{"error":"not found; try /health, /ready, /metrics, /gpu/info or /stats"}"#)

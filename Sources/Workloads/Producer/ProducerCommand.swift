@@ -1,7 +1,8 @@
 import ArgumentParser
-import WorkloadKit
 import Foundation
+import JSON
 import Synchronization
+import WorkloadKit
 
 /// `producer`: emits GPU telemetry (DCGM field names) to `gpu.metrics.v1` and LLM token-usage
 /// events to `token.usage.v1`, keyed by GPU UUID and request id. Every option also reads an
@@ -195,13 +196,12 @@ struct ProducerCommand: ParsableCommand {
         let delivered = producer.stats.delivered.load(ordering: .relaxed)
         let failed = producer.stats.failed.load(ordering: .relaxed) + undelivered
         try state?.update(produced: sequence, acknowledged: delivered, failed: failed, ended: undelivered == 0)
-        let summary: [String: Any] = [
-            "produced": produced, "delivered": delivered, "producer_run": run.id, "failed": failed, "seconds": (seconds * 1000).rounded() / 1000,
-            "rate": seconds > 0 ? Int(Double(delivered) / seconds) : 0,
-            "last_error": producer.stats.lastError.withLock { $0 } ?? NSNull(),
+        let summary: JSONValue = [
+            "produced": .object(produced.mapValues(JSONValue.int)), "delivered": .int(delivered), "producer_run": .string(run.id), "failed": .int(failed),
+            "seconds": .number((seconds * 1000).rounded() / 1000), "rate": .int(seconds > 0 ? Int(Double(delivered) / seconds) : 0),
+            "last_error": .string(producer.stats.lastError.withLock { $0 }),
         ]
-        let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
+        print(String(decoding: summary.compactData, as: UTF8.self))
         if failed > 0 {
             FileHandle.standardError.write(Data("producer: \(failed) messages were not delivered; check that the brokers at \(brokers) are reachable and that \(metricsTopic) and \(tokensTopic) exist (producers never create topics)\n".utf8))
             throw ExitCode(1)

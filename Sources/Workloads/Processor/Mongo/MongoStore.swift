@@ -1,5 +1,6 @@
 import CMongoc
 import Foundation
+import JSON
 
 /// Owns one libmongoc client (not thread-safe: one per thread). Writes batches with unordered bulk
 /// inserts whose `_id` is deterministic, so a redelivered record is a duplicate-key no-op.
@@ -44,18 +45,18 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
                 }
             }
         }
-        var result = InsertOutcome(inserted: outcome.reply["nInserted"] as? Int ?? 0)
+        var result = InsertOutcome(inserted: outcome.reply["nInserted"]?.int ?? 0)
         if outcome.succeeded { return result }
-        let writeErrors = outcome.reply["writeErrors"] as? [[String: Any]] ?? []
-        let concernErrors = outcome.reply["writeConcernErrors"] as? [[String: Any]] ?? []
+        let writeErrors = outcome.reply["writeErrors"]?.array ?? []
+        let concernErrors = outcome.reply["writeConcernErrors"]?.array ?? []
         if !writeErrors.isEmpty && concernErrors.isEmpty {
             for writeError in writeErrors {
-                let code = writeError["code"] as? Int ?? -1
+                let code = writeError["code"]?.int ?? -1
                 if code == 11000 { continue }  // already stored by an earlier delivery
-                guard !Self.transientCodes.contains(code), let index = writeError["index"] as? Int, documents.indices.contains(documents.startIndex + index) else {
-                    throw MongoError("bulk insert into \(collection) failed: \(writeError["errmsg"] ?? outcome.message)")
+                guard !Self.transientCodes.contains(code), let index = writeError["index"]?.int, documents.indices.contains(documents.startIndex + index) else {
+                    throw MongoError("bulk insert into \(collection) failed: \(writeError["errmsg"]?.string ?? outcome.message)")
                 }
-                result.refused.append((documents.startIndex + index, "refused by the database (code \(code)): \(writeError["errmsg"] as? String ?? "no message")"))
+                result.refused.append((documents.startIndex + index, "refused by the database (code \(code)): \(writeError["errmsg"]?.string ?? "no message")"))
             }
             return result
         }
@@ -77,7 +78,7 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
     /// One unordered bulk write on `collection`: `queue` adds the operations, then it runs.
     private func unorderedBulk(
         _ collection: String, queue: (OpaquePointer?, inout bson_error_t) throws -> Void
-    ) throws -> (succeeded: Bool, reply: [String: Any], message: String, refusedBeforeSending: Bool) {
+    ) throws -> (succeeded: Bool, reply: JSONValue, message: String, refusedBeforeSending: Bool) {
         let coll = mongoc_client_get_collection(client, database, collection)
         defer { mongoc_collection_destroy(coll) }
         let opts = bson_new()
@@ -209,12 +210,11 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
         OpaquePointer(UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<bson_t>.size, alignment: 128))
     }
 
-    private static func json(_ doc: OpaquePointer) -> [String: Any] {
+    private static func json(_ doc: OpaquePointer) -> JSONValue {
         var length = 0
         guard let text = bson_as_relaxed_extended_json(doc, &length) else { return [:] }
         defer { bson_free(text) }
-        let data = Data(bytes: text, count: length)
-        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        return (try? JSONDecoder().decode(JSONValue.self, from: Data(bytes: text, count: length))) ?? [:]
     }
 
     private static func message(_ error: inout bson_error_t) -> String {

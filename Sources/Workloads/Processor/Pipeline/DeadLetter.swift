@@ -1,5 +1,6 @@
 import Digest
 import Foundation
+import JSON
 import WorkloadKit
 
 /// A record that will not be stored, on its way to the dead-letter topic.
@@ -43,11 +44,12 @@ struct DeadLetter {
             let digest = SHA256.hex(bytes)
             headers += [("dlq.value", Array("reference".utf8)), ("dlq.size", Array(String(bytes.count).utf8)),
                         ("dlq.sha256", Array(digest.utf8))]
-            let reference: [String: Any] = [
-                "topic": record.topic, "partition": Int(record.partition), "offset": Int(record.offset), "size": bytes.count, "sha256": digest,
+            let reference: JSONValue = [
+                "topic": .string(record.topic), "partition": .int(Int(record.partition)), "offset": .int(Int(record.offset)),
+                "size": .int(bytes.count), "sha256": .string(digest),
                 "note": "the original value is larger than a dead letter may be; read it from its topic at this offset",
             ]
-            value = (try? JSONSerialization.data(withJSONObject: reference, options: [.sortedKeys])).map { Array($0) } ?? []
+            value = Array(reference.compactData)
         default:
             headers.append(("dlq.value", Array("original".utf8)))
         }

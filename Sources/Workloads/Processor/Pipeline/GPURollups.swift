@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Per-GPU per-minute rollups (`gpu_rollups_1m`), exactly once under redelivery.
 ///
@@ -128,10 +129,9 @@ enum GPURollups {
             var contribution = Contribution(id: id, first: first)
             fresh.forEach { contribution.add($0) }
             if let mark {
-                var expected: [String: Any] = ["_id": id, "through_offset": mark.offset]
-                if let topicID = mark.topicID { expected["through_topic_id"] = topicID }
-                let filter = try JSONSerialization.data(withJSONObject: expected)
-                updates.append((String(decoding: filter, as: UTF8.self), contribution.update))
+                var expected: JSONValue = ["_id": .string(id), "through_offset": .int(Int(mark.offset))]
+                if let topicID = mark.topicID { expected["through_topic_id"] = .string(topicID) }
+                updates.append((String(decoding: expected.compactData, as: UTF8.self), contribution.update))
             } else {
                 inserts.append(contribution.document)
             }

@@ -1,7 +1,7 @@
-import Engine
 import Foundation
 
-/// A JSON document as a value: what Terraform's variables, outputs and state files are made of.
+/// A JSON document as a value: Terraform's variables, outputs and state, Kubernetes objects, the
+/// CLI's `--json` answers, and the workloads' own JSON (MongoDB replies, HTTP answers).
 public enum JSONValue: Sendable, Hashable, Codable {
     case string(String)
     case number(Double)
@@ -105,18 +105,6 @@ public enum JSONValue: Sendable, Hashable, Codable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self) + "\n"
-    }
-
-    /// The value as a step output (null becomes an empty string).
-    public var outputValue: OutputValue {
-        switch self {
-        case .string(let v): return .string(v)
-        case .number(let v): return Self.integer(v).map(OutputValue.int) ?? .string(String(v))
-        case .bool(let v): return .bool(v)
-        case .null: return .string("")
-        case .array(let v): return .list(v.map(\.outputValue))
-        case .object(let v): return .map(v.mapValues(\.outputValue))
-        }
     }
 }
 
