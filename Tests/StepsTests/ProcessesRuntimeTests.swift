@@ -34,16 +34,17 @@ import Testing
             let control = runtimeNodes[0], workers = Array(runtimeNodes.dropFirst())
             let installers = Dictionary(uniqueKeysWithValues: zip(runtimeNodes.map(\.name), hosts.map { Self.installer(pool, nodes.endpoint($0)) }))
             let log: @Sendable (String) -> Void = { _ in }
+            let here = LocalCommandRunner(processes: ProcessSupervisor())
             let runtime = try Self.runtime()
 
             for node in runtimeNodes {
                 let programs = node.isControlPlane ? ["processor"] : ["producer"]
                 for program in programs {
                     try await Artifact(local: Self.build.appendingPathComponent(program).path, remote: "/opt/provision/bin/\(program)")
-                        .install(with: installers[node.name]!, log: log)
+                        .install(with: installers[node.name]!, here: here, log: log)
                 }
                 try await Artifact(local: Self.tools.appendingPathComponent("lib/librdkafka.so.1").path, remote: "/opt/provision/lib/librdkafka.so.1", mode: 0o644)
-                    .install(with: installers[node.name]!, log: log)
+                    .install(with: installers[node.name]!, here: here, log: log)
             }
             var services = [runtime.broker(on: control), runtime.mongo(on: control)]
             services += runtimeNodes.map { runtime.nodeExporter(on: $0) }

@@ -101,6 +101,11 @@ struct NodeReadyStep: Step {
         return InitSystem(rawValue: try await runner.run(InitSystem.detectCommand, timeout: .seconds(20)).stdout.trimmed) ?? .openrc
     }
 
+    /// The init system this step found on `node`, among a dependent step's upstream outputs.
+    static func initSystem(of node: String, in upstream: [StepID: StepOutputs]) -> InitSystem? {
+        upstream[id.child(node)]?["init"]?.scalarText.flatMap(InitSystem.init(rawValue:))
+    }
+
     private func outputs(_ endpoint: SSHEndpoint, _ context: StepContext, initSystem: InitSystem) -> StepOutputs {
         var outputs: StepOutputs = ["host": .string(endpoint.host), "port": .int(endpoint.port), "user": .string(endpoint.user), "cloud_init": .string("done"),
                                     "init": .string(initSystem.rawValue)]

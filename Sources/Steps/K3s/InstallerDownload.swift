@@ -26,12 +26,12 @@ struct InstallerDownload: Sendable, Equatable {
     /// exits 3 when the digests differ (the download is deleted), `provision-installer: download
     /// failed` and exits 4 when the download does.
     func command(to path: String) -> String {
-        let staging = ServiceUnit.quoted(path + ".download")
-        return "mkdir -p \(ServiceUnit.quoted((path as NSString).deletingLastPathComponent)) && rm -f \(staging) && "
-            + "{ curl -sfL --retry 3 --connect-timeout 20 \(ServiceUnit.quoted(url)) -o \(staging) || { echo 'provision-installer: download failed'; exit 4; }; } && "
+        let staging = Shell.quoted(path + ".download")
+        return "mkdir -p \(Shell.quoted((path as NSString).deletingLastPathComponent)) && rm -f \(staging) && "
+            + "{ curl -sfL --retry 3 --connect-timeout 20 \(Shell.quoted(url)) -o \(staging) || { echo 'provision-installer: download failed'; exit 4; }; } && "
             + "got=$(sha256sum \(staging) | cut -d' ' -f1) && "
-            + "if [ \"$got\" != \(ServiceUnit.quoted(expected?.lowercased() ?? "none pinned")) ]; then rm -f \(staging); echo \"provision-installer: sha256 $got\"; exit 3; fi && "
-            + "chmod 700 \(staging) && mv -f \(staging) \(ServiceUnit.quoted(path))"
+            + "if [ \"$got\" != \(Shell.quoted(expected?.lowercased() ?? "none pinned")) ]; then rm -f \(staging); echo \"provision-installer: sha256 $got\"; exit 3; fi && "
+            + "chmod 700 \(staging) && mv -f \(staging) \(Shell.quoted(path))"
     }
 
     /// What a run of `command` on `node` that exited `status` with `output` means: nil when the

@@ -32,9 +32,7 @@ struct K3sAccess: Sendable {
         guard var entry = try RuntimeAccess.inventory(context.upstream).node(named: name) else {
             throw StepFailure("node \(name) is not in the cluster inventory; run 'provision up'", retryable: false)
         }
-        if entry.initSystem == nil, case .string(let detected)? = context.upstream[NodeReadyStep.id.child(name)]?["init"] {
-            entry.initSystem = InitSystem(rawValue: detected)
-        }
+        if entry.initSystem == nil { entry.initSystem = NodeReadyStep.initSystem(of: name, in: context.upstream) }
         let endpoint = try entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path)
         return K3sNode(name: name, entry: entry, runner: NodeCommandRunner(pool: ssh, endpoint: endpoint, attempt: readOnly ? nil : RemoteAttempt(context)), upload: { data, path, mode in
             try await ssh.upload(data, to: path, on: endpoint, mode: mode)

@@ -51,7 +51,8 @@ struct K3sInstall: Sendable {
     /// Puts the airgap files on `node` (skipping those it already has) and checks that the binary
     /// is the pinned version. Without airgap, downloads K3s's install script of the pinned release on
     /// the node and puts it where it runs only if its sha256 is `k3s.install_script_sha256`.
-    func prepare(_ node: K3sNode, log: StepLog) async throws {
+    func prepare(_ node: K3sNode, _ context: StepContext) async throws {
+        let log = context.log
         guard let airgap else {
             let result = try await node.run(download.command(to: Self.script), timeout: .seconds(120))
             if let failure = download.failure(status: result.exitStatus, output: result.stdout + result.stderr, node: node.name) { throw failure }
@@ -65,7 +66,7 @@ struct K3sInstall: Sendable {
         var placements: [K3sNode.Placement] = []
         var uploaded: [String] = []
         for (local, remote, mode) in files {
-            if try await Artifact(local: local.path, remote: remote, mode: mode).localDigest() == present[remote] {
+            if try await Artifact(local: local.path, remote: remote, mode: mode).localDigest(LocalCommandRunner(context)) == present[remote] {
                 log.write("\(node.name): \(remote) is already this file")
                 continue
             }
@@ -104,7 +105,7 @@ struct K3sInstall: Sendable {
         if try await node.run(running, timeout: .seconds(20)).succeeded {
             log.write("\(node.name): an install started by an earlier attempt is still running; waiting for it instead of starting another")
         } else {
-            let env = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\(ServiceUnit.quoted($0.value))" }.joined(separator: "\n") + "\n"
+            let env = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\(Shell.quoted($0.value))" }.joined(separator: "\n") + "\n"
             try await node.put(Data(env.utf8), at: "\(dir)/install.env", mode: 0o600)
             let seconds = max(1, Int((deadline - .now).components.seconds))
             // The script runs in its own session: `timeout` bounds it on the node even if provision
@@ -112,7 +113,7 @@ struct K3sInstall: Sendable {
             let body = "echo $$ > \(dir)/install.pid; set -a; . \(dir)/install.env; set +a; rm -f \(dir)/install.env; "
                 + "timeout -k 5 \(seconds) sh \(Self.script) > \(Self.log) 2>&1; rc=$?; "
                 + "if [ $rc = 0 ]; then echo \(record.digest) > \(record.path); fi; echo $rc > \(dir)/install.rc.tmp; mv \(dir)/install.rc.tmp \(dir)/install.rc"
-            try await node.must("rm -f \(dir)/install.rc; setsid sh -c \(ServiceUnit.quoted(body)) </dev/null >/dev/null 2>&1 &", "starting the install")
+            try await node.must("rm -f \(dir)/install.rc; setsid sh -c \(Shell.quoted(body)) </dev/null >/dev/null 2>&1 &", "starting the install")
             log.write("\(node.name): running the install script (\(environment["INSTALL_K3S_EXEC"] ?? "")), deadline \(seconds)s")
         }
         while ContinuousClock.now < deadline {

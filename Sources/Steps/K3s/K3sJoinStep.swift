@@ -60,7 +60,7 @@ struct K3sJoinStep: Step {
     private var joinedAsPath: String { "\(K3sInstall.directory)/joined/\(worker)" }
 
     private func remember(_ node: K3sNode, on control: K3sNode) async throws {
-        try await control.must("mkdir -p \(K3sInstall.directory)/joined && echo \(ServiceUnit.quoted(node.entry.instanceID)) > \(joinedAsPath)",
+        try await control.must("mkdir -p \(K3sInstall.directory)/joined && echo \(Shell.quoted(node.entry.instanceID)) > \(joinedAsPath)",
                                "recording \(worker)'s machine")
     }
 
@@ -190,7 +190,7 @@ struct K3sJoinStep: Step {
         if settings.spec.airgap != nil { environment["INSTALL_K3S_SKIP_DOWNLOAD"] = "true" }
         let timeout = settings.spec.installTimeout
         let deadline = ContinuousClock.now + timeout
-        try await settings.install.prepare(node, log: context.log)
+        try await settings.install.prepare(node, context)
         switch try await settings.install.run(on: node, environment: environment, record: (digest, recordPath), deadline: deadline, log: context.log) {
         case .finished:
             break

@@ -29,7 +29,7 @@ struct K3sNode: Sendable {
 
     /// Runs `command` as root.
     func run(_ command: String, timeout: Duration = .seconds(60)) async throws -> CommandResult {
-        try await runner.run(isRoot ? command : "sudo -n sh -c \(ServiceUnit.quoted(command))", timeout: timeout)
+        try await runner.run(Shell.asRoot(command, loginIsRoot: isRoot), timeout: timeout)
     }
 
     /// Runs `command` as root and fails with `what` and its output unless it exits 0.
@@ -59,19 +59,19 @@ struct K3sNode: Sendable {
     /// after for all of them.
     func put(_ files: [Placement]) async throws {
         guard !files.isEmpty else { return }
-        let directories = Set(files.map { ($0.path as NSString).deletingLastPathComponent }).sorted().map(ServiceUnit.quoted).joined(separator: " ")
+        let directories = Set(files.map { ($0.path as NSString).deletingLastPathComponent }).sorted().map(Shell.quoted).joined(separator: " ")
         let paths = files.map(\.path).joined(separator: ", ")
         if isRoot {
             try await must("mkdir -p \(directories)", "creating the folders of \(paths)")
             for file in files { try await upload(file.data, file.path + ".provision-new", file.mode) }
-            let moves = files.map { "mv -f \(ServiceUnit.quoted($0.path + ".provision-new")) \(ServiceUnit.quoted($0.path))" }
+            let moves = files.map { "mv -f \(Shell.quoted($0.path + ".provision-new")) \(Shell.quoted($0.path))" }
             try await must(moves.joined(separator: " && "), "placing \(paths)")
         } else {
             var installs = ["mkdir -p \(directories)"]
             for file in files {
                 let staging = "/tmp/provision-upload-\(UUID().uuidString)"
                 try await upload(file.data, staging, 0o600)
-                installs.append("install -m \(String(file.mode, radix: 8)) \(staging) \(ServiceUnit.quoted(file.path)) && rm -f \(staging)")
+                installs.append("install -m \(String(file.mode, radix: 8)) \(staging) \(Shell.quoted(file.path)) && rm -f \(staging)")
             }
             try await must(installs.joined(separator: " && "), "placing \(paths)")
         }
@@ -80,7 +80,7 @@ struct K3sNode: Sendable {
     /// The SHA-256 of each file on the node, in one command; a file the node lacks is left out.
     func digests(of paths: [String]) async throws -> [String: String] {
         guard !paths.isEmpty else { return [:] }
-        let output = try await run("sha256sum \(paths.map(ServiceUnit.quoted).joined(separator: " ")) 2>/dev/null || true").stdout
+        let output = try await run("sha256sum \(paths.map(Shell.quoted).joined(separator: " ")) 2>/dev/null || true").stdout
         var digests: [String: String] = [:]
         for line in output.split(separator: "\n") {
             // "<digest>  <path>" (two spaces: text mode), as coreutils prints it.
@@ -94,12 +94,12 @@ struct K3sNode: Sendable {
     /// Reads a secret file as root ("" when it does not exist) through the runner's `direct`
     /// path: its content never lands in a file on the node or here on its way.
     func readSecret(_ path: String) async throws -> String {
-        let command = "cat \(ServiceUnit.quoted(path)) 2>/dev/null || true"
-        return try await runner.direct.run(isRoot ? command : "sudo -n sh -c \(ServiceUnit.quoted(command))", timeout: .seconds(60)).stdout
+        let command = "cat \(Shell.quoted(path)) 2>/dev/null || true"
+        return try await runner.direct.run(Shell.asRoot(command, loginIsRoot: isRoot), timeout: .seconds(60)).stdout
     }
 
     /// Reads a small file as root; "" when it does not exist.
     func read(_ path: String) async throws -> String {
-        try await run("cat \(ServiceUnit.quoted(path)) 2>/dev/null || true").stdout
+        try await run("cat \(Shell.quoted(path)) 2>/dev/null || true").stdout
     }
 }

@@ -147,7 +147,7 @@ struct K3sServerStep: Step {
         var environment = environment
         if let token = settings.token { environment["K3S_TOKEN"] = token }
         let deadline = ContinuousClock.now + settings.spec.installTimeout
-        try await settings.install.prepare(node, log: context.log)
+        try await settings.install.prepare(node, context)
         let outcome = try await settings.install.run(on: node, environment: environment, record: (digest, recordPath), deadline: deadline, log: context.log)
         switch outcome {
         case .finished:

@@ -30,7 +30,7 @@ struct NodeUpgrade: Sendable {
         let cordoned = Set(try await K3sAccess.clusterNodes(on: control).filter(\.unschedulable).map(\.name))
         let stale = marked.subtracting(cordoned)
         if !stale.isEmpty {
-            _ = try await control.run("cd \(markers) && rm -f " + stale.sorted().map(ServiceUnit.quoted).joined(separator: " "), timeout: .seconds(20))
+            _ = try await control.run("cd \(markers) && rm -f " + stale.sorted().map(Shell.quoted).joined(separator: " "), timeout: .seconds(20))
         }
         return marked.intersection(cordoned)
     }

@@ -239,7 +239,7 @@ struct ScaleCheck: Sendable {
 
     private func patchRate(_ rate: String) async throws {
         let patch = "{\"data\":{\"RATE\":\"\(rate)\"}}"
-        try await control.kubectl().must("patch -n \(namespace) configmap \(configMap) --type=merge --patch=\(ServiceUnit.quoted(patch)) --field-manager=\(Self.fieldManager)",
+        try await control.kubectl().must("patch -n \(namespace) configmap \(configMap) --type=merge --patch=\(Shell.quoted(patch)) --field-manager=\(Self.fieldManager)",
                                "setting RATE of configmap \(namespace)/\(configMap) to \(rate)", timeout: .seconds(60))
     }
 
@@ -251,7 +251,7 @@ struct ScaleCheck: Sendable {
     private func restart() async throws {
         let stamp = "\(Date().formatted(.iso8601)) \(UUID().uuidString.prefix(8).lowercased())"
         let patch = "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"\(Self.restartAnnotation)\":\"\(stamp)\"}}}}}"
-        try await control.kubectl().must("patch -n \(namespace) deployment \(deployment) --type=merge --patch=\(ServiceUnit.quoted(patch)) --field-manager=\(Self.fieldManager)",
+        try await control.kubectl().must("patch -n \(namespace) deployment \(deployment) --type=merge --patch=\(Shell.quoted(patch)) --field-manager=\(Self.fieldManager)",
                                "restarting deployment \(namespace)/\(deployment)", timeout: .seconds(60))
     }
 

@@ -32,7 +32,7 @@ struct ServiceLog: Sendable, Equatable {
     func since(_ mark: String, lines: Int) -> String {
         switch initSystem {
         case .systemd:
-            let after = mark.isEmpty ? "" : " --after-cursor=\(ServiceUnit.quoted(mark))"
+            let after = mark.isEmpty ? "" : " --after-cursor=\(Shell.quoted(mark))"
             return "journalctl -u \(unit)\(after) --no-pager -q -o cat 2>/dev/null | tail -n \(lines)"
         case .openrc:
             return "tail -c +\((Int(mark) ?? 0) + 1) \(file) 2>/dev/null | tail -n \(lines)"

@@ -61,7 +61,7 @@ struct ArtifactsStep: Step {
         let installer = try access.installer(node, context)
         var outputs: StepOutputs = [:]
         for (name, artifact) in try artifacts(context) {
-            let digest = try await artifact.localDigest()
+            let digest = try await artifact.localDigest(LocalCommandRunner(context))
             guard try await artifact.remoteDigest(with: installer) == digest else { return .unsatisfied("\(artifact.remote) on \(node) differs from \(artifact.local)") }
             outputs[name] = .string(digest)
         }
@@ -73,7 +73,7 @@ struct ArtifactsStep: Step {
         let installer = try access.installer(node, context)
         var outputs: StepOutputs = [:]
         for (name, artifact) in try artifacts(context) {
-            outputs[name] = .string(try await artifact.install(with: installer) { context.log.write("\(node): \($0)") })
+            outputs[name] = .string(try await artifact.install(with: installer, here: LocalCommandRunner(context)) { context.log.write("\(node): \($0)") })
         }
         return outputs
     }

@@ -38,7 +38,7 @@ public enum BrokerStorage: Sendable, Equatable {
         switch self {
         case .memory: nil
         case .objectStore(let endpoint, let bucket):
-            "curl -fsS -m 10 -o /dev/null -X PUT \(ServiceUnit.quoted("\(endpoint)/\(bucket)"))"
+            "curl -fsS -m 10 -o /dev/null -X PUT \(Shell.quoted("\(endpoint)/\(bucket)"))"
         }
     }
 }

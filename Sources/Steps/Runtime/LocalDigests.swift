@@ -18,16 +18,18 @@ actor LocalDigests {
 
     private var digests: [Version: Task<String, any Error>] = [:]
 
-    /// The digest of `path`'s content; callers asking while it is computed share that computation.
-    func digest(of path: String) async throws -> String {
+    /// The digest of `path`'s content, by `sha256sum` run through `here` (the run's supervisor, so
+    /// Ctrl-C reaches it); callers asking while it is computed share that computation. A caller
+    /// whose shared computation failed because another caller was cancelled computes it again.
+    func digest(of path: String, here: LocalCommandRunner) async throws -> String {
         let version = try Self.version(of: path)
-        if let known = digests[version] { return try await known.value }
-        let task = Task.detached { try Self.sha256sum(path) }
+        if let known = digests[version], let digest = try? await known.value { return digest }
+        let task = Task { try await Self.sha256sum(path, here) }
         digests[version] = task
         do {
             return try await task.value
         } catch {
-            digests[version] = nil
+            if digests[version] == task { digests[version] = nil }
             throw error
         }
     }
@@ -39,17 +41,12 @@ actor LocalDigests {
                        inode: UInt64(info.st_ino))
     }
 
-    private static func sha256sum(_ path: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let digest = String(decoding: data, as: UTF8.self).split(separator: " ").first else {
-            throw StepFailure("cannot compute the SHA-256 of \(path)")
+    private static func sha256sum(_ path: String, _ here: LocalCommandRunner) async throws -> String {
+        // Not in the step's log: the digest is what the caller reports.
+        let quiet = LocalCommandRunner(processes: here.processes, redactor: here.redactor, environment: here.environment)
+        let result = try await quiet.run(ProcessCommand("/usr/bin/sha256sum", [path], environment: here.environment), timeout: .seconds(300))
+        guard result.succeeded, let digest = result.stdout.split(separator: " ").first, digest.count == 64 else {
+            throw StepFailure("cannot compute the SHA-256 of \(path) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         return String(digest)
     }

@@ -66,7 +66,7 @@ struct ServiceControl: Sendable {
     /// Prints its output's last `lines` lines.
     func tail(_ lines: Int) -> String {
         switch initSystem {
-        case .openrc: "tail -n \(lines) \(ServiceUnit.quoted(unit.logFile))"
+        case .openrc: "tail -n \(lines) \(Shell.quoted(unit.logFile))"
         case .systemd: "journalctl -u \(unit.name) -n \(lines) --no-pager -q -o cat"
         }
     }

@@ -104,7 +104,7 @@ public struct ServiceInstaller: Sendable {
         if !before.current {
             let unitFiles = initSystem == .systemd ? [service.unit.unitPath, service.unit.environmentPath] : [service.unit.scriptPath]
             let directories = Set((service.files.map(\.path) + [service.digestPath] + unitFiles).map { ($0 as NSString).deletingLastPathComponent })
-            try await check(run("mkdir -p \(directories.sorted().map(ServiceUnit.quoted).joined(separator: " "))", .seconds(20)), "create directories")
+            try await check(run("mkdir -p \(directories.sorted().map(Shell.quoted).joined(separator: " "))", .seconds(20)), "create directories")
             for file in service.files { try await upload(Data(file.contents.utf8), file.path, file.mode) }
             switch initSystem {
             case .openrc:
@@ -177,7 +177,7 @@ public struct ServiceInstaller: Sendable {
             pid=$(cat /run/openrc/options/\(name)/child_pid 2>/dev/null); \
             sup=$(cat /run/supervise-\(name).pid 2>/dev/null); \
             supervised=; if [ -n "$sup" ] && grep -q '^supervise-dae' /proc/$sup/comm 2>/dev/null; then supervised=yes; fi; \
-            if [ -n "$pid" ] && [ -z "$supervised" ] && tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- \(ServiceUnit.quoted(service.unit.command)); then \
+            if [ -n "$pid" ] && [ -z "$supervised" ] && tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null | grep -qF -- \(Shell.quoted(service.unit.command)); then \
               kill -TERM "$pid"; for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done; \
               kill -KILL "$pid" 2>/dev/null; echo "$pid"; \
             fi; \

@@ -59,21 +59,21 @@ public struct ServiceUnit: Sendable, Equatable {
         var lines = [
             "#!/sbin/openrc-run",
             "# Written by provision; changes are overwritten by the next `provision up`.",
-            "description=\(Self.quoted(description))",
+            "description=\(Shell.quoted(description))",
             "supervisor=supervise-daemon",
-            "command=\(Self.quoted(command))",
-            "command_args=\(Self.quoted(arguments.map(Self.quoted).joined(separator: " ")))",
-            "output_log=\(Self.quoted(logFile))",
-            "error_log=\(Self.quoted(logFile))",
+            "command=\(Shell.quoted(command))",
+            "command_args=\(Shell.quoted(arguments.map(Shell.quoted).joined(separator: " ")))",
+            "output_log=\(Shell.quoted(logFile))",
+            "error_log=\(Shell.quoted(logFile))",
             "respawn_delay=\(respawnDelay)",
             "respawn_max=\(respawnMax)",
             "respawn_period=\(respawnPeriod)",
         ]
-        if let user { lines.append("command_user=\(Self.quoted(user))") }
-        if let directory { lines.append("directory=\(Self.quoted(directory))") }
+        if let user { lines.append("command_user=\(Shell.quoted(user))") }
+        if let directory { lines.append("directory=\(Shell.quoted(directory))") }
         if !environment.isEmpty {
             let env = environment.sorted { $0.key < $1.key }.map { "--env \($0.key)=\($0.value)" }.joined(separator: " ")
-            lines.append("supervise_daemon_args=\(Self.quoted(env))")
+            lines.append("supervise_daemon_args=\(Shell.quoted(env))")
         }
         lines += [
             "",
@@ -83,10 +83,5 @@ public struct ServiceUnit: Sendable, Equatable {
             "",
         ]
         return lines.joined(separator: "\n")
-    }
-
-    /// Single-quoted for sh: safe for any text.
-    static func quoted(_ text: String) -> String {
-        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

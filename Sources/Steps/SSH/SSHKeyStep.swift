@@ -13,6 +13,15 @@ struct SSHKeyStep: Step {
     /// Kept by `down --keep-infra`.
     var isInfrastructure: Bool { true }
 
+    /// The output holding the public key.
+    private static let publicKeyOutput = "public_key"
+
+    /// The public key (OpenSSH's one-line form) this step recorded, among a dependent step's
+    /// upstream outputs.
+    static func publicKey(in upstream: [StepID: StepOutputs]) -> String? {
+        upstream[id]?[publicKeyOutput]?.scalarText
+    }
+
     static func keyFile(_ stateDirectory: URL) -> URL {
         stateDirectory.appendingPathComponent("ssh/id_ed25519")
     }
@@ -21,13 +30,13 @@ struct SSHKeyStep: Step {
         let key = Self.keyFile(context.stateDirectory)
         guard FileManager.default.fileExists(atPath: key.path),
               let pub = try? String(contentsOfFile: key.path + ".pub", encoding: .utf8) else { return .unsatisfied("no key pair yet") }
-        return .satisfied(["public_key": .string(pub.trimmingCharacters(in: .whitespacesAndNewlines))])
+        return .satisfied([Self.publicKeyOutput: .string(pub.trimmingCharacters(in: .whitespacesAndNewlines))])
     }
 
     func apply(_ context: StepContext) async throws -> StepOutputs {
         let key = Self.keyFile(context.stateDirectory)
         try FileManager.default.createDirectory(at: key.deletingLastPathComponent(), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let pub = try await SSHKeys.generate(at: key, comment: "provision", runner: LocalCommandRunner(context))
-        return ["public_key": .string(pub)]
+        return [Self.publicKeyOutput: .string(pub)]
     }
 }

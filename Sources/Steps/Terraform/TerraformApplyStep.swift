@@ -126,8 +126,7 @@ struct TerraformApplyStep: Step {
     private func setUp(_ context: StepContext, endpoint: String? = nil) throws -> (TerraformRunner, CloudAccess) {
         let cloud: CloudAccess
         if target == .sandbox {
-            let recorded: String? = if case .string(let text)? = context.upstream[SandboxCloudStep.id]?["endpoint"] { text } else { nil }
-            guard let endpoint = endpoint ?? recorded else {
+            guard let endpoint = endpoint ?? SandboxCloudStep.endpoint(in: context.upstream) else {
                 throw StepFailure("the sandbox EC2 endpoint is unknown; run 'provision up' so sandbox.cloud runs first", retryable: false)
             }
             cloud = .sandbox(endpoint: endpoint, region: cluster.region)
@@ -162,7 +161,7 @@ struct TerraformApplyStep: Step {
 
     /// The plan's SSH public key, from `ssh.key`.
     private func publicKey(_ context: StepContext) throws -> String {
-        guard case .string(let key)? = context.upstream[SSHKeyStep.id]?["public_key"] else {
+        guard let key = SSHKeyStep.publicKey(in: context.upstream) else {
             throw StepFailure("the plan's SSH public key is unknown; run 'provision up' so ssh.key runs first", retryable: false)
         }
         return key

@@ -87,7 +87,7 @@ extension Workspace {
             await pool.closeAll()
             return
         }
-        let quoted = ServiceUnit.quoted(file)
+        let quoted = Shell.quoted(file)
         let first = try await installer.run("tail -n \(tail) \(quoted); echo; wc -c < \(quoted)", .seconds(30))
         guard first.succeeded else {
             await pool.closeAll()
@@ -122,7 +122,7 @@ extension Workspace {
             for line in result.stdout.split(separator: "\n") {
                 if line.hasPrefix("-- cursor: ") { cursor = String(line.dropFirst("-- cursor: ".count)) } else { write(String(line)) }
             }
-            command = "journalctl -u \(unit) --no-pager -q -o cat --show-cursor" + (cursor.isEmpty ? "" : " --after-cursor=\(ServiceUnit.quoted(cursor))")
+            command = "journalctl -u \(unit) --no-pager -q -o cat --show-cursor" + (cursor.isEmpty ? "" : " --after-cursor=\(Shell.quoted(cursor))")
             if follow { try? await Task.sleep(for: .seconds(1)) }
         } while follow && !Task.isCancelled
     }

@@ -78,9 +78,9 @@ extension Workspace {
         }, isRoot: endpoint.user == "root")
     }
 
-    /// Runs `command` as root on the control plane (through `sudo -n` when the login user is not root).
+    /// Runs `command` as root on the control plane.
     func runOnControlPlane(_ command: String, cluster: RecordedK3sCluster, pool: SSHPool) async throws -> CommandResult {
-        try await pool.run(cluster.endpoint.user == "root" ? command : "sudo -n \(command)", on: cluster.endpoint, timeout: .seconds(30))
+        try await controlPlaneNode(cluster, pool: pool).run(command, timeout: .seconds(30))
     }
 
     /// The cluster address of Service `namespace/name` (`k3s kubectl get svc` on the control plane).

@@ -105,8 +105,7 @@ enum GPURollups {
         }
 
         private func quoted(_ text: String) -> String {
-            let data = (try? JSONSerialization.data(withJSONObject: [text], options: [])) ?? Data("[\"\"]".utf8)
-            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+            String(decoding: JSONValue.string(text).compactData, as: UTF8.self)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// One start of the producer process, named so that what it sent can be told apart from what
 /// another start (a respawn, another node) sent: every event carries the run and its sequence
@@ -21,7 +22,6 @@ struct ProducerRun {
 
     /// `text` as a JSON string literal (a node name may hold any character).
     private static func quoted(_ text: String) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: [text])) ?? Data("[\"\"]".utf8)
-        return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+        String(decoding: JSONValue.string(text).compactData, as: UTF8.self)
     }
 }
