@@ -54,6 +54,10 @@ let package = Package(
         .executableTarget(name: "Bench", dependencies: ["Engine", "Steps", "JSON"], path: "Sources/Bench"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Digest"]),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine", "JSON", "CShim"]),
-        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "JSON", "CShim"]),
+        // What ProvisionTests and WorkloadTests share: the real binaries run as processes, loopback services.
+        .target(name: "TestSupport", dependencies: ["Engine", "CShim"], path: "Tests/TestSupport"),
+        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "JSON", "CShim", "TestSupport"]),
+        // The workloads (producer, processor) against a real broker and MongoDB-wire server.
+        .testTarget(name: "WorkloadTests", dependencies: ["Engine", "JSON", "TestSupport"]),
     ]
 )

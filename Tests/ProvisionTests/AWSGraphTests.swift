@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `provision graph --plan plans/aws.yaml` shows the whole aws graph, K3s included, with no

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 @testable import Engine
 
 /// Headless Chromium (Debian's `chromium`, installed by scripts/bootstrap) rendering a local page:

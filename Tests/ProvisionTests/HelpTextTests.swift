@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Help texts wrap once: the argument parser re-wraps every paragraph to the terminal's width, so

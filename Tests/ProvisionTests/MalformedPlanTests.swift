@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Every malformed plan gets one screen of error with its location and exit code 2, never a crash.

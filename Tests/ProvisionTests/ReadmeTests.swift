@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The README stays a front page: the two commands first, at most 300 lines, and every file it or

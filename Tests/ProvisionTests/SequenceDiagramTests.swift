@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// docs/sequence.md's diagram of `provision up` stays true to the sandbox plan's graph.

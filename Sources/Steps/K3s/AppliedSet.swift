@@ -33,8 +33,7 @@ struct AppliedSet: Sendable {
     /// Deletes `stale` from the cluster, namespaces last (`--ignore-not-found`: a resumed prune repeats).
     static func prune(_ stale: [KubeObject], on control: K3sNode, context: StepContext) async throws {
         for object in stale.sorted(by: { ($0.kind == "Namespace" ? 1 : 0, $0) < ($1.kind == "Namespace" ? 1 : 0, $1) }) {
-            let scope = object.namespace.isEmpty ? "" : "-n \(object.namespace) "
-            try await control.kubectl().must("delete \(scope)\(object.reference) --ignore-not-found", "pruning \(object)", timeout: .seconds(120))
+            try await control.kubectl().delete(object.resource, object.name, namespace: object.namespace, ignoreNotFound: true, what: "pruning \(object)")
             context.log.write("pruned \(object) (no longer rendered)")
         }
     }
@@ -45,20 +44,14 @@ struct AppliedSet: Sendable {
         var problems: [String] = []
         let lasting = objects.filter { !($0.kind == "Job" && $0.group == "batch") }
         for (namespace, group) in Dictionary(grouping: lasting, by: \.namespace).sorted(by: { $0.key < $1.key }) {
-            let result = try await control.kubectl().run("get \(namespace.isEmpty ? "" : "-n \(namespace) ")\(group.map(\.reference).joined(separator: " ")) -o name",
-                                               timeout: .seconds(30))
+            let result = try await control.kubectl().names(group.map(\.reference), namespace: namespace)
             if !result.succeeded { problems.append(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
         return problems.joined(separator: "; ")
     }
 
-    /// `kubectl kustomize overlay` here, its YAML.
+    /// The overlay rendered here by kustomize (`Kubectl.kustomize`), its YAML.
     static func render(_ overlay: URL, _ context: StepContext) async throws -> String {
-        let runner = LocalCommandRunner(processes: context.processes, redactor: context.redactor, log: nil)
-        let result = try await runner.run(ProcessCommand("kubectl", ["kustomize", overlay.path], environment: ProcessInfo.processInfo.environment), timeout: .seconds(120))
-        guard result.succeeded else {
-            throw StepFailure("'kubectl kustomize \(overlay.path)' failed (\(result.summary)): \(result.stderr.suffix(800))", retryable: false)
-        }
-        return result.stdout
+        try await Kubectl.kustomize(overlay, runner: LocalCommandRunner(processes: context.processes, redactor: context.redactor, log: nil))
     }
 }

@@ -33,7 +33,7 @@ struct ClusterReadyStep: Step {
             if !node.isReady { missing.append("\(name): \(node.condition)") }
         }
         let kubectl = control.kubectl(until: deadline)
-        let result = try await kubectl.run("get deployments -n kube-system -o json", timeout: .seconds(30))
+        let result = try await kubectl.get(["deployments"], namespace: "kube-system")
         guard result.succeeded else { throw kubectl.failure("'k3s kubectl get deployments -n kube-system'", result) }
         let items = (try? JSONDecoder().decode(DeploymentList.self, from: Data(result.stdout.utf8)))?.items ?? []
         for name in coreDeployments {

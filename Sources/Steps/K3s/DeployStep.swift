@@ -129,9 +129,8 @@ struct DeployStep: Step {
         let file = "\(Self.directory)/\(part.rawValue).json"
         try await control.put(manifests.list, at: file, mode: 0o600)
         try record(AppliedSet.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
-        let applied = try await control.kubectl(until: .now + settings.spec.rolloutTimeout).must(
-            "apply --server-side --field-manager=provision -f \(file) -f \(DeploySecrets.file(namespace: part.namespace))",
-            "applying \(file) server-side", timeout: .seconds(120))
+        let applied = try await control.kubectl(until: .now + settings.spec.rolloutTimeout).apply(
+            [file, DeploySecrets.file(namespace: part.namespace)], what: "applying \(file) server-side")
         context.log.write(applied.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
         try await AppliedSet.prune(stale, on: control, context: context)
@@ -157,7 +156,7 @@ struct DeployStep: Step {
         var failed = false
         while true {
             pending = []
-            let result = try await control.kubectl(until: deadline).run("get -n \(part.namespace) \(workloads.map(\.reference).joined(separator: " ")) -o json", timeout: .seconds(30))
+            let result = try await control.kubectl(until: deadline).get(workloads.map(\.reference), namespace: part.namespace)
             let items = KubeList<KubeWorkload>.decode(result.stdout) ?? []
             for object in workloads {
                 guard let item = items.first(where: { $0.metadata?.name == object.name && $0.kind == object.kind }) else {
@@ -183,7 +182,7 @@ struct DeployStep: Step {
         for (object, reason, item) in pending {
             lines.append("  \(object.kind.lowercased()) \(part.namespace)/\(object.name): \(reason)")
             if object.kind == "Job" {
-                let logs = try await control.kubectl().run("logs -n \(part.namespace) job/\(object.name) --tail=10", timeout: .seconds(30))
+                let logs = try await control.kubectl().logs("job/\(object.name)", namespace: part.namespace, tail: 10)
                 let text = logs.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 if logs.succeeded, !text.isEmpty { lines.append("    its last log lines:\n" + text.split(separator: "\n").map { "      \($0)" }.joined(separator: "\n")) }
                 continue
@@ -201,7 +200,7 @@ struct DeployStep: Step {
 
     /// The pods of this part's namespace.
     private func pods(on control: K3sNode) async throws -> [KubePod] {
-        let result = try await control.kubectl().run("get pods -n \(part.namespace) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().get(["pods"], namespace: part.namespace)
         return KubeList<KubePod>.decode(result.stdout) ?? []
     }
 
@@ -211,7 +210,7 @@ struct DeployStep: Step {
         var logs: [String: String] = [:]
         for container in pod.status?.containerStatuses ?? [] {
             guard container.state?.waiting?.reason == "CrashLoopBackOff", let containerName = container.name else { continue }
-            let result = try await control.kubectl().run("logs -n \(part.namespace) \(name) -c \(containerName) --tail=10", timeout: .seconds(30))
+            let result = try await control.kubectl().logs(name, namespace: part.namespace, container: containerName, tail: 10)
             logs[containerName] = result.succeeded ? result.stdout : result.stderr
         }
         return logs

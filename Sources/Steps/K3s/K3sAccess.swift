@@ -66,7 +66,7 @@ struct K3sAccess: Sendable {
     /// transient API errors are retried until `deadline` (default: `Kubectl.patience` from now).
     static func clusterNodes(on control: K3sNode, until deadline: ContinuousClock.Instant? = nil) async throws -> [KubeNode] {
         let kubectl = control.kubectl(until: deadline)
-        let result = try await kubectl.run("get nodes -o json", timeout: .seconds(30))
+        let result = try await kubectl.get(["nodes"])
         guard result.succeeded else { throw kubectl.failure("'k3s kubectl get nodes'", result) }
         return try KubeNode.list(Data(result.stdout.utf8))
     }
@@ -75,7 +75,7 @@ struct K3sAccess: Sendable {
     /// (one try when it has passed): a real API server fails a share of calls while it settles.
     static func apiReady(on control: K3sNode, until deadline: ContinuousClock.Instant = .now) async throws -> Bool {
         while true {
-            let result = try await control.kubectl(until: .now).run("get --raw /readyz", timeout: .seconds(20))
+            let result = try await control.kubectl(until: .now).raw("/readyz")
             if result.succeeded && result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok" { return true }
             guard ContinuousClock.now < deadline else { return false }
             try await Task.sleep(for: .milliseconds(500))

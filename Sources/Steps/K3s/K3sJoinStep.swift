@@ -72,7 +72,7 @@ struct K3sJoinStep: Step {
         let joinedAs = try await control.read(joinedAsPath).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !joinedAs.isEmpty, joinedAs != node.entry.instanceID, try await clusterNode(context) != nil else { return }
         log.write("\(worker) is machine \(node.entry.instanceID) now but joined as \(joinedAs): deleting its stale node object so that its new node password is accepted")
-        try await control.kubectl().must("delete node \(worker)", "deleting the stale node \(worker)", timeout: .seconds(30))
+        try await control.kubectl().delete("node", worker, what: "deleting the stale node \(worker)", timeout: .seconds(30))
     }
 
     /// The error of an agent that did not join in time: the cause its log names since this attempt

@@ -20,8 +20,8 @@ struct K3sVerifyStep: Step {
         let inventory = try RuntimeAccess.inventory(context.upstream)
         let control = try settings.access.controlPlane(context)
         return K3sVerification(endpoint: try control.entry.endpoint(identityFile: SSHKeyStep.keyFile(context.stateDirectory).path),
-                               pins: HostKeyPins(store: context.store), control: control.name, nodes: inventory.nodes.count,
-                               maxLatency: settings.pipeline.maxLatency, run: { command in try await control.run(command, timeout: .seconds(30)) })
+                               pins: HostKeyPins(store: context.store), controlPlane: control, nodes: inventory.nodes.count,
+                               maxLatency: settings.pipeline.maxLatency)
     }
 
     func check(_ context: StepContext) async throws -> CheckResult {

@@ -106,7 +106,7 @@ struct MonitoringStep: Step {
         let kubectl = control.kubectl(until: deadline)
         for namespace in Set(charts.map(\.namespace)).sorted() {
             for resource in ["helmcharts.helm.cattle.io", "jobs.batch", "pods"] {
-                let result = try await kubectl.run("get \(resource) -n \(namespace) -o json", timeout: .seconds(30))
+                let result = try await kubectl.get([resource], namespace: namespace)
                 guard result.succeeded else {
                     live.problems.append("'k3s kubectl get \(resource) -n \(namespace)' failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))")
                     continue
@@ -123,9 +123,9 @@ struct MonitoringStep: Step {
 
     /// The last log lines of `chart`'s Job, indented for an error, and helm's own error line among them.
     private func jobLog(_ chart: KubeObject, on control: K3sNode) async throws -> (text: String, error: String?) {
-        let arguments = "logs job/\(HelmInstall.jobName(chart.name)) -n \(chart.namespace) --tail=\(Self.logLines)"
-        let command = "k3s kubectl \(arguments)"
-        let result = try await control.kubectl().run(arguments, timeout: .seconds(30))
+        let job = "job/\(HelmInstall.jobName(chart.name))"
+        let command = Kubectl.commandLine(["logs", job, "-n", chart.namespace, "--tail=\(Self.logLines)"])
+        let result = try await control.kubectl().logs(job, namespace: chart.namespace, tail: Self.logLines)
         let output = (result.succeeded ? result.stdout : result.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
         let lines = output.isEmpty ? ["(no output)"] : output.split(separator: "\n").suffix(Self.logLines).map(String.init)
         let text = "    last log lines of job \(chart.namespace)/\(HelmInstall.jobName(chart.name)) (\(command)):\n" + lines.map { "      \($0)" }.joined(separator: "\n")
@@ -241,17 +241,15 @@ struct MonitoringStep: Step {
         let (first, late) = manifests.splitByCRDs
         try await control.put(first.list, at: Self.file, mode: 0o600)
         try record(AppliedSet.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
-        let applied = try await control.kubectl(until: deadline).must(
-            "apply --server-side --field-manager=provision -f \(Self.file) -f \(GrafanaAdmin.secretFile)",
-            "applying \(Self.file) server-side", timeout: .seconds(120))
+        let applied = try await control.kubectl(until: deadline).apply([Self.file, GrafanaAdmin.secretFile], what: "applying \(Self.file) server-side")
         context.log.write(applied.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
         try await waitForCharts(manifests, replaced: replaced, deadline: deadline, on: control, context: context)
 
         if !late.objects.isEmpty {
             try await control.put(late.list, at: Self.lateFile, mode: 0o600)
-            let resources = try await control.kubectl(until: deadline).must("apply --server-side --field-manager=provision -f \(Self.lateFile)",
-                                                   "applying \(Self.lateFile) server-side (the charts' custom resources)", timeout: .seconds(120))
+            let resources = try await control.kubectl(until: deadline).apply([Self.lateFile],
+                                                                             what: "applying \(Self.lateFile) server-side (the charts' custom resources)")
             context.log.write(resources.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         }
 

@@ -7,9 +7,11 @@ import Foundation
 ///
 /// A marker on the control plane (`markers/<node>`) is written before the cordon and removed
 /// after the uncordon: a run killed in between leaves it, so the next run knows the cordon is its
-/// own to undo (a node an operator cordoned has none and is left alone). Drains hold a lock on the
-/// control plane for their whole run, so a drain that a killed run left behind ends before the
-/// next starts: no node is ever drained while another is.
+/// own to undo (a node an operator cordoned has none and is left alone). Cordons, drains and
+/// uncordons hold a lock on the control plane (a drain for its whole run), so a drain that a killed
+/// run left behind ends before the next starts: no node is ever drained while another is; and a
+/// cordon or drain runs only while the node's marker exists, so one that a killed run sent as it
+/// died cannot cordon a node a later run has put back (`Kubectl.TakeOut`).
 struct NodeUpgrade: Sendable {
     /// Where the markers live on the control plane.
     static let markers = "\(K3sInstall.directory)/cordoned"
@@ -35,18 +37,18 @@ struct NodeUpgrade: Sendable {
         return marked.intersection(cordoned)
     }
 
+    /// `node`'s lock and marker on the control plane (see `Kubectl.TakeOut`).
+    private func outOfService(_ node: String) -> Kubectl.TakeOut {
+        Kubectl.TakeOut(lock: Self.drainLock, marker: "\(Self.markers)/\(node)")
+    }
+
     /// Cordons and drains `node`. When the drain does not finish within `drainTimeout`, puts the
     /// node back and fails naming the pods it could not evict and the budgets that protect them.
     func takeOut(_ node: String, version: String, log: StepLog) async throws {
         try await control.must("mkdir -p \(Self.markers) && touch \(Self.markers)/\(node)", "marking \(node) as cordoned by this upgrade")
-        try await control.kubectl().must("cordon \(node)", "cordoning \(node)")
+        try await control.kubectl().cordon(node, outOfService(node))
         log.write("\(node): cordoned; draining it (k3s.drain_timeout \(drainTimeout.formatted))")
-        let seconds = max(1, Int(drainTimeout.components.seconds))
-        let drain = "flock \(Self.drainLock) k3s kubectl drain \(node) --ignore-daemonsets --delete-emptydir-data --timeout=\(seconds)s"
-        // The lock waits for a drain a killed run left running; transient API errors are tried again.
-        let result = try await Kubectl.retrying(until: .now + drainTimeout + .seconds(60)) {
-            try await control.run(drain, timeout: drainTimeout * 2 + .seconds(60))
-        }
+        let result = try await control.kubectl().drain(node, timeout: drainTimeout, outOfService(node))
         guard result.succeeded else {
             let blocked = try await blockers(result.stderr)
             try await putBack(node, log: log)
@@ -63,8 +65,7 @@ struct NodeUpgrade: Sendable {
 
     /// Uncordons `node` and removes its marker.
     func putBack(_ node: String, log: StepLog) async throws {
-        try await control.kubectl().must("uncordon \(node)", "uncordoning \(node)")
-        try await control.must("rm -f \(Self.markers)/\(node)", "removing \(node)'s upgrade marker")
+        try await control.kubectl().uncordon(node, outOfService(node))
         log.write("\(node): uncordoned")
     }
 
@@ -94,13 +95,11 @@ struct NodeUpgrade: Sendable {
     }
 
     private func podLabels(_ name: String, namespace: String) async throws -> [String: String] {
-        let result = try await control.kubectl().must("get pod \(name) -n \(namespace) -o json", "reading pod \(namespace)/\(name)")
-        return try JSONDecoder().decode(PodLabels.self, from: Data(result.stdout.utf8)).metadata.labels ?? [:]
+        try await control.kubectl().read(PodLabels.self, ["pod/\(name)"], namespace: namespace, what: "reading pod \(namespace)/\(name)").metadata.labels ?? [:]
     }
 
     private func budgets(in namespace: String) async throws -> [Budget] {
-        let result = try await control.kubectl().must("get poddisruptionbudgets -n \(namespace) -o json", "listing the PodDisruptionBudgets of \(namespace)")
-        return try JSONDecoder().decode(BudgetList.self, from: Data(result.stdout.utf8)).items
+        try await control.kubectl().read(BudgetList.self, ["poddisruptionbudgets"], namespace: namespace, what: "listing the PodDisruptionBudgets of \(namespace)").items
     }
 
     /// The fields of a Pod read here.

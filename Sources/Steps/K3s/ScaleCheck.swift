@@ -100,8 +100,8 @@ struct ScaleCheck: Sendable {
                 note("rate restored (\(original)), producers restarted")
             case .failure(let error):
                 let restoreError = "restoring RATE to \(original) failed: \(Self.text(error)); put it back on the control plane: "
-                    + "k3s kubectl -n \(namespace) patch configmap \(configMap) --type=merge --patch '{\"data\":{\"RATE\":\"\(original)\"}}' "
-                    + "&& k3s kubectl -n \(namespace) rollout restart deployment/\(deployment)"
+                    + Kubectl.commandLine(["patch", "configmap/\(configMap)", "-n", namespace, "--type=merge", #"--patch={"data":{"RATE":"\#(original)"}}"#]) + " && "
+                    + Kubectl.commandLine(["rollout", "restart", "deployment/\(deployment)", "-n", namespace])
                 failure = failure.map { "\($0)\n\(restoreError)" } ?? restoreError
             }
         }
@@ -202,20 +202,20 @@ struct ScaleCheck: Sendable {
         if let object = Self.configMap(configMap, in: Data(manifest.utf8), rate: rate) {
             let file = "\(DeployStep.directory)/verify-scale-restore.json"
             try await control.put(object, at: file, mode: 0o600)
-            try await control.kubectl().must("apply --server-side --field-manager=provision --force-conflicts -f \(file)",
-                                   "re-applying configmap \(namespace)/\(configMap) with RATE \(rate)", timeout: .seconds(60))
+            try await control.kubectl().apply([file], forceConflicts: true, what: "re-applying configmap \(namespace)/\(configMap) with RATE \(rate)",
+                                              timeout: .seconds(60))
         } else {
             try await patchRate(rate)
         }
         try await restart()
     }
 
-    // MARK: kubectl
+    // MARK: The cluster
 
     private var hpaReference: String { "horizontalpodautoscaler.autoscaling/\(autoscaler)" }
 
     private func hpa() async throws -> HPAStatus {
-        let result = try await control.kubectl().run("get -n \(namespace) \(hpaReference) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().get([hpaReference], namespace: namespace)
         guard result.succeeded else {
             throw Failure(description: "cannot read the HPA \(namespace)/\(autoscaler) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
                           + "deploy the workloads with 'provision up' (k3s.deploy: true)")
@@ -224,7 +224,7 @@ struct ScaleCheck: Sendable {
     }
 
     private func currentRate() async throws -> Double {
-        let result = try await control.kubectl().run("get -n \(namespace) configmap/\(configMap) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().get(["configmap/\(configMap)"], namespace: namespace)
         guard result.succeeded else {
             throw Failure(description: "cannot read the ConfigMap \(namespace)/\(configMap) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
                           + "deploy the workloads with 'provision up'")
@@ -238,9 +238,8 @@ struct ScaleCheck: Sendable {
     }
 
     private func patchRate(_ rate: String) async throws {
-        let patch = "{\"data\":{\"RATE\":\"\(rate)\"}}"
-        try await control.kubectl().must("patch -n \(namespace) configmap \(configMap) --type=merge --patch=\(Shell.quoted(patch)) --field-manager=\(Self.fieldManager)",
-                               "setting RATE of configmap \(namespace)/\(configMap) to \(rate)", timeout: .seconds(60))
+        try await control.kubectl().mergePatch("configmap/\(configMap)", namespace: namespace, ["data": ["RATE": .string(rate)]], fieldManager: Self.fieldManager,
+                                               what: "setting RATE of configmap \(namespace)/\(configMap) to \(rate)")
     }
 
     /// Restarts the producers with a pod-template annotation unique to this restart (its time and a
@@ -250,9 +249,9 @@ struct ScaleCheck: Sendable {
     /// the raise (a quick Ctrl-C) would change nothing and leave the pods on the raised RATE.
     private func restart() async throws {
         let stamp = "\(Date().formatted(.iso8601)) \(UUID().uuidString.prefix(8).lowercased())"
-        let patch = "{\"spec\":{\"template\":{\"metadata\":{\"annotations\":{\"\(Self.restartAnnotation)\":\"\(stamp)\"}}}}}"
-        try await control.kubectl().must("patch -n \(namespace) deployment \(deployment) --type=merge --patch=\(Shell.quoted(patch)) --field-manager=\(Self.fieldManager)",
-                               "restarting deployment \(namespace)/\(deployment)", timeout: .seconds(60))
+        let patch: JSONValue = ["spec": ["template": ["metadata": ["annotations": [Self.restartAnnotation: .string(stamp)]]]]]
+        try await control.kubectl().mergePatch("deployment/\(deployment)", namespace: namespace, patch, fieldManager: Self.fieldManager,
+                                               what: "restarting deployment \(namespace)/\(deployment)")
     }
 
     /// The pod-template annotation whose change restarts the producers.
@@ -260,7 +259,7 @@ struct ScaleCheck: Sendable {
 
     /// The Deployment's ready replicas, its wanted replicas, and what its rollout still waits for.
     private func readiness() async throws -> (ready: Int, replicas: Int, pending: String?) {
-        let result = try await control.kubectl().run("get -n \(namespace) deployment.apps/\(deployment) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().get(["deployment.apps/\(deployment)"], namespace: namespace)
         guard result.succeeded, let object = try? JSONDecoder().decode(KubeWorkload.self, from: Data(result.stdout.utf8)) else {
             throw Failure(description: "cannot read deployment \(namespace)/\(deployment) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400))")
         }
@@ -269,7 +268,7 @@ struct ScaleCheck: Sendable {
 
     /// Why the producers' pods that are not running are not, a line each.
     private func podProblems() async throws -> String {
-        let result = try await control.kubectl().run("get pods -n \(namespace) -o json", timeout: .seconds(30))
+        let result = try await control.kubectl().get(["pods"], namespace: namespace)
         let pods = KubeList<KubePod>.decode(result.stdout) ?? []
         let problems = pods.filter { ($0.metadata?.name ?? "").hasPrefix(deployment + "-") }.compactMap { Rollout.problem($0) }
         return problems.isEmpty ? "    (no pod reports a problem: they are still starting)" : problems.map { "    \($0)" }.joined(separator: "\n")

@@ -8,16 +8,17 @@ public enum K3sPipeline {
     public static let processor = (namespace: "app", name: "processor", port: 8080)
     /// The ConfigMap whose `topics` lists `name:partitions`, one a line (k8s/base/platform/kafka-topics-configmap.yaml).
     public static let topicsConfigMap = (namespace: "platform", name: "kafka-topics")
-    /// The broker's own view of its topics, run on the control plane.
-    public static let describeTopics = "k3s kubectl exec -n platform kafka-0 -- /opt/kafka/bin/kafka-topics.sh --bootstrap-server localhost:9092 --describe"
+    /// The broker's pod, and the command in it that describes its topics as the broker sees them.
+    public static let broker = (namespace: "platform", pod: "kafka-0",
+                                describeTopics: ["/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "localhost:9092", "--describe"])
     /// Loki's Service (the loki chart in monolithic mode, k8s/base/monitoring/charts/loki.yaml), where Alloy ships the pods' logs.
     public static let loki = (namespace: "monitoring", name: "loki", port: 3100)
     /// kube-prometheus-stack's job for its node exporters.
     public static let nodeExporterJob = "node-exporter"
     /// The producers' pods (their `NODE_NAME` is the pod's name: what /gpu/info reports).
-    public static let producerPods = "k3s kubectl get pods -n app -l app.kubernetes.io/name=producer -o json"
+    public static let producers = (namespace: "app", selector: "app.kubernetes.io/name=producer")
 
-    /// The names of the running pods in a `kubectl get pods -o json` answer.
+    /// The names of the running pods in a Pod list (the API's JSON).
     public static func runningPods(fromJSON data: Data) -> [String] {
         let pods = KubeList<KubePod>.decode(String(decoding: data, as: UTF8.self)) ?? []
         return pods.compactMap { $0.status?.phase == "Running" ? $0.metadata?.name : nil }.sorted()
@@ -35,7 +36,7 @@ public enum K3sPipeline {
         return topics
     }
 
-    /// `name:partitions` lines of the topics ConfigMap (`kubectl get configmap -o json`).
+    /// `name:partitions` lines of the topics ConfigMap (the API's JSON).
     public static func topics(fromConfigMapJSON data: Data) -> [String: Int] {
         guard let text = (try? JSONDecoder().decode(JSONValue.self, from: data))?["data"]?["topics"]?.string else { return [:] }
         var topics: [String: Int] = [:]

@@ -18,7 +18,7 @@ extension Workspace {
 
     /// The verification of `cluster`, its commands run through `pool`.
     func verification(_ cluster: RecordedK3sCluster, pool: SSHPool) -> K3sVerification {
-        K3sVerification(endpoint: cluster.endpoint, pins: HostKeyPins(store: cluster.store), control: cluster.control.name,
-                        nodes: cluster.inventory.nodes.count, maxLatency: plan.pipeline?.maxLatency, run: { command in try await self.runOnControlPlane(command, cluster: cluster, pool: pool) })
+        K3sVerification(endpoint: cluster.endpoint, pins: HostKeyPins(store: cluster.store), controlPlane: controlPlaneNode(cluster, pool: pool),
+                        nodes: cluster.inventory.nodes.count, maxLatency: plan.pipeline?.maxLatency)
     }
 }

@@ -78,11 +78,6 @@ extension Workspace {
         }, isRoot: endpoint.user == "root")
     }
 
-    /// Runs `command` as root on the control plane.
-    func runOnControlPlane(_ command: String, cluster: RecordedK3sCluster, pool: SSHPool) async throws -> CommandResult {
-        try await controlPlaneNode(cluster, pool: pool).run(command, timeout: .seconds(30))
-    }
-
     /// The cluster address of Service `namespace/name` (`k3s kubectl get svc` on the control plane).
     func serviceAddress(namespace: String, name: String, port: Int, cluster: RecordedK3sCluster, pool: SSHPool) async throws -> (host: String, port: Int) {
         try await verification(cluster, pool: pool).serviceAddress((namespace, name, port))

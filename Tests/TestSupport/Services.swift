@@ -1,5 +1,5 @@
 import Foundation
-@testable import Engine
+import Engine
 
 #if canImport(Glibc)
 import Glibc
@@ -7,17 +7,17 @@ import Glibc
 
 /// Real services for workload tests, installed by scripts/bootstrap, started on loopback ports
 /// and stopped by PID.
-enum Services {
+package enum Services {
     /// The build configuration whose producer and processor the tests run: `debug` unless
     /// `WORKLOAD_BUILD` says otherwise (scripts/test runs the round trip again on `release`).
-    static let workloadBuild = ProcessInfo.processInfo.environment["WORKLOAD_BUILD"] ?? "debug"
+    package static let workloadBuild = ProcessInfo.processInfo.environment["WORKLOAD_BUILD"] ?? "debug"
 
-    static let tools = CLI.repository.appendingPathComponent(".tools")
-    static let python = tools.appendingPathComponent("venv/bin/python").path
-    static let libraryPath = ["LD_LIBRARY_PATH": tools.appendingPathComponent("lib").path]
+    package static let tools = CLI.repository.appendingPathComponent(".tools")
+    package static let python = tools.appendingPathComponent("venv/bin/python").path
+    package static let libraryPath = ["LD_LIBRARY_PATH": tools.appendingPathComponent("lib").path]
 
     /// Starts `arguments` (with `{port}` replaced) on a random loopback port until one accepts connections.
-    static func start(_ cli: CLI, executable: String, _ arguments: [String]) async throws -> (CLI.Running, Int) {
+    package static func start(_ cli: CLI, executable: String, _ arguments: [String]) async throws -> (CLI.Running, Int) {
         for _ in 0..<5 {
             let port = Int.random(in: 20_000...40_000)
             let process = try cli.start(arguments.map { $0.replacingOccurrences(of: "{port}", with: String(port)) }, executable: executable)
@@ -29,19 +29,19 @@ enum Services {
     }
 
     /// Sends SIGTERM and blocks until `process` ends: for a `defer`, which cannot await.
-    static func stop(_ process: CLI.Running) {
+    package static func stop(_ process: CLI.Running) {
         kill(process.pid, SIGTERM)
         process.wait()
     }
 
     /// Sends SIGTERM and waits for `process` to end without blocking a cooperative thread (a
     /// processor's clean stop finishes its batch first).
-    static func terminate(_ process: CLI.Running) async throws {
+    package static func terminate(_ process: CLI.Running) async throws {
         kill(process.pid, SIGTERM)
         try await process.finish()
     }
 
-    static func accepts(port: Int, while process: CLI.Running) async throws -> Bool {
+    package static func accepts(port: Int, while process: CLI.Running) async throws -> Bool {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline && process.isRunning {
             if let fd = connectLoopback(port) { close(fd); return true }
@@ -50,7 +50,7 @@ enum Services {
         return false
     }
 
-    static func connectLoopback(_ port: Int) -> Int32? {
+    package static func connectLoopback(_ port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -65,7 +65,7 @@ enum Services {
     }
 
     /// GET http://127.0.0.1:port/path: status and body, or nil when nothing answers.
-    static func get(port: Int, _ path: String) -> (status: Int, body: String)? {
+    package static func get(port: Int, _ path: String) -> (status: Int, body: String)? {
         guard let fd = connectLoopback(port) else { return nil }
         defer { close(fd) }
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -79,17 +79,17 @@ enum Services {
     }
 
     /// GET returning a JSON object.
-    static func json(port: Int, _ path: String) -> [String: Any]? {
+    package static func json(port: Int, _ path: String) -> [String: Any]? {
         get(port: port, path).flatMap { try? JSONSerialization.jsonObject(with: Data($0.body.utf8)) as? [String: Any] }
     }
 }
 
 /// Tansu on a loopback port.
-final class Broker {
-    let process: CLI.Running
-    let address: String
+package final class Broker {
+    package let process: CLI.Running
+    package let address: String
 
-    init(cli: CLI) async throws {
+    package init(cli: CLI) async throws {
         let (process, port) = try await Services.start(cli, executable: Services.tools.appendingPathComponent("bin/tansu").path, [
             "broker", "--listener-url", "tcp://127.0.0.1:{port}", "--advertised-listener-url", "tcp://127.0.0.1:{port}",
             "--storage-engine", "memory://tansu/",
@@ -98,12 +98,12 @@ final class Broker {
         address = "127.0.0.1:\(port)"
     }
 
-    func stop() { Services.stop(process) }
+    package func stop() { Services.stop(process) }
 
     /// Creates `topics` (3 partitions each) with the kafka helper `script`, trying up to three
     /// times: on a loaded machine the broker's first metadata answer can take longer than the
     /// helper's 10 s.
-    func createTopics(_ topics: [String], cli: CLI, script: String) async throws {
+    package func createTopics(_ topics: [String], cli: CLI, script: String) async throws {
         var last = ""
         for _ in 0..<3 {
             let created = try await cli.run([script, "create", address] + topics, executable: Services.python)
@@ -116,15 +116,15 @@ final class Broker {
 }
 
 /// nx-27017, a MongoDB wire-protocol server, on a loopback port with its own pid file.
-final class MongoServer {
-    let process: CLI.Running
-    let uri: String
+package final class MongoServer {
+    package let process: CLI.Running
+    package let uri: String
 
-    let port: Int
-    let store: String
+    package let port: Int
+    package let store: String
 
     /// - Parameter file: a database file, so that a restart keeps the data; nil for memory.
-    init(cli: CLI, file: String? = nil, port fixed: Int? = nil) async throws {
+    package init(cli: CLI, file: String? = nil, port fixed: Int? = nil) async throws {
         let dir = cli.directory.path
         let store = file ?? "memory"
         let arguments = ["--host", "127.0.0.1", "-p", "{port}", "--db", store, "--pid-file", "\(dir)/nx-{port}.pid", "--log-file", "\(dir)/nx-{port}.log"]
@@ -143,5 +143,5 @@ final class MongoServer {
         uri = "mongodb://127.0.0.1:\(port)/?serverSelectionTimeoutMS=2000"
     }
 
-    func stop() { Services.stop(process) }
+    package func stop() { Services.stop(process) }
 }

@@ -1,29 +1,38 @@
 import CShim
 import Foundation
-@testable import Engine
+import Engine
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// Test support shared by ProvisionTests and WorkloadTests (a target of its own, Tests/TestSupport).
+///
 /// Runs the real `provision` binary built by `swift build` (or `$PROVISION_BIN`).
-struct CLI {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let binary = ProcessInfo.processInfo.environment["PROVISION_BIN"]
+package struct CLI {
+    package static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    package static let binary = ProcessInfo.processInfo.environment["PROVISION_BIN"]
         ?? repository.appendingPathComponent(".build/debug/provision").path
 
-    struct Result {
-        let code: Int32
-        let stdout: String
-        let stderr: String
-        let signaled: Bool
+    package struct Result {
+        package let code: Int32
+        package let stdout: String
+        package let stderr: String
+        package let signaled: Bool
+
+        package init(code: Int32, stdout: String, stderr: String, signaled: Bool) {
+            self.code = code
+            self.stdout = stdout
+            self.stderr = stderr
+            self.signaled = signaled
+        }
     }
 
     /// A working directory with a plan and a state root, removed afterwards.
-    let directory: URL
-    var environment: [String: String]
+    package let directory: URL
+    package var environment: [String: String]
 
-    init(environment: [String: String] = [:]) {
+    package init(environment: [String: String] = [:]) {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("provision-cli-\(UUID().uuidString)")
         try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var env = ProcessInfo.processInfo.environment
@@ -31,24 +40,24 @@ struct CLI {
         self.environment = env
     }
 
-    func cleanUp() { try? FileManager.default.removeItem(at: directory) }
+    package func cleanUp() { try? FileManager.default.removeItem(at: directory) }
 
-    var stateRoot: String { directory.appendingPathComponent("state").path }
+    package var stateRoot: String { directory.appendingPathComponent("state").path }
 
-    func write(_ name: String, _ text: String) -> String {
+    package func write(_ name: String, _ text: String) -> String {
         let url = directory.appendingPathComponent(name)
         try! Data(text.utf8).write(to: url)
         return url.path
     }
 
     /// A `provision` process started in the background; its output goes to files.
-    final class Running: @unchecked Sendable {
-        let pid: pid_t
-        let stdoutPath: String
-        let stderrPath: String
-        private(set) var status: Int32?
+    package final class Running: @unchecked Sendable {
+        package let pid: pid_t
+        package let stdoutPath: String
+        package let stderrPath: String
+        package private(set) var status: Int32?
 
-        init(pid: pid_t, stdoutPath: String, stderrPath: String) {
+        package init(pid: pid_t, stdoutPath: String, stderrPath: String) {
             self.pid = pid
             self.stdoutPath = stdoutPath
             self.stderrPath = stderrPath
@@ -56,34 +65,34 @@ struct CLI {
 
         /// Waits until the process ends and reaps it, polling every 50 ms so that no thread of
         /// the cooperative pool (two on a two-core machine) is held while `provision` works.
-        func finish() async throws {
+        package func finish() async throws {
             while isRunning { try await Task.sleep(for: .milliseconds(50)) }
         }
 
         /// Blocks until the process ends and reaps it: only where the end is at hand (a child
         /// just killed, or one that has already exited) or in a `defer`, which cannot await.
-        func wait() {
+        package func wait() {
             guard status == nil else { return }
             var raw: Int32 = 0
             while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
             status = raw
         }
 
-        var isRunning: Bool {
+        package var isRunning: Bool {
             guard status == nil else { return false }
             var raw: Int32 = 0
             if waitpid(pid, &raw, WNOHANG) == pid { status = raw }
             return status == nil
         }
 
-        var signaled: Bool { (status ?? 0) & 0x7f != 0 }
-        var exitCode: Int32 { ((status ?? 0) >> 8) & 0xff }
-        var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-        var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+        package var signaled: Bool { (status ?? 0) & 0x7f != 0 }
+        package var exitCode: Int32 { ((status ?? 0) >> 8) & 0xff }
+        package var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+        package var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
     }
 
     /// Starts `provision ARGS` (with `--state-dir` added) without waiting.
-    func start(_ arguments: [String], executable: String = binary, environment extra: [String: String] = [:]) throws -> Running {
+    package func start(_ arguments: [String], executable: String = binary, environment extra: [String: String] = [:]) throws -> Running {
         let id = UUID().uuidString
         let out = directory.appendingPathComponent(".out-\(id)").path
         let err = directory.appendingPathComponent(".err-\(id)").path
@@ -102,21 +111,21 @@ struct CLI {
     }
 
     /// Runs `provision ARGS` to completion without blocking a cooperative thread.
-    func run(_ arguments: [String], executable: String = binary, environment extra: [String: String] = [:]) async throws -> Result {
+    package func run(_ arguments: [String], executable: String = binary, environment extra: [String: String] = [:]) async throws -> Result {
         let process = try start(arguments, executable: executable, environment: extra)
         try await process.finish()
         return Result(code: process.exitCode, stdout: process.stdout, stderr: process.stderr, signaled: process.signaled)
     }
 
     /// The store of plan `name`, opened directly.
-    func store(plan name: String) throws -> SQLiteRunStore {
+    package func store(plan name: String) throws -> SQLiteRunStore {
         try SQLiteRunStore(directory: URL(fileURLWithPath: stateRoot).appendingPathComponent(name))
     }
 }
 
 /// Polls `condition` every `every` until it holds or `timeout` passes. Poll what costs the
 /// system under test something (a document count on nx-27017) seldom: it competes for the CPU.
-func waitUntil(timeout: Duration = .seconds(20), every: Duration = .milliseconds(20), _ condition: () async throws -> Bool) async throws {
+package func waitUntil(timeout: Duration = .seconds(20), every: Duration = .milliseconds(20), _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
     while !(try await condition()) {
         guard ContinuousClock.now < deadline else { throw StepFailure("condition not met within \(timeout)") }
@@ -126,7 +135,7 @@ func waitUntil(timeout: Duration = .seconds(20), every: Duration = .milliseconds
 
 /// Polls `count` every `every` until it reaches `target`; fails only when it stops rising for
 /// `stall` (a loaded machine slows a pipeline down, a stuck one never moves) or after `limit`.
-func waitUntilCount(reaches target: Int, stall: Duration = .seconds(60), limit: Duration = .seconds(900),
+package func waitUntilCount(reaches target: Int, stall: Duration = .seconds(60), limit: Duration = .seconds(900),
                     every: Duration = .seconds(2), _ count: () -> Int?) async throws {
     let start = ContinuousClock.now
     var best = -1
