@@ -55,7 +55,7 @@ struct FlowLedger: Decodable {
 
     /// Reads MongoDB on the control plane (pymongo from bootstrap's venv) and every worker's
     /// producer state file; with `broker`, also every record the broker holds (slow: a whole read).
-    static func read(_ nodes: SandboxPipelineTests.Nodes, cli: CLI, broker: Bool = false) async throws -> FlowLedger {
+    static func read(_ nodes: SandboxNodes, cli: CLI, broker: Bool = false) async throws -> FlowLedger {
         let script = cli.write("ledger.py", """
             import json, sys, pymongo
             db = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=5000).gpu_pipeline
@@ -96,7 +96,7 @@ struct FlowLedger: Decodable {
     }
 
     /// Fills `broker` by consuming every pipeline topic from its start with a group of its own.
-    private mutating func readBroker(_ nodes: SandboxPipelineTests.Nodes, cli: CLI) async throws {
+    private mutating func readBroker(_ nodes: SandboxNodes, cli: CLI) async throws {
         let brokerScript = cli.write("broker.py", """
             import json, sys
             from confluent_kafka import Consumer, KafkaError, TopicCollection

@@ -11,94 +11,51 @@ import Glibc
 /// (Tests/K3sStandIn), whose `kubectl` keeps applied objects as JSON on the control plane and
 /// reports rollouts; nothing here is real K3s or a real cluster. One sandbox up serves every check.
 @Suite(.serialized) struct SandboxK3sDeployTests {
-    /// The stand-in's files on the control plane.
-    static let standin = "/var/lib/rancher/k3s/server/standin"
-
-    /// What the stand-in holds: `kind/namespace/name` of every object (namespace "" when cluster-scoped).
-    static func held(_ nodes: SandboxPipelineTests.Nodes) async throws -> Set<String> {
-        let text = try await nodes.run("cat \(standin)/objects.json 2>/dev/null || echo '{}'", on: nodes.control).stdout
-        let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
-        return Set(object.keys)
-    }
-
-    /// How many objects the stand-in's kubectl has been asked to apply.
-    static func applyCount(_ nodes: SandboxPipelineTests.Nodes) async throws -> Int {
-        Int(try await nodes.run("cat \(standin)/applies 2>/dev/null | wc -l", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-    }
-
-    /// Each object kubectl was asked to apply, in order (`kind/namespace/name`).
-    static func appliedLines(_ nodes: SandboxPipelineTests.Nodes) async throws -> [String] {
-        try await nodes.run("cat \(standin)/applies 2>/dev/null", on: nodes.control).stdout.split(separator: "\n").map(String.init)
-    }
-
-    /// The k8s/ tree in `tree` rendered here, as the stand-in keys its objects: the platform and
-    /// app namespaces (less the monitoring step's kinds), and the Secrets provision generates.
-    static func rendered(_ tree: URL) throws -> Set<String> {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["kubectl", "kustomize", tree.appendingPathComponent("overlays/aws").path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let yaml = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        var keys: Set<String> = ["secret/platform/kafka-cluster", "secret/platform/mongodb-credentials", "secret/app/processor-mongodb"]
-        for namespace in ["platform", "app"] {
-            for id in try Manifests.select(yaml, namespace: namespace, values: PipelineValues(pipeline: PipelineSpec())).ids { keys.insert("\(id.kind.lowercased())/\(id.namespace)/\(id.name)") }
-        }
-        return keys
-    }
-
-    /// Sets the stand-in's faults (one per line; "" clears them).
-    static func fault(_ text: String, _ nodes: SandboxPipelineTests.Nodes) async throws {
-        _ = try await nodes.run("mkdir -p \(standin) && printf '%s\\n' '\(text)' > \(standin)/faults", on: nodes.control)
-    }
-
     @Test func upAppliesThePlatformAndWorkloadsASecondUpAppliesNothingARemovedObjectIsPrunedFailedRolloutsNameTheirPodsAndAKilledRolloutResumes() async throws {
         var sandbox = Sandbox(name: "k3sd-\(UInt16.random(in: 1000...65000))", workers: 1)
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "8s")
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "8s")
 
         // up through workloads: the stand-in holds exactly the rendered set (and the generated Secrets).
-        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let steps = try sandbox.store().steps()
         for id in ["platform", "workloads"] {
             #expect(steps[StepID(id)]?.state == .succeeded, "\(id): \(steps[StepID(id)]?.lastError ?? "missing")")
         }
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
-        let expected = try Self.rendered(tree)
+        let nodes = try SandboxNodes(sandbox)
+        let expected = try StandIn.rendered(tree)
         #expect(expected.contains("deployment/app/processor") && expected.contains("statefulset/platform/mongodb") && expected.contains("horizontalpodautoscaler/app/producer"))
-        #expect(try await Self.held(nodes) == expected)
+        #expect(try await StandIn.held(nodes) == expected)
         let objects = steps[StepID("workloads")]?.outputs["objects"]?.items ?? []
         #expect(objects.contains("autoscaling/v2 HorizontalPodAutoscaler app/producer"), "\(objects)")
-        let applies = try await Self.applyCount(nodes)
-        let platformApplies = try await Self.appliedLines(nodes).filter { $0.contains("/platform/") || $0 == "namespace//platform" }.count
+        let applies = try await StandIn.applyCount(nodes)
+        let platformApplies = try await StandIn.appliedLines(nodes).filter { $0.contains("/platform/") || $0 == "namespace//platform" }.count
         #expect(platformApplies > 0)
         #expect(applies == expected.count, "every object applied once")
 
         // Unchanged manifests: nothing applied, not even by kubectl; a recheck asks the API and is satisfied.
-        let again = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        let again = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(again.code == 0, "\(again.stderr.suffix(2000))")
-        #expect(SandboxPipelineTests.applied(again).isEmpty, "\(SandboxPipelineTests.stepOutcomes(again))")
-        let recheck = try await SandboxK3sTests.run(sandbox, ["up", "--recheck", "--json"])
-        #expect(recheck.code == 0 && SandboxPipelineTests.applied(recheck).isEmpty, "\(SandboxPipelineTests.stepOutcomes(recheck)) \(recheck.stderr.suffix(2000))")
-        #expect(try await Self.applyCount(nodes) == applies)
+        #expect(SandboxRuns.applied(again).isEmpty, "\(SandboxRuns.stepOutcomes(again))")
+        let recheck = try await K3sSandbox.run(sandbox, ["up", "--recheck", "--json"])
+        #expect(recheck.code == 0 && SandboxRuns.applied(recheck).isEmpty, "\(SandboxRuns.stepOutcomes(recheck)) \(recheck.stderr.suffix(2000))")
+        #expect(try await StandIn.applyCount(nodes) == applies)
 
         // The HPA leaves the rendered set: exactly it is deleted, platform is not applied again.
         let kustomization = tree.appendingPathComponent("base/app/kustomization.yaml")
         let original = try String(contentsOf: kustomization, encoding: .utf8)
         try original.replacingOccurrences(of: "  - producer-hpa.yaml\n", with: "").write(to: kustomization, atomically: true, encoding: .utf8)
-        let pruned = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        let pruned = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(pruned.code == 0, "\(pruned.stderr.suffix(3000))")
-        #expect(SandboxPipelineTests.applied(pruned).contains("workloads"), "\(SandboxPipelineTests.stepOutcomes(pruned))")
-        #expect(try await Self.appliedLines(nodes).filter { $0.contains("/platform/") || $0 == "namespace//platform" }.count == platformApplies,
+        #expect(SandboxRuns.applied(pruned).contains("workloads"), "\(SandboxRuns.stepOutcomes(pruned))")
+        #expect(try await StandIn.appliedLines(nodes).filter { $0.contains("/platform/") || $0 == "namespace//platform" }.count == platformApplies,
                 "platform's rendering did not change: kubectl applied none of it again")
-        let heldAfter = try await Self.held(nodes)
+        let heldAfter = try await StandIn.held(nodes)
         #expect(heldAfter == expected.subtracting(["horizontalpodautoscaler/app/producer"]), "\(expected.symmetricDifference(heldAfter))")
-        let log = try await SandboxK3sTests.run(sandbox, ["logs", "workloads"]).stdout
+        let log = try await K3sSandbox.run(sandbox, ["logs", "workloads"]).stdout
         #expect(log.contains("pruned autoscaling/v2 HorizontalPodAutoscaler app/producer"), "\(log.suffix(2000))")
         var outputs = [("up", up.stdout + up.stderr), ("again", again.stdout + again.stderr), ("pruned", pruned.stdout + pruned.stderr), ("logs workloads", log)]
 
@@ -110,9 +67,9 @@ import Glibc
             ("pending producer", ["deployment app/producer", "pod app/producer-", "Pending (Unschedulable): 0/4 nodes are available: 4 Insufficient memory"]),
         ]
         for (fault, expect) in cases {
-            try await Self.fault(fault, nodes)
+            try await StandIn.fault(fault, nodes)
             let started = ContinuousClock.now
-            let failed = try await SandboxK3sTests.run(sandbox, ["up"])
+            let failed = try await K3sSandbox.run(sandbox, ["up"])
             let took = ContinuousClock.now - started
             #expect(failed.code == 1, "\(fault): \(failed.stderr.suffix(2000))")
             #expect(took < .seconds(60), "\(fault): \(took)")
@@ -123,42 +80,42 @@ import Glibc
         }
 
         // SIGKILL while the rollout waits (a pod held Pending), the fault cleared, then resume: it finishes.
-        try await Self.fault("pending producer", nodes)
-        let before = try await Self.applyCount(nodes)
+        try await StandIn.fault("pending producer", nodes)
+        let before = try await StandIn.applyCount(nodes)
         let process = try sandbox.cli.start(["up", "--json", "--plan", sandbox.planPath], environment: [:])
         let deadline = ContinuousClock.now + .seconds(60)
-        while process.isRunning, ContinuousClock.now < deadline, try await Self.applyCount(nodes) <= before {
+        while process.isRunning, ContinuousClock.now < deadline, try await StandIn.applyCount(nodes) <= before {
             try await Task.sleep(for: .milliseconds(200))
         }
         #expect(process.isRunning, "up was still waiting for the rollout")
         kill(process.pid, SIGKILL)
         while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         outputs.append(("killed up", process.stdout + process.stderr))
-        try await Self.fault("", nodes)
-        #expect(try await SandboxK3sTests.run(sandbox, ["unlock"]).code == 0)
-        let resumed = try await SandboxK3sTests.run(sandbox, ["resume", "--json"])
+        try await StandIn.fault("", nodes)
+        #expect(try await K3sSandbox.run(sandbox, ["unlock"]).code == 0)
+        let resumed = try await K3sSandbox.run(sandbox, ["resume", "--json"])
         #expect(resumed.code == 0, "\(resumed.stderr.suffix(3000))")
         #expect(try sandbox.store().steps()[StepID("workloads")]?.state == .succeeded)
-        #expect(try await Self.held(nodes) == expected, "the HPA is back")
+        #expect(try await StandIn.held(nodes) == expected, "the HPA is back")
         outputs.append(("resumed", resumed.stdout + resumed.stderr))
 
         // More partitions make a new topics Job (a Job's template is immutable); one that fails
         // fails platform at once with its reason and last log lines, and once it passes the old Job is pruned.
-        let jobs = { try await Self.held(nodes).filter { $0.hasPrefix("job/platform/kafka-topics-") } }
+        let jobs = { try await StandIn.held(nodes).filter { $0.hasPrefix("job/platform/kafka-topics-") } }
         let firstJob = try await jobs()
         #expect(firstJob.count == 1, "\(firstJob)")
-        try await Self.fault("jobfail kafka-topics", nodes)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", pipeline: "{partitions: 4}")
+        try await StandIn.fault("jobfail kafka-topics", nodes)
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", pipeline: "{partitions: 4}")
         let started = ContinuousClock.now
-        let jobFailed = try await SandboxK3sTests.run(sandbox, ["up"])
+        let jobFailed = try await K3sSandbox.run(sandbox, ["up"])
         #expect(jobFailed.code == 1 && ContinuousClock.now - started < .seconds(45), "failed at once, not at the 60 s wait: \(jobFailed.stderr.suffix(2000))")
         let jobError = try sandbox.store().steps()[StepID("platform")]?.lastError ?? ""
         for text in ["the rollout in namespace platform failed", "job platform/kafka-topics-", "failed (BackoffLimitExceeded)", "its last log lines", "Timed out waiting for a node assignment"] {
             #expect(jobError.contains(text), "no '\(text)' in \(jobError)")
         }
         outputs.append(("job failed", jobFailed.stdout + jobFailed.stderr))
-        try await Self.fault("", nodes)
-        let repartitioned = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        try await StandIn.fault("", nodes)
+        let repartitioned = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(repartitioned.code == 0, "\(repartitioned.stderr.suffix(3000))")
         let secondJob = try await jobs()
         #expect(secondJob.count == 1 && secondJob != firstJob, "the new Job alone: \(firstJob) → \(secondJob)")
@@ -169,13 +126,13 @@ import Glibc
         #expect(password.count == 32)
         let mode = try await nodes.run("stat -c %a \(DeploySecrets.mongoPassword) \(DeploySecrets.file(namespace: "app"))", on: nodes.control).stdout
         #expect(mode.split(separator: "\n") == ["600", "600"], "\(mode)")
-        let status = try await SandboxK3sTests.run(sandbox, ["status", "--json"])
+        let status = try await K3sSandbox.run(sandbox, ["status", "--json"])
         outputs.append(("status --json", status.stdout))
-        for id in ["platform", "workloads"] { outputs.append(("logs \(id)", try await SandboxK3sTests.run(sandbox, ["logs", id]).stdout)) }
-        let leaked = try SandboxK3sTests.leaks(of: password, in: sandbox, outputs: outputs)
+        for id in ["platform", "workloads"] { outputs.append(("logs \(id)", try await K3sSandbox.run(sandbox, ["logs", id]).stdout)) }
+        let leaked = try K3sSandbox.leaks(of: password, in: sandbox, outputs: outputs)
         #expect(leaked.isEmpty, "the MongoDB password leaked: \(leaked)")
 
-        let down = try await SandboxK3sTests.run(sandbox, ["down"])
+        let down = try await K3sSandbox.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }

@@ -72,31 +72,31 @@ import Glibc
         var sandbox = Sandbox(name: "k3sp-\(UInt16.random(in: 1000...65000))", workers: 1)
         defer { sandbox.cleanUp() }
         let apiPort = Self.freePort()
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1)
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1)
         let plan = try String(contentsOfFile: sandbox.planPath, encoding: .utf8)
         try plan.replacingOccurrences(of: "\n  rollout_timeout:", with: "\n  api_access: forward\n  api_local_port: \(apiPort)\n  rollout_timeout:")
             .write(toFile: sandbox.planPath, atomically: true, encoding: .utf8)
 
         // Nothing recorded yet; and a plan that is not K3s: each says what to do.
-        let early = try await SandboxK3sTests.run(sandbox, ["port-forward", "prometheus"])
+        let early = try await K3sSandbox.run(sandbox, ["port-forward", "prometheus"])
         #expect(early.code == 2 && early.stderr.contains("no runs yet") && early.stderr.contains("provision up"), "\(early.stderr)")
         let other = sandbox.cli.write("none.yaml", "name: \(sandbox.name)-none\ntarget: sandbox\nruntime: none\ncluster: {worker_count: 1}\n")
         let notK3s = try await sandbox.cli.run(["port-forward", "grafana", "--plan", other])
         #expect(notK3s.code == 2 && notK3s.stderr.contains("runtime: k3s"), "\(notK3s.stderr)")
 
-        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
         let address = nodes.address
 
         // api_access: forward: the kubeconfig's server is the local end of 'port-forward api'.
         let kubeconfig = try String(contentsOf: sandbox.stateDirectory.appendingPathComponent("kubeconfig"), encoding: .utf8)
         #expect(Kubeconfig.has(kubeconfig, context: sandbox.name, server: "https://127.0.0.1:\(apiPort)"), "\(kubeconfig)")
-        let path = try await SandboxK3sTests.run(sandbox, ["kubeconfig"])
+        let path = try await K3sSandbox.run(sandbox, ["kubeconfig"])
         #expect(path.code == 0 && path.stderr.contains("provision port-forward api"), "\(path.stderr)")
 
         // The Service does not exist yet.
-        let missing = try await SandboxK3sTests.run(sandbox, ["port-forward", "prometheus"])
+        let missing = try await K3sSandbox.run(sandbox, ["port-forward", "prometheus"])
         #expect(missing.code == 2 && missing.stderr.contains("no Service monitoring/kube-prometheus-stack-prometheus") && missing.stderr.contains("provision up"),
                 "\(missing.stderr)")
 
@@ -120,8 +120,8 @@ import Glibc
         let url = try await Self.url(of: prometheus)
         #expect(url.hasPrefix("http://127.0.0.1:"), "\(url)")
         var body = ""
-        try await SandboxPipelineTests.poll(timeout: .seconds(30), every: .milliseconds(300)) {
-            body = await SandboxPipelineTests.Nodes.get(url + "/index.html")?.1 ?? ""
+        try await waitUntil(timeout: .seconds(30), every: .milliseconds(300)) {
+            body = await SandboxNodes.get(url + "/index.html")?.1 ?? ""
             return body.contains(marker)
         }
         let localPort = Int(url.split(separator: ":").last!)!
@@ -150,10 +150,10 @@ import Glibc
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "30s")
-        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "30s")
+        let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
         let address = nodes.address
 
         // A real Prometheus (scraping nothing) behind the Prometheus Service; the processor's and
@@ -177,7 +177,7 @@ import Glibc
             """, on: nodes.control)
         #expect(setUp.succeeded, "\(setUp.stderr)")
 
-        let verify = try await SandboxK3sTests.run(sandbox, ["verify", "--json", "--timeout", "20s"])  // the processor and Loki never come
+        let verify = try await K3sSandbox.run(sandbox, ["verify", "--json", "--timeout", "20s"])  // the processor and Loki never come
         #expect(verify.code == 1, "\(verify.stderr.suffix(2000))")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any], "\(verify.stdout)")
         let checks = Dictionary(uniqueKeysWithValues: (object["checks"] as? [[String: Any]] ?? []).map { ($0["name"] as? String ?? "", $0) })
@@ -195,8 +195,8 @@ import Glibc
         #expect(!verify.stdout.contains("Prometheus: http://"), "no sandbox URLs for a K3s plan")
 
         // The same checks as the last step of `up` (monitoring, then verify): it fails naming what to look at.
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "30s", monitoring: true, verify: true)
-        let failed = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "30s", monitoring: true, verify: true)
+        let failed = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(failed.code == 1, "\(failed.stderr.suffix(2000))")
         let events = failed.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let verifyFailed = try #require(events.last { $0["kind"] as? String == "step.failed" && $0["step"] as? String == "verify" }, "\(failed.stdout.suffix(2000))")

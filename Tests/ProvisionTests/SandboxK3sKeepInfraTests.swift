@@ -10,7 +10,7 @@ import Testing
 /// /var/lib/provision-standin-uninstalls on its node. Nothing here is real K3s.
 @Suite(.serialized) struct SandboxK3sKeepInfraTests {
     /// How many times each node ran a K3s uninstall script, and which.
-    static func uninstalls(_ nodes: SandboxPipelineTests.Nodes) async throws -> [String: [String]] {
+    static func uninstalls(_ nodes: SandboxNodes) async throws -> [String: [String]] {
         var runs: [String: [String]] = [:]
         for node in nodes.inventory.nodes {
             let out = try await nodes.run("cat /var/lib/provision-standin-uninstalls 2>/dev/null || true", on: node).stdout
@@ -20,7 +20,7 @@ import Testing
     }
 
     /// What of K3s is left on `node`: "" when nothing (no binary, service, data, configuration or process).
-    static func k3sLeft(on node: ClusterInventory.Node, _ nodes: SandboxPipelineTests.Nodes) async throws -> String {
+    static func k3sLeft(on node: ClusterInventory.Node, _ nodes: SandboxNodes) async throws -> String {
         try await nodes.run("""
             for f in /usr/local/bin/k3s /usr/local/bin/k3s-killall.sh /usr/local/bin/k3s-uninstall.sh /usr/local/bin/k3s-agent-uninstall.sh \
                      /etc/init.d/k3s /etc/init.d/k3s-agent /var/lib/rancher/k3s /etc/rancher/k3s \(K3sInstall.directory); do [ -e "$f" ] && echo "$f"; done
@@ -34,19 +34,19 @@ import Testing
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 2, deploy: tree.path)
-        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 2, deploy: tree.path)
+        let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
         let machines = try sandbox.hosts()
-        #expect(try await SandboxK3sTests.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1])
-        let rendered = try SandboxK3sDeployTests.rendered(tree)
-        #expect(try await SandboxK3sDeployTests.held(nodes) == rendered)
+        #expect(try await K3sSandbox.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1])
+        let rendered = try StandIn.rendered(tree)
+        #expect(try await StandIn.held(nodes) == rendered)
 
         // down --keep-infra: the machine steps are kept, K3s is uninstalled from every node, once.
-        let down = try await SandboxK3sTests.run(sandbox, ["down", "--keep-infra", "--json"])
+        let down = try await K3sSandbox.run(sandbox, ["down", "--keep-infra", "--json"])
         #expect(down.code == 0, "\(down.stderr.suffix(3000))")
-        let outcomes = SandboxPipelineTests.stepOutcomes(down)
+        let outcomes = SandboxRuns.stepOutcomes(down)
         for id in ["ssh.key", "sandbox.cloud", "terraform.apply", "node.ready/control-plane", "node.ready/worker-1", "node.ready/worker-2"] {
             #expect(outcomes[id] == "kept", "\(id): \(outcomes)")
         }
@@ -62,7 +62,7 @@ import Testing
             #expect(left.isEmpty, "\(node.name) still has: \(left)")
         }
         // The applied objects went with the server's datastore.
-        #expect(try await SandboxK3sDeployTests.held(nodes).isEmpty)
+        #expect(try await StandIn.held(nodes).isEmpty)
         let uninstalled = ["control-plane": ["k3s-uninstall.sh"], "worker-1": ["k3s-agent-uninstall.sh"], "worker-2": ["k3s-agent-uninstall.sh"]]
         #expect(try await Self.uninstalls(nodes) == uninstalled)
 
@@ -75,7 +75,7 @@ import Testing
         #expect(tornDown.firstIndex(of: "k3s.join/worker-1")! < server && tornDown.firstIndex(of: "k3s.join/worker-2")! < server, "\(tornDown)")
 
         // status: the machines' steps still succeeded (kept), K3s's destroyed.
-        let status = try await SandboxK3sTests.run(sandbox, ["status", "--json"])
+        let status = try await K3sSandbox.run(sandbox, ["status", "--json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
         #expect((object["run"] as? [String: Any])?["command"] as? String == "down --keep-infra")
         let states = ((object["steps"] as? [[String: Any]]) ?? []).reduce(into: [String: String]()) { $0[$1["id"] as? String ?? ""] = $1["state"] as? String }
@@ -83,28 +83,28 @@ import Testing
         #expect(states["k3s.server"] == "destroyed" && states["k3s.join/worker-2"] == "destroyed", "\(states)")
 
         // Again: nothing left to tear down, no uninstall script runs.
-        let again = try await SandboxK3sTests.run(sandbox, ["down", "--keep-infra", "--json"])
+        let again = try await K3sSandbox.run(sandbox, ["down", "--keep-infra", "--json"])
         #expect(again.code == 0, "\(again.stderr.suffix(3000))")
-        #expect(SandboxPipelineTests.applied(again).isEmpty, "\(SandboxPipelineTests.stepOutcomes(again))")
+        #expect(SandboxRuns.applied(again).isEmpty, "\(SandboxRuns.stepOutcomes(again))")
         #expect(try await Self.uninstalls(nodes) == uninstalled)
 
         // up: the kept machines are unchanged; K3s is installed on each once more and the cluster is whole.
-        let reinstall = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        let reinstall = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(reinstall.code == 0, "\(reinstall.stderr.suffix(3000))")
-        let applied = SandboxPipelineTests.applied(reinstall)
+        let applied = SandboxRuns.applied(reinstall)
         #expect(applied.isSuperset(of: ["k3s.server", "k3s.join/worker-1", "k3s.join/worker-2", "kubeconfig", "platform", "workloads"]), "\(applied)")
         #expect(applied.isDisjoint(with: ["terraform.apply", "node.ready/control-plane", "node.ready/worker-1", "node.ready/worker-2"]), "\(applied)")
         #expect(try sandbox.hosts() == machines)
-        #expect(try await SandboxK3sTests.installs(nodes) == ["control-plane": 2, "worker-1": 2, "worker-2": 2])
+        #expect(try await K3sSandbox.installs(nodes) == ["control-plane": 2, "worker-1": 2, "worker-2": 2])
         let cluster = try await nodes.run("k3s kubectl get nodes -o json", on: nodes.control).stdout
         #expect(try KubeNode.list(Data(cluster.utf8)).filter(\.isReady).count == 3)
-        #expect(try await SandboxK3sDeployTests.held(nodes) == rendered, "deployed again")
+        #expect(try await StandIn.held(nodes) == rendered, "deployed again")
 
         // A plain down: the machines go too, and K3s's teardowns uninstall nothing first.
-        let plain = try await SandboxK3sTests.run(sandbox, ["down", "--json"])
+        let plain = try await K3sSandbox.run(sandbox, ["down", "--json"])
         #expect(plain.code == 0, "\(plain.stderr.suffix(3000))")
-        #expect(SandboxPipelineTests.stepOutcomes(plain)["terraform.apply"] == "applied")
-        let serverLog = try await SandboxK3sTests.run(sandbox, ["logs", "k3s.server"]).stdout
+        #expect(SandboxRuns.stepOutcomes(plain)["terraform.apply"] == "applied")
+        let serverLog = try await K3sSandbox.run(sandbox, ["logs", "k3s.server"]).stdout
         let last = serverLog.split(separator: "\n").last { $0.contains("uninstall") } ?? ""
         #expect(last.contains("K3s is not uninstalled first"), "\(serverLog.suffix(1500))")
         #expect(sandbox.processesLeft().isEmpty)

@@ -9,11 +9,11 @@ import Testing
 /// HelmChart into a `helm-install-<name>` Job that completes, fails (`helmfail`) or hangs
 /// (`helmhang`); nothing here is real K3s, Helm or a real chart. One sandbox up serves every check.
 @Suite(.serialized) struct SandboxK3sMonitoringTests {
-    static let standin = SandboxK3sDeployTests.standin
+    static let standin = StandIn.standin
     static let charts = ["kube-prometheus-stack", "loki", "alloy"]
 
     /// Each install Job the stand-in's Helm controller started (`namespace/chart`), in order.
-    static func helmJobs(_ nodes: SandboxPipelineTests.Nodes) async throws -> [String] {
+    static func helmJobs(_ nodes: SandboxNodes) async throws -> [String] {
         try await nodes.run("cat \(standin)/helm-jobs 2>/dev/null", on: nodes.control).stdout.split(separator: "\n").map(String.init)
     }
 
@@ -35,10 +35,10 @@ import Testing
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, monitoring: true, monitoringTimeout: "30s")
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, monitoring: true, monitoringTimeout: "30s")
 
         // up: every HelmChart applied, each chart's Job awaited, the charts' custom resources after them, then platform.
-        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let store = try sandbox.store()
         let steps = try store.steps()
@@ -47,8 +47,8 @@ import Testing
         }
         let outputs = steps[MonitoringStep.id]?.outputs["charts"]?.items ?? []
         #expect(outputs.sorted() == ["alloy alloy 1.9.0", "kube-prometheus-stack kube-prometheus-stack 88.0.0", "loki loki 18.13.1"], "\(outputs)")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
-        let held = try await SandboxK3sDeployTests.held(nodes)
+        let nodes = try SandboxNodes(sandbox)
+        let held = try await StandIn.held(nodes)
         for chart in Self.charts {
             #expect(held.contains("helmchart/kube-system/\(chart)") && held.contains("job/kube-system/helm-install-\(chart)"), "\(chart): \(held.sorted())")
         }
@@ -56,7 +56,7 @@ import Testing
             #expect(held.contains(key), "\(key): \(held.sorted())")
         }
         #expect(try await Self.helmJobs(nodes).sorted() == Self.charts.map { "kube-system/\($0)" }.sorted(), "one install Job per chart")
-        let order = try await SandboxK3sDeployTests.appliedLines(nodes)
+        let order = try await StandIn.appliedLines(nodes)
         let chartApplied = try #require(order.firstIndex(of: "helmchart/kube-system/kube-prometheus-stack"))
         let ruleApplied = try #require(order.firstIndex { $0.hasPrefix("prometheusrule/monitoring/") }, "\(order)")
         #expect(chartApplied < ruleApplied, "the PrometheusRule (a CRD of the chart) is applied after the chart")
@@ -64,28 +64,28 @@ import Testing
         let monitoringDone = try #require(try store.attempts(of: MonitoringStep.id, run: run).last?.finishedAt)
         let platformStarted = try #require(try store.attempts(of: StepID("platform"), run: run).last?.startedAt)
         #expect(platformStarted >= monitoringDone, "platform runs after monitoring")
-        let log = try await SandboxK3sTests.run(sandbox, ["logs", "monitoring"]).stdout
+        let log = try await K3sSandbox.run(sandbox, ["logs", "monitoring"]).stdout
         for chart in Self.charts { #expect(log.contains("chart \(chart): job helm-install-\(chart) complete"), "\(log.suffix(2000))") }
         var seen = [("up", up.stdout + up.stderr), ("logs monitoring", log)]
 
         // Unchanged: nothing applied, no install Job started again; a recheck asks the API and is satisfied.
-        let applies = try await SandboxK3sDeployTests.applyCount(nodes)
-        let again = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
-        #expect(again.code == 0 && SandboxPipelineTests.applied(again).isEmpty, "\(SandboxPipelineTests.stepOutcomes(again)) \(again.stderr.suffix(2000))")
-        let recheck = try await SandboxK3sTests.run(sandbox, ["up", "--recheck", "--json"])
-        #expect(recheck.code == 0 && SandboxPipelineTests.applied(recheck).isEmpty, "\(SandboxPipelineTests.stepOutcomes(recheck)) \(recheck.stderr.suffix(2000))")
-        #expect(try await SandboxK3sDeployTests.applyCount(nodes) == applies)
+        let applies = try await StandIn.applyCount(nodes)
+        let again = try await K3sSandbox.run(sandbox, ["up", "--json"])
+        #expect(again.code == 0 && SandboxRuns.applied(again).isEmpty, "\(SandboxRuns.stepOutcomes(again)) \(again.stderr.suffix(2000))")
+        let recheck = try await K3sSandbox.run(sandbox, ["up", "--recheck", "--json"])
+        #expect(recheck.code == 0 && SandboxRuns.applied(recheck).isEmpty, "\(SandboxRuns.stepOutcomes(recheck)) \(recheck.stderr.suffix(2000))")
+        #expect(try await StandIn.applyCount(nodes) == applies)
         #expect(try await Self.helmJobs(nodes).count == 3)
         seen += [("again", again.stdout + again.stderr), ("recheck", recheck.stdout + recheck.stderr)]
 
         // Grafana's password: generated (not admin), 0600 on the node, the Secret the chart's values name, shown by `secrets grafana`.
-        let shown = try await SandboxK3sTests.run(sandbox, ["secrets", "grafana"])
+        let shown = try await K3sSandbox.run(sandbox, ["secrets", "grafana"])
         #expect(shown.code == 0, "\(shown.stderr)")
         let lines = shown.stdout.split(separator: "\n").map(String.init)
         #expect(lines.first == "user: admin" && lines.count == 2, "\(lines.count) lines")
         let password = String(lines.last?.dropFirst("password: ".count) ?? "")
         #expect(password.count == 32 && password.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) } && password != "admin")
-        let json = try await SandboxK3sTests.run(sandbox, ["secrets", "grafana", "--json"])
+        let json = try await K3sSandbox.run(sandbox, ["secrets", "grafana", "--json"])
         let credential = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: String]
         #expect(credential == ["user": "admin", "password": password])
         let onNode = try await nodes.run("cat \(GrafanaAdmin.passwordFile)", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -96,14 +96,14 @@ import Testing
         #expect(secretHeld.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "the Secret monitoring/grafana-admin holds it")
         let values = try String(contentsOf: tree.appendingPathComponent("base/monitoring/charts/kube-prometheus-stack.yaml"), encoding: .utf8)
         #expect(values.contains("existingSecret: grafana-admin") && !values.contains("adminPassword"), "no password in the chart's values")
-        let unknown = try await SandboxK3sTests.run(sandbox, ["secrets", "mongodb"])
+        let unknown = try await K3sSandbox.run(sandbox, ["secrets", "mongodb"])
         #expect(unknown.code == 2 && unknown.stderr.contains("known: grafana"), "\(unknown.stderr)")
 
         // A chart whose install fails (its new Job's pod errs): the step fails at once, naming the chart and quoting the Job's log.
-        try await SandboxK3sDeployTests.fault("helmfail loki", nodes)
+        try await StandIn.fault("helmfail loki", nodes)
         try Self.edit(tree, "base/monitoring/charts/loki.yaml", "retention_period: 168h", "retention_period: 167h")
         var started = ContinuousClock.now
-        let failed = try await SandboxK3sTests.run(sandbox, ["up"])
+        let failed = try await K3sSandbox.run(sandbox, ["up"])
         var took = ContinuousClock.now - started
         #expect(failed.code == 1, "\(failed.stderr.suffix(2000))")
         #expect(took < .seconds(30), "fails at once, not at the 30 s deadline: \(took)")
@@ -119,18 +119,18 @@ import Testing
         seen.append(("helmfail", failed.stdout + failed.stderr))
 
         // Loki fixed: its own up installs it (a loaded machine may take longer than the hang case's 8 s deadline).
-        try await SandboxK3sDeployTests.fault("", nodes)
+        try await StandIn.fault("", nodes)
         try Self.edit(tree, "base/monitoring/charts/loki.yaml", "retention_period: 167h", "retention_period: 168h")
-        let lokiFixed = try await SandboxK3sTests.run(sandbox, ["up"])
+        let lokiFixed = try await K3sSandbox.run(sandbox, ["up"])
         #expect(lokiFixed.code == 0, "\(lokiFixed.stderr.suffix(2000))")
         seen.append(("loki fixed", lokiFixed.stdout + lokiFixed.stderr))
 
         // A chart whose install never completes: the step fails at its own deadline with the Job's state and log.
-        try await SandboxK3sDeployTests.fault("helmhang alloy", nodes)
+        try await StandIn.fault("helmhang alloy", nodes)
         try Self.edit(tree, "base/monitoring/charts/alloy.yaml", "requests: {cpu: 50m, memory: 96Mi}", "requests: {cpu: 60m, memory: 96Mi}")
-        SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, monitoring: true, monitoringTimeout: "8s")
+        K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, monitoring: true, monitoringTimeout: "8s")
         started = ContinuousClock.now
-        let hung = try await SandboxK3sTests.run(sandbox, ["up"])
+        let hung = try await K3sSandbox.run(sandbox, ["up"])
         took = ContinuousClock.now - started
         #expect(hung.code == 1, "\(hung.stderr.suffix(2000))")
         #expect(took >= .seconds(8) && took < .seconds(60), "\(took)")
@@ -142,23 +142,23 @@ import Testing
         seen.append(("helmhang", hung.stdout + hung.stderr))
 
         // Fixed: the next up installs alloy's new spec and goes on.
-        try await SandboxK3sDeployTests.fault("", nodes)
+        try await StandIn.fault("", nodes)
         try Self.edit(tree, "base/monitoring/charts/alloy.yaml", "requests: {cpu: 60m, memory: 96Mi}", "requests: {cpu: 50m, memory: 96Mi}")
-        SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, monitoring: true, monitoringTimeout: "30s")
-        let healed = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, monitoring: true, monitoringTimeout: "30s")
+        let healed = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(healed.code == 0, "\(healed.stderr.suffix(3000))")
         #expect(try store.steps()[MonitoringStep.id]?.state == .succeeded)
         #expect(try await Self.helmJobs(nodes).count == 7, "3 + loki failed + loki fixed + alloy hung + alloy fixed")
         seen.append(("healed", healed.stdout + healed.stderr))
 
         // The password is in no output, log, event or file under state/.
-        let status = try await SandboxK3sTests.run(sandbox, ["status", "--json"])
+        let status = try await K3sSandbox.run(sandbox, ["status", "--json"])
         seen.append(("status --json", status.stdout + status.stderr))
-        for id in ["monitoring", "platform"] { seen.append(("logs \(id)", try await SandboxK3sTests.run(sandbox, ["logs", id]).stdout)) }
-        let leaked = try SandboxK3sTests.leaks(of: password, in: sandbox, outputs: seen)
+        for id in ["monitoring", "platform"] { seen.append(("logs \(id)", try await K3sSandbox.run(sandbox, ["logs", id]).stdout)) }
+        let leaked = try K3sSandbox.leaks(of: password, in: sandbox, outputs: seen)
         #expect(leaked.isEmpty, "Grafana's password leaked: \(leaked)")
 
-        let down = try await SandboxK3sTests.run(sandbox, ["down"])
+        let down = try await K3sSandbox.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }

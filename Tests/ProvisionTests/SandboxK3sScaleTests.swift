@@ -13,7 +13,7 @@ import Glibc
 /// Deployment follows them; nothing here is real K3s, a real HPA controller or metrics-server.
 @Suite(.serialized) struct SandboxK3sScaleTests {
     /// The producers' RATE in the ConfigMap on the cluster, and the field managers of the object.
-    static func rate(_ nodes: SandboxPipelineTests.Nodes) async throws -> (rate: String, managers: [String]) {
+    static func rate(_ nodes: SandboxNodes) async throws -> (rate: String, managers: [String]) {
         let text = try await nodes.run("k3s kubectl get -n app configmap/producer-config -o json", on: nodes.control).stdout
         let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
         let managed = (object["metadata"] as? [String: Any])?["managedFields"] as? [[String: Any]] ?? []
@@ -25,15 +25,15 @@ import Glibc
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s")
-        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s")
+        let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
         let before = try await Self.rate(nodes)
         #expect(before.rate == "50", "the plan's pipeline.rate (default 50), which the deploy writes into producer-config")
 
         // Scales out above the start, every desired producer ready, the rate restored, scales back in.
-        let scaled = try await SandboxK3sTests.run(sandbox, ["verify", "--scale", "--scale-timeout", "240s", "--json"])
+        let scaled = try await K3sSandbox.run(sandbox, ["verify", "--scale", "--scale-timeout", "240s", "--json"])
         #expect(scaled.code == 0, "\(scaled.stdout.suffix(3000)) \(scaled.stderr.suffix(3000))")
         let report = try JSONDecoder().decode(ScaleReport.self, from: Data(scaled.stdout.utf8))
         let events = report.timeline.map(\.event)
@@ -81,9 +81,9 @@ import Glibc
 
         // No metrics: it fails within the bounded wait, naming the HPA's conditions and what to check;
         // RATE is restored anyway. The text form prints the timeline as it goes.
-        try await SandboxK3sDeployTests.fault("nometrics producer", nodes)
+        try await StandIn.fault("nometrics producer", nodes)
         let started = ContinuousClock.now
-        let failed = try await SandboxK3sTests.run(sandbox, ["verify", "--scale", "--scale-timeout", "10s"])
+        let failed = try await K3sSandbox.run(sandbox, ["verify", "--scale", "--scale-timeout", "10s"])
         let took = ContinuousClock.now - started
         #expect(failed.code == 1, "\(failed.stdout.suffix(2000)) \(failed.stderr.suffix(2000))")
         #expect(took < .seconds(90), "bounded by --scale-timeout: \(took)")
@@ -95,9 +95,9 @@ import Glibc
             #expect(failed.stdout.contains(text), "the timeline has no '\(text)': \(failed.stdout)")
         }
         #expect(try await Self.rate(nodes).rate == "50", "RATE restored after the failure")
-        try await SandboxK3sDeployTests.fault("", nodes)
+        try await StandIn.fault("", nodes)
 
-        let down = try await SandboxK3sTests.run(sandbox, ["down"])
+        let down = try await K3sSandbox.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }

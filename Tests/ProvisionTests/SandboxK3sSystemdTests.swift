@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Engine
 @testable import Steps
@@ -13,11 +14,11 @@ import Testing
         defer { sandbox.cleanUp() }
         let token = "systemd-join-token-\(UUID().uuidString)"
         let environment = ["K3S_TEST_TOKEN": token]
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, token: true, initSystem: .systemd)
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, token: true, initSystem: .systemd)
 
-        let up = try await SandboxK3sTests.run(sandbox, ["up"], environment: environment)
+        let up = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
         #expect(nodes.inventory.nodes.allSatisfy { $0.initSystem == .systemd }, "the inventory records each node's init")
         let worker = try #require(nodes.inventory.node(named: "worker-1"))
         let unit = try await nodes.run("""
@@ -26,7 +27,7 @@ import Testing
             """, on: worker).stdout
         #expect(unit == "Type=notify\nTimeoutStartUSec=infinity\nActiveState=active\n600\n1\nno-file\n",
                 "a Type=notify unit without a start timeout, its env file 0600, its log in journald only: \(unit)")
-        let status = try await SandboxK3sTests.run(sandbox, ["status"])
+        let status = try await K3sSandbox.run(sandbox, ["status"])
         #expect(status.stdout.contains("nodes: control-plane (systemd), worker-1 (systemd)"), "status names the nodes' init: \(status.stdout)")
 
         // cloud-init itself ran the user data terraform gave the instance (read back from moto).
@@ -41,9 +42,9 @@ import Testing
         let pid1Before = try await nodes.run("cut -d' ' -f22 /proc/1/stat", on: worker).stdout
         let host = try #require(try SandboxFleet.hosts(try sandbox.store()).values.first { $0.node == "worker-1" })
         await host.stop()
-        let afterReboot = try await SandboxK3sTests.run(sandbox, ["up"], environment: environment)
+        let afterReboot = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(afterReboot.code == 0, "\(afterReboot.stderr.suffix(3000))")
-        let rebooted = try SandboxPipelineTests.Nodes(sandbox)
+        let rebooted = try SandboxNodes(sandbox)
         let again = try await rebooted.run("cut -d' ' -f22 /proc/1/stat; systemctl is-active k3s-agent",
                                            on: try #require(rebooted.inventory.node(named: "worker-1"))).stdout
         #expect(again != pid1Before + "active\n" && again.hasSuffix("\nactive\n"),
@@ -52,9 +53,9 @@ import Testing
         // A second worker whose node password the server rejects: the cause, read from journald, within the deadline.
         _ = try await nodes.run("mkdir -p /var/lib/rancher/k3s/server/standin && echo 'reject-password worker-2' > /var/lib/rancher/k3s/server/standin/faults",
                                 on: nodes.control)
-        SandboxK3sTests.writePlan(sandbox, workers: 2, token: true, initSystem: .systemd)
+        K3sSandbox.writePlan(sandbox, workers: 2, token: true, initSystem: .systemd)
         let started = ContinuousClock.now
-        let rejected = try await SandboxK3sTests.run(sandbox, ["up"], environment: environment)
+        let rejected = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(rejected.code == 1)
         #expect(rejected.stderr.contains("k3s.join/worker-2") && rejected.stderr.contains("Node password rejected")
                 && rejected.stderr.contains("k3s kubectl delete node worker-2"), "\(rejected.stderr.suffix(3000))")
@@ -69,14 +70,14 @@ import Testing
         // The failed agent keeps retrying under systemd (Restart=always, as K3s's unit) and would
         // join with the old token once the fault is gone: it is stopped first, so the next join is
         // the new token's.
-        let worker2 = try #require(try SandboxPipelineTests.Nodes(sandbox).inventory.node(named: "worker-2"))
+        let worker2 = try #require(try SandboxNodes(sandbox).inventory.node(named: "worker-2"))
         _ = try await nodes.run("systemctl stop k3s-agent", on: worker2)
         _ = try await nodes.run("rm -f /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
-        let refused = try await SandboxK3sTests.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
+        let refused = try await K3sSandbox.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
         #expect(refused.code == 1)
         #expect(refused.stderr.contains("k3s.join/worker-2") && refused.stderr.contains("refused the join token"), "\(refused.stderr.suffix(3000))")
 
-        let down = try await SandboxK3sTests.run(sandbox, ["down"], environment: environment)
+        let down = try await K3sSandbox.run(sandbox, ["down"], environment: environment)
         #expect(down.code == 0, "\(down.stderr.suffix(3000))")
         #expect(sandbox.processesLeft().isEmpty)
     }

@@ -13,92 +13,6 @@ import Glibc
 /// environment and a `k3s` program whose server and agents talk over the network. Nothing here is
 /// real K3s.
 @Suite(.serialized) struct SandboxK3sTests {
-    static let version = "v1.33.4+k3s1"
-
-    /// A sandbox plan with `runtime: k3s` in `sandbox`'s directory; `deploy`: the k8s/ tree that
-    /// `platform` and `workloads` deploy (nil: they are left out, `k3s.deploy: false`); `monitoring`:
-    /// whether the `monitoring` step installs the charts first (off unless a test asks).
-    @discardableResult
-    static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
-                          extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "30s",
-                          monitoring: Bool = false, monitoringTimeout: String = "30s", verify: Bool = false,
-                          pipeline: String = "", readyTimeout: String = "30s", binary: String? = nil, initSystem: InitSystem = .openrc,
-                          k3sExtra: [String] = []) -> String {
-        let repository = CLI.repository.path
-        let directory = sandbox.cli.directory.path
-        if !FileManager.default.fileExists(atPath: directory + "/k3s-airgap-images.tar") {
-            _ = sandbox.cli.write("k3s-airgap-images.tar", "stand-in images tarball\n")
-        }
-        return sandbox.cli.write("plan.yaml", """
-            name: \(sandbox.name)
-            target: sandbox
-            runtime: k3s
-            \(token ? "secrets: {join: {env: K3S_TEST_TOKEN}}" : "")
-            \(pipeline.isEmpty ? "" : "pipeline: \(pipeline)")
-            cluster:
-              worker_count: \(workers)
-              node_ready_timeout: 30s
-              terraform_dir: \(repository)/terraform
-            sandbox:
-              cloud_init_delay: 1s
-              \(initSystem == .systemd ? "init: systemd\n  node_image: \(repository)/.tools/node-image-systemd" : "node_image: \(repository)/.tools/node-image")
-            k3s:
-              version: \(version)
-              \(token ? "token: join" : "")
-              install_timeout: 15s
-              extra_args: [\(extraArgs.joined(separator: ", "))]
-              ready_timeout: \(readyTimeout)
-              merge_kubeconfig: \(merge)
-              deploy: \(deploy != nil)
-              \(deploy.map { "manifests: \($0)" } ?? "")
-              rollout_timeout: \(rolloutTimeout)
-              monitoring: \(monitoring)
-              monitoring_timeout: \(monitoringTimeout)
-              verify: \(verify)             # nothing real runs in the stand-in's pods: the verify step cannot pass
-              verify_timeout: 10s
-              kubeconfig: \(directory)/kube/config
-            \(k3sExtra.map { "  " + $0 }.joined(separator: "\n"))
-              airgap:
-                install_script: \(repository)/Tests/K3sStandIn/install.sh
-                binary: \(binary ?? "\(repository)/Tests/K3sStandIn/k3s")
-                images: \(directory)/k3s-airgap-images.tar
-
-            """)
-    }
-
-    /// Runs `provision ARGS --plan <plan>` with `environment` added.
-    static func run(_ sandbox: Sandbox, _ arguments: [String], environment: [String: String] = [:]) async throws -> CLI.Result {
-        let process = try sandbox.cli.start(arguments + ["--plan", sandbox.planPath], environment: environment)
-        while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
-        return CLI.Result(code: process.exitCode, stdout: process.stdout, stderr: process.stderr, signaled: process.signaled)
-    }
-
-    /// How many times the stand-in's install script ran on each node (its counter file).
-    static func installs(_ nodes: SandboxPipelineTests.Nodes) async throws -> [String: Int] {
-        var counts: [String: Int] = [:]
-        for node in nodes.inventory.nodes {
-            let out = try await nodes.run("cat /var/lib/k3s-standin/installs 2>/dev/null | wc -l", on: node).stdout
-            counts[node.name] = Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
-        }
-        return counts
-    }
-
-    /// Every file under the state root (but the sandbox nodes' own disks, `sandbox/hosts/*/{upper,work,root}`,
-    /// which stand for the remote machines where K3s keeps its token) and every output given,
-    /// searched for `secret`. grep reads the files in a child process: opening and closing the
-    /// store's file here would drop this process's SQLite locks on it (POSIX locks are per process).
-    static func leaks(of secret: String, in sandbox: Sandbox, outputs: [(String, String)]) throws -> [String] {
-        let grep = Process()
-        grep.executableURL = URL(fileURLWithPath: "/usr/bin/grep")
-        grep.arguments = ["-rlaF", "--exclude-dir=upper", "--exclude-dir=work", "--exclude-dir=root", "-e", secret, sandbox.cli.stateRoot]
-        let pipe = Pipe()
-        grep.standardOutput = pipe
-        try grep.run()
-        let files = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        grep.waitUntilExit()
-        return outputs.filter { $0.1.contains(secret) }.map(\.0) + files.split(separator: "\n").map(String.init)
-    }
-
     static let existingKubeconfig = """
         apiVersion: v1
         clusters:
@@ -122,12 +36,12 @@ import Glibc
     @Test func upJoinsWorkersInParallelThroughKubeconfigASecondUpInstallsNothingANewWorkerJoinsAloneAndDownRemovesOnlyOurContext() async throws {
         var sandbox = Sandbox(name: "k3s-\(UInt16.random(in: 1000...65000))", workers: 3)
         defer { sandbox.cleanUp() }
-        sandbox.planPath = Self.writePlan(sandbox, workers: 3, merge: true)
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 3, merge: true)
         let merged = sandbox.cli.directory.appendingPathComponent("kube/config")
         try FileManager.default.createDirectory(at: merged.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(Self.existingKubeconfig.utf8).write(to: merged)
 
-        let up = try await Self.run(sandbox, ["up", "--json"])
+        let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let store = try sandbox.store()
         let run = try #require(try store.lastRun()).id
@@ -136,7 +50,7 @@ import Glibc
         for id in ["k3s.server", "cluster.ready", "kubeconfig"] + workers.map({ "k3s.join/\($0)" }) {
             #expect(steps[StepID(id)]?.state == .succeeded, "\(id): \(steps[StepID(id)]?.lastError ?? "missing")")
         }
-        #expect(steps[StepID("k3s.server")]?.outputs["version"] == .string(Self.version))
+        #expect(steps[StepID("k3s.server")]?.outputs["version"] == .string(K3sSandbox.version))
 
         // The joins ran at the same time: every pair of their attempts overlaps in the store.
         let intervals = try workers.map { worker -> (Date, Date) in
@@ -145,8 +59,8 @@ import Glibc
         }
         #expect(intervals.map(\.0).max()! < intervals.map(\.1).min()!, "join intervals overlap: \(intervals)")
 
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
-        #expect(try await Self.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1, "worker-3": 1])
+        let nodes = try SandboxNodes(sandbox)
+        #expect(try await K3sSandbox.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1, "worker-3": 1])
 
         // kubeconfig: 0600, the server this machine reaches, everything named after the plan.
         let own = sandbox.stateDirectory.appendingPathComponent("kubeconfig")
@@ -160,38 +74,38 @@ import Glibc
         #expect(Kubeconfig.has(mergedText, context: sandbox.name, server: server) && Kubeconfig.has(mergedText, context: "prod", server: "https://prod.example.com:6443"))
         #expect(try Kubeconfig.remove(named: sandbox.name, from: mergedText) == Self.existingKubeconfig, "the other entries are as they were")
         #expect(FileManager.default.contents(atPath: merged.path + ".provision-backup") == Data(Self.existingKubeconfig.utf8))
-        let path = try await Self.run(sandbox, ["kubeconfig"])
+        let path = try await K3sSandbox.run(sandbox, ["kubeconfig"])
         #expect(path.code == 0 && path.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == own.path, "\(path.stderr)")
 
         // The generated token never reached a log, event, output or file here.
         let token = try await nodes.run("cat /var/lib/rancher/k3s/server/token", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(token.hasPrefix("K10") && token.contains("::server:"))
-        let status = try await Self.run(sandbox, ["status", "--json"])
-        let logs = try await Self.run(sandbox, ["logs", "k3s.join/worker-1"])
+        let status = try await K3sSandbox.run(sandbox, ["status", "--json"])
+        let logs = try await K3sSandbox.run(sandbox, ["logs", "k3s.join/worker-1"])
         let outputs = [("up --json", up.stdout), ("up stderr", up.stderr), ("status --json", status.stdout), ("logs", logs.stdout)]
         for secret in [token, String(token.split(separator: ":").last!)] {
-            #expect(try Self.leaks(of: secret, in: sandbox, outputs: outputs).isEmpty, "the token leaked")
+            #expect(try K3sSandbox.leaks(of: secret, in: sandbox, outputs: outputs).isEmpty, "the token leaked")
         }
 
         // Nothing changed: nothing applied, no install script run anywhere.
-        let again = try await Self.run(sandbox, ["up", "--json"])
+        let again = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(again.code == 0, "\(again.stderr.suffix(2000))")
-        #expect(SandboxPipelineTests.applied(again).isEmpty, "\(SandboxPipelineTests.stepOutcomes(again))")
-        #expect(try await Self.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1, "worker-3": 1])
+        #expect(SandboxRuns.applied(again).isEmpty, "\(SandboxRuns.stepOutcomes(again))")
+        #expect(try await K3sSandbox.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1, "worker-3": 1])
 
         // 3 → 4 workers: only the new worker's join (and the cluster's readiness) runs.
-        Self.writePlan(sandbox, workers: 4, merge: true)
-        let scale = try await Self.run(sandbox, ["up", "--json"])
+        K3sSandbox.writePlan(sandbox, workers: 4, merge: true)
+        let scale = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(scale.code == 0, "\(scale.stderr.suffix(3000))")
-        let applied = SandboxPipelineTests.applied(scale)
+        let applied = SandboxRuns.applied(scale)
         #expect(applied.filter { $0.hasPrefix("k3s.") } == ["k3s.join/worker-4"], "\(applied)")
         #expect(!applied.contains("kubeconfig"))
-        let grown = try SandboxPipelineTests.Nodes(sandbox)
-        #expect(try await Self.installs(grown) == ["control-plane": 1, "worker-1": 1, "worker-2": 1, "worker-3": 1, "worker-4": 1])
+        let grown = try SandboxNodes(sandbox)
+        #expect(try await K3sSandbox.installs(grown) == ["control-plane": 1, "worker-1": 1, "worker-2": 1, "worker-3": 1, "worker-4": 1])
         let cluster = try await grown.run("k3s kubectl get nodes -o json", on: grown.control).stdout
         #expect(try KubeNode.list(Data(cluster.utf8)).filter(\.isReady).count == 5)
 
-        let down = try await Self.run(sandbox, ["down"])
+        let down = try await K3sSandbox.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(FileManager.default.contents(atPath: merged.path) == Data(Self.existingKubeconfig.utf8), "down removes only our context")
         #expect(!FileManager.default.fileExists(atPath: own.path))
@@ -203,7 +117,7 @@ import Glibc
         defer { sandbox.cleanUp() }
         let planted = "planted-join-token-\(UUID().uuidString)"
         let environment = ["K3S_TEST_TOKEN": planted]
-        sandbox.planPath = Self.writePlan(sandbox, workers: 2, token: true)
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 2, token: true)
 
         // SIGKILL provision while joins run, then resume: every agent installed exactly once.
         let process = try sandbox.cli.start(["up", "--json", "--plan", sandbox.planPath], environment: environment)
@@ -215,18 +129,18 @@ import Glibc
         kill(process.pid, SIGKILL)
         while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         var outputs = [("killed up", process.stdout + process.stderr)]
-        #expect(try await Self.run(sandbox, ["unlock"]).code == 0)
-        let resume = try await Self.run(sandbox, ["resume", "--json"], environment: environment)
+        #expect(try await K3sSandbox.run(sandbox, ["unlock"]).code == 0)
+        let resume = try await K3sSandbox.run(sandbox, ["resume", "--json"], environment: environment)
         #expect(resume.code == 0, "\(resume.stderr.suffix(3000))")
         outputs.append(("resume", resume.stdout + resume.stderr))
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
-        #expect(try await Self.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1])
+        let nodes = try SandboxNodes(sandbox)
+        #expect(try await K3sSandbox.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1])
 
         // A new worker whose node password the server rejects: its own message and fix, within the deadline.
         _ = try await nodes.run("mkdir -p /var/lib/rancher/k3s/server/standin && echo 'reject-password worker-3' > /var/lib/rancher/k3s/server/standin/faults",
                                 on: nodes.control)
-        Self.writePlan(sandbox, workers: 3, token: true)
-        let rejected = try await Self.run(sandbox, ["up"], environment: environment)
+        K3sSandbox.writePlan(sandbox, workers: 3, token: true)
+        let rejected = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(rejected.code == 1)
         #expect(rejected.stderr.contains("k3s.join/worker-3") && rejected.stderr.contains("Node password rejected")
                 && rejected.stderr.contains("k3s kubectl delete node worker-3"), "\(rejected.stderr.suffix(3000))")
@@ -238,7 +152,7 @@ import Glibc
         // A server that never answers the join: the agent hangs; the join fails within its deadline with the agent's last lines.
         _ = try await nodes.run("echo 'hang worker-3' > /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
         let started = ContinuousClock.now
-        let hung = try await Self.run(sandbox, ["up"], environment: environment)
+        let hung = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(hung.code == 1)
         #expect(ContinuousClock.now - started < .seconds(90))
         #expect(hung.stderr.contains("did not join within 15") && hung.stderr.contains("never answers its join"), "\(hung.stderr.suffix(3000))")
@@ -249,13 +163,13 @@ import Glibc
 
         // The fault gone but the plan's token changed: the server refuses it, and the error says so.
         _ = try await nodes.run("rm -f /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
-        let refused = try await Self.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
+        let refused = try await K3sSandbox.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
         #expect(refused.code == 1)
         #expect(refused.stderr.contains("k3s.join/worker-3") && refused.stderr.contains("refused the join token")
                 && refused.stderr.contains("the secret 'join' (k3s.token)"), "\(refused.stderr.suffix(3000))")
 
         // The right token again: the agent (restarted with it, retrying under OpenRC) joins.
-        let healed = try await Self.run(sandbox, ["up"], environment: environment)
+        let healed = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(healed.code == 0, "\(healed.stderr.suffix(3000))")
         outputs.append(("healed", healed.stdout + healed.stderr))
 
@@ -264,18 +178,18 @@ import Glibc
         // object instead of being rejected, and nothing else is installed again.
         let old = try #require(try await sandbox.liveInstances().first { $0.tags["Node"] == "worker-3" })
         try await sandbox.ec2().terminate([old.id])
-        let before = try await Self.installs(nodes)
-        let replaced = try await Self.run(sandbox, ["up", "--recheck"], environment: environment)
+        let before = try await K3sSandbox.installs(nodes)
+        let replaced = try await K3sSandbox.run(sandbox, ["up", "--recheck"], environment: environment)
         #expect(replaced.code == 0, "\(replaced.stderr.suffix(3000))")
-        let joinLog = try await Self.run(sandbox, ["logs", "k3s.join/worker-3"], environment: environment).stdout
+        let joinLog = try await K3sSandbox.run(sandbox, ["logs", "k3s.join/worker-3"], environment: environment).stdout
         #expect(joinLog.contains("but joined as \(old.id): deleting its stale node object"), "\(joinLog.suffix(2000))")
-        let after = try await Self.installs(try SandboxPipelineTests.Nodes(sandbox))
+        let after = try await K3sSandbox.installs(try SandboxNodes(sandbox))
         #expect(after["worker-3"] == 1 && after.filter { $0.key != "worker-3" } == before.filter { $0.key != "worker-3" }, "\(before) → \(after)")
         outputs.append(("replaced", replaced.stdout + replaced.stderr))
 
         // A node the cluster reports NotReady: the audit names it with the Ready condition's reason and message.
         _ = try await nodes.run("echo 'notready worker-1' > /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
-        let audit = try await Self.run(sandbox, ["status", "--audit", "--json"], environment: environment)
+        let audit = try await K3sSandbox.run(sandbox, ["status", "--audit", "--json"], environment: environment)
         _ = try await nodes.run("rm -f /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
         #expect(audit.code == 6, "\(audit.stderr.suffix(2000))")
         let findings = (try? JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as? [String: Any])?["audit"] as? [String: String] ?? [:]
@@ -287,21 +201,21 @@ import Glibc
         outputs.append(("audit", audit.stdout + audit.stderr))
 
         // A pin the airgap binary is not: reported before anything is installed.
-        Self.writePlan(sandbox, workers: 3, version: "v1.33.5+k3s1", token: true)
-        let wrong = try await Self.run(sandbox, ["up"], environment: environment)
+        K3sSandbox.writePlan(sandbox, workers: 3, version: "v1.33.5+k3s1", token: true)
+        let wrong = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(wrong.code == 1)
         #expect(wrong.stderr.contains("is K3s v1.33.4+k3s1, but k3s.version pins v1.33.5+k3s1"), "\(wrong.stderr.suffix(2000))")
         outputs.append(("wrong version", wrong.stdout + wrong.stderr))
 
-        let status = try await Self.run(sandbox, ["status", "--json"], environment: environment)
+        let status = try await K3sSandbox.run(sandbox, ["status", "--json"], environment: environment)
         outputs.append(("status --json", status.stdout))
         for id in ["k3s.server", "k3s.join/worker-1", "k3s.join/worker-3"] {
-            outputs.append(("logs \(id)", try await Self.run(sandbox, ["logs", id], environment: environment).stdout))
+            outputs.append(("logs \(id)", try await K3sSandbox.run(sandbox, ["logs", id], environment: environment).stdout))
         }
-        let leaked = try Self.leaks(of: planted, in: sandbox, outputs: outputs)
+        let leaked = try K3sSandbox.leaks(of: planted, in: sandbox, outputs: outputs)
         #expect(leaked.isEmpty, "the planted token leaked: \(leaked)")
 
-        let down = try await Self.run(sandbox, ["down"], environment: environment)
+        let down = try await K3sSandbox.run(sandbox, ["down"], environment: environment)
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }

@@ -9,19 +9,19 @@ import Testing
 /// installs whose first try fails (`helmretry`), and the installer's real restart rule on an
 /// air-gap upgrade. Nothing here is real K3s.
 @Suite(.serialized) struct SandboxK3sTransientTests {
-    static let standin = SandboxK3sDeployTests.standin
+    static let standin = StandIn.standin
 
     /// The nodes once `terraform.apply` recorded them (polled while `up` runs).
-    static func nodesOnceCreated(_ sandbox: Sandbox, while process: CLI.Running) async throws -> SandboxPipelineTests.Nodes? {
+    static func nodesOnceCreated(_ sandbox: Sandbox, while process: CLI.Running) async throws -> SandboxNodes? {
         while process.isRunning {
-            if let nodes = try? SandboxPipelineTests.Nodes(sandbox), nodes.inventory.controlPlane != nil { return nodes }
+            if let nodes = try? SandboxNodes(sandbox), nodes.inventory.controlPlane != nil { return nodes }
             try await Task.sleep(for: .milliseconds(200))
         }
         return nil
     }
 
     /// Each node's name and the version it runs, as its Node reports it (`kubeletVersion`).
-    static func running(_ nodes: SandboxPipelineTests.Nodes) async throws -> [String: String] {
+    static func running(_ nodes: SandboxNodes) async throws -> [String: String] {
         let list = try await nodes.run("k3s kubectl get nodes -o json", on: nodes.control).stdout
         return Dictionary(uniqueKeysWithValues: try KubeNode.list(Data(list.utf8)).map { ($0.name, $0.version) })
     }
@@ -31,19 +31,19 @@ import Testing
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", monitoring: true, monitoringTimeout: "60s")
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", monitoring: true, monitoringTimeout: "60s")
 
         // The faults go in as soon as the control plane's machine exists: before K3s is installed.
         let process = try sandbox.cli.start(["up", "--json", "--plan", sandbox.planPath])
         let nodes = try #require(try await Self.nodesOnceCreated(sandbox, while: process), "terraform.apply recorded no nodes")
-        try await SandboxK3sDeployTests.fault("apiflaky 30\nhelmretry *", nodes)
+        try await StandIn.fault("apiflaky 30\nhelmretry *", nodes)
         while process.isRunning { try await Task.sleep(for: .milliseconds(200)) }
         #expect(process.exitCode == 0, "\(process.stderr.suffix(3000))")
         let steps = try sandbox.store().steps()
         for id in ["k3s.server", "k3s.join/worker-1", "cluster.ready", "monitoring", "platform", "workloads"] {
             #expect(steps[StepID(id)]?.state == .succeeded, "\(id): \(steps[StepID(id)]?.lastError ?? "missing")")
         }
-        let log = try await SandboxK3sTests.run(sandbox, ["logs", "monitoring"]).stdout
+        let log = try await K3sSandbox.run(sandbox, ["logs", "monitoring"]).stdout
         for chart in SandboxK3sMonitoringTests.charts {
             // Seen while it retried, or (a busy machine's slower looks) by the failed pod the complete Job keeps.
             #expect(log.contains("chart \(chart): job helm-install-\(chart) retrying after an error") || log.contains("chart \(chart): job helm-install-\(chart) complete after 1 failed try"),
@@ -53,10 +53,10 @@ import Testing
         #expect(try await SandboxK3sMonitoringTests.helmJobs(nodes).count == 3, "a retry is the same Job's next pod, not a new Job")
 
         // The API down for longer than cluster.ready's deadline: the step polls until then and names the last error.
-        try await SandboxK3sDeployTests.fault("apiflaky 100", nodes)
-        SandboxK3sTests.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", monitoring: true, monitoringTimeout: "60s", readyTimeout: "5s")
+        try await StandIn.fault("apiflaky 100", nodes)
+        K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", monitoring: true, monitoringTimeout: "60s", readyTimeout: "5s")
         let started = ContinuousClock.now
-        let down = try await SandboxK3sTests.run(sandbox, ["up"])
+        let down = try await K3sSandbox.run(sandbox, ["up"])
         let took = ContinuousClock.now - started
         #expect(down.code == 1, "\(down.stderr.suffix(2000))")
         #expect(took >= .seconds(5) && took < .seconds(60), "fails at its 5 s deadline, not at once nor much later: \(took)")
@@ -65,8 +65,8 @@ import Testing
         #expect(error.contains("The connection to the server 127.0.0.1:6443 was refused") || error.contains("etcdserver: leader changed"), "\(error)")
         #expect(error.contains("'k3s kubectl get --raw /readyz'") && error.contains("then run 'provision up'"), "\(error)")
 
-        try await SandboxK3sDeployTests.fault("", nodes)
-        let teardown = try await SandboxK3sTests.run(sandbox, ["down"])
+        try await StandIn.fault("", nodes)
+        let teardown = try await K3sSandbox.run(sandbox, ["down"])
         #expect(teardown.code == 0, "\(teardown.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }
@@ -74,11 +74,11 @@ import Testing
     @Test func anAirGapUpgradeRestartsEveryNodeOnTheNewVersionAndANodeStillRunningTheOldOneFailsItsStepNamingBoth() async throws {
         var sandbox = Sandbox(name: "k3su-\(UInt16.random(in: 1000...65000))", workers: 2)
         defer { sandbox.cleanUp() }
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: 2)
-        let up = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 2)
+        let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
-        #expect(try await Self.running(nodes) == ["control-plane": SandboxK3sTests.version, "worker-1": SandboxK3sTests.version, "worker-2": SandboxK3sTests.version])
+        let nodes = try SandboxNodes(sandbox)
+        #expect(try await Self.running(nodes) == ["control-plane": K3sSandbox.version, "worker-1": K3sSandbox.version, "worker-2": K3sSandbox.version])
 
         // The stand-in's installer follows K3s's rule: nothing changed during its run, so no restart.
         let rerun = try await nodes.run("""
@@ -89,22 +89,22 @@ import Testing
         // A new binary of another version (the air-gap upgrade: placed before the script runs).
         func binary(_ version: String) throws -> String {
             let text = try String(contentsOf: CLI.repository.appendingPathComponent("Tests/K3sStandIn/k3s"), encoding: .utf8)
-                .replacingOccurrences(of: "VERSION = \"\(SandboxK3sTests.version)\"", with: "VERSION = \"\(version)\"")
+                .replacingOccurrences(of: "VERSION = \"\(K3sSandbox.version)\"", with: "VERSION = \"\(version)\"")
             let path = sandbox.cli.write("k3s-\(version)", text)
             chmod(path, 0o755)
             return path
         }
         let next = "v1.33.5+k3s1"
-        SandboxK3sTests.writePlan(sandbox, workers: 2, version: next, binary: try binary(next))
-        let upgrade = try await SandboxK3sTests.run(sandbox, ["up", "--json"])
+        K3sSandbox.writePlan(sandbox, workers: 2, version: next, binary: try binary(next))
+        let upgrade = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(upgrade.code == 0, "\(upgrade.stderr.suffix(3000))")
         #expect(try await Self.running(nodes) == ["control-plane": next, "worker-1": next, "worker-2": next], "every node runs the new version")
 
         // worker-1's restart leaves the old process running: its join fails naming both versions and the fix.
         _ = try await nodes.run("echo keep-old-process > /var/lib/k3s-standin/faults", on: try #require(nodes.inventory.node(named: "worker-1")))
         let later = "v1.33.6+k3s1"
-        SandboxK3sTests.writePlan(sandbox, workers: 2, version: later, binary: try binary(later))
-        let stuck = try await SandboxK3sTests.run(sandbox, ["up"])
+        K3sSandbox.writePlan(sandbox, workers: 2, version: later, binary: try binary(later))
+        let stuck = try await K3sSandbox.run(sandbox, ["up"])
         #expect(stuck.code == 1, "\(stuck.stderr.suffix(2000))")
         let error = try sandbox.store().steps()[StepID("k3s.join/worker-1")]?.lastError ?? ""
         for text in ["worker-1 runs K3s \(next) (its Node's status.nodeInfo.kubeletVersion), not \(later) that the plan pins",
@@ -114,7 +114,7 @@ import Testing
         let versions = try await Self.running(nodes)
         #expect(versions["control-plane"] == later && versions["worker-2"] == later && versions["worker-1"] == next, "\(versions)")
 
-        let down = try await SandboxK3sTests.run(sandbox, ["down"])
+        let down = try await K3sSandbox.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }

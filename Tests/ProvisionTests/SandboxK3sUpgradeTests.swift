@@ -12,7 +12,7 @@ import Glibc
 /// PodDisruptionBudgets and writes a timeline of node events. Nothing here is real K3s: nothing
 /// runs in the stand-in's pods, so the pipeline's own flow during an upgrade is not shown here.
 @Suite struct SandboxK3sUpgradeTests {
-    static let standin = SandboxK3sDeployTests.standin
+    static let standin = StandIn.standin
 
     /// Runs `provision ARGS --plan <plan>`, SIGKILLed (and recorded as an issue) if it still runs
     /// after `limit`: an upgrade that waits for ever fails the test instead of hanging the test run.
@@ -35,13 +35,13 @@ import Glibc
 
     /// Copies the k8s/ tree beside `sandbox`'s plan, brings the sandbox up with it deployed, and
     /// returns the tree (later plans point at it) and the nodes.
-    static func deploy(_ sandbox: inout Sandbox, workers: Int) async throws -> (tree: URL, nodes: SandboxPipelineTests.Nodes) {
+    static func deploy(_ sandbox: inout Sandbox, workers: Int) async throws -> (tree: URL, nodes: SandboxNodes) {
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = SandboxK3sTests.writePlan(sandbox, workers: workers, deploy: tree.path)
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: workers, deploy: tree.path)
         let up = try await Self.run(sandbox, ["up"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        return (tree, try SandboxPipelineTests.Nodes(sandbox))
+        return (tree, try SandboxNodes(sandbox))
     }
 
     /// One line of the stand-in's timeline: "<epoch> <event> <node> [<detail>]".
@@ -53,7 +53,7 @@ import Glibc
         var description: String { "\(event) \(node)\(detail.isEmpty ? "" : " " + detail)" }
     }
 
-    static func timeline(_ nodes: SandboxPipelineTests.Nodes) async throws -> [Event] {
+    static func timeline(_ nodes: SandboxNodes) async throws -> [Event] {
         try await nodes.run("cat \(standin)/timeline 2>/dev/null", on: nodes.control).stdout.split(separator: "\n").compactMap { line in
             let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
             guard parts.count >= 3, let time = Double(parts[0]) else { return nil }
@@ -64,14 +64,14 @@ import Glibc
     /// A copy of the stand-in that reports `version` (the air-gap binary of another release).
     static func binary(_ version: String, in sandbox: Sandbox) throws -> String {
         let text = try String(contentsOf: CLI.repository.appendingPathComponent("Tests/K3sStandIn/k3s"), encoding: .utf8)
-            .replacingOccurrences(of: "VERSION = \"\(SandboxK3sTests.version)\"", with: "VERSION = \"\(version)\"")
+            .replacingOccurrences(of: "VERSION = \"\(K3sSandbox.version)\"", with: "VERSION = \"\(version)\"")
         let path = sandbox.cli.write("k3s-\(version)", text)
         chmod(path, 0o755)
         return path
     }
 
     /// Every node as the cluster reports it.
-    static func clusterNodes(_ nodes: SandboxPipelineTests.Nodes) async throws -> [KubeNode] {
+    static func clusterNodes(_ nodes: SandboxNodes) async throws -> [KubeNode] {
         try KubeNode.list(Data(try await nodes.run("k3s kubectl get nodes -o json", on: nodes.control).stdout.utf8))
     }
 
@@ -122,7 +122,7 @@ import Glibc
         let before = try await Self.timeline(nodes).count
 
         let next = "v1.33.5+k3s1"
-        SandboxK3sTests.writePlan(sandbox, workers: 3, version: next, deploy: tree.path, binary: try Self.binary(next, in: sandbox),
+        K3sSandbox.writePlan(sandbox, workers: 3, version: next, deploy: tree.path, binary: try Self.binary(next, in: sandbox),
                                   k3sExtra: ["drain_timeout: 60s"])
         let upgrade = try await Self.run(sandbox, ["up", "--json"])
         #expect(upgrade.code == 0, "\(upgrade.stderr.suffix(3000))")
@@ -132,7 +132,7 @@ import Glibc
         #expect(events.contains { $0.event == "evict" }, "pods were placed on the nodes and evicted: \(events)")
         let cluster = try await Self.clusterNodes(nodes)
         #expect(Set(cluster.map(\.version)) == [next] && cluster.allSatisfy { !$0.unschedulable && $0.isReady }, "\(cluster)")
-        let log = try await SandboxK3sTests.run(sandbox, ["logs", "k3s.join/worker-2"]).stdout
+        let log = try await K3sSandbox.run(sandbox, ["logs", "k3s.join/worker-2"]).stdout
         for text in ["worker-2: cordoned; draining it", "worker-2: drained", "worker-2: uncordoned"] {
             #expect(log.contains(text), "no '\(text)' in \(log.suffix(2000))")
         }
@@ -151,14 +151,14 @@ import Glibc
 
         // Back to the old pin: refused before any node is touched.
         let count = try await Self.timeline(nodes).count
-        SandboxK3sTests.writePlan(sandbox, workers: 3, deploy: tree.path)
+        K3sSandbox.writePlan(sandbox, workers: 3, deploy: tree.path)
         let downgrade = try await Self.run(sandbox, ["up"])
         #expect(downgrade.code == 1)
         let error = try sandbox.store().steps()[StepID("k3s.server")]?.lastError ?? ""
-        #expect(error.contains("control-plane runs K3s \(next), newer than \(SandboxK3sTests.version)") && error.contains("does not support downgrades"), "\(error)")
+        #expect(error.contains("control-plane runs K3s \(next), newer than \(K3sSandbox.version)") && error.contains("does not support downgrades"), "\(error)")
         #expect(try await Self.timeline(nodes).count == count, "nothing was cordoned or restarted")
 
-        let down = try await SandboxK3sTests.run(sandbox, ["down"])
+        let down = try await K3sSandbox.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }
@@ -179,7 +179,7 @@ import Glibc
         while kills < 10 && trial < 16 {
             trial += 1
             let version = "v1.33.\(5 + trial)+k3s1"
-            SandboxK3sTests.writePlan(sandbox, workers: 3, version: version, deploy: tree.path, binary: try Self.binary(version, in: sandbox),
+            K3sSandbox.writePlan(sandbox, workers: 3, version: version, deploy: tree.path, binary: try Self.binary(version, in: sandbox),
                                       k3sExtra: ["drain_timeout: 60s"])
             let before = try await Self.timeline(nodes).count
             let running = try sandbox.cli.start(["up", "--plan", sandbox.planPath])
@@ -221,7 +221,7 @@ import Glibc
         print("upgrade kill trials seed \(seed): " + report.joined(separator: "; "))
         #expect(kills == 10, "ten kills landed during an upgrade in \(trial) trials")
 
-        let down = try await SandboxK3sTests.run(sandbox, ["down"])
+        let down = try await K3sSandbox.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }
@@ -238,7 +238,7 @@ import Glibc
                                           on: nodes.control)
         #expect(applied.exitStatus == 0, "\(applied.stderr)")
         let next = "v1.33.5+k3s1"
-        SandboxK3sTests.writePlan(sandbox, workers: 1, version: next, deploy: tree.path, binary: try Self.binary(next, in: sandbox),
+        K3sSandbox.writePlan(sandbox, workers: 1, version: next, deploy: tree.path, binary: try Self.binary(next, in: sandbox),
                                   k3sExtra: ["drain_timeout: 6s"])
         let started = ContinuousClock.now
         let blocked = try await Self.run(sandbox, ["up"])
@@ -248,7 +248,7 @@ import Glibc
         let steps = try sandbox.store().steps()
         let error = [StepID("k3s.server"), StepID("k3s.join/worker-1")].compactMap { steps[$0]?.lastError }.first { $0.contains("drain") } ?? ""
         for text in ["did not finish within 6.0s (k3s.drain_timeout)", "pod app/processor-", "protected by PodDisruptionBudget app/processor-strict (",
-                     "minAvailable 1; 1 of 1 pods healthy, 0 disruptions allowed", "was uncordoned and still runs K3s \(SandboxK3sTests.version)",
+                     "minAvailable 1; 1 of 1 pods healthy, 0 disruptions allowed", "was uncordoned and still runs K3s \(K3sSandbox.version)",
                      "then run 'provision up'"] {
             #expect(error.contains(text), "no '\(text)' in \(error)")
         }
@@ -260,7 +260,7 @@ import Glibc
         #expect(healed.code == 0, "\(healed.stderr.suffix(2000))")
         #expect(Set(try await Self.clusterNodes(nodes).map(\.version)) == [next])
 
-        let down = try await SandboxK3sTests.run(sandbox, ["down"])
+        let down = try await K3sSandbox.run(sandbox, ["down"])
         #expect(down.code == 0, "\(down.stderr.suffix(2000))")
         #expect(sandbox.processesLeft().isEmpty)
     }

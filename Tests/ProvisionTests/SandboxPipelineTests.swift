@@ -13,88 +13,6 @@ import Glibc
 /// Alertmanager, node-exporter), verified, left alone when nothing changed, repaired where it
 /// drifted, and torn down to nothing.
 @Suite(.serialized) struct SandboxPipelineTests {
-    static func pipeline(rate: Int) -> String {
-        "rate: \(rate)\ngpus_per_producer: 2\nbatch_size: 200\nbatch_wait_ms: 100\npartitions: 3"
-    }
-
-    /// The summary line of `up --json`: step id → applied, unchanged, adopted, ...
-    static func stepOutcomes(_ result: CLI.Result) -> [String: String] {
-        for line in result.stdout.split(separator: "\n").reversed() {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["kind"] as? String == "summary" else { continue }
-            return object["steps"] as? [String: String] ?? [:]
-        }
-        return [:]
-    }
-
-    static func applied(_ result: CLI.Result) -> Set<String> {
-        Set(stepOutcomes(result).filter { $0.value == "applied" }.keys)
-    }
-
-    /// The cluster as recorded, and a pool to reach its nodes.
-    struct Nodes {
-        let inventory: ClusterInventory
-        let pool: SSHPool
-        let key: String
-
-        init(_ sandbox: Sandbox) throws {
-            let store = try sandbox.store()
-            inventory = try ClusterInventory(outputs: try store.steps()[TerraformApplyStep.id]?.outputs ?? [:])
-            pool = SSHPool(store: store, parallelism: 4)
-            key = sandbox.stateDirectory.appendingPathComponent("ssh/id_ed25519").path
-        }
-
-        var control: ClusterInventory.Node { inventory.controlPlane! }
-        var address: String { control.ssh!.host }
-
-        func run(_ command: String, on node: ClusterInventory.Node, timeout: Duration = .seconds(60)) async throws -> CommandResult {
-            try await pool.run(command, on: try node.endpoint(identityFile: key), timeout: timeout)
-        }
-
-        /// The PID of every pipeline unit's program on every node, by `node/unit`.
-        func unitPIDs() async throws -> [String: String] {
-            var pids: [String: String] = [:]
-            for node in inventory.nodes {
-                let out = try await run("""
-                    for f in /run/supervise-pipeline-*.pid; do u=${f#/run/supervise-}; echo "${u%.pid} $(pgrep -P "$(cat "$f")" | head -n 1)"; done
-                    """, on: node).stdout
-                for line in out.split(separator: "\n") {
-                    let parts = line.split(separator: " ")
-                    if parts.count == 2 { pids["\(node.name)/\(parts[0])"] = String(parts[1]) }
-                }
-            }
-            return pids
-        }
-
-        /// /stats of the processor: documents of both collections together.
-        func stored() async -> Int? {
-            guard let (status, body) = await Self.get("http://\(address):8080/stats"), status == 200,
-                  let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else { return nil }
-            return (object["gpu_metrics"] as? Int ?? 0) + (object["token_usage"] as? Int ?? 0)
-        }
-
-        /// `processor_consumer_lag_records` from the processor's /metrics.
-        func lag() async -> Int? {
-            guard let (_, body) = await Self.get("http://\(address):8080/metrics") else { return nil }
-            return body.split(separator: "\n").first { $0.hasPrefix("processor_consumer_lag_records ") }.flatMap { Int($0.split(separator: " ")[1]) }
-        }
-
-        /// GET off the cooperative pool (libcurl on a dispatch queue): blocking a cooperative
-        /// thread here would stall every other test in a parallel run.
-        static func get(_ url: String) async -> (Int, String)? {
-            guard let response = try? await HTTPClient(timeout: .seconds(5)).send("GET", url) else { return nil }
-            return (response.status, response.text)
-        }
-    }
-
-    /// Polls an asynchronous condition every `every` until it holds, or throws after `timeout`.
-    static func poll(timeout: Duration, every: Duration, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw StepFailure("condition not met within \(timeout)") }
-            try await Task.sleep(for: every)
-        }
-    }
-
     /// TCP sockets listening on `addresses` (dotted quads), as /proc/net/tcp writes them.
     static func listening(on addresses: [String]) -> [String] {
         let hex = Set(addresses.map { address in
@@ -148,19 +66,19 @@ import Glibc
     }
 
     @Test func upVerifiesTheRunningPipelineASecondUpRestartsNothingARateChangeRestartsOnlyProducersAndDownLeavesNothing() async throws {
-        let sandbox = Sandbox(name: "pipe-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: Self.pipeline(rate: 30))
+        let sandbox = Sandbox(name: "pipe-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: SandboxRuns.pipeline(rate: 30))
         defer { sandbox.cleanUp() }
         let up = try await sandbox.run(["up", "--json"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        #expect(Self.stepOutcomes(up)["verify"] == "applied")
+        #expect(SandboxRuns.stepOutcomes(up)["verify"] == "applied")
         let verify = try await sandbox.run(["verify", "--json"])
         #expect(verify.code == 0 && !verify.signaled, "\(verify.stdout)\(verify.stderr.suffix(2000))")
         let table = try? JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any]
         #expect(table?["passed"] as? Bool == true)
         #expect((table?["checks"] as? [[String: Any]])?.count == 12)
-        try await Self.expectReportOfTheRun(sandbox, steps: Set(Self.stepOutcomes(up).keys))
+        try await Self.expectReportOfTheRun(sandbox, steps: Set(SandboxRuns.stepOutcomes(up).keys))
 
-        let nodes = try Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
         let addresses = nodes.inventory.nodes.compactMap { $0.ssh?.host }
         #expect(Self.listening(on: addresses).count >= 3 + 6 + 2, "sshd and the services listen on the nodes' addresses")
         let pids = try await nodes.unitPIDs()
@@ -169,13 +87,13 @@ import Glibc
 
         let again = try await sandbox.run(["up", "--json"])
         #expect(again.code == 0)
-        #expect(Self.applied(again).isEmpty, "nothing changed, nothing applied: \(Self.stepOutcomes(again))")
+        #expect(SandboxRuns.applied(again).isEmpty, "nothing changed, nothing applied: \(SandboxRuns.stepOutcomes(again))")
         #expect(try await nodes.unitPIDs() == pids, "no unit restarted")
 
-        sandbox.writePlan(workers: 2, pipeline: Self.pipeline(rate: 60))
+        sandbox.writePlan(workers: 2, pipeline: SandboxRuns.pipeline(rate: 60))
         let faster = try await sandbox.run(["up", "--json"])
         #expect(faster.code == 0, "\(faster.stderr.suffix(2000))")
-        #expect(Self.applied(faster) == ["service.producer/worker-1", "service.producer/worker-2", "verify"], "\(Self.stepOutcomes(faster))")
+        #expect(SandboxRuns.applied(faster) == ["service.producer/worker-1", "service.producer/worker-2", "verify"], "\(SandboxRuns.stepOutcomes(faster))")
         let after = try await nodes.unitPIDs()
         for (unit, pid) in pids {
             if unit.hasSuffix("pipeline-producer") { #expect(after[unit] != pid, "\(unit) restarted") } else { #expect(after[unit] == pid, "\(unit) kept its process") }
@@ -195,17 +113,17 @@ import Glibc
     }
 
     @Test func aKilledProcessorLosesNothingAndAStoppedUnitIsAuditedAndRestartedAlone() async throws {
-        let sandbox = Sandbox(name: "pipk-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: Self.pipeline(rate: 30))
+        let sandbox = Sandbox(name: "pipk-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: SandboxRuns.pipeline(rate: 30))
         defer { sandbox.cleanUp() }
         let up = try await sandbox.run(["up"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
         let workers = nodes.inventory.workers
 
         // A counted run: the units' producers stopped, every record so far stored, then each worker
         // produces a known number of events while the processor is SIGKILLed once.
         for worker in workers { _ = try await nodes.run("rc-service pipeline-producer stop", on: worker) }
-        try await Self.poll(timeout: .seconds(60), every: .seconds(1)) { await nodes.lag() == 0 }
+        try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { await nodes.lag() == 0 }
         try await Task.sleep(for: .seconds(1))
         let start = try #require(await nodes.stored())
         let producers = workers.enumerated().map { index, worker in
@@ -234,7 +152,7 @@ import Glibc
         }
         let log = try await nodes.run("tail -n 20 /var/log/provision/pipeline-processor.log", on: nodes.control).stdout
         #expect(respawned != nil && respawned != before, "the service manager restarted the processor: \(log)")
-        try await Self.poll(timeout: .seconds(120), every: .seconds(2)) { (await nodes.stored() ?? 0) >= start + delivered }
+        try await waitUntil(timeout: .seconds(120), every: .seconds(2)) { (await nodes.stored() ?? 0) >= start + delivered }
         try await Task.sleep(for: .seconds(3))
         #expect(await nodes.stored() == start + delivered, "exactly what the producers delivered: no loss, no duplicate")
         for worker in workers { _ = try await nodes.run("rc-service pipeline-producer start", on: worker) }
@@ -248,7 +166,7 @@ import Glibc
         #expect(drifted.allSatisfy { $0 == "service.processor" || $0 == "verify" }, "only the processor (and what verify sees of it): \(drifted)")
         let repaired = try await sandbox.run(["up", "--json"])
         #expect(repaired.code == 0, "\(repaired.stdout.split(separator: "\n").filter { $0.contains("verify") }.suffix(3))\(repaired.stderr.suffix(2000))")
-        #expect(Self.applied(repaired) == ["service.processor", "verify"], "\(Self.stepOutcomes(repaired))")
+        #expect(SandboxRuns.applied(repaired) == ["service.processor", "verify"], "\(SandboxRuns.stepOutcomes(repaired))")
         await nodes.pool.closeAll()
         #expect(try await sandbox.run(["down"]).code == 0)
     }
@@ -258,7 +176,7 @@ import Glibc
         // service is being started.
         // (--json escapes the slash of a fan-out child's id)
         for (index, phase) in ["terraform.apply", "node.ready\\/", "service."].enumerated() {
-            let sandbox = Sandbox(name: "pkill\(index)-\(UInt16.random(in: 1000...65000))", workers: 1, pipeline: Self.pipeline(rate: 20))
+            let sandbox = Sandbox(name: "pkill\(index)-\(UInt16.random(in: 1000...65000))", workers: 1, pipeline: SandboxRuns.pipeline(rate: 20))
             defer { sandbox.cleanUp() }
             let process = try sandbox.cli.start(["up", "--json", "--plan", sandbox.planPath])
             let started = (try? await waitUntil(timeout: .seconds(180), every: .milliseconds(50)) {
@@ -274,7 +192,7 @@ import Glibc
             #expect(resume.code == 0, "killed at \(phase): \(resume.stderr.suffix(3000))")
             let instances = try await sandbox.liveInstances()
             #expect(instances.count == 2, "killed at \(phase): no duplicate instance, found \(instances.map(\.id))")
-            let nodes = try Nodes(sandbox)
+            let nodes = try SandboxNodes(sandbox)
             for node in nodes.inventory.nodes {
                 // Per unit: one supervisor and one program, whatever the kill interrupted.
                 let counts = try await nodes.run("""

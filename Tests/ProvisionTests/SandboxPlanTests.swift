@@ -13,7 +13,7 @@ import Testing
         defer { sandbox.cleanUp() }
         let up = try await sandbox.run(["up"])
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
         let worker = try #require(nodes.inventory.workers.first)
         let stop = try await nodes.run("rc-service pipeline-producer stop 2>/dev/null || systemctl stop pipeline-producer", on: worker)
         await nodes.pool.closeAll()

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Engine
 @testable import Steps
@@ -9,7 +10,7 @@ extension SandboxSelfHealingTests {
     /// The broker keeps its log in memory here (none of these restarts it). Nested in the serialized
     /// `SandboxSelfHealingTests`: one of these sandboxes at a time beside the rest of the run.
     @Suite struct Repair {
-        typealias Nodes = SandboxPipelineTests.Nodes
+        typealias Nodes = SandboxNodes
 
         /// Every process on `node` running `program`, with its parent's command name (`pid ppid parent`).
         static func processes(of program: String, on node: ClusterInventory.Node, _ nodes: Nodes) async throws -> [String] {
@@ -36,7 +37,7 @@ extension SandboxSelfHealingTests {
             let nodes = try Nodes(sandbox)
             defer { Task { await nodes.pool.closeAll() } }
             let broker = "--broker tcp://\(nodes.address):9092"
-            try await SandboxPipelineTests.poll(timeout: .seconds(60), every: .seconds(1)) { (await nodes.stored() ?? 0) > 300 }
+            try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { (await nodes.stored() ?? 0) > 300 }
 
             // The broker's data lost: every topic deleted while the producers run. No client may
             // create them again (with its own partition count); the next plain `up` does.
@@ -52,7 +53,7 @@ extension SandboxSelfHealingTests {
 
             let repaired = try await sandbox.run(["up", "--json"])
             #expect(repaired.code == 0, "\(repaired.stdout.suffix(3000))\(repaired.stderr.suffix(3000))")
-            #expect(SandboxPipelineTests.applied(repaired).isSuperset(of: ["service.broker", "verify"]), "\(SandboxPipelineTests.stepOutcomes(repaired))")
+            #expect(SandboxRuns.applied(repaired).isSuperset(of: ["service.broker", "verify"]), "\(SandboxRuns.stepOutcomes(repaired))")
             let list = try await nodes.run("/usr/local/bin/tansu topic list \(broker)", on: nodes.control).stdout
             let topics = (try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]] ?? [])
                 .reduce(into: [String: Int]()) { $0[$1["name"] as? String ?? ""] = ($1["partitions"] as? [Any])?.count }
@@ -104,7 +105,7 @@ extension SandboxSelfHealingTests {
 
                 let repaired = try await sandbox.run(["up", "--json"])
                 #expect(repaired.code == 0, "orphan killed too: \(killOrphanToo): \(repaired.stderr.suffix(3000))")
-                #expect(SandboxPipelineTests.applied(repaired).contains("service.processor"), "\(SandboxPipelineTests.stepOutcomes(repaired))")
+                #expect(SandboxRuns.applied(repaired).contains("service.processor"), "\(SandboxRuns.stepOutcomes(repaired))")
                 let running = try await Self.processes(of: program, on: nodes.control, nodes)
                 let supervisor = try await nodes.run("cat /run/supervise-pipeline-processor.pid", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(running.count == 1 && running.first?.split(separator: " ").dropFirst().first.map(String.init) == supervisor,
@@ -129,7 +130,7 @@ extension SandboxSelfHealingTests {
             // Producers keep producing, the processor cannot store: records wait, nothing is stored.
             _ = try await nodes.run("rc-service pipeline-mongodb stop", on: nodes.control)
             let stopped = ContinuousClock.now
-            try await SandboxPipelineTests.poll(timeout: .seconds(360), every: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(360), every: .seconds(5)) {
                 await Self.alerts(nodes)["PipelineFlowStopped"] == "firing"
             }
             print("PipelineFlowStopped fired \(ContinuousClock.now - stopped) after the database stopped")
@@ -137,14 +138,14 @@ extension SandboxSelfHealingTests {
             // `up` restarts the database; its verify may still see the outage's alerts firing (they
             // resolve on their own windows), so the flow is judged by verify's other checks.
             let repaired = try await sandbox.run(["up", "--json"])
-            let outcomes = SandboxPipelineTests.stepOutcomes(repaired)
+            let outcomes = SandboxRuns.stepOutcomes(repaired)
             #expect(outcomes["service.mongodb"] == "applied", "\(outcomes)")
-            try await SandboxPipelineTests.poll(timeout: .seconds(300), every: .seconds(5)) {
+            try await waitUntil(timeout: .seconds(300), every: .seconds(5)) {
                 await Self.alerts(nodes)["PipelineFlowStopped"] == nil
             }
-            try await SandboxPipelineTests.poll(timeout: .seconds(120), every: .seconds(2)) { (await nodes.stored() ?? 0) > 0 }
+            try await waitUntil(timeout: .seconds(120), every: .seconds(2)) { (await nodes.stored() ?? 0) > 0 }
             let flowing = try #require(await nodes.stored())
-            try await SandboxPipelineTests.poll(timeout: .seconds(60), every: .seconds(1)) { (await nodes.stored() ?? 0) > flowing }
+            try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { (await nodes.stored() ?? 0) > flowing }
             let verify = try await sandbox.run(["verify", "--json"])
             let checks = (try? JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["checks"] as? [[String: Any]] ?? []
             let failed = checks.filter { $0["ok"] as? Bool != true }.compactMap { $0["name"] as? String }

@@ -14,14 +14,14 @@ import Glibc
 /// (`Repair`, nested: the faults `up` repairs, with the broker in memory.) Serialized, its nested
 /// suite too: one such sandbox at a time, so that the run's start is not loaded further.
 @Suite(.serialized) struct SandboxSelfHealingTests {
-    typealias Nodes = SandboxPipelineTests.Nodes
+    typealias Nodes = SandboxNodes
 
     /// A sandbox at 10 events/s per producer (the tests are about losses, not throughput), its
     /// broker's log in moto's S3 (`durable`, the plan's default) or in memory (the faults that do
     /// not restart the broker: moto serves every request of a durable broker, and a full test run
     /// starts many sandboxes at once).
     static func sandbox(_ prefix: String, durable: Bool = true) -> Sandbox {
-        Sandbox(name: "\(prefix)-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: SandboxPipelineTests.pipeline(rate: 10), durableBroker: durable)
+        Sandbox(name: "\(prefix)-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: SandboxRuns.pipeline(rate: 10), durableBroker: durable)
     }
 
     /// The first `up` of a test, before its fault. When only `verify` failed (everything else
@@ -88,12 +88,12 @@ import Glibc
         _ = try await nodes.run("kill -9 \(broker)", on: nodes.control)
         // The supervisor starts it again; its topics, records and the processor's offsets are in
         // the object store, so the same topics come back and documents rise again.
-        try await SandboxPipelineTests.poll(timeout: .seconds(30), every: .milliseconds(500)) {
+        try await waitUntil(timeout: .seconds(30), every: .milliseconds(500)) {
             let now = try await Self.child("pipeline-broker", on: nodes.control, nodes)
             return !now.isEmpty && now != broker
         }
         let restarted = try #require(await nodes.stored())
-        try await SandboxPipelineTests.poll(timeout: .seconds(60), every: .seconds(1)) { (await nodes.stored() ?? 0) > restarted + 30 }
+        try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { (await nodes.stored() ?? 0) > restarted + 30 }
         #expect(ContinuousClock.now - killed < .seconds(60), "documents rise again within a minute of the kill")
         // Every check passes with no step run but latency (events produced while the broker was
         // down arrive late: they are what the latency percentiles of the last minutes show; the
@@ -167,7 +167,7 @@ import Glibc
         #expect(ContinuousClock.now - started < .seconds(300), "ten rounds within five minutes")
         // The last kill may have just happened: the flow first, then the whole table.
         let now = try #require(await nodes.stored())
-        try await SandboxPipelineTests.poll(timeout: .seconds(90), every: .seconds(1)) { (await nodes.stored() ?? 0) > now + 50 }
+        try await waitUntil(timeout: .seconds(90), every: .seconds(1)) { (await nodes.stored() ?? 0) > now + 50 }
         let verify = try await sandbox.run(["verify", "--json"])
         #expect(verify.code == 0, "seed \(seed): \(verify.stdout.suffix(3000))")
         try await Self.drain(nodes)

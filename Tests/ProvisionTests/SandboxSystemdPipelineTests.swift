@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Engine
 @testable import Steps
@@ -8,7 +9,7 @@ import Testing
 /// cloud-init ran the instance's real user data.
 @Suite(.serialized) struct SandboxSystemdPipelineTests {
     @Test func upVerifiesOnSystemdNodesSystemdRestartsAKilledUnitAStoppedOneIsRestartedAloneARebootConvergesAndAPoweredOffNodeIsAudited() async throws {
-        let sandbox = Sandbox(name: "pipsd-\(UInt16.random(in: 1000...65000))", workers: 1, pipeline: SandboxPipelineTests.pipeline(rate: 30),
+        let sandbox = Sandbox(name: "pipsd-\(UInt16.random(in: 1000...65000))", workers: 1, pipeline: SandboxRuns.pipeline(rate: 30),
                               initSystem: .systemd)
         defer { sandbox.cleanUp() }
         let started = ContinuousClock.now
@@ -17,7 +18,7 @@ import Testing
         print("systemd pipeline: up to a verified pipeline in \(ContinuousClock.now - started)")
         let status = try await sandbox.run(["status"])
         #expect(status.stdout.contains("nodes: control-plane (systemd), worker-1 (systemd)"), "\(status.stdout)")
-        let nodes = try SandboxPipelineTests.Nodes(sandbox)
+        let nodes = try SandboxNodes(sandbox)
 
         // cloud-init itself wrote what terraform's template asks for.
         let cloudInit = try await nodes.run("""
@@ -41,7 +42,7 @@ import Testing
         let before = try await nodes.run(mainPID, on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         _ = try await nodes.run("kill -9 \(before)", on: nodes.control)
         var after = before
-        try await SandboxPipelineTests.poll(timeout: .seconds(30), every: .milliseconds(500)) {
+        try await waitUntil(timeout: .seconds(30), every: .milliseconds(500)) {
             after = try await nodes.run(mainPID, on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             return after != before && after != "0" && !after.isEmpty
         }
@@ -64,16 +65,16 @@ import Testing
         let drifted = audit.stdout.split(separator: "\n").filter { $0.contains("DRIFT") }.map { String($0.split(separator: " ")[0]) }
         #expect(drifted.contains("service.processor") && drifted.allSatisfy { $0 == "service.processor" || $0 == "verify" }, "\(audit.stdout)")
         let repaired = try await sandbox.run(["up", "--json"])
-        if repaired.code != 0 && SandboxPipelineTests.stepOutcomes(repaired)["verify"] == "failed" {
+        if repaired.code != 0 && SandboxRuns.stepOutcomes(repaired)["verify"] == "failed" {
             // Only the processor was restarted and only verify failed (one of its windows missed
             // under a full run's load): a second up must verify, applying nothing else.
-            #expect(SandboxPipelineTests.applied(repaired) == ["service.processor"], "\(SandboxPipelineTests.stepOutcomes(repaired))")
+            #expect(SandboxRuns.applied(repaired) == ["service.processor"], "\(SandboxRuns.stepOutcomes(repaired))")
             print("after the processor's restart only verify failed; up again")
             let again = try await sandbox.run(["up", "--json"])
-            #expect(again.code == 0 && SandboxPipelineTests.applied(again) == ["verify"], "\(SandboxPipelineTests.stepOutcomes(again)) \(again.stderr.suffix(2000))")
+            #expect(again.code == 0 && SandboxRuns.applied(again) == ["verify"], "\(SandboxRuns.stepOutcomes(again)) \(again.stderr.suffix(2000))")
         } else {
             #expect(repaired.code == 0, "\(repaired.stderr.suffix(2000))")
-            #expect(SandboxPipelineTests.applied(repaired) == ["service.processor", "verify"], "\(SandboxPipelineTests.stepOutcomes(repaired))")
+            #expect(SandboxRuns.applied(repaired) == ["service.processor", "verify"], "\(SandboxRuns.stepOutcomes(repaired))")
         }
 
         // worker-1 reboots (machine stopped, booted again with its disk): systemd starts its enabled
@@ -89,7 +90,7 @@ import Testing
         }
         #expect(rebooted.code == 0, "\(rebooted.stderr.suffix(3000))")
         // Re-read: the node keeps its address unless another sandbox took it while it was down.
-        let afterReboot = try SandboxPipelineTests.Nodes(sandbox)
+        let afterReboot = try SandboxNodes(sandbox)
         let workerNode = try #require(afterReboot.inventory.node(named: "worker-1"))
         let producer = try await afterReboot.run("systemctl is-active pipeline-producer; systemctl is-enabled pipeline-producer", on: workerNode).stdout
         await afterReboot.pool.closeAll()

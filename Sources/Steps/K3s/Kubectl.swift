@@ -90,38 +90,49 @@ struct Kubectl: Sendable {
         try await must(["delete", type, name] + scope(namespace) + (ignoreNotFound ? ["--ignore-not-found"] : []), what, timeout: timeout)
     }
 
-    /// How a node is taken out of service and put back, on the node that runs kubectl: `lock`
-    /// (flock) held by every cordon, drain and uncordon, and `marker`, the file that says the node
-    /// is taken out. A cordon or drain runs only if the marker exists once the lock is held (else
-    /// it fails, exit 3, having done nothing); an uncordon removes the marker under the same lock.
-    /// A call that a killed run sent just before it died can reach the node after a later run has
-    /// put the node back: it finds no marker and does nothing, instead of leaving the node
-    /// cordoned.
+    /// How a node is taken out of service and put back, on the node that runs kubectl: `marker`,
+    /// the file that says the node is taken out, and `lock` (flock), held by every cordon, drain
+    /// and uncordon. The cordon writes the marker first, in the same command; the uncordon removes
+    /// it after, in the same command; a drain runs only if the marker exists once it holds the lock
+    /// (else it fails, exit 3, having done nothing). A remote command outlives the run that sent
+    /// it, so these pairs cannot be split by a killed run, and a drain that a killed run sent as it
+    /// died, reaching the node after a later run has put the node back, finds no marker instead of
+    /// cordoning the node again.
     struct TakeOut: Sendable {
         /// The lock file on the node.
         let lock: String
         /// The file that says this node is taken out.
         let marker: String
 
-        /// `arguments`, run under the lock: only while the marker exists, or (`removingMarker`)
-        /// removing it after they succeed.
-        func line(_ arguments: [String], removingMarker: Bool = false) -> String {
-            let call = Kubectl.commandLine(arguments)
-            let script = removingMarker ? "\(call) && rm -f \(Shell.quoted(marker))"
-                : "[ -e \(Shell.quoted(marker)) ] || { echo \(Shell.quoted("no \(marker): the node is not taken out (put back since?); nothing done")) >&2; exit 3; }; exec \(call)"
-            return "flock \(Shell.quoted(lock)) sh -c \(Shell.quoted(script))"
+        /// `script` under the lock.
+        fileprivate func locked(_ script: String) -> String {
+            "flock \(Shell.quoted(lock)) sh -c \(Shell.quoted(script))"
+        }
+
+        fileprivate func cordon(_ name: String) -> String {
+            let folder = (marker as NSString).deletingLastPathComponent
+            return locked("mkdir -p \(Shell.quoted(folder)) && touch \(Shell.quoted(marker)) && exec \(Kubectl.commandLine(["cordon", name]))")
+        }
+
+        fileprivate func uncordon(_ name: String) -> String {
+            locked("\(Kubectl.commandLine(["uncordon", name])) && rm -f \(Shell.quoted(marker))")
+        }
+
+        fileprivate func drain(_ arguments: [String]) -> String {
+            let missing = Shell.quoted("no \(marker): the node is not taken out (put back since?); nothing drained")
+            return locked("[ -e \(Shell.quoted(marker)) ] || { echo \(missing) >&2; exit 3; }; exec \(Kubectl.commandLine(arguments))")
         }
     }
 
-    /// Marks Node `name` unschedulable, while `takeOut`'s marker exists.
+    /// Writes `takeOut`'s marker and marks Node `name` unschedulable.
     func cordon(_ name: String, _ takeOut: TakeOut) async throws {
-        let result = try await retried(takeOut.line(["cordon", name]), timeout: .seconds(60))
+        let result = try await retried(takeOut.cordon(name), timeout: .seconds(60))
         guard result.succeeded else { throw failure("cordoning \(name)", result) }
     }
 
     /// Marks Node `name` schedulable again and removes `takeOut`'s marker.
     func uncordon(_ name: String, _ takeOut: TakeOut) async throws {
-        let result = try await retried(takeOut.line(["uncordon", name], removingMarker: true), timeout: .seconds(60))
+        let result = try await retried(takeOut.uncordon(name), timeout: .seconds(60))
         guard result.succeeded else { throw failure("uncordoning \(name)", result) }
     }
 
@@ -132,7 +143,7 @@ struct Kubectl: Sendable {
     /// pods it named.
     func drain(_ name: String, timeout: Duration, _ takeOut: TakeOut) async throws -> CommandResult {
         let seconds = max(1, Int(timeout.components.seconds))
-        let command = takeOut.line(["drain", name, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=\(seconds)s"])
+        let command = takeOut.drain(["drain", name, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=\(seconds)s"])
         return try await Self.retrying(until: .now + timeout + .seconds(60)) { try await node.run(command, timeout: timeout * 2 + .seconds(60)) }
     }
 
@@ -177,9 +188,9 @@ struct Kubectl: Sendable {
         return result
     }
 
-    /// Runs `attempt` (a kubectl call made some other way) again after transient API errors, with
-    /// a growing pause, until `deadline`; returns the last try's result.
-    static func retrying(until deadline: ContinuousClock.Instant, _ attempt: () async throws -> CommandResult) async throws -> CommandResult {
+    /// Runs `attempt` again after transient API errors, with a growing pause, until `deadline`;
+    /// returns the last try's result.
+    private static func retrying(until deadline: ContinuousClock.Instant, _ attempt: () async throws -> CommandResult) async throws -> CommandResult {
         var pause = firstPause
         while true {
             let result = try await attempt()

@@ -5,13 +5,13 @@ import Foundation
 /// flags, on a node already in the cluster): take it out of service (cordon, drain honouring
 /// PodDisruptionBudgets) before, put it back (uncordon) after.
 ///
-/// A marker on the control plane (`markers/<node>`) is written before the cordon and removed
-/// after the uncordon: a run killed in between leaves it, so the next run knows the cordon is its
-/// own to undo (a node an operator cordoned has none and is left alone). Cordons, drains and
-/// uncordons hold a lock on the control plane (a drain for its whole run), so a drain that a killed
-/// run left behind ends before the next starts: no node is ever drained while another is; and a
-/// cordon or drain runs only while the node's marker exists, so one that a killed run sent as it
-/// died cannot cordon a node a later run has put back (`Kubectl.TakeOut`).
+/// A marker on the control plane (`markers/<node>`) is written with the cordon and removed with
+/// the uncordon (one command each): a run killed in between leaves it, so the next run knows the
+/// cordon is its own to undo (a node an operator cordoned has none and is left alone). Cordons,
+/// drains and uncordons hold a lock on the control plane (a drain for its whole run), so a drain
+/// that a killed run left behind ends before the next starts: no node is ever drained while
+/// another is; and a drain runs only while the node's marker exists, so one that a killed run sent
+/// as it died cannot cordon a node a later run has put back (`Kubectl.TakeOut`).
 struct NodeUpgrade: Sendable {
     /// Where the markers live on the control plane.
     static let markers = "\(K3sInstall.directory)/cordoned"
@@ -22,19 +22,29 @@ struct NodeUpgrade: Sendable {
     /// `k3s.drain_timeout`.
     let drainTimeout: Duration
 
+    /// A marker this old whose node is in service is stale; a younger one may belong to a cordon
+    /// under way (its marker written, the Node not yet unschedulable when the cluster was asked).
+    static let staleAfter = 60
+
     /// The nodes an interrupted upgrade left cordoned: a marker, and the Node still unschedulable.
-    /// A marker whose node is in service (the run was killed between the uncordon and the marker's
-    /// removal) or gone is stale: it is removed here and counts for nothing.
+    /// A marker whose node is in service (or gone) for `staleAfter` seconds is stale: it is removed
+    /// here and counts for nothing.
     static func leftCordoned(on control: K3sNode) async throws -> Set<String> {
-        let listed = try await control.run("ls \(markers) 2>/dev/null", timeout: .seconds(20)).stdout
-        let marked = Set(listed.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
-        guard !marked.isEmpty else { return [] }
+        // "<node> <age in seconds>" for each marker.
+        let listed = try await control.run("cd \(markers) 2>/dev/null && now=$(date +%s) && for f in *; do [ -e \"$f\" ] && echo \"$f $((now - $(stat -c %Y \"$f\")))\"; done",
+                                           timeout: .seconds(20)).stdout
+        var ages: [String: Int] = [:]
+        for line in listed.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count == 2, let age = Int(fields[1]) { ages[String(fields[0])] = age }
+        }
+        guard !ages.isEmpty else { return [] }
         let cordoned = Set(try await K3sAccess.clusterNodes(on: control).filter(\.unschedulable).map(\.name))
-        let stale = marked.subtracting(cordoned)
+        let stale = ages.filter { !cordoned.contains($0.key) && $0.value >= staleAfter }.keys
         if !stale.isEmpty {
             _ = try await control.run("cd \(markers) && rm -f " + stale.sorted().map(Shell.quoted).joined(separator: " "), timeout: .seconds(20))
         }
-        return marked.intersection(cordoned)
+        return Set(ages.keys).intersection(cordoned)
     }
 
     /// `node`'s lock and marker on the control plane (see `Kubectl.TakeOut`).
@@ -45,7 +55,6 @@ struct NodeUpgrade: Sendable {
     /// Cordons and drains `node`. When the drain does not finish within `drainTimeout`, puts the
     /// node back and fails naming the pods it could not evict and the budgets that protect them.
     func takeOut(_ node: String, version: String, log: StepLog) async throws {
-        try await control.must("mkdir -p \(Self.markers) && touch \(Self.markers)/\(node)", "marking \(node) as cordoned by this upgrade")
         try await control.kubectl().cordon(node, outOfService(node))
         log.write("\(node): cordoned; draining it (k3s.drain_timeout \(drainTimeout.formatted))")
         let result = try await control.kubectl().drain(node, timeout: drainTimeout, outOfService(node))
