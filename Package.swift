@@ -32,10 +32,14 @@ let package = Package(
         // JSON as a value (JSONValue), shared by the provisioner and the workloads.
         .target(name: "JSON"),
         .target(name: "Engine", dependencies: ["CSQLite", "CShim", "Digest"]),
-        .target(name: "Steps", dependencies: ["Engine", "Digest", "JSON", "Yams", "CSSH2", "CCurl", "CShim"]),
+        // Steps' layers, each a target under Sources/Steps/<Layer> that imports only those below it.
+        // Transport: commands here and on nodes (CommandRunner, SSH, shell quoting), HTTP.
+        .target(name: "Transport", dependencies: ["Engine", "JSON", "CSSH2", "CCurl", "CShim"], path: "Sources/Steps/Transport"),
+        // The rest of Steps: the plan, the steps by concern, the flows, the workspace.
+        .target(name: "Steps", dependencies: ["Engine", "Transport", "Digest", "JSON", "Yams", "CSSH2", "CCurl", "CShim"], exclude: ["Transport"]),
         .executableTarget(
             name: "Provision",
-            dependencies: ["Engine", "Steps", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Engine", "Steps", "Transport", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "Producer",
@@ -51,12 +55,12 @@ let package = Package(
             path: "Sources/Workloads/Processor"
         ),
         // Measurements for scripts/bench-*, not tests.
-        .executableTarget(name: "Bench", dependencies: ["Engine", "Steps", "JSON"], path: "Sources/Bench"),
+        .executableTarget(name: "Bench", dependencies: ["Engine", "Steps", "Transport", "JSON"], path: "Sources/Bench"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Digest"]),
-        .testTarget(name: "StepsTests", dependencies: ["Steps", "Engine", "JSON", "CShim"]),
+        .testTarget(name: "StepsTests", dependencies: ["Steps", "Transport", "Engine", "Digest", "JSON", "CShim"]),
         // What ProvisionTests and WorkloadTests share: the real binaries run as processes, loopback services.
         .target(name: "TestSupport", dependencies: ["Engine", "CShim"], path: "Tests/TestSupport"),
-        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "JSON", "CShim", "TestSupport"]),
+        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "Transport", "JSON", "CShim", "TestSupport"]),
         // The workloads (producer, processor) against a real broker and MongoDB-wire server.
         .testTarget(name: "WorkloadTests", dependencies: ["Engine", "JSON", "TestSupport"]),
     ]

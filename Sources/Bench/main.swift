@@ -9,6 +9,7 @@
 import Engine
 import Foundation
 import Steps
+import Transport
 
 #if canImport(Glibc)
 import Glibc

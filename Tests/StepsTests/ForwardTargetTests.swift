@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// What `provision port-forward` reaches: Service names that match the monitoring HelmChart in k8s/,
 /// and a Service's address read from `kubectl get svc -o json`.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Transport
 
 /// The Layout section (docs/architecture.md, moved there from the README) and docs/architecture.md name
 /// every source folder there is.
@@ -26,17 +27,62 @@ import Testing
         }
     }
 
-    /// Each target's dependencies as Package.swift declares them (products by their name).
-    static func packageDependencies() throws -> [String: Set<String>] {
+    /// A target as Package.swift declares it.
+    struct Target {
+        var dependencies: Set<String>
+        /// Its folder from the repository root.
+        var path: String
+        /// Folders under `path` that are not its sources.
+        var excluded: [String]
+    }
+
+    /// Every target of Package.swift (products by their name; a target's folder as SwiftPM finds it).
+    static func packageTargets() throws -> [String: Target] {
         let package = try String(contentsOf: repositoryRoot.appendingPathComponent("Package.swift"), encoding: .utf8)
-        var targets: [String: Set<String>] = [:]
-        for match in package.matches(of: #/\.(?:target|executableTarget|testTarget)\(\s*name: "(\w+)"(?:,\s*dependencies: \[([^\]]*)\])?/#) {
-            let list = match.2.map(String.init) ?? ""
+        var targets: [String: Target] = [:]
+        let starts = package.ranges(of: #/\.(target|executableTarget|testTarget)\(/#)
+        for (index, start) in starts.enumerated() {
+            let end = index + 1 < starts.count ? starts[index + 1].lowerBound : package.endIndex
+            let text = String(package[start.lowerBound..<end])
+            guard let name = text.firstMatch(of: #/name: "(\w+)"/#)?.1 else { continue }
+            let list = text.firstMatch(of: #/dependencies: \[([^\]]*)\]/#).map { String($0.1) } ?? ""
             let products = list.matches(of: #/\.product\(name: "(\w+)"/#).map { String($0.1) }
             let plain = list.replacing(#/\.product\([^)]*\)/#, with: "").matches(of: #/"(\w+)"/#).map { String($0.1) }
-            targets[String(match.1)] = Set(products + plain)
+            let path = text.firstMatch(of: #/path: "([^"]+)"/#).map { String($0.1) }
+                ?? (text.hasPrefix(".testTarget") ? "Tests/\(name)" : "Sources/\(name)")
+            let excluded = text.firstMatch(of: #/exclude: \[([^\]]*)\]/#).map { $0.1.matches(of: #/"([^"]+)"/#).map { String($0.1) } } ?? []
+            targets[String(name)] = Target(dependencies: Set(products + plain), path: path, excluded: excluded)
         }
         return targets
+    }
+
+    static func packageDependencies() throws -> [String: Set<String>] {
+        try packageTargets().mapValues(\.dependencies)
+    }
+
+    /// The layers are targets: a file may import only the targets its own depends on (SwiftPM
+    /// would let it import another one that happens to be built first).
+    @Test func everyFileImportsOnlyTargetsItsOwnTargetDependsOn() throws {
+        let targets = try Self.packageTargets()
+        #expect(targets["Transport"]?.path == "Sources/Steps/Transport" && targets["Steps"]?.dependencies.contains("Transport") == true,
+                "Steps' layers are targets: \(targets.keys.sorted())")
+        var files = 0
+        for (name, target) in targets {
+            let root = repositoryRoot.appendingPathComponent(target.path)
+            let paths = FileManager.default.enumerator(atPath: root.path)?.compactMap { $0 as? String }
+                .filter { $0.hasSuffix(".swift") && !target.excluded.contains(where: $0.hasPrefix) } ?? []
+            for path in paths {
+                let text = try String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
+                files += 1
+                for line in text.split(separator: "\n") {
+                    guard let imported = line.firstMatch(of: #/^(?:@testable |@_exported )?import (\w+)/#)?.1.description,
+                          targets[imported] != nil, imported != name else { continue }
+                    #expect(target.dependencies.contains(imported),
+                            "\(target.path)/\(path) imports \(imported), which target \(name) does not depend on (a layer may import only those below it)")
+                }
+            }
+        }
+        #expect(files > 300, "\(files) files read")
     }
 
     @Test func theModulesTableSaysWhatPackageSwiftDeclares() throws {
@@ -44,7 +90,7 @@ import Testing
         #expect(targets["Steps"]?.contains("Engine") == true, "Package.swift must be read: \(targets.keys.sorted())")
         let architecture = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/architecture.md"), encoding: .utf8)
         var checked: [String] = []
-        for match in architecture.matches(of: #/(?m)^\| `(\w+)` \(Sources/\w+\) \| ([^|]*) \|/#) {
+        for match in architecture.matches(of: #/(?m)^\| `(\w+)` \(Sources/[\w/]+\) \| ([^|]*) \|/#) {
             let module = String(match.1)
             let written = match.2.trimmingCharacters(in: .whitespaces)
             let documented = written == "nothing" ? Set<String>() : Set(written.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
@@ -52,6 +98,6 @@ import Testing
             #expect(documented == declared, "docs/architecture.md says \(module) depends on \(documented.sorted()); Package.swift says \(declared.sorted())")
             checked.append(module)
         }
-        #expect(Set(checked).isSuperset(of: ["Engine", "Steps", "Provision", "Bench", "Digest", "JSON"]), "rows checked: \(checked)")
+        #expect(Set(checked).isSuperset(of: ["Engine", "Transport", "Steps", "Provision", "Bench", "Digest", "JSON"]), "rows checked: \(checked)")
     }
 }

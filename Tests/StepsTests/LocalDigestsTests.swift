@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// Local files' digests, computed once per version of a file and shared by callers asking at once.
 struct LocalDigestsTests {

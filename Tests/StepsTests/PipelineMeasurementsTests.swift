@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// Without an answering Prometheus the report still has every chart and SLO, each saying why it is empty.
 @Suite struct PipelineMeasurementsTests {

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// `runtime: processes` on real sandbox nodes (OpenRC from the node image): the whole pipeline as
 /// services (Tansu, nx-27017, processor, producers, Prometheus with the k8s/ alert rules,

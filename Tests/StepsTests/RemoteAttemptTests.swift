@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// Commands on a node outlive a dropped channel; a later attempt of the same step waits for (or
 /// stops) what an earlier one left running there before its own command runs. Real sshd hosts on

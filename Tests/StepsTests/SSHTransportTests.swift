@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// The pool's handshakes: one per node however many commands ask for it while it is under way,
 /// started early by a run (`warm`), and none left open by a pool that was closed meanwhile.

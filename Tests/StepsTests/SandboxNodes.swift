@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 @testable import Steps
+@testable import Transport
 
 /// Real sandbox SSH hosts for tests, in a temporary directory, stopped by PID when done.
 actor SandboxNodes {

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// OpenRC, from the node image, as the sandbox nodes' service manager: real init scripts rendered
 /// from `ServiceUnit`, run under supervise-daemon on a real sandbox node.

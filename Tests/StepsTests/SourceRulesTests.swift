@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import Transport
 
 /// Rules of the source tree the compiler cannot enforce (issue 20): no untyped JSON, one typed
 /// Kubernetes client that alone builds kubectl command lines, no child process started outside the
@@ -57,7 +58,7 @@ import Testing
     }
 
     @Test func commandsRunAsRootThroughOneWrapper() throws {
-        for (path, lines) in try Self.sourceLines() where path != "Sources/Steps/Command/Shell.swift" {
+        for (path, lines) in try Self.sourceLines() where path != "Sources/Steps/Transport/Command/Shell.swift" {
             let found = lines.filter { $0.contains("sudo ") }
             #expect(found.isEmpty, "\(path) runs sudo itself; use Shell.asRoot: \(found)")
         }

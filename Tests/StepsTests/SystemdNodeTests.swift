@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// Sandbox nodes that boot systemd (`sandbox.init: systemd`): real systemd-nspawn machines from
 /// the systemd node image, running cloud-init's own units on their NoCloud seed.

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Steps
+@testable import Transport
 
 /// The no-op `up`'s probes: every unit's state read in one batch per node (`CommandBatch`,
 /// `UnitReadings`), on real sandbox nodes under OpenRC.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JSON
 import Steps
+import Transport
 
 /// `provision port-forward`: a local port to a monitoring Service or the K3s API, through SSH.
 struct PortForwardCommand: AsyncParsableCommand {

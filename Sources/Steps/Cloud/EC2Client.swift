@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// The few EC2 query-API calls the provisioner makes itself (outside Terraform): finding what is
 /// tagged for a plan and removing it (`EC2Client+PlanResources.swift`). Signed with libcurl's SigV4.

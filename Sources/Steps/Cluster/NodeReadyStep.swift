@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// `node.ready/<node>`: waits until the node answers SSH (host key pinned on first contact) and
 /// `cloud-init status --wait` reports `done`. Bounded by the plan's `node_ready_timeout`; a

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// Builds the step graph of a plan: the target's own flow (`LocalFlow`, `SandboxFlow`,
 /// `AWSFlow`) followed by the plan's own `exec` steps. A new target gets a file here; a new kind

@@ -1,4 +1,5 @@
 import Engine
+import Transport
 
 extension Plan {
     /// The step graph this plan describes (see `Flow`).

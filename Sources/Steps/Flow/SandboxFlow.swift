@@ -1,4 +1,5 @@
 import Engine
+import Transport
 
 /// `target: sandbox`: the sandbox's EC2 API (moto), then the cluster steps against it, with one
 /// SSH host per instance on a loopback address; then the plan's runtime (`processes`, or `k3s`

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// What a deploying step (`monitoring`, `platform`, `workloads`) applied, kept in the store to
 /// prune by: resource kind `k8s.applied`, keyed by the step's id; and what such steps do alike:

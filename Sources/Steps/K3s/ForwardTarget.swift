@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// What `provision port-forward` reaches: a monitoring Service of the cluster or the K3s API.
 ///

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// K3s's install script for the online install (no `k3s.airgap`), pinned twice: fetched from the
 /// k3s-io/k3s repository at the tag of the pinned release (not get.k3s.io, which serves whatever is

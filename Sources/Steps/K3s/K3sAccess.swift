@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// What every K3s step needs besides its plan section: the nodes (over the run's SSH pool), the
 /// addresses K3s uses on them, and `k3s kubectl` on the control plane.

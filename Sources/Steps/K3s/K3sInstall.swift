@@ -1,6 +1,7 @@
 import Digest
 import Engine
 import Foundation
+import Transport
 
 /// Runs K3s's install script on a node, the way both K3s steps do: with the airgap files in place
 /// (uploads skipped when the node has the same digest), its environment in a 0600 file that the

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// `k3s.join/<worker>`: the K3s agent on one worker, joined to the server (`K3S_URL` on the
 /// server's cluster address, `K3S_TOKEN`), same version. The fan-out's children run in parallel.

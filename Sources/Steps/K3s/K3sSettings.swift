@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// What every K3s step of a plan shares: the plan's `k3s:` section with its files resolved, the
 /// join token's value when the plan gives one (never part of any step's inputs), and the access.

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// `verify` on K3s (with `k3s.deploy`, `k3s.monitoring` and `k3s.verify`): the pipeline works end
 /// to end, the same table as the sandbox's (`K3sVerification` over `PipelineVerifier`), reached

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import JSON
+import Transport
 
 /// The typed Kubernetes client of the K3s steps: `k3s kubectl` on a node (the control plane),
 /// through the node's command runner, one method per verb provision uses. No other code builds a

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// What a rolling upgrade does around one node's reinstall (a new `k3s.version`, or changed K3s
 /// flags, on a node already in the cluster): take it out of service (cordon, drain honouring

@@ -1,3 +1,5 @@
+import Transport
+
 /// Where a service's output goes on a node, and the shell commands that read it: journald
 /// (`journalctl -u <unit>`) under systemd, the OpenRC service's log file otherwise.
 ///

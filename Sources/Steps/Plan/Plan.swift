@@ -1,4 +1,5 @@
 import Engine
+import Transport
 
 /// A declarative plan (plans/*.yaml), decoded and validated. See the README's "Plan language".
 public struct Plan: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// What `provision report` asks Prometheus about the pipeline over a run: one range query per
 /// chart, and each SLO's objective (its `slo:*:objective` recording rule) and measured SLI.

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// A file built here that a node needs (a workload's release build, the librdkafka it loads),
 /// uploaded by SFTP unless the node already has the same bytes (SHA-256 on both sides).

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// `runtime.artifacts/<node>`: puts on a node the builds its services run (the processor on the
 /// control plane, the producer on workers, and the librdkafka both load), by SFTP, skipping files

@@ -1,3 +1,5 @@
+import Transport
+
 /// Where the broker (Tansu) keeps its log, its topics and the consumer groups' offsets.
 ///
 /// | storage | broker restart | node reboot | object store restart |

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// SHA-256 digests of local files, each computed once per process for the file as it is (its
 /// size, modification time and inode): the artifacts and K3s install steps of a run ask for the

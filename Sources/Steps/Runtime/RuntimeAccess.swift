@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// What every `runtime: processes` step reads from its context: the cluster inventory that
 /// `terraform.apply` recorded, an installer for a node over the run's SSH pool, and the run's

@@ -1,3 +1,5 @@
+import Transport
+
 /// The shell commands that drive a node's service manager for one unit: OpenRC's `rc-service`
 /// (output in the unit's log file) or systemd's `systemctl` (output in journald).
 struct ServiceControl: Sendable {

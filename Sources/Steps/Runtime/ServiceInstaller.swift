@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// Installs, inspects and removes placed services on one node through its service manager
 /// (OpenRC's `rc-service`, or `systemctl` on a systemd node), over whatever runs commands there (SSH).

@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// One long-running program on a node, as the node's service manager (OpenRC) runs it: supervised
 /// by `supervise-daemon`, respawned with a delay when it dies (at most `respawnMax` times per

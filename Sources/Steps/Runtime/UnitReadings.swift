@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// What the nodes say about every unit of `runtime: processes`, read once per run for the checks
 /// of the service steps that are already succeeded and unchanged (the checks every `up` makes).

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// **Stand-in for AWS itself**: the sandbox's EC2 API, a real `moto_server` on a loopback port,
 /// started detached so that it outlives the command that started it, and recorded in

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 #if canImport(Glibc)
 import Glibc

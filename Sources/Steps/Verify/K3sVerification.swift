@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// `PipelineVerifier` on a K3s cluster, shared by `provision verify` and the `verify` step: the
 /// processor's, Prometheus's and Loki's Services reached through local ports forwarded over SSH

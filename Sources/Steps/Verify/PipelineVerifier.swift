@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import JSON
+import Transport
 
 /// Proves the pipeline works end to end, whichever runtime runs it: the processor answers, the
 /// topics exist with their partitions, documents keep arriving in MongoDB, every worker's

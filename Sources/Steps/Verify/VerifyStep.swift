@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// `verify`: the pipeline works end to end (`PipelineVerifier`'s table). Runs after every change
 /// of the services below it; its outputs are the table, and a failed check fails the step with

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 extension Workspace {
     /// verify on a K3s cluster (`K3sVerification`), reaching the recorded control plane over SSH.

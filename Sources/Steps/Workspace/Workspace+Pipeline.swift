@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// Why a pipeline command cannot run for this plan or state.
 public struct PipelineUnavailable: Error, CustomStringConvertible {

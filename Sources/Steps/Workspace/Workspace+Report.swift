@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 extension Workspace {
     /// The report of `run` (the last run when nil): its timeline from the store's events, the

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// What a command asks of the executor.
 public enum RunRequest: Sendable {

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 extension Workspace {
     /// Runs the producers' autoscaling check (`provision verify --scale`, see ScaleCheck) against the

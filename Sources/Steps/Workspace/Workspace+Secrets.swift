@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// A generated credential, read from where it is kept (the control plane), for `provision secrets`.
 public struct GeneratedCredential: Sendable, Encodable {

@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 @testable import Engine
 @testable import Steps
+@testable import Transport
 
 /// The cluster as recorded, and a pool to reach its nodes.
 struct SandboxNodes {

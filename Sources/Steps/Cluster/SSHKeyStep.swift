@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Transport
 
 /// `ssh.key`: the plan's own ed25519 key pair (`state/<plan>/ssh/id_ed25519`, 0600), installed on
 /// every node by Terraform. Output: `public_key`.

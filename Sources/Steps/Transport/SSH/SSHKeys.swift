@@ -22,7 +22,7 @@ public enum SSHKeys {
             let command = ProcessCommand("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path.path], environment: [:])
             let result = try await runner.run(command)
             guard result.succeeded else {
-                throw SSHError.localFile(path: path.path, reason: "ssh-keygen \(result.summary): \(result.stderr.trimmed)")
+                throw SSHError.localFile(path: path.path, reason: "ssh-keygen \(result.summary): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
             }
         }
         chmod(path.path, 0o600)
