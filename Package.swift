@@ -35,11 +35,14 @@ let package = Package(
         // Steps' layers, each a target under Sources/Steps/<Layer> that imports only those below it.
         // Transport: commands here and on nodes (CommandRunner, SSH, shell quoting), HTTP.
         .target(name: "Transport", dependencies: ["Engine", "JSON", "CSSH2", "CCurl", "CShim"], path: "Sources/Steps/Transport"),
-        // The rest of Steps: the plan, the steps by concern, the flows, the workspace.
-        .target(name: "Steps", dependencies: ["Engine", "Transport", "Digest", "JSON", "Yams", "CSSH2", "CCurl", "CShim"], exclude: ["Transport"]),
+        // PlanLanguage (Sources/Steps/Plan): the plan language (YAML → a typed Plan, its errors), above Transport.
+        .target(name: "PlanLanguage", dependencies: ["Engine", "Transport", "JSON", "Yams"], path: "Sources/Steps/Plan"),
+        // The rest of Steps: the steps by concern, the flows, the workspace.
+        .target(name: "Steps", dependencies: ["Engine", "Transport", "PlanLanguage", "Digest", "JSON", "Yams", "CSSH2", "CCurl", "CShim"],
+                exclude: ["Transport", "Plan"]),
         .executableTarget(
             name: "Provision",
-            dependencies: ["Engine", "Steps", "Transport", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Engine", "Steps", "PlanLanguage", "Transport", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "Producer",
@@ -55,12 +58,12 @@ let package = Package(
             path: "Sources/Workloads/Processor"
         ),
         // Measurements for scripts/bench-*, not tests.
-        .executableTarget(name: "Bench", dependencies: ["Engine", "Steps", "Transport", "JSON"], path: "Sources/Bench"),
+        .executableTarget(name: "Bench", dependencies: ["Engine", "Steps", "PlanLanguage", "Transport", "JSON"], path: "Sources/Bench"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Digest"]),
-        .testTarget(name: "StepsTests", dependencies: ["Steps", "Transport", "Engine", "Digest", "JSON", "CShim"]),
+        .testTarget(name: "StepsTests", dependencies: ["Steps", "PlanLanguage", "Transport", "Engine", "Digest", "JSON", "CShim"]),
         // What ProvisionTests and WorkloadTests share: the real binaries run as processes, loopback services.
         .target(name: "TestSupport", dependencies: ["Engine", "CShim"], path: "Tests/TestSupport"),
-        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "Transport", "JSON", "CShim", "TestSupport"]),
+        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "PlanLanguage", "Transport", "JSON", "CShim", "TestSupport"]),
         // The workloads (producer, processor) against a real broker and MongoDB-wire server.
         .testTarget(name: "WorkloadTests", dependencies: ["Engine", "JSON", "TestSupport"]),
     ]

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import Testing
+@testable import PlanLanguage
 
 /// Every malformed plan gets one screen of error with its location and exit code 2, never a crash.
 @Suite struct MalformedPlanTests {

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 @testable import Engine
+@testable import PlanLanguage
 @testable import Steps
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// The `cluster:` and `sandbox:` sections and the built-in steps of cluster targets.

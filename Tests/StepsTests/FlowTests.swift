@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// One flow per target; the plan language's built-in ids are the ones the step types own.

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// `sandbox.init`, the inventory's record of each node's init, and where a K3s service's log is

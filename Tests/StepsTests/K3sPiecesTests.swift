@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Testing
 import Yams
+@testable import PlanLanguage
 @testable import Steps
 
 /// The K3s steps' pure parts: the kubeconfig edits, the agent-log causes, and the stand-in install

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// How verify on K3s reads the broker's topics and the topics the k8s/ tree asks for.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Engine
+@testable import PlanLanguage
 @testable import Steps
 
 /// `provision plan` on the aws plan's real K3s steps: a changed `k3s.version` is named on the steps

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// The plan's `k3s:` section: what it accepts, and a file:line error with a hint for each bad value.

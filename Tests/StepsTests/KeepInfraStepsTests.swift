@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// Which built-in steps `down --keep-infra` keeps, and that the K3s steps' teardowns reach a node

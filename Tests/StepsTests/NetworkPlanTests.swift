@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// The plan's address ranges (`cluster.vpc_cidr`, `k3s.cluster_cidr`, `k3s.service_cidr`,

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// The `allow-from-nodes` NetworkPolicies admit the plan's VPC (the nodes' own addresses), which

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// The plan's `pipeline:` values reach the K3s runtime's objects: images, ConfigMap settings and

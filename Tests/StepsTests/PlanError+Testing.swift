@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// The error `PlanLoader` gives for plan `text` (read as plans/t.yaml), nil when it loads; any

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 @Suite struct PlanLoaderTests {

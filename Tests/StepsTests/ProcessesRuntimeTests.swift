@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 @testable import Transport
 

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 /// `--parallelism` bounds SSH too: the run's one pool takes the effective parallelism, not the plan's.

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+@testable import PlanLanguage
 @testable import Steps
 @testable import Transport
 

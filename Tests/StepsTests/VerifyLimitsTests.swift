@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PlanLanguage
 @testable import Steps
 
 #if canImport(Glibc)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import JSON
+import PlanLanguage
 import Steps
 
 /// Prints an error the way every command does (text on stderr; also JSON on stdout with

@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import JSON
+import PlanLanguage
 import Steps
 
 struct ValidateCommand: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// `node.ready/<node>`: waits until the node answers SSH (host key pinned on first contact) and

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 
 /// A local shell command (`exec` in a plan), with an optional `check` that decides whether it is
 /// already done and an optional `down` for teardown.

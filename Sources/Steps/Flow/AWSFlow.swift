@@ -1,4 +1,5 @@
 import Engine
+import PlanLanguage
 import Transport
 
 /// `target: aws`: the cluster steps against AWS itself.

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// Builds the step graph of a plan: the target's own flow (`LocalFlow`, `SandboxFlow`,

@@ -1,4 +1,5 @@
 import Engine
+import PlanLanguage
 import Transport
 
 /// `runtime: k3s`: K3s on the machines a cluster target made ready.

@@ -1,4 +1,5 @@
 import Engine
+import PlanLanguage
 
 /// `target: local`: only the plan's own steps, on this machine.
 enum LocalFlow {

@@ -1,4 +1,5 @@
 import Engine
+import PlanLanguage
 import Transport
 
 extension Plan {

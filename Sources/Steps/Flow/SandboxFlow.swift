@@ -1,4 +1,5 @@
 import Engine
+import PlanLanguage
 import Transport
 
 /// `target: sandbox`: the sandbox's EC2 API (moto), then the cluster steps against it, with one

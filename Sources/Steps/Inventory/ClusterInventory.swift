@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// The machines a cluster plan created and how to reach each one: what `terraform.apply` produces

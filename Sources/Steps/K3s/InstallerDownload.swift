@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// K3s's install script for the online install (no `k3s.airgap`), pinned twice: fetched from the
@@ -13,14 +14,10 @@ struct InstallerDownload: Sendable, Equatable {
     let expected: String?
 
     /// The install script at release `version`'s tag (`v1.37.1+k3s1` → `.../v1.37.1%2Bk3s1/install.sh`).
-    static func url(version: String) -> String {
-        "https://raw.githubusercontent.com/k3s-io/k3s/\(version.replacingOccurrences(of: "+", with: "%2B"))/install.sh"
-    }
+    static func url(version: String) -> String { K3sSpec.installScriptURL(version: version) }
 
     /// Whether `text` is a sha256 as the plan writes it (64 hex digits).
-    static func isDigest(_ text: String) -> Bool {
-        text.count == 64 && text.allSatisfy(\.isHexDigit)
-    }
+    static func isDigest(_ text: String) -> Bool { K3sSpec.isDigest(text) }
 
     /// The node's shell command: downloads to `path`.download, compares its sha256 with `expected`
     /// and only then moves it to `path` (mode 0700). It prints `provision-installer: sha256 <got>` and

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// One node as the K3s steps use it: commands (as root: through `sudo -n` when the login user is

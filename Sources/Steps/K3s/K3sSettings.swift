@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// What every K3s step of a plan shares: the plan's `k3s:` section with its files resolved, the
@@ -39,4 +40,9 @@ struct K3sSettings: Sendable {
             + "token=\(spec.tokenSecret.map { "secret:\($0)" } ?? "generated")"
             + (spec.installScriptSHA256.map { " installer=sha256:\($0)" } ?? "")
     }
+}
+
+extension K3sSettings {
+    /// The keys `inputs` (shared by every K3s step) is made of.
+    var planKeys: [String: String] { spec.planKeys(["version", "airgap", "token"]) }
 }

@@ -1,3 +1,4 @@
+import PlanLanguage
 import Transport
 
 /// Where a service's output goes on a node, and the shell commands that read it: journald

@@ -1,6 +1,7 @@
 import Digest
 import Foundation
 import JSON
+import PlanLanguage
 
 /// The plan's `pipeline:` section written into the rendered k8s/ objects, so that the K3s runtime
 /// runs what the plan says rather than the tree's examples:
@@ -178,7 +179,5 @@ struct PipelineValues: Sendable {
     }
 
     /// A rate as the producer reads it: "50", "12.5".
-    static func number(_ value: Double) -> String {
-        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
-    }
+    static func number(_ value: Double) -> String { PipelineSpec.number(value) }
 }

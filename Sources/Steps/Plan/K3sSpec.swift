@@ -106,3 +106,16 @@ public struct K3sSpec: Sendable, Equatable {
         self.version = version
     }
 }
+
+extension K3sSpec {
+    /// K3s's install script at release `version`'s tag (`v1.37.1+k3s1` → `.../v1.37.1%2Bk3s1/install.sh`),
+    /// as `k3s.install_script_sha256` pins it.
+    package static func installScriptURL(version: String) -> String {
+        "https://raw.githubusercontent.com/k3s-io/k3s/\(version.replacingOccurrences(of: "+", with: "%2B"))/install.sh"
+    }
+
+    /// Whether `text` is a sha256 as the plan writes it (64 hex digits).
+    package static func isDigest(_ text: String) -> Bool {
+        text.count == 64 && text.allSatisfy(\.isHexDigit)
+    }
+}

@@ -5,9 +5,9 @@ import Foundation
 
 extension PipelineSpec {
     /// `pipeline.<key>` for each of `names` (`images` gives `images.processor` and `images.producer`).
-    func planKeys(_ names: [String]) -> [String: String] {
+    package func planKeys(_ names: [String]) -> [String: String] {
         var all = [
-            "rate": PipelineValues.number(rate), "gpus_per_producer": String(gpusPerProducer), "batch_size": String(batchSize),
+            "rate": Self.number(rate), "gpus_per_producer": String(gpusPerProducer), "batch_size": String(batchSize),
             "batch_wait_ms": String(batchWaitMs), "partitions": String(partitions), "retention_days": String(retentionDays),
         ]
         if let maxLatency { all["max_latency"] = maxLatency.formatted }
@@ -18,6 +18,11 @@ extension PipelineSpec {
         return Self.select(all, names, prefix: "pipeline.")
     }
 
+    /// A rate as the producer reads it: "50", "12.5".
+    package static func number(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
     static func select(_ all: [String: String], _ names: [String], prefix: String) -> [String: String] {
         Dictionary(uniqueKeysWithValues: all.filter { key, _ in names.contains { key == $0 || key.hasPrefix($0 + ".") } }
             .map { (prefix + $0.key, $0.value) })
@@ -26,7 +31,7 @@ extension PipelineSpec {
 
 extension K3sSpec {
     /// `k3s.<key>` for each of `names` (`airgap` gives its three files).
-    func planKeys(_ names: [String]) -> [String: String] {
+    package func planKeys(_ names: [String]) -> [String: String] {
         var all: [String: String] = [
             "version": version, "token": tokenSecret.map { "secret:\($0)" } ?? "generated", "extra_args": extraArgs.joined(separator: " "),
             "disable": disable.joined(separator: ","), "cluster_cidr": clusterCIDR.description, "service_cidr": serviceCIDR.description,
@@ -42,9 +47,4 @@ extension K3sSpec {
         }
         return PipelineSpec.select(all, names, prefix: "k3s.")
     }
-}
-
-extension K3sSettings {
-    /// The keys `inputs` (shared by every K3s step) is made of.
-    var planKeys: [String: String] { spec.planKeys(["version", "airgap", "token"]) }
 }

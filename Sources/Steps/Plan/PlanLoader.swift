@@ -487,9 +487,9 @@ public enum PlanLoader {
         if let n = k["api_local_port"] { spec.apiLocalPort = try reader.int(n.value, "k3s.api_local_port", range: 1...65535) }
         if let n = k["install_script_sha256"] {
             let text = try reader.string(n.value, "k3s.install_script_sha256")
-            guard InstallerDownload.isDigest(text) else {
+            guard K3sSpec.isDigest(text) else {
                 throw reader.error(at: n.value, "k3s.install_script_sha256 must be a sha256 (64 hex digits), found '\(text)'",
-                                   hint: "the digest of install.sh at your k3s.version's tag: curl -sfL \(InstallerDownload.url(version: spec.version)) | sha256sum")
+                                   hint: "the digest of install.sh at your k3s.version's tag: curl -sfL \(K3sSpec.installScriptURL(version: spec.version)) | sha256sum")
             }
             if k["airgap"] != nil {
                 throw reader.error(at: n.value, "k3s.install_script_sha256 pins the downloaded install script; with k3s.airgap nothing is downloaded",

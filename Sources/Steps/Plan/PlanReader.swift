@@ -4,7 +4,7 @@ import Yams
 
 /// Typed access to a composed YAML tree that turns every mistake into a `PlanError` pointing at
 /// the offending node, with a snippet and a hint.
-struct PlanReader {
+package struct PlanReader {
     let file: String
     let lines: [Substring]
 
@@ -134,7 +134,7 @@ struct PlanReader {
     }
 
     /// "500ms", "10s", "5m", "1h", "1m30s", or a bare number of seconds.
-    static func parseDuration(_ text: String) -> Duration? {
+    package static func parseDuration(_ text: String) -> Duration? {
         if let seconds = Double(text), seconds >= 0 { return .milliseconds(Int(seconds * 1000)) }
         var total = 0.0
         var number = ""

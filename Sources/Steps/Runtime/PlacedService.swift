@@ -1,5 +1,6 @@
 import Digest
 import Foundation
+import PlanLanguage
 
 /// A node as a runtime sees it: its name, whether it is the control plane, and the address its
 /// services listen on and are reached at (from the cluster inventory, never assumed loopback).

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import JSON
+import PlanLanguage
 
 /// `runtime: processes`: the pipeline as services of each node's service manager (OpenRC in the
 /// sandbox), the way K3s would run it as pods. Stand-ins, named: Tansu for Kafka, nx-27017 for

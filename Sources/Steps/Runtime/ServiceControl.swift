@@ -1,3 +1,4 @@
+import PlanLanguage
 import Transport
 
 /// The shell commands that drive a node's service manager for one unit: OpenRC's `rc-service`

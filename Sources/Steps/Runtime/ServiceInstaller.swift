@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// Installs, inspects and removes placed services on one node through its service manager

@@ -1,6 +1,7 @@
 import Digest
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// `service.<kind>` (on the control plane) or `service.<kind>/<node>` (one per node): one service

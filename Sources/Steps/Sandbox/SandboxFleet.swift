@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 
 /// Keeps exactly one sandbox SSH host per live instance: starts hosts for new instances, restarts
 /// stopped ones (same address, same host key), stops the hosts of instances that are gone, and

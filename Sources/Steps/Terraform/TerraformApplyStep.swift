@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import JSON
+import PlanLanguage
 
 /// `terraform.apply`: creates the network, security group and nodes with the real terraform, and
 /// in the sandbox gives every instance its SSH host.

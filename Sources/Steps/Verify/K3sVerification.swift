@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// `PipelineVerifier` on a K3s cluster, shared by `provision verify` and the `verify` step: the

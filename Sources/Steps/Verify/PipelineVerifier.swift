@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import JSON
+import PlanLanguage
 import Transport
 
 /// Proves the pipeline works end to end, whichever runtime runs it: the processor answers, the

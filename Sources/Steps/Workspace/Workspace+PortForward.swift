@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 import Transport
 
 /// An open `provision port-forward`: the local URL and what it reaches.

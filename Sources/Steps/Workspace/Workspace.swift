@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import PlanLanguage
 
 /// A plan together with its state directory (`<state-root>/<plan name>/`): what every
 /// `provision` command works on.

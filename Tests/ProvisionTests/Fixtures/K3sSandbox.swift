@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+@testable import PlanLanguage
 @testable import Steps
 
 /// `runtime: k3s` sandboxes for the K3s suites: a plan against the K3s stand-in (Tests/K3sStandIn)

@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+@testable import PlanLanguage
 @testable import Steps
 
 /// What the K3s stand-in (Tests/K3sStandIn) keeps on the control plane, as the K3s suites read
