@@ -88,14 +88,16 @@ import Testing
 
     /// Steps whose commands run for a second: each start and end, with the command's pid, goes to
     /// a ledger (a command stopped by a signal says so before it ends; its traps come first, so a
-    /// signal cannot end it between its start and its traps). Its stderr goes to a file:
+    /// signal cannot end it between its start and its traps; its end line ignores TERM and INT, which
+    /// its `date` inherits: a stop that arrives while it writes that line, to its whole process
+    /// group, once killed `date` and left an end without a time). Its stderr goes to a file:
     /// once `provision` is killed nobody reads the pipe, and the shell's "Terminated" would kill it
     /// with SIGPIPE before it could write its end.
     static let ledgerScript = """
         exec 2>>stderr.txt
         what=$1; step=$PROVISION_STEP
         now() { date +%s.%N; }
-        trap 'echo "end $step $what $$ $(now)" >> ledger.txt' EXIT
+        trap 'trap "" TERM INT; echo "end $step $what $$ $(now)" >> ledger.txt' EXIT
         trap 'echo "stopped $step $what $$ $(now)" >> ledger.txt; exit 143' TERM INT
         echo "start $step $what $$ $(now)" >> ledger.txt
         case $what in
