@@ -32,17 +32,32 @@ let package = Package(
         // JSON as a value (JSONValue), shared by the provisioner and the workloads.
         .target(name: "JSON"),
         .target(name: "Engine", dependencies: ["CSQLite", "CShim", "Digest"]),
-        // Steps' layers, each a target under Sources/Steps/<Layer> that imports only those below it.
+        // Steps' layers, each a target under Sources/Steps/<Layer> that imports only those below it (the
+        // order of LayoutDocumentationTests.stepsLayers).
         // Transport: commands here and on nodes (CommandRunner, SSH, shell quoting), HTTP.
         .target(name: "Transport", dependencies: ["Engine", "JSON", "CSSH2", "CCurl", "CShim"], path: "Sources/Steps/Transport"),
         // PlanLanguage (Sources/Steps/Plan): the plan language (YAML → a typed Plan, its errors), above Transport.
         .target(name: "PlanLanguage", dependencies: ["Engine", "Transport", "JSON", "Yams"], path: "Sources/Steps/Plan"),
-        // The rest of Steps: the steps by concern, the flows, the workspace.
-        .target(name: "Steps", dependencies: ["Engine", "Transport", "PlanLanguage", "Digest", "JSON", "Yams", "CSSH2", "CCurl", "CShim"],
-                exclude: ["Transport", "Plan"]),
+        // Infra: the machines and what knows them (cloud API, Terraform, sandbox hosts, SSH key, node
+        // readiness, inventory), above the plan language.
+        .target(name: "Infra", dependencies: ["Engine", "Transport", "PlanLanguage", "Digest", "JSON", "CShim"], path: "Sources/Steps/Infra"),
+        // NodeRuntime: what runs on the nodes (artifacts, services under the node's service manager, their probes).
+        .target(name: "NodeRuntime", dependencies: ["Engine", "Transport", "PlanLanguage", "Infra", "Digest", "JSON"], path: "Sources/Steps/NodeRuntime"),
+        // Kube: K3s on the nodes (install, joins, upgrades), the typed Kubernetes client and models, what is
+        // deployed through it (manifests, charts, rollouts).
+        .target(name: "Kube", dependencies: ["Engine", "Transport", "PlanLanguage", "Infra", "NodeRuntime", "Digest", "JSON", "Yams"], path: "Sources/Steps/Kube"),
+        // Verification: the pipeline checked end to end on either runtime (verify), and the run report.
+        .target(name: "Verification", dependencies: ["Engine", "Transport", "PlanLanguage", "Infra", "NodeRuntime", "Kube", "JSON"],
+                path: "Sources/Steps/Verification"),
+        // Flows: one step graph per target (local, sandbox, aws, and K3s's steps on the last two).
+        .target(name: "Flows", dependencies: ["Engine", "Transport", "PlanLanguage", "Infra", "NodeRuntime", "Kube", "Verification"],
+                path: "Sources/Steps/Flows"),
+        // App (Sources/Steps/Workspace): what the commands share, a plan's state directory and its runs (Workspace).
+        .target(name: "App", dependencies: ["Engine", "Transport", "PlanLanguage", "Infra", "NodeRuntime", "Kube", "Verification", "Flows"],
+                path: "Sources/Steps/Workspace"),
         .executableTarget(
             name: "Provision",
-            dependencies: ["Engine", "Steps", "PlanLanguage", "Transport", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Engine", "App", "Infra", "Kube", "Verification", "PlanLanguage", "Transport", "JSON", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "Producer",
@@ -58,12 +73,12 @@ let package = Package(
             path: "Sources/Workloads/Processor"
         ),
         // Measurements for scripts/bench-*, not tests.
-        .executableTarget(name: "Bench", dependencies: ["Engine", "Steps", "PlanLanguage", "Transport", "JSON"], path: "Sources/Bench"),
+        .executableTarget(name: "Bench", dependencies: ["Engine", "App", "Infra", "Transport"], path: "Sources/Bench"),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Digest"]),
-        .testTarget(name: "StepsTests", dependencies: ["Steps", "PlanLanguage", "Transport", "Engine", "Digest", "JSON", "CShim"]),
+        .testTarget(name: "StepsTests", dependencies: ["App", "Infra", "NodeRuntime", "Kube", "Verification", "Flows", "PlanLanguage", "Transport", "Engine", "Digest", "JSON", "CShim"]),
         // What ProvisionTests and WorkloadTests share: the real binaries run as processes, loopback services.
         .target(name: "TestSupport", dependencies: ["Engine", "CShim"], path: "Tests/TestSupport"),
-        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "Steps", "PlanLanguage", "Transport", "JSON", "CShim", "TestSupport"]),
+        .testTarget(name: "ProvisionTests", dependencies: ["Engine", "App", "Infra", "NodeRuntime", "Kube", "Verification", "PlanLanguage", "Transport", "JSON", "CShim", "TestSupport"]),
         // The workloads (producer, processor) against a real broker and MongoDB-wire server.
         .testTarget(name: "WorkloadTests", dependencies: ["Engine", "JSON", "TestSupport"]),
     ]

@@ -6,9 +6,10 @@
 //                                    the floor of a no-op `up` on the running cluster recorded in
 //                                    STATE (a plan's state directory): fresh libssh2 sessions to every
 //                                    node at once, one `true` on each; the median of RUNS (7).
+import App
 import Engine
 import Foundation
-import Steps
+import Infra
 import Transport
 
 #if canImport(Glibc)

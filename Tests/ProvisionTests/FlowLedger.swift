@@ -1,7 +1,8 @@
-import Foundation
-import TestSupport
+@testable import App
 @testable import Engine
-@testable import Steps
+import Foundation
+@testable import NodeRuntime
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -1,8 +1,9 @@
+@testable import App
+@testable import Engine
 import Foundation
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
+@testable import Verification
 
 /// `provision report` on exec-only plans, through the real binary: what a run did, marked on its
 /// timeline, in a page that headless Chromium renders without a console error or a request.

@@ -1,8 +1,9 @@
-import Foundation
-import TestSupport
+@testable import App
 @testable import Engine
+import Foundation
+@testable import Infra
 @testable import PlanLanguage
-@testable import Steps
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc

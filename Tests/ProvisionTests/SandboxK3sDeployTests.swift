@@ -1,11 +1,12 @@
+@testable import Engine
 import Foundation
 import TestSupport
 import Testing
-@testable import Engine
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import Steps
+@testable import App
+@testable import Kube
 
 /// `platform` and `workloads` (the k8s/ tree onto K3s) on sandbox nodes, against the K3s stand-in
 /// (Tests/K3sStandIn), whose `kubectl` keeps applied objects as JSON on the control plane and

@@ -1,8 +1,10 @@
+@testable import App
+@testable import Engine
 import Foundation
+@testable import Infra
+@testable import Kube
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
 
 /// `provision down --keep-infra` on `runtime: k3s` sandbox nodes (real sshd and OpenRC per node),
 /// against the K3s stand-in in Tests/K3sStandIn given as airgap files: its install script writes

@@ -1,8 +1,9 @@
+@testable import App
+@testable import Engine
 import Foundation
+@testable import Kube
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
 
 /// `monitoring` (kube-prometheus-stack, Loki and Alloy as HelmCharts for K3s's Helm controller) on
 /// sandbox nodes, against the K3s stand-in (Tests/K3sStandIn), whose kubectl turns an applied

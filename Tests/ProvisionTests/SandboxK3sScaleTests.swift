@@ -1,8 +1,9 @@
+@testable import App
+@testable import Engine
 import Foundation
+@testable import Kube
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
 
 #if canImport(Glibc)
 import Glibc

@@ -1,8 +1,9 @@
+@testable import App
+@testable import Engine
 import Foundation
+@testable import Infra
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
 
 /// `runtime: k3s` on sandbox nodes that boot systemd (`sandbox.init: systemd`): the K3s stand-in's
 /// install script writes a Type=notify unit and its env file as K3s's does under systemd, the

@@ -1,8 +1,9 @@
+@testable import App
+@testable import Engine
 import Foundation
+@testable import Kube
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
 
 /// What a real cluster does that the K3s steps must survive, on sandbox nodes against the K3s
 /// stand-in (Tests/K3sStandIn): an API server that fails a share of the calls (`apiflaky`), Helm

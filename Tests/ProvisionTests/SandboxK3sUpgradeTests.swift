@@ -1,11 +1,12 @@
+@testable import Engine
 import Foundation
 import TestSupport
 import Testing
-@testable import Engine
 #if canImport(Glibc)
 import Glibc
 #endif
-@testable import Steps
+@testable import App
+@testable import Kube
 
 /// Rolling K3s upgrades on sandbox nodes (1 server + 3 workers, the k8s/ tree deployed) against
 /// the K3s stand-in (Tests/K3sStandIn), which places pods on nodes, cordons, drains through

@@ -1,8 +1,9 @@
+@testable import App
+@testable import Engine
 import Foundation
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
+@testable import Verification
 
 #if canImport(Glibc)
 import Glibc

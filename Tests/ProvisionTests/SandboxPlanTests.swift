@@ -1,8 +1,8 @@
+@testable import App
+@testable import Engine
 import Foundation
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
 
 /// `provision plan --refresh` on a real sandbox (moto, one worker, the pipeline under the nodes'
 /// service manager): a unit stopped behind the store's back is what the live checks name.

@@ -1,9 +1,10 @@
+@testable import App
+@testable import Engine
 import Foundation
+@testable import Infra
+@testable import PlanLanguage
 import TestSupport
 import Testing
-@testable import Engine
-@testable import PlanLanguage
-@testable import Steps
 
 extension SandboxSelfHealingTests {
     /// Faults that plain `up` repairs in a running sandbox pipeline: the broker's topics deleted, a

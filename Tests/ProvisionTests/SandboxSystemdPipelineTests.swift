@@ -1,8 +1,8 @@
+@testable import App
+@testable import Engine
 import Foundation
 import TestSupport
 import Testing
-@testable import Engine
-@testable import Steps
 
 /// `runtime: processes` on sandbox nodes that boot systemd (`sandbox.init: systemd`): every service
 /// a systemd unit (Restart=on-failure, journald, its environment file 0600), on machines whose

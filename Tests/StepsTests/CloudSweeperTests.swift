@@ -1,7 +1,8 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Infra
 import Testing
-@testable import Steps
 
 /// The sweep of a plan's untracked resources against a real moto on loopback: every kind the
 /// Terraform modules create, wired together as terraform wires them (an attached gateway, an

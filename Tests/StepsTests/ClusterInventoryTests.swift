@@ -1,7 +1,8 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Infra
 import Testing
-@testable import Steps
 
 /// The typed cluster inventory: one encoding, the same value after a trip through the run store.
 @Suite struct ClusterInventoryTests {

@@ -1,8 +1,8 @@
+@testable import App
 import Engine
 import Foundation
-import Testing
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// The `cluster:` and `sandbox:` sections and the built-in steps of cluster targets.
 @Suite struct ClusterPlanTests {

@@ -1,8 +1,12 @@
+@testable import App
 import Engine
 import Foundation
-import Testing
+@testable import Infra
+@testable import Kube
+@testable import NodeRuntime
 @testable import PlanLanguage
-@testable import Steps
+import Testing
+@testable import Verification
 
 /// One flow per target; the plan language's built-in ids are the ones the step types own.
 @Suite struct FlowTests {

@@ -1,6 +1,7 @@
+@testable import App
 import Foundation
+@testable import Kube
 import Testing
-@testable import Steps
 @testable import Transport
 
 /// What `provision port-forward` reaches: Service names that match the monitoring HelmChart in k8s/,

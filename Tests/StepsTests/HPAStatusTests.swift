@@ -1,6 +1,7 @@
+@testable import App
 import Foundation
+@testable import Kube
 import Testing
-@testable import Steps
 
 /// `HPAStatus` reads an HPA as `kubectl get -o json` answers it (the shapes the real controller
 /// writes); `ScaleCheck`'s pure helpers build the ConfigMap that restores the producers' RATE.

@@ -1,6 +1,7 @@
+@testable import App
 import Foundation
+@testable import Kube
 import Testing
-@testable import Steps
 
 /// How the monitoring step judges one HelmChart from the chart, its helm-install Job and the Job's pods.
 @Suite struct HelmInstallTests {

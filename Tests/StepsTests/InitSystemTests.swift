@@ -1,8 +1,10 @@
+@testable import App
 import Engine
 import Foundation
-import Testing
+@testable import Infra
+@testable import Kube
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// `sandbox.init`, the inventory's record of each node's init, and where a K3s service's log is
 /// read for each init: pure logic, no node.

@@ -1,7 +1,8 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Kube
 import Testing
-@testable import Steps
 
 /// The online install's download of K3s's install script, run as the node runs it (the same shell
 /// command, with the real curl and sha256sum) against the K3s stand-in's install script served over

@@ -1,9 +1,11 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Infra
+@testable import Kube
+@testable import PlanLanguage
 import Testing
 import Yams
-@testable import PlanLanguage
-@testable import Steps
 
 /// The K3s steps' pure parts: the kubeconfig edits, the agent-log causes, and the stand-in install
 /// script's refusals (run here, where no service manager exists).

@@ -1,7 +1,8 @@
+@testable import App
 import Foundation
-import Testing
 @testable import PlanLanguage
-@testable import Steps
+import Testing
+@testable import Verification
 
 /// How verify on K3s reads the broker's topics and the topics the k8s/ tree asks for.
 @Suite struct K3sPipelineTests {

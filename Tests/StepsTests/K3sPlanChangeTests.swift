@@ -1,8 +1,10 @@
-import Foundation
-import Testing
+@testable import App
 @testable import Engine
+import Foundation
+@testable import Infra
+@testable import Kube
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// `provision plan` on the aws plan's real K3s steps: a changed `k3s.version` is named on the steps
 /// it reinstalls, which come server first, then the workers together; the machines stay unchanged.

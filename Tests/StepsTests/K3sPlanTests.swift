@@ -1,8 +1,9 @@
+@testable import App
 import Engine
 import Foundation
-import Testing
+@testable import Kube
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// The plan's `k3s:` section: what it accepts, and a file:line error with a hint for each bad value.
 @Suite struct K3sPlanTests {

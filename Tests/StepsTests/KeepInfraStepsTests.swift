@@ -1,8 +1,8 @@
+@testable import App
 import Engine
 import Foundation
-import Testing
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// Which built-in steps `down --keep-infra` keeps, and that the K3s steps' teardowns reach a node
 /// only when the machines are kept.

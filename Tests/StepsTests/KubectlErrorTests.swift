@@ -1,6 +1,7 @@
+@testable import App
 import Foundation
+@testable import Kube
 import Testing
-@testable import Steps
 
 /// Which failed kubectl calls the K3s steps retry: the API's transient errors, never an answer about the request.
 @Suite struct KubectlErrorTests {

@@ -1,4 +1,6 @@
+import Flows
 import Foundation
+import Infra
 import Testing
 @testable import Transport
 
@@ -8,17 +10,17 @@ import Testing
     @Test func layoutAndArchitectureDocNameEverySourceFolder() throws {
         let architecture = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/architecture.md"), encoding: .utf8)
         let layout = try #require(architecture.components(separatedBy: "## Layout").dropFirst().first?.components(separatedBy: "\n## ").first)
-        for module in ["Engine", "Steps", "Provision"] {
+        for module in ["Engine", "Steps", "Provision"] + Self.stepsLayers.map { "Steps/\(Self.folder(of: $0))" } {
             let root = repositoryRoot.appendingPathComponent("Sources/\(module)")
             let folders = try FileManager.default.contentsOfDirectory(atPath: root.path).filter { name in
                 var isDirectory: ObjCBool = false
                 return FileManager.default.fileExists(atPath: root.appendingPathComponent(name).path, isDirectory: &isDirectory) && isDirectory.boolValue
             }
-            #expect(!folders.isEmpty)
+            #expect(!folders.isEmpty || module.hasPrefix("Steps/"), "Sources/\(module) has no folders")
             for folder in folders {
                 #expect(layout.contains("\(folder)/"), "docs/architecture.md Layout does not name Sources/\(module)/\(folder)/")
-                if module == "Steps" {
-                    #expect(architecture.contains(folder), "docs/architecture.md does not name Steps/\(folder)")
+                if module.hasPrefix("Steps") {
+                    #expect(architecture.contains(folder), "docs/architecture.md does not name \(module)/\(folder)")
                 }
             }
         }
@@ -56,6 +58,14 @@ import Testing
         return targets
     }
 
+    /// Steps' layers from the bottom: each may depend only on those before it.
+    static let stepsLayers = ["Transport", "PlanLanguage", "Infra", "NodeRuntime", "Kube", "Verification", "Flows", "App"]
+
+    /// A layer's folder under Sources/Steps.
+    static func folder(of layer: String) -> String {
+        ["PlanLanguage": "Plan", "App": "Workspace"][layer] ?? layer
+    }
+
     static func packageDependencies() throws -> [String: Set<String>] {
         try packageTargets().mapValues(\.dependencies)
     }
@@ -64,7 +74,7 @@ import Testing
     /// would let it import another one that happens to be built first).
     @Test func everyFileImportsOnlyTargetsItsOwnTargetDependsOn() throws {
         let targets = try Self.packageTargets()
-        #expect(targets["Transport"]?.path == "Sources/Steps/Transport" && targets["Steps"]?.dependencies.contains("Transport") == true,
+        #expect(targets["Transport"]?.path == "Sources/Steps/Transport" && targets["App"]?.dependencies.contains("Transport") == true,
                 "Steps' layers are targets: \(targets.keys.sorted())")
         var files = 0
         for (name, target) in targets {
@@ -87,7 +97,7 @@ import Testing
 
     @Test func theModulesTableSaysWhatPackageSwiftDeclares() throws {
         let targets = try Self.packageDependencies()
-        #expect(targets["Steps"]?.contains("Engine") == true, "Package.swift must be read: \(targets.keys.sorted())")
+        #expect(targets["App"]?.contains("Engine") == true, "Package.swift must be read: \(targets.keys.sorted())")
         let architecture = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/architecture.md"), encoding: .utf8)
         var checked: [String] = []
         for match in architecture.matches(of: #/(?m)^\| `(\w+)` \(Sources/[\w/]+\) \| ([^|]*) \|/#) {
@@ -98,6 +108,57 @@ import Testing
             #expect(documented == declared, "docs/architecture.md says \(module) depends on \(documented.sorted()); Package.swift says \(declared.sorted())")
             checked.append(module)
         }
-        #expect(Set(checked).isSuperset(of: ["Engine", "Transport", "PlanLanguage", "Steps", "Provision", "Bench", "Digest", "JSON"]), "rows checked: \(checked)")
+        #expect(Set(checked).isSuperset(of: ["Engine", "Provision", "Bench", "Digest", "JSON"] + Self.stepsLayers), "rows checked: \(checked)")
+    }
+
+    /// Every folder of Sources/Steps is a layer's target, and a layer depends on no layer above it.
+    @Test func stepsLayersAreTargetsThatDependOnlyOnLayersBelowThem() throws {
+        let targets = try Self.packageTargets()
+        let folders = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("Sources/Steps").path)
+        #expect(Set(folders) == Set(Self.stepsLayers.map(Self.folder(of:))), "Sources/Steps holds \(folders.sorted()); each folder must be one layer's target")
+        for layer in Self.stepsLayers {
+            let target = try #require(targets[layer], "Package.swift declares no target \(layer)")
+            #expect(target.path == "Sources/Steps/\(Self.folder(of: layer))")
+            let above = Self.dependenciesAbove(layer, target.dependencies)
+            #expect(above.isEmpty, "\(layer) depends on \(above.sorted()), which are not below it (order: \(Self.stepsLayers))")
+        }
+        #expect(Self.dependenciesAbove("Infra", ["Engine", "Transport", "Kube"]) == ["Kube"], "the rule catches a layer that depends on one above it")
+    }
+
+    /// Those of `dependencies` that are `layer` itself or a layer above it.
+    static func dependenciesAbove(_ layer: String, _ dependencies: Set<String>) -> Set<String> {
+        guard let index = stepsLayers.firstIndex(of: layer) else { return [] }
+        return dependencies.intersection(stepsLayers.dropFirst(index))
+    }
+
+    /// docs/architecture.md's layer diagram draws Package.swift's layers: each layer's dependencies on
+    /// other layers, less those another drawn arrow implies (the transitive reduction).
+    @Test func theLayerDiagramIsPackageSwiftsLayers() throws {
+        let targets = try Self.packageDependencies()
+        let layers = Set(Self.stepsLayers)
+        var direct: [String: Set<String>] = [:]
+        for layer in Self.stepsLayers { direct[layer] = (targets[layer] ?? []).intersection(layers) }
+        func reaches(_ from: String, _ to: String, skipping edge: (String, String)) -> Bool {
+            var seen: Set<String> = []
+            var queue = [from]
+            while let next = queue.popLast() {
+                for dependency in direct[next] ?? [] where (next, dependency) != edge && seen.insert(dependency).inserted {
+                    if dependency == to { return true }
+                    queue.append(dependency)
+                }
+            }
+            return false
+        }
+        var expected: Set<String> = []
+        for (layer, dependencies) in direct {
+            for dependency in dependencies where !reaches(layer, dependency, skipping: (layer, dependency)) {
+                expected.insert("\(layer) --> \(dependency)")
+            }
+        }
+        let architecture = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/architecture.md"), encoding: .utf8)
+        let diagram = try #require(architecture.firstMatch(of: #/```mermaid\nflowchart BT\n([^`]*)```/#)?.1, "docs/architecture.md has no layer diagram")
+        let drawn = Set(diagram.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        #expect(expected.count >= Self.stepsLayers.count - 1, "every layer but the lowest depends on another: \(expected.sorted())")
+        #expect(drawn == expected, "docs/architecture.md's layer diagram draws \(drawn.sorted()); Package.swift's layers are \(expected.sorted())")
     }
 }

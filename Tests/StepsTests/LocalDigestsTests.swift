@@ -1,8 +1,9 @@
+@testable import App
 import Digest
 import Engine
 import Foundation
+@testable import NodeRuntime
 import Testing
-@testable import Steps
 @testable import Transport
 
 /// Local files' digests, computed once per version of a file and shared by callers asking at once.

@@ -1,7 +1,8 @@
+@testable import App
 import Foundation
-import Testing
+@testable import Infra
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// The plan's address ranges (`cluster.vpc_cidr`, `k3s.cluster_cidr`, `k3s.service_cidr`,
 /// `cluster.allowed_cidrs`) and the K3s arguments they become.

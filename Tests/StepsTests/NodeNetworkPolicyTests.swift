@@ -1,7 +1,8 @@
+@testable import App
 import Foundation
-import Testing
+@testable import Kube
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// The `allow-from-nodes` NetworkPolicies admit the plan's VPC (the nodes' own addresses), which
 /// no longer contains the pods: pod and node ranges are disjoint (`k3s.cluster_cidr`).

@@ -1,7 +1,8 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Kube
 import Testing
-@testable import Steps
 
 /// The joins' one watcher of node registration: concurrent callers share a listing, and no caller
 /// is answered by a listing older than it may be.

@@ -1,7 +1,8 @@
+@testable import App
 import Foundation
 import Testing
-@testable import Steps
 @testable import Transport
+@testable import Verification
 
 /// Without an answering Prometheus the report still has every chart and SLO, each saying why it is empty.
 @Suite struct PipelineMeasurementsTests {

@@ -1,7 +1,8 @@
+@testable import App
 import Foundation
-import Testing
+@testable import Kube
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// The plan's `pipeline:` values reach the K3s runtime's objects: images, ConfigMap settings and
 /// partitions, a pod-template digest that rolls pods when a setting changes, and a topics Job named

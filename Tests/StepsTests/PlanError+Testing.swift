@@ -1,7 +1,7 @@
+@testable import App
 import Foundation
-import Testing
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// The error `PlanLoader` gives for plan `text` (read as plans/t.yaml), nil when it loads; any
 /// other error type is recorded as an issue.

@@ -1,8 +1,8 @@
+@testable import App
 import Engine
 import Foundation
-import Testing
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 @Suite struct PlanLoaderTests {
     func parse(_ text: String) throws -> Plan {

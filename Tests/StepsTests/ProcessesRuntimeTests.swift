@@ -1,9 +1,11 @@
+@testable import App
 import Engine
 import Foundation
-import Testing
+@testable import NodeRuntime
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 @testable import Transport
+@testable import Verification
 
 /// `runtime: processes` on real sandbox nodes (OpenRC from the node image): the whole pipeline as
 /// services (Tansu, nx-27017, processor, producers, Prometheus with the k8s/ alert rules,

@@ -1,7 +1,7 @@
+@testable import App
 import Engine
 import Foundation
 import Testing
-@testable import Steps
 @testable import Transport
 
 /// Commands on a node outlive a dropped channel; a later attempt of the same step waits for (or

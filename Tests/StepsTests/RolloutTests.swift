@@ -1,6 +1,7 @@
+@testable import App
 import Foundation
+@testable import Kube
 import Testing
-@testable import Steps
 
 /// `Rollout` judges Deployments and StatefulSets as `kubectl rollout status` does and names why a
 /// pod does not run; `Manifests` selects a namespace from kustomize's output as typed JSON.

@@ -1,7 +1,8 @@
+@testable import App
+@testable import Engine
 import Foundation
 import Testing
-@testable import Engine
-@testable import Steps
+@testable import Verification
 
 /// `RunTimeline` rebuilds a run from its events: attempts, retries, outcomes, fan-out groups and
 /// the critical path.

@@ -1,8 +1,9 @@
+@testable import App
 import Engine
 import Foundation
-import Testing
+@testable import Infra
 @testable import PlanLanguage
-@testable import Steps
+import Testing
 
 /// `--parallelism` bounds SSH too: the run's one pool takes the effective parallelism, not the plan's.
 @Suite(.serialized) struct SSHParallelismTests {

@@ -1,7 +1,7 @@
+@testable import App
 import Engine
 import Foundation
 import Testing
-@testable import Steps
 @testable import Transport
 
 #if canImport(Glibc)

@@ -1,8 +1,8 @@
+@testable import App
 import CShim
 import Engine
 import Foundation
 import Testing
-@testable import Steps
 @testable import Transport
 
 #if canImport(Glibc)

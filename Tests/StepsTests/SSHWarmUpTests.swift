@@ -1,7 +1,8 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Infra
 import Testing
-@testable import Steps
 @testable import Transport
 
 /// The pool's handshakes: one per node however many commands ask for it while it is under way,

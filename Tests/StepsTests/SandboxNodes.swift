@@ -1,7 +1,8 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Infra
 @testable import PlanLanguage
-@testable import Steps
 @testable import Transport
 
 /// Real sandbox SSH hosts for tests, in a temporary directory, stopped by PID when done.

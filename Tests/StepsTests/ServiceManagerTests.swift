@@ -1,7 +1,8 @@
+@testable import App
 import Engine
 import Foundation
+@testable import NodeRuntime
 import Testing
-@testable import Steps
 @testable import Transport
 
 /// OpenRC, from the node image, as the sandbox nodes' service manager: real init scripts rendered

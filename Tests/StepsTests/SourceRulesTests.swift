@@ -1,4 +1,5 @@
 import Foundation
+import Kube
 import Testing
 @testable import Transport
 
@@ -41,13 +42,13 @@ import Testing
         var clientFiles: [String] = []
         for (path, lines) in try Self.sourceLines() {
             let found = Self.kubectlCommandLines(lines)
-            if path == "Sources/Steps/K3s/Kubectl.swift" {
+            if path == "Sources/Steps/Kube/K3s/Kubectl.swift" {
                 if !found.isEmpty { clientFiles.append(path) }
                 continue
             }
-            #expect(found.isEmpty, "\(path) builds a kubectl command line; add a method to Kubectl (Sources/Steps/K3s/Kubectl.swift): \(found)")
+            #expect(found.isEmpty, "\(path) builds a kubectl command line; add a method to Kubectl (Sources/Steps/Kube/K3s/Kubectl.swift): \(found)")
         }
-        #expect(clientFiles == ["Sources/Steps/K3s/Kubectl.swift"], "the typed client is where kubectl command lines are built")
+        #expect(clientFiles == ["Sources/Steps/Kube/K3s/Kubectl.swift"], "the typed client is where kubectl command lines are built")
     }
 
     @Test func childProcessesStartOnlyInTheEnginesSupervisor() throws {

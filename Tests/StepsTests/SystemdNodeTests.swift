@@ -1,7 +1,8 @@
+@testable import App
 import Engine
 import Foundation
+@testable import NodeRuntime
 import Testing
-@testable import Steps
 @testable import Transport
 
 /// Sandbox nodes that boot systemd (`sandbox.init: systemd`): real systemd-nspawn machines from

@@ -1,8 +1,9 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Infra
 import JSON
 import Testing
-@testable import Steps
 
 /// The Terraform module and what provision reads from terraform.
 @Suite struct TerraformTests {

@@ -1,7 +1,9 @@
+@testable import App
 import Engine
 import Foundation
+@testable import Infra
+@testable import NodeRuntime
 import Testing
-@testable import Steps
 @testable import Transport
 
 /// The no-op `up`'s probes: every unit's state read in one batch per node (`CommandBatch`,

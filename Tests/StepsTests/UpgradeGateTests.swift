@@ -1,7 +1,8 @@
-import Foundation
-import Testing
+@testable import App
 @testable import Engine
-@testable import Steps
+import Foundation
+@testable import Kube
+import Testing
 
 /// The rolling upgrade's rules that need no node: release order, the gate's limit and its
 /// priority for a node an interrupted run left cordoned.

@@ -1,7 +1,9 @@
+@testable import App
 import Foundation
-import Testing
+@testable import NodeRuntime
 @testable import PlanLanguage
-@testable import Steps
+import Testing
+@testable import Verification
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
+import App
 import ArgumentParser
-import Steps
 
 /// `provision down`: tear down what the plan created, in reverse order; with `--keep-infra`,
 /// everything but the machines.

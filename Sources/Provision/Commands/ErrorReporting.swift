@@ -1,9 +1,9 @@
+import App
 import ArgumentParser
 import Engine
 import Foundation
 import JSON
 import PlanLanguage
-import Steps
 
 /// Prints an error the way every command does (text on stderr; also JSON on stdout with
 /// `--json`) and returns the exit code that names its kind.

@@ -1,6 +1,6 @@
+import App
 import ArgumentParser
 import Foundation
-import Steps
 
 /// Options every command shares.
 struct GlobalOptions: ParsableArguments {

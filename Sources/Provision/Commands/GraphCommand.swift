@@ -1,6 +1,6 @@
+import App
 import ArgumentParser
 import Engine
-import Steps
 
 struct GraphCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

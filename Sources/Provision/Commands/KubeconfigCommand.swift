@@ -1,6 +1,6 @@
+import App
 import ArgumentParser
 import Foundation
-import Steps
 
 struct KubeconfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,7 +1,7 @@
+import App
 import ArgumentParser
 import Engine
 import Foundation
-import Steps
 
 /// `provision plan`: what `up` would do now, and why, without doing it.
 struct PlanCommand: AsyncParsableCommand {

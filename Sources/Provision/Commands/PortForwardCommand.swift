@@ -1,8 +1,10 @@
+import App
 import ArgumentParser
 import Foundation
 import JSON
-import Steps
+import Kube
 import Transport
+import Verification
 
 /// `provision port-forward`: a local port to a monitoring Service or the K3s API, through SSH.
 struct PortForwardCommand: AsyncParsableCommand {

@@ -1,6 +1,7 @@
+import App
 import ArgumentParser
 import Foundation
-import Steps
+import Verification
 
 /// `provision report`: one self-contained HTML page (or JSON) about a run.
 struct ReportCommand: AsyncParsableCommand {

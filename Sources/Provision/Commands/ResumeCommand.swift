@@ -1,5 +1,5 @@
+import App
 import ArgumentParser
-import Steps
 
 /// `provision resume`: continue the last run with the plan it started with.
 struct ResumeCommand: AsyncParsableCommand {

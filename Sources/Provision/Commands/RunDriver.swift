@@ -1,8 +1,8 @@
+import App
 import ArgumentParser
 import Engine
 import Foundation
 import JSON
-import Steps
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
+import App
 import ArgumentParser
 import Foundation
-import Steps
+import Verification
 
 /// `provision secrets grafana`: the one place a generated credential is shown.
 struct SecretsCommand: AsyncParsableCommand {

@@ -1,7 +1,7 @@
+import App
 import ArgumentParser
 import Engine
 import Foundation
-import Steps
 
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

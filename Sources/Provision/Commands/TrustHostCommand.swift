@@ -1,7 +1,8 @@
+import App
 import ArgumentParser
 import Engine
 import Foundation
-import Steps
+import Infra
 
 struct TrustHostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,5 @@
+import App
 import ArgumentParser
-import Steps
 
 /// `provision up`: converge the world to the plan.
 struct UpCommand: AsyncParsableCommand {

@@ -1,9 +1,9 @@
+import App
 import ArgumentParser
 import Engine
 import Foundation
 import JSON
 import PlanLanguage
-import Steps
 
 struct ValidateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
+import App
 import ArgumentParser
 import Foundation
-import Steps
+import Verification
 
 #if canImport(Glibc)
 import Glibc

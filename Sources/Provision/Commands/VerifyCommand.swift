@@ -1,7 +1,8 @@
+import App
 import ArgumentParser
 import Engine
 import Foundation
-import Steps
+import Verification
 
 /// `provision verify`: the pipeline's end-to-end checks, now, against the recorded cluster.
 struct VerifyCommand: AsyncParsableCommand {

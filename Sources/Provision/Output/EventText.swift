@@ -1,5 +1,5 @@
+import App
 import Engine
-import Steps
 
 /// The human wording of events and summaries, shared by the live and plain renderers.
 enum EventText {

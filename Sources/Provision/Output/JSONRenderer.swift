@@ -1,6 +1,6 @@
+import App
 import Engine
 import Foundation
-import Steps
 
 /// One JSON object per line on stdout: every event as it happens, then a summary.
 final class JSONRenderer: RunRenderer, @unchecked Sendable {

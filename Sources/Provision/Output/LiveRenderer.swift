@@ -1,6 +1,6 @@
+import App
 import Engine
 import Foundation
-import Steps
 
 /// On a terminal: a line per finished step, and a status line redrawn in place with what is
 /// running, for how long, and an ETA from earlier runs' durations.

@@ -1,6 +1,6 @@
+import App
 import Engine
 import Foundation
-import Steps
 
 /// Plain lines on stderr, for logs and pipes.
 final class PlainRenderer: RunRenderer, @unchecked Sendable {

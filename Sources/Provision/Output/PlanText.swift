@@ -1,7 +1,8 @@
+import App
 import Engine
 import Foundation
 import JSON
-import Steps
+import Kube
 
 /// The wording of `provision plan` (and of the plan `up` shows on a terminal): a table of steps
 /// with what `up` would do and why, the order of a K3s version change, and the same as JSON.

@@ -1,5 +1,5 @@
+import App
 import Engine
-import Steps
 
 /// Shows a run as it happens. Called from several threads at once.
 protocol RunRenderer: Sendable {

@@ -1,5 +1,6 @@
+import App
 import Foundation
-import Steps
+import Verification
 
 /// Renders a `ReportDocument` as one self-contained HTML page: inline CSS and SVG, no script, no font,
 /// no request to anything; readable at phone width and printable.

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Transport
+import Verification
 
 extension Workspace {
     /// verify on a K3s cluster (`K3sVerification`), reaching the recorded control plane over SSH.

@@ -1,4 +1,5 @@
 import Foundation
+import Kube
 
 extension Workspace {
     /// The kubeconfig the `kubeconfig` step writes for this plan (`state/<plan>/kubeconfig`, 0600).

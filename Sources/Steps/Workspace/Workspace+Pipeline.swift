@@ -1,11 +1,10 @@
 import Engine
+import Flows
 import Foundation
+import Infra
+import NodeRuntime
 import Transport
-
-/// Why a pipeline command cannot run for this plan or state.
-public struct PipelineUnavailable: Error, CustomStringConvertible {
-    public let description: String
-}
+import Verification
 
 extension Workspace {
     /// The recorded cluster and the services placed on it, for commands that reach the running

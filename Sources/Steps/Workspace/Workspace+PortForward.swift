@@ -1,7 +1,10 @@
 import Engine
 import Foundation
+import Infra
+import Kube
 import PlanLanguage
 import Transport
+import Verification
 
 /// An open `provision port-forward`: the local URL and what it reaches.
 public struct OpenForward: Sendable {

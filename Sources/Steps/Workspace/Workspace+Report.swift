@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Transport
+import Verification
 
 extension Workspace {
     /// The report of `run` (the last run when nil): its timeline from the store's events, the

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Infra
 import PlanLanguage
 import Transport
 

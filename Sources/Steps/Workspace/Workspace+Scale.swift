@@ -1,7 +1,9 @@
 import Engine
 import Foundation
+import Kube
 import PlanLanguage
 import Transport
+import Verification
 
 extension Workspace {
     /// Runs the producers' autoscaling check (`provision verify --scale`, see ScaleCheck) against the

@@ -1,6 +1,8 @@
 import Engine
 import Foundation
+import Kube
 import Transport
+import Verification
 
 /// A generated credential, read from where it is kept (the control plane), for `provision secrets`.
 public struct GeneratedCredential: Sendable, Encodable {

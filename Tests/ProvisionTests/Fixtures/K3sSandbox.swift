@@ -1,7 +1,7 @@
+@testable import App
 import Foundation
-import TestSupport
 @testable import PlanLanguage
-@testable import Steps
+import TestSupport
 
 /// `runtime: k3s` sandboxes for the K3s suites: a plan against the K3s stand-in (Tests/K3sStandIn)
 /// given as airgap files, runs of the real binary on it, and what the stand-in counted.

@@ -1,7 +1,8 @@
-import Foundation
-import TestSupport
+@testable import App
 @testable import Engine
-@testable import Steps
+import Foundation
+@testable import Infra
+import TestSupport
 @testable import Transport
 
 /// The cluster as recorded, and a pool to reach its nodes.

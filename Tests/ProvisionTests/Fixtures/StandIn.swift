@@ -1,7 +1,8 @@
+@testable import App
 import Foundation
-import TestSupport
+@testable import Kube
 @testable import PlanLanguage
-@testable import Steps
+import TestSupport
 
 /// What the K3s stand-in (Tests/K3sStandIn) keeps on the control plane, as the K3s suites read
 /// and set it: the objects it holds, the applies it counted, its faults.

@@ -1,0 +1,101 @@
+import Engine
+import Foundation
+import Transport
+
+/// **Stand-in for AWS itself**: the sandbox's EC2 API, a real `moto_server` on a loopback port,
+/// started detached so that it outlives the command that started it, and recorded in
+/// `state/<plan>/sandbox/cloud.json`.
+///
+/// moto keeps what it holds in memory only: one that was started again (after a reboot) is a
+/// new, empty cloud. It gets another port, so its endpoint changes and everything built on the
+/// old cloud is applied again.
+package struct SandboxCloud: Sendable {
+    /// What `cloud.json` records.
+    struct Record: Codable, Sendable {
+        var process: DetachedProcess
+        var port: Int
+        var endpoint: String { "http://127.0.0.1:\(port)" }
+    }
+
+    /// The plan's state directory.
+    let stateDirectory: URL
+    /// The node image; bootstrap's venv (which may hold moto) is next to it.
+    let nodeImage: URL?
+
+    static func recordFile(_ stateDirectory: URL) -> URL {
+        stateDirectory.appendingPathComponent("sandbox/cloud.json")
+    }
+
+    /// The recorded cloud, running or not.
+    static func load(_ stateDirectory: URL) -> Record? {
+        guard let data = try? Data(contentsOf: recordFile(stateDirectory)) else { return nil }
+        return try? JSONDecoder().decode(Record.self, from: data)
+    }
+
+    /// Whether the recorded process runs and answers HTTP.
+    static func answers(_ record: Record) async -> Bool {
+        guard record.process.isRunning else { return false }
+        let response = try? await HTTPClient(timeout: .seconds(5)).send("GET", record.endpoint + "/")
+        return response.map { (200..<500).contains($0.status) } ?? false
+    }
+
+    /// The recorded cloud when it runs and answers.
+    func running() async -> Record? {
+        guard let record = Self.load(stateDirectory), await Self.answers(record) else { return nil }
+        return record
+    }
+
+    /// Starts moto on a free port other than the last one's and waits until it answers.
+    func start(log: StepLog) async throws -> Record {
+        let directory = stateDirectory.appendingPathComponent("sandbox", isDirectory: true)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let port = try Self.freePort(other: Self.load(stateDirectory)?.port)
+        let logFile = directory.appendingPathComponent("moto.log").path
+        let executable = try motoServer()
+        log.write("starting moto (\(executable)) on 127.0.0.1:\(port)")
+        let process = try DetachedProcess.launch(executable, ["-H", "127.0.0.1", "-p", String(port)],
+                                                 environment: ProcessInfo.processInfo.environment, logFile: logFile)
+        let record = Record(process: process, port: port)
+        try JSONEncoder().encode(record).write(to: Self.recordFile(stateDirectory))
+        // moto answers within seconds; a machine busy with many sandboxes at once (a full test run)
+        // has taken over 30 s to let this wait look again. A moto that exits fails at once.
+        let deadline = ContinuousClock.now + .seconds(90)
+        while !(await Self.answers(record)) {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                await process.stop()
+                let tail = (try? String(contentsOfFile: logFile, encoding: .utf8))?.split(separator: "\n").suffix(2).joined(separator: " | ") ?? ""
+                throw StepFailure(SandboxError.cloudFailed(reason: tail, log: logFile).description)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return record
+    }
+
+    /// Stops the recorded cloud (if it still runs) and forgets it.
+    func stop() async {
+        guard let record = Self.load(stateDirectory) else { return }
+        await record.process.stop()
+        try? FileManager.default.removeItem(at: Self.recordFile(stateDirectory))
+    }
+
+    /// moto from bootstrap's venv, else from PATH.
+    private func motoServer() throws -> String {
+        if let venv = nodeImage?.deletingLastPathComponent().appendingPathComponent("venv/bin/moto_server").path,
+           FileManager.default.isExecutableFile(atPath: venv) {
+            return venv
+        }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(dir)/moto_server"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw StepFailure("moto_server was not found (the sandbox's EC2 API); run scripts/bootstrap", retryable: false)
+    }
+
+    private static func freePort(other previous: Int?) throws -> Int {
+        for _ in 0..<50 {
+            let port = Int.random(in: 20000...60000)
+            if port != previous && LoopbackAddress.isFree("127.0.0.1", port: port) { return port }
+        }
+        throw StepFailure("no free port on 127.0.0.1 for the sandbox EC2 API")
+    }
+}

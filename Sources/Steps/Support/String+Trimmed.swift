@@ -1,6 +1,0 @@
-import Foundation
-
-extension String {
-    /// The text without leading and trailing whitespace and newlines.
-    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
-}
