@@ -105,4 +105,24 @@ import Testing
         #expect(count["value"]?.outputValue == .int(3))
         #expect(flag["value"]?.outputValue == .bool(true))
     }
+
+    @Test func theApplyStreamsLastOutputsMessageIsTheStepOutputsWithoutSensitiveOnes() {
+        let stream = [
+            #"{"@level":"info","@message":"Terraform 1.11.4","type":"version","terraform":"1.11.4","ui":"1.2"}"#,
+            #"{"@level":"info","@message":"Outputs: 1","type":"outputs","outputs":{"count":{"sensitive":false,"type":"number","value":1}}}"#,
+            #"{"@level":"info","@message":"Apply complete!","type":"change_summary","changes":{"add":3,"change":0,"remove":0,"operation":"apply"}}"#,
+            #"{"@level":"info","@message":"Outputs: 3","type":"outputs","outputs":{"count":{"sensitive":false,"type":"number","value":3},"#
+                + #""token":{"sensitive":true,"type":"string"},"nodes":{"sensitive":false,"type":["object",{}],"value":{"worker-1":{"id":"i-2"}}}}}"#,
+        ].joined(separator: "\n")
+        #expect(TerraformRunner.reportedOutputs(stream) == ["count": .int(3), "nodes": .map(["worker-1": .map(["id": .string("i-2")])])])
+        #expect(TerraformRunner.reportedOutputs(#"{"type":"version"}"#) == nil, "a stream without outputs asks `terraform output`")
+    }
+
+    @Test func terraformRunsWithItsCollectorTunedUnlessTheUserSetOne() {
+        let runner = TerraformRunner(moduleSource: URL(fileURLWithPath: "/m"), stateDirectory: URL(fileURLWithPath: "/s"), variables: [:],
+                                     providerOverride: nil, environment: ["AWS_ACCESS_KEY_ID": "k"])
+        let tuned = runner.commandEnvironment(["PATH": "/bin"])
+        #expect(tuned["GOGC"] == "400" && tuned["AWS_ACCESS_KEY_ID"] == "k" && tuned["PATH"] == "/bin" && tuned["TF_DATA_DIR"] == "/s/terraform-data")
+        #expect(runner.commandEnvironment(["GOGC": "100"])["GOGC"] == "100", "the user's GOGC wins")
+    }
 }

@@ -110,8 +110,8 @@ package struct TerraformApplyStep: Step {
         let (runner, cloud) = try setUp(context)
         try await runner.prepare(context)
         try await sweeper(cloud).sweep(keeping: runner.recordedResources(), log: context.log.write)
-        try await runner.apply(context)
-        let outputs = try await runner.outputs(context)
+        let reported = try await runner.apply(context)
+        let outputs = if let reported { reported } else { try await runner.outputs(context) }
         if case .map(let ami)? = outputs["ami"], case .string(let id)? = ami["id"], case .string(let source)? = ami["source"] {
             context.log.write("the nodes run \(id) (\(source == "plan" ? "cluster.ami" : source.replacingOccurrences(of: "canonical:", with: "Canonical's ")))")
         }

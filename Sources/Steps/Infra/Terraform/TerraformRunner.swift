@@ -25,6 +25,9 @@ public struct TerraformRunner: Sendable {
     /// Extra environment (credentials).
     public let environment: [String: String]
 
+    /// Go's GOGC for terraform and its providers unless the environment sets one (see `run`).
+    static let collectorPercent = "400"
+
     /// Where the providers come from when no registry can be reached.
     static let filesystemMirror = "/opt/tf-plugins"
 
@@ -67,9 +70,22 @@ public struct TerraformRunner: Sendable {
     }
 
     /// `apply -json`; per-resource progress goes to the step log as readable lines.
-    public func apply(_ context: StepContext) async throws {
+    /// - Returns: the root module's outputs as the apply reported them (sensitive ones left out),
+    ///   so no `output` command (another terraform start) is needed; nil when it reported none.
+    public func apply(_ context: StepContext) async throws -> StepOutputs? {
         let result = try await run(["apply", "-auto-approve", "-input=false", "-json", "-no-color", "-lock-timeout=60s"], context, readable: true)
         guard result.succeeded else { throw failure("apply", result, lines: result.standardOutput.split(separator: "\n").map(String.init)) }
+        return Self.reportedOutputs(result.standardOutput)
+    }
+
+    /// The outputs in the last `outputs` message of an `apply -json` stream (the form of `output
+    /// -json`'s object, per output), sensitive ones left out; nil when the stream has none.
+    static func reportedOutputs(_ stream: String) -> StepOutputs? {
+        let last = stream.split(separator: "\n").reversed().lazy.compactMap { line -> JSONValue? in
+            guard line.contains(#""type":"outputs""#), let message = JSONValue.parse(String(line)), message["type"]?.string == "outputs" else { return nil }
+            return message["outputs"]
+        }.first
+        return last.map(Self.stepOutputs)
     }
 
     /// `destroy -json`.
@@ -94,7 +110,14 @@ public struct TerraformRunner: Sendable {
         guard result.succeeded, let object = JSONValue.parse(result.standardOutput), case .object(let outputs) = object else {
             throw failure("output", result, lines: result.standardErrorTail)
         }
+        return Self.stepOutputs(.object(outputs))
+    }
+
+    /// Terraform's outputs object (each output's `sensitive`, `type`, `value`) as step outputs,
+    /// sensitive ones left out.
+    static func stepOutputs(_ outputs: JSONValue) -> StepOutputs {
         var values: StepOutputs = [:]
+        guard case .object(let outputs) = outputs else { return values }
         for (name, output) in outputs {
             guard case .object(let fields) = output, fields["sensitive"] != .bool(true), let value = fields["value"] else { continue }
             values[name] = value.outputValue
@@ -109,14 +132,27 @@ public struct TerraformRunner: Sendable {
 
     // MARK: Plumbing
 
-    private func run(_ arguments: [String], _ context: StepContext, readable: Bool = false, logOutput: Bool = true) async throws -> ProcessResult {
-        var env = ProcessInfo.processInfo.environment
+    /// The environment terraform runs with: `base` (this process's), the runner's own variables,
+    /// the project's CLI config and data directory, no prompts or version checks.
+    ///
+    /// Terraform and its AWS provider are Go programs whose start-up (the provider builds the
+    /// schema of every resource type, on every command) is mostly allocation: GOGC=400 makes
+    /// their collector run a quarter as often (BENCHMARKS.md: CPU time and memory measured).
+    /// A GOGC the user set wins.
+    func commandEnvironment(_ base: [String: String]) -> [String: String] {
+        var env = base
         env.merge(environment) { $1 }
         env["TF_CLI_CONFIG_FILE"] = cliConfig.path
         env["TF_DATA_DIR"] = dataDirectory.path
         env["TF_IN_AUTOMATION"] = "1"
         env["TF_INPUT"] = "0"
         env["CHECKPOINT_DISABLE"] = "1"
+        if env["GOGC"] == nil { env["GOGC"] = Self.collectorPercent }
+        return env
+    }
+
+    private func run(_ arguments: [String], _ context: StepContext, readable: Bool = false, logOutput: Bool = true) async throws -> ProcessResult {
+        let env = commandEnvironment(ProcessInfo.processInfo.environment)
         // The shell records its pid, then becomes terraform (same pid), so an orphan can be found.
         let script = "echo $$ > \"$0\"; exec terraform \"$@\""
         var command = ProcessCommand("/bin/sh", ["-c", script, pidFile.path] + arguments, environment: env, workingDirectory: workingDirectory.path)
