@@ -12,85 +12,27 @@ import Glibc
 /// Faults in a running sandbox pipeline with the durable broker, as an operator's bad day brings
 /// them: the broker killed, and a random mix of kills followed by plain `up`. The flow must heal or
 /// be healed by `up`, and every event a producer saw acknowledged must end stored exactly once.
-/// (`Repair`, nested: the faults `up` repairs, with the broker in memory.) Serialized, its nested
-/// suite too: one such sandbox at a time, so that the run's start is not loaded further.
+/// (`SandboxRepairTests`: the faults `up` repairs, with the broker in memory.) Serialized: one such
+/// sandbox at a time, so that the run's start is not loaded further.
 @Suite(.serialized) struct SandboxSelfHealingTests {
     typealias Nodes = SandboxNodes
 
-    /// A sandbox at 10 events/s per producer (the tests are about losses, not throughput), its
-    /// broker's log in moto's S3 (`durable`, the plan's default) or in memory (the faults that do
-    /// not restart the broker: moto serves every request of a durable broker, and a full test run
-    /// starts many sandboxes at once).
-    static func sandbox(_ prefix: String, durable: Bool = true) -> Sandbox {
-        Sandbox(name: "\(prefix)-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: SandboxRuns.pipeline(rate: 10), durableBroker: durable)
-    }
-
-    /// The first `up` of a test, before its fault. When only `verify` failed (everything else
-    /// converged: a full test run's load once kept a fresh sandbox from verifying in its windows),
-    /// verify's log is printed, for the record, and `up` runs once more; the tests judge what follows.
-    static func firstUp(_ sandbox: Sandbox) async throws -> CLI.Result {
-        var up = try await sandbox.run(["up"])
-        // At a full run's start the durable broker (Tansu on a starved moto's S3) can pass records
-        // on minutes late (verify saw latencies at the histogram's 60 s top): up to three more ups,
-        // a minute apart, while the load of the run's start passes.
-        for _ in 0..<3 where up.code != 0 && up.stderr.contains("✗ verify") && !up.stderr.contains("✗ service.") && !up.stderr.contains("✗ terraform") {
-            let log = try await sandbox.run(["logs", "verify"]).stdout
-            print("\(sandbox.name): the first up failed only at verify; its log:\n\(log.suffix(3000))\nup again in a minute")
-            try await Task.sleep(for: .seconds(60))
-            up = try await sandbox.run(["up"])
-        }
-        return up
-    }
-
-    /// The program a unit's supervisor runs on `node`, by the supervisor's own record.
-    static func child(_ unit: String, on node: ClusterInventory.Node, _ nodes: Nodes) async throws -> String {
-        try await nodes.run("cat /run/openrc/options/\(unit)/child_pid 2>/dev/null", on: node).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-
-    /// Stops every producer unit (SIGTERM: each flushes and writes its final counts) and waits
-    /// until the processor has stored everything the broker holds. Returns when the stored count
-    /// was last seen rising (sampled every 3 s).
-    @discardableResult
-    static func drain(_ nodes: Nodes) async throws -> ContinuousClock.Instant {
-        for worker in nodes.inventory.workers { _ = try await nodes.run("rc-service pipeline-producer stop", on: worker) }
-        // The backlog of a broker outage, read through moto's S3 while the whole suite runs: minutes.
-        // The lag gauge can stay above 0 after topics were re-created (offsets committed for the old
-        // incarnation), so it is waited for (up to 180 s), not required: the stored count standing
-        // still is, and the ledger's checks judge what was stored.
-        let start = ContinuousClock.now
-        var last = -1
-        var rose = start
-        var lagDone = false
-        while true {
-            if !lagDone { lagDone = await nodes.lag() == 0 || ContinuousClock.now - start > .seconds(180) }
-            let now = await nodes.stored() ?? -2
-            if now != last {
-                if now > last { rose = .now }
-                last = now
-            } else if lagDone {
-                return rose
-            }
-            guard ContinuousClock.now - start < .seconds(300) else { throw StepFailure("the stored count still changed after 300 s (last \(last))") }
-            try await Task.sleep(for: .seconds(3))
-        }
-    }
-
     @Test func aKilledBrokerComesBackWithItsDataAndTheFlowResumesWithoutUpLosingNoAcknowledgedEvent() async throws {
-        let sandbox = Self.sandbox("heal-broker")
+        let sandbox = FaultSandbox.make("heal-broker")
         defer { sandbox.cleanUp() }
-        let up = try await Self.firstUp(sandbox)
+        let up = try await FaultSandbox.firstUp(sandbox)
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         let nodes = try Nodes(sandbox)
         defer { Task { await nodes.pool.closeAll() } }
         let runs = try sandbox.store().lastRun()?.id
 
-        let broker = try await Self.child("pipeline-broker", on: nodes.control, nodes)
+        let broker = try await FaultSandbox.child("pipeline-broker", on: nodes.control, nodes)
         let killed = ContinuousClock.now
         _ = try await nodes.run("kill -9 \(broker)", on: nodes.control)
         // The supervisor starts it again; its topics, records and the processor's offsets are in
         // the object store, so the same topics come back and documents rise again.
         try await waitUntil(timeout: .seconds(30), every: .milliseconds(500)) {
-            let now = try await Self.child("pipeline-broker", on: nodes.control, nodes)
+            let now = try await FaultSandbox.child("pipeline-broker", on: nodes.control, nodes)
             return !now.isEmpty && now != broker
         }
         let restarted = try #require(await nodes.stored())
@@ -113,7 +55,7 @@ import Glibc
         #expect(checks.count == 12 && failed.allSatisfy { $0.hasPrefix("end-to-end latency") }, "\(failed): \(verify.stdout.suffix(3000))")
         #expect(try sandbox.store().lastRun()?.id == runs, "no run was started")
 
-        let settled = try await Self.drain(nodes)
+        let settled = try await FaultSandbox.drain(nodes)
         // Two minutes on a quiet machine (measured: 1m20s); the whole suite runs sandboxes in parallel.
         #expect(settled - killed < .seconds(300), "everything stored within minutes of the kill (the stored count last rose \(settled - killed) after it)")
         let ledger = try await FlowLedger.read(nodes, cli: sandbox.cli, broker: true)
@@ -130,9 +72,9 @@ import Glibc
         let seed = UInt64(ProcessInfo.processInfo.environment["CHAOS_SEED"] ?? "") ?? UInt64.random(in: 1...999_999)
         print("chaos trial seed \(seed) (replay: CHAOS_SEED=\(seed) swift test --filter tenRandomKills)")
         var random = SeededGenerator(seed: seed)
-        let sandbox = Self.sandbox("chaos")
+        let sandbox = FaultSandbox.make("chaos")
         defer { sandbox.cleanUp() }
-        let up = try await Self.firstUp(sandbox)
+        let up = try await FaultSandbox.firstUp(sandbox)
         #expect(up.code == 0, "\(up.stderr.suffix(3000))")
         var nodes = try Nodes(sandbox)
         let started = ContinuousClock.now
@@ -171,7 +113,7 @@ import Glibc
         try await waitUntil(timeout: .seconds(90), every: .seconds(1)) { (await nodes.stored() ?? 0) > now + 50 }
         let verify = try await sandbox.run(["verify", "--json"])
         #expect(verify.code == 0, "seed \(seed): \(verify.stdout.suffix(3000))")
-        try await Self.drain(nodes)
+        try await FaultSandbox.drain(nodes)
         let ledger = try await FlowLedger.read(nodes, cli: sandbox.cli, broker: true)
         #expect(ledger.acknowledged > 0)
         #expect(ledger.exactlyOnceProblems.isEmpty, "seed \(seed): \(ledger.exactlyOnceProblems)")
