@@ -12,8 +12,10 @@ import Glibc
 /// Faults in a running sandbox pipeline with the durable broker, as an operator's bad day brings
 /// them: the broker killed, and a random mix of kills followed by plain `up`. The flow must heal or
 /// be healed by `up`, and every event a producer saw acknowledged must end stored exactly once.
-/// (`SandboxRepairTests`: the faults `up` repairs, with the broker in memory.) Serialized: one such
-/// sandbox at a time, so that the run's start is not loaded further.
+/// (`Repair`, nested: the faults `up` repairs, with the broker in memory.) Serialized, its nested
+/// suite too: one such sandbox at a time, so that the run's start is not loaded further; and so
+/// these run late in a full run, past its busiest start, which their time bounds need (split out
+/// as a suite of its own, the broker test ran first and its backlog took 309 s against 300).
 @Suite(.serialized) struct SandboxSelfHealingTests {
     typealias Nodes = SandboxNodes
 

@@ -4,7 +4,7 @@ import Foundation
 @testable import Infra
 import TestSupport
 
-/// The sandboxes of the fault suites (SandboxSelfHealingTests, SandboxRepairTests): made, brought up
+/// The sandboxes of the fault suites (SandboxSelfHealingTests and its nested Repair): made, brought up
 /// past the load of a full run's start, drained; and a unit's program as its supervisor records it.
 enum FaultSandbox {
     /// A sandbox at 10 events/s per producer (the tests are about losses, not throughput), its
