@@ -25,7 +25,7 @@ public struct TerraformRunner: Sendable {
     /// Extra environment (credentials).
     public let environment: [String: String]
 
-    /// Go's GOGC for terraform and its providers unless the environment sets one (see `run`).
+    /// Go's GOGC for terraform and its providers unless the environment sets one (`commandEnvironment`).
     static let collectorPercent = "400"
 
     /// Where the providers come from when no registry can be reached.
