@@ -190,7 +190,8 @@ import Glibc
 
             #expect(try await sandbox.run(["unlock"]).code == 0)
             let resume = try await sandbox.run(["resume"])
-            #expect(resume.code == 0, "killed at \(phase): \(resume.stderr.suffix(3000))")
+            let resumeLogs = resume.code == 0 ? "" : try await serviceLogs(sandbox)
+            #expect(resume.code == 0, "killed at \(phase): \(resume.stderr.suffix(3000))\(resumeLogs)")
             let instances = try await sandbox.liveInstances()
             #expect(instances.count == 2, "killed at \(phase): no duplicate instance, found \(instances.map(\.id))")
             let nodes = try SandboxNodes(sandbox)
@@ -206,9 +207,21 @@ import Glibc
             }
             await nodes.pool.closeAll()
             let verify = try await sandbox.run(["verify"])
-            #expect(verify.code == 0, "killed at \(phase): \(verify.stdout)")
+            let verifyLogs = verify.code == 0 ? "" : try await serviceLogs(sandbox)
+            #expect(verify.code == 0, "killed at \(phase): \(verify.stdout)\(verifyLogs)")
             let down = try await sandbox.run(["down"])
             #expect(down.code == 0, "killed at \(phase): \(down.stderr.suffix(2000))")
         }
+    }
+
+    /// The last lines of the broker's, the processor's and worker-1's producer's own logs, for a
+    /// failure's message: what the pipeline said while it did not flow.
+    private func serviceLogs(_ sandbox: Sandbox) async throws -> String {
+        var text = ""
+        for id in ["service.broker", "service.processor", "service.producer/worker-1"] {
+            let log = try await sandbox.run(["logs", id, "--tail", "25"])
+            text += "\n--- \(id) (exit \(log.code)):\n\(log.stdout.suffix(2500))\(log.stderr.suffix(500))"
+        }
+        return text
     }
 }

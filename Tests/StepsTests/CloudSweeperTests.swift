@@ -14,6 +14,9 @@ import Testing
         let cloud = SandboxCloud(stateDirectory: directory, nodeImage: repositoryRoot.appendingPathComponent(".tools/node-image"))
         let log = StepLog(path: directory.appendingPathComponent("sweep.log"), redactor: Redactor())
         let record = try await cloud.start(log: log)
+        // Started means its EC2 backend is built: the start made the first (slow) EC2 call itself.
+        let motoLog = (try? String(contentsOf: directory.appendingPathComponent("sandbox/moto.log"), encoding: .utf8)) ?? ""
+        #expect(motoLog.contains("\"POST / HTTP/1.1\" 200"), "moto's log: \(motoLog.suffix(500))")
         do {
             try await sweepEveryKind(EC2Client(endpoint: record.endpoint, region: "us-east-1", accessKey: "sandbox", secretKey: "sandbox"))
         } catch {

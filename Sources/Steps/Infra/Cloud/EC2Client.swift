@@ -15,14 +15,17 @@ public struct EC2Client: Sendable {
     /// The API endpoint (`https://ec2.us-east-1.amazonaws.com` or the sandbox's moto URL).
     public let endpoint: String
     let signing: HTTPClient.AWSSigning
-    let http = HTTPClient(timeout: .seconds(30))
+    let http: HTTPClient
 
     /// The tag every resource of a plan carries: `provision:plan = <plan name>`.
     public static let planTag = "provision:plan"
 
-    /// A client for `endpoint` in `region` with the given credentials.
-    public init(endpoint: String, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil) {
+    /// A client for `endpoint` in `region` with the given credentials; a call that has no answer
+    /// after `timeout` (the AWS SDKs' default read timeout, 60 s) fails.
+    public init(endpoint: String, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil,
+                timeout: Duration = .seconds(60)) {
         self.endpoint = endpoint
+        self.http = HTTPClient(timeout: timeout)
         self.signing = .init(region: region, service: "ec2", accessKey: accessKey, secretKey: secretKey, sessionToken: sessionToken)
     }
 

@@ -68,6 +68,18 @@ package struct SandboxCloud: Sendable {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
+        // moto builds its EC2 backend (regions, images, instance types) on the first EC2 call: 3.5 s
+        // with one of this machine's two cores busy, over 30 s under a full test run. That call is
+        // made here, within the start's deadline, so that no later one (terraform's, the sweep's)
+        // waits for it.
+        let remaining = max(deadline - ContinuousClock.now, .seconds(30))
+        do {
+            _ = try await EC2Client(endpoint: record.endpoint, region: "us-east-1", accessKey: "sandbox", secretKey: "sandbox", timeout: remaining)
+                .call("DescribeRegions", [:])
+        } catch {
+            await process.stop()
+            throw StepFailure(SandboxError.cloudFailed(reason: "its first EC2 call failed: \(error)", log: logFile).description)
+        }
         return record
     }
 
