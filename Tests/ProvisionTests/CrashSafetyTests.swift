@@ -101,14 +101,16 @@ import Testing
         trap 'echo "stopped $step $what $$ $(now)" >> ledger.txt; exit 143' TERM INT
         echo "start $step $what $$ $(now)" >> ledger.txt
         case $what in
-          run) sleep 1; echo "$step" >> effects.txt ;;
+          run) sleep 3; echo "$step" >> effects.txt ;;
           check) grep -qx "$step" effects.txt 2>/dev/null; status=$?; exit $status ;;
         esac
 
         """
 
     static func ledgerPlan() -> String {
-        // Two chains of two steps, then one that needs both: three waves of one second each.
+        // Two chains of two steps, then one that needs both: three waves of three seconds each (a
+        // killed run's command must outlive `unlock` and `resume` starting, which on a full test
+        // run's load took over a second in 39 trials of 40).
         let needs = ["a1": [], "b1": [], "a2": ["a1"], "b2": ["b1"], "join": ["a2", "b2"]]
         var text = "name: ledger\nparallelism: 2\nsteps:\n"
         for id in ["a1", "b1", "a2", "b2", "join"] {

@@ -143,7 +143,7 @@ import Glibc
         try await pipeline.produce(2000)
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
-        try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 1000 && $0.tokens == 1000 } ?? false }
+        try await waitUntil(timeout: .seconds(180)) { pipeline.stats(port).map { $0.metrics == 1000 && $0.tokens == 1000 } ?? false }
         // Documents are in MongoDB before their batch is counted (rollups and commit come after).
         try await waitUntil(timeout: .seconds(10)) {
             Services.get(port: port, "/metrics")?.body.contains("processor_written_total{topic=\"token.usage.v1\"} 1000") == true
@@ -159,7 +159,7 @@ import Glibc
         let metrics = Services.get(port: port, "/metrics")?.body ?? ""
         #expect(metrics.contains("processor_batch_size_count"))
         #expect(metrics.contains("processor_consumer_lag{topic=\"gpu.metrics.v1\",partition=\"0\"}"))
-        try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
+        try await waitUntil(timeout: .seconds(90)) { Self.lagTotal(port) == 0 }
         #expect(Services.get(port: port, "/nope")?.status == 404)
         let rollups = try await pipeline.checkRollups()
         #expect(rollups.counted == 1000 && rollups.buckets >= 4 && rollups.mismatches.isEmpty, "\(rollups)")
@@ -171,7 +171,7 @@ import Glibc
         let (again, port2) = try await pipeline.startProcessor()
         defer { Services.stop(again) }
         try await pipeline.produce(20)
-        try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port2).map { $0.metrics == 1010 && $0.tokens == 1010 } ?? false }
+        try await waitUntil(timeout: .seconds(180)) { pipeline.stats(port2).map { $0.metrics == 1010 && $0.tokens == 1010 } ?? false }
     }
 
     @Test func anEventTheBrokerHoldsTwiceIsStoredOnceAndEventsWithoutAnIdentityByTheirKafkaCoordinates() async throws {
@@ -197,7 +197,7 @@ import Glibc
         #expect(try await pipeline.cli.run([pipeline.script, "produce", pipeline.broker.address, file], executable: Services.python).code == 0)
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
-        try await waitUntil(timeout: .seconds(60)) { Self.lagTotal(port) == 0 && pipeline.stats(port).map { $0.metrics == 1 && $0.tokens == 6 } ?? false }
+        try await waitUntil(timeout: .seconds(180)) { Self.lagTotal(port) == 0 && pipeline.stats(port).map { $0.metrics == 1 && $0.tokens == 6 } ?? false }
         let ids = pipeline.cli.write("ids.py", """
             import json, sys
             from pymongo import MongoClient
@@ -233,7 +233,7 @@ import Glibc
 
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
-        try await waitUntil(timeout: .seconds(60)) { pipeline.stats(port).map { $0.metrics == 495 && $0.tokens == 495 && $0.deadLettered == 10 } ?? false }
+        try await waitUntil(timeout: .seconds(180)) { pipeline.stats(port).map { $0.metrics == 495 && $0.tokens == 495 && $0.deadLettered == 10 } ?? false }
         #expect(processor.isRunning, "poison never stops the consumer")
         // The reason and the record's coordinates ride in headers; the value is the record's own bytes.
         let letters = try await HostileRecordTests.letters(pipeline)
@@ -271,7 +271,7 @@ import Glibc
             throw error
         }
         // Every batch finished (rollups written, offsets committed) once nothing is left to commit.
-        try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
+        try await waitUntil(timeout: .seconds(90)) { Self.lagTotal(port) == 0 }
         let final = try #require(pipeline.stats(port))
         #expect(final.metrics == 50_000)
         #expect(final.tokens == 50_000)
@@ -287,7 +287,7 @@ import Glibc
         try await pipeline.produce(20_000)
         let (processor, port) = try await pipeline.startProcessor()
         defer { Services.stop(processor) }
-        try await waitUntil(timeout: .seconds(60), every: .seconds(1)) { pipeline.stats(port).map { $0.metrics + $0.tokens > 1000 } ?? false }
+        try await waitUntil(timeout: .seconds(180), every: .seconds(1)) { pipeline.stats(port).map { $0.metrics + $0.tokens > 1000 } ?? false }
 
         pipeline.mongo.stop()
         try await waitUntil(timeout: .seconds(20)) { Services.get(port: port, "/ready")?.status == 503 }
@@ -305,7 +305,7 @@ import Glibc
         #expect(final.tokens == 10_000)
         #expect(Services.get(port: port, "/ready")?.status == 200)
         #expect((Services.get(port: port, "/metrics")?.body ?? "").contains("processor_write_failures_total"))
-        try await waitUntil(timeout: .seconds(30)) { Self.lagTotal(port) == 0 }
+        try await waitUntil(timeout: .seconds(90)) { Self.lagTotal(port) == 0 }
     }
 
     /// `processor_consumer_lag_records` (all partitions) from /metrics.
