@@ -46,6 +46,43 @@ import Testing
         #expect(batch.outputs("\u{1E}0\nonly one of two\n") == nil, "a batch cut short is no answer")
     }
 
+    @Test func aBatchsPreludeRunsOnceBeforeItsCommandsAndEachReadsWhatItSet() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("prelude-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let batch = CommandBatch(["echo \"$__pb_seen\"", "echo \"$__pb_seen\" again"],
+                                 prelude: "__pb_seen=hello; echo ran >> '\(directory.path)/prelude'")
+        let outputs = try await batch.run(on: LocalCommandRunner(processes: ProcessSupervisor()), timeout: .seconds(30))
+        #expect(outputs == ["hello\n", "hello again\n"])
+        #expect(try String(contentsOf: directory.appendingPathComponent("prelude"), encoding: .utf8) == "ran\n", "once")
+    }
+
+    @Test func aSystemdUnitIsRunningWhenThePreludesOneAnswerSaysSoAndAskedAloneWithoutOne() async throws {
+        let runner = LocalCommandRunner(processes: ProcessSupervisor())
+        let broker = ServiceControl(unit: ServiceUnit(name: "pipeline-broker", description: "d", command: "/bin/true"), initSystem: .systemd)
+        let node = ServiceControl(unit: ServiceUnit(name: "pipeline-node", description: "d", command: "/bin/true"), initSystem: .systemd)
+        // What the prelude leaves: the active units, padded (a name that contains another's is not it).
+        for (active, brokerRuns, nodeRuns) in [(" pipeline-broker pipeline-node-exporter ", true, false), (" ", false, false), (" pipeline-node ", false, true)] {
+            for (control, expected) in [(broker, brokerRuns), (node, nodeRuns)] {
+                let result = try await runner.run("__pb_active='\(active)'; \(control.running)", timeout: .seconds(10))
+                #expect(result.succeeded == expected, "\(control.unit.name) with '\(active)'")
+            }
+        }
+        // Without a prelude's answer each unit asks systemctl itself, and a systemctl that answers
+        // for fewer units than asked leaves no answer at all.
+        #expect(broker.running.contains("systemctl is-active --quiet pipeline-broker"))
+        let fake = FileManager.default.temporaryDirectory.appendingPathComponent("systemctl-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: fake, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: fake) }
+        try "#!/bin/sh\necho active\n".write(to: fake.appendingPathComponent("systemctl"), atomically: true, encoding: .utf8)
+        chmod(fake.appendingPathComponent("systemctl").path, 0o755)
+        let path = "PATH='\(fake.path)':\"$PATH\""
+        let one = try await runner.run("\(path); \(ServiceControl.activePrelude(of: ["pipeline-broker"])); echo \"[${__pb_active-unset}]\"", timeout: .seconds(10))
+        #expect(one.stdout == "[ pipeline-broker ]\n")
+        let short = try await runner.run("\(path); \(ServiceControl.activePrelude(of: ["pipeline-broker", "pipeline-node"])); echo \"[${__pb_active-unset}]\"", timeout: .seconds(10))
+        #expect(short.stdout == "[unset]\n", "systemctl answered for one unit of two")
+    }
+
     @Test func oneBatchPerNodeReadsEveryUnitAndStillFindsAStoppedOne() async throws {
         try await withSandboxNodes(image: ServiceManagerTests.image) { nodes in
             let hosts = try await nodes.start(2)

@@ -8,19 +8,26 @@ import Foundation
 /// folder (its standard error is discarded); once all have ended, the files are printed, each
 /// behind a separator line and followed by a line break. A command that fails still yields what it
 /// printed: the batch reports output, never exit statuses, so a command that needs one prints it.
+///
+/// A `prelude` runs first, once, in the batch's own shell: what it sets (a shell variable that
+/// answers for every command at once, say) every command can read.
 public struct CommandBatch: Sendable, Equatable {
     /// The commands, in the order their outputs come back.
     public let commands: [String]
+    /// Run once before the commands, in the shell they inherit from; nil for none.
+    public let prelude: String?
 
-    /// A batch of `commands`.
-    public init(_ commands: [String]) {
+    /// A batch of `commands`, after `prelude`.
+    public init(_ commands: [String], prelude: String? = nil) {
         self.commands = commands
+        self.prelude = prelude
     }
 
     /// The one shell command that runs the batch (one `cat` prints every output: each command's
     /// file already holds its separator line and its closing line break).
     public var script: String {
         var lines = [#"__pb=$(mktemp -d) || exit 1; trap 'rm -rf "$__pb"' EXIT"#]
+        if let prelude { lines.append("{\n\(prelude)\n} 2>/dev/null </dev/null") }
         for (index, command) in commands.enumerated() {
             lines.append("{ printf '\\036%s\\n' \(index); (\n\(command)\n) 2>/dev/null </dev/null; echo; } >\"$__pb/\(index)\" &")
         }
