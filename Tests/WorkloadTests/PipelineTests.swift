@@ -174,6 +174,27 @@ import Glibc
         try await waitUntil(timeout: .seconds(180)) { pipeline.stats(port2).map { $0.metrics == 1010 && $0.tokens == 1010 } ?? false }
     }
 
+    /// A processor stopped (SIGTERM) while it is still joining its consumer group, as a restart
+    /// right after a start does (`resume` after a kill in the middle of `up`): the next processor
+    /// must still be assigned the partitions and store what waits (Tansu 0.6.0 never assigned them
+    /// again once a member left during its first join: `KafkaConsumer.close`).
+    @Test func aProcessorStoppedWhileJoiningItsGroupLeavesThePartitionsToTheNextOne() async throws {
+        for delay in [300, 1000] {
+            let pipeline = try await Pipeline()
+            defer { pipeline.stop() }
+            try await pipeline.produce(20)
+            let (first, _) = try await pipeline.startProcessor()
+            try await Task.sleep(for: .milliseconds(delay))
+            try await Services.terminate(first)
+            #expect(first.exitCode == 0, "SIGTERM is a clean stop: \(first.stderr)")
+            let (next, port) = try await pipeline.startProcessor()
+            defer { Services.stop(next) }
+            try await waitUntil(timeout: .seconds(90), every: .milliseconds(500)) {
+                pipeline.stats(port).map { $0.metrics == 10 && $0.tokens == 10 } ?? false
+            }
+        }
+    }
+
     @Test func anEventTheBrokerHoldsTwiceIsStoredOnceAndEventsWithoutAnIdentityByTheirKafkaCoordinates() async throws {
         let pipeline = try await Pipeline()
         defer { pipeline.stop() }

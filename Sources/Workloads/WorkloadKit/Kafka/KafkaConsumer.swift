@@ -105,7 +105,8 @@ public final class KafkaConsumer: @unchecked Sendable {  // poll from one thread
         }
     }
 
-    deinit { rd_kafka_destroy(handle) }
+    /// Ends the handle; one that never got an assignment ends without leaving the group (`close()`).
+    deinit { rd_kafka_destroy_flags(handle, group.everAssigned ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE) }
 
     /// The next record, or nil when none arrived within `timeout` milliseconds.
     public func poll(timeout: Int32) -> ConsumedRecord? {
@@ -177,8 +178,15 @@ public final class KafkaConsumer: @unchecked Sendable {  // poll from one thread
         return result
     }
 
-    /// Leaves the group cleanly.
-    public func close() { rd_kafka_consumer_close(handle) }
+    /// Leaves the group cleanly, once it has taken part in it: a consumer that never got an
+    /// assignment (stopped while still joining) only goes away, and the broker lets its session
+    /// time out. Tansu 0.6.0 wedges a group whose member leaves in the middle of its first join:
+    /// no later member of the group is ever assigned a partition (measured: a processor stopped
+    /// 0.1-2.5 s after its start left the next one with nothing for 90 s; killed instead, the next
+    /// one consumed 12 s later).
+    public func close() {
+        if group.everAssigned { rd_kafka_consumer_close(handle) }
+    }
 }
 
 /// What the rebalance callback and the polling thread share (both run on the polling thread,
@@ -187,12 +195,15 @@ private final class GroupState {
     let incarnations: TopicIncarnations
     /// The offset of the last record handed out per partition, to see a log that went backwards.
     var lastOffsets: [TopicPartition: Int64] = [:]
+    /// Whether the group has assigned this member partitions (or none) at least once: its join completed.
+    var everAssigned = false
 
     init(incarnations: TopicIncarnations) { self.incarnations = incarnations }
 
     /// Takes a new assignment after reading the topic ids again, or gives one up.
     func rebalance(_ client: OpaquePointer, _ err: rd_kafka_resp_err_t, _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
         let cooperative = rd_kafka_rebalance_protocol(client).map { String(cString: $0) } == "COOPERATIVE"
+        if err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS { everAssigned = true }
         guard err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, let partitions else {
             if cooperative, let partitions {
                 rd_kafka_incremental_unassign(client, partitions).map { rd_kafka_error_destroy($0) }
