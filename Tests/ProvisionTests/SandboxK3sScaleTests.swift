@@ -28,14 +28,14 @@ import Glibc
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
         sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s")
         let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         let nodes = try SandboxNodes(sandbox)
         let before = try await Self.rate(nodes)
         #expect(before.rate == "50", "the plan's pipeline.rate (default 50), which the deploy writes into producer-config")
 
         // Scales out above the start, every desired producer ready, the rate restored, scales back in.
         let scaled = try await K3sSandbox.run(sandbox, ["verify", "--scale", "--scale-timeout", "240s", "--json"])
-        #expect(scaled.code == 0, "\(scaled.stdout.suffix(3000)) \(scaled.stderr.suffix(3000))")
+        #expect(scaled.code == 0, "\(scaled.failure)")
         let report = try JSONDecoder().decode(ScaleReport.self, from: Data(scaled.stdout.utf8))
         let events = report.timeline.map(\.event)
         #expect(report.passed && report.error == nil, "\(report.error ?? "")")
@@ -90,7 +90,7 @@ import Glibc
         #expect(took < .seconds(90), "bounded by --scale-timeout: \(took)")
         for text in ["did not scale out within 5", "desired replicas stayed 1", "ScalingActive False FailedGetResourceMetric",
                      "no metrics returned from resource metrics API", "metrics-server", "CPU requests"] {
-            #expect(failed.stderr.contains(text), "no '\(text)' in \(failed.stderr.suffix(3000))")
+            #expect(failed.stderr.contains(text), "no '\(text)' in \(failed.failure)")
         }
         for text in ["rate 50 → 500", "producers restarted", "rate restored (50)", "failed"] {
             #expect(failed.stdout.contains(text), "the timeline has no '\(text)': \(failed.stdout)")

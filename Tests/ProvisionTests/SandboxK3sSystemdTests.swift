@@ -18,7 +18,7 @@ import Testing
         sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, token: true, initSystem: .systemd)
 
         let up = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         let nodes = try SandboxNodes(sandbox)
         #expect(nodes.inventory.nodes.allSatisfy { $0.initSystem == .systemd }, "the inventory records each node's init")
         let worker = try #require(nodes.inventory.node(named: "worker-1"))
@@ -44,7 +44,7 @@ import Testing
         let host = try #require(try SandboxFleet.hosts(try sandbox.store()).values.first { $0.node == "worker-1" })
         await host.stop()
         let afterReboot = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
-        #expect(afterReboot.code == 0, "\(afterReboot.stderr.suffix(3000))")
+        #expect(afterReboot.code == 0, "\(afterReboot.failure)")
         let rebooted = try SandboxNodes(sandbox)
         let again = try await rebooted.run("cut -d' ' -f22 /proc/1/stat; systemctl is-active k3s-agent",
                                            on: try #require(rebooted.inventory.node(named: "worker-1"))).stdout
@@ -59,7 +59,7 @@ import Testing
         let rejected = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(rejected.code == 1)
         #expect(rejected.stderr.contains("k3s.join/worker-2") && rejected.stderr.contains("Node password rejected")
-                && rejected.stderr.contains("k3s kubectl delete node worker-2"), "\(rejected.stderr.suffix(3000))")
+                && rejected.stderr.contains("k3s kubectl delete node worker-2"), "\(rejected.failure)")
         let store = try sandbox.store()
         let failed = try #require(try store.attempts(of: StepID("k3s.join/worker-2"), run: try store.lastRun()!.id).last)
         #expect(failed.finishedAt!.timeIntervalSince(failed.startedAt) < 40, "the 15 s deadline holds")
@@ -76,10 +76,10 @@ import Testing
         _ = try await nodes.run("rm -f /var/lib/rancher/k3s/server/standin/faults", on: nodes.control)
         let refused = try await K3sSandbox.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
         #expect(refused.code == 1)
-        #expect(refused.stderr.contains("k3s.join/worker-2") && refused.stderr.contains("refused the join token"), "\(refused.stderr.suffix(3000))")
+        #expect(refused.stderr.contains("k3s.join/worker-2") && refused.stderr.contains("refused the join token"), "\(refused.failure)")
 
         let down = try await K3sSandbox.run(sandbox, ["down"], environment: environment)
-        #expect(down.code == 0, "\(down.stderr.suffix(3000))")
+        #expect(down.code == 0, "\(down.failure)")
         #expect(sandbox.processesLeft().isEmpty)
     }
 }

@@ -43,7 +43,7 @@ import Glibc
         try Data(Self.existingKubeconfig.utf8).write(to: merged)
 
         let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         let store = try sandbox.store()
         let run = try #require(try store.lastRun()).id
         let steps = try store.steps()
@@ -97,7 +97,7 @@ import Glibc
         // 3 → 4 workers: only the new worker's join (and the cluster's readiness) runs.
         K3sSandbox.writePlan(sandbox, workers: 4, merge: true)
         let scale = try await K3sSandbox.run(sandbox, ["up", "--json"])
-        #expect(scale.code == 0, "\(scale.stderr.suffix(3000))")
+        #expect(scale.code == 0, "\(scale.failure)")
         let applied = SandboxRuns.applied(scale)
         #expect(applied.filter { $0.hasPrefix("k3s.") } == ["k3s.join/worker-4"], "\(applied)")
         #expect(!applied.contains("kubeconfig"))
@@ -132,7 +132,7 @@ import Glibc
         var outputs = [("killed up", process.stdout + process.stderr)]
         #expect(try await K3sSandbox.run(sandbox, ["unlock"]).code == 0)
         let resume = try await K3sSandbox.run(sandbox, ["resume", "--json"], environment: environment)
-        #expect(resume.code == 0, "\(resume.stderr.suffix(3000))")
+        #expect(resume.code == 0, "\(resume.failure)")
         outputs.append(("resume", resume.stdout + resume.stderr))
         let nodes = try SandboxNodes(sandbox)
         #expect(try await K3sSandbox.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1])
@@ -144,10 +144,12 @@ import Glibc
         let rejected = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(rejected.code == 1)
         #expect(rejected.stderr.contains("k3s.join/worker-3") && rejected.stderr.contains("Node password rejected")
-                && rejected.stderr.contains("k3s kubectl delete node worker-3"), "\(rejected.stderr.suffix(3000))")
+                && rejected.stderr.contains("k3s kubectl delete node worker-3"), "\(rejected.failure)")
         let store = try sandbox.store()
         let failed = try #require(try store.attempts(of: StepID("k3s.join/worker-3"), run: try store.lastRun()!.id).last)
-        #expect(failed.finishedAt!.timeIntervalSince(failed.startedAt) < 40, "the 15 s deadline holds")
+        // The deadline holds: the step ends soon after its 15 s (not a timing bound: a loaded machine
+        // has taken tens of seconds more; a join without a deadline would wait for ever).
+        #expect(failed.finishedAt!.timeIntervalSince(failed.startedAt) < 120, "the 15 s deadline holds")
         outputs.append(("rejected", rejected.stdout + rejected.stderr))
 
         // A server that never answers the join: the agent hangs; the join fails within its deadline with the agent's last lines.
@@ -155,8 +157,8 @@ import Glibc
         let started = ContinuousClock.now
         let hung = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(hung.code == 1)
-        #expect(ContinuousClock.now - started < .seconds(90))
-        #expect(hung.stderr.contains("did not join within 15") && hung.stderr.contains("never answers its join"), "\(hung.stderr.suffix(3000))")
+        #expect(ContinuousClock.now - started < .seconds(240), "the hung join ended at its deadline")
+        #expect(hung.stderr.contains("did not join within 15") && hung.stderr.contains("never answers its join"), "\(hung.failure)")
         // The whole error (status, the store) carries the agent's last log lines.
         let error = try sandbox.store().steps()[StepID("k3s.join/worker-3")]?.lastError ?? ""
         #expect(error.contains("last lines of /var/log/k3s-agent.log") && error.contains("Waiting to retrieve agent configuration"), "\(error)")
@@ -167,11 +169,11 @@ import Glibc
         let refused = try await K3sSandbox.run(sandbox, ["up"], environment: ["K3S_TEST_TOKEN": "another-token-\(UUID().uuidString)"])
         #expect(refused.code == 1)
         #expect(refused.stderr.contains("k3s.join/worker-3") && refused.stderr.contains("refused the join token")
-                && refused.stderr.contains("the secret 'join' (k3s.token)"), "\(refused.stderr.suffix(3000))")
+                && refused.stderr.contains("the secret 'join' (k3s.token)"), "\(refused.failure)")
 
         // The right token again: the agent (restarted with it, retrying under OpenRC) joins.
         let healed = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
-        #expect(healed.code == 0, "\(healed.stderr.suffix(3000))")
+        #expect(healed.code == 0, "\(healed.failure)")
         outputs.append(("healed", healed.stdout + healed.stderr))
 
         // worker-3's machine is re-created (terminated in the cloud, so terraform replaces it: a new
@@ -181,7 +183,7 @@ import Glibc
         try await sandbox.ec2().terminate([old.id])
         let before = try await K3sSandbox.installs(nodes)
         let replaced = try await K3sSandbox.run(sandbox, ["up", "--recheck"], environment: environment)
-        #expect(replaced.code == 0, "\(replaced.stderr.suffix(3000))")
+        #expect(replaced.code == 0, "\(replaced.failure)")
         let joinLog = try await K3sSandbox.run(sandbox, ["logs", "k3s.join/worker-3"], environment: environment).stdout
         #expect(joinLog.contains("but joined as \(old.id): deleting its stale node object"), "\(joinLog.suffix(2000))")
         let after = try await K3sSandbox.installs(try SandboxNodes(sandbox))

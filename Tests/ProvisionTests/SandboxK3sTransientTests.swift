@@ -39,7 +39,7 @@ import Testing
         let nodes = try #require(try await Self.nodesOnceCreated(sandbox, while: process), "terraform.apply recorded no nodes")
         try await StandIn.fault("apiflaky 30\nhelmretry *", nodes)
         while process.isRunning { try await Task.sleep(for: .milliseconds(200)) }
-        #expect(process.exitCode == 0, "\(process.stderr.suffix(3000))")
+        #expect(process.exitCode == 0, "\(process.stderr.suffix(3000)) \(process.stdout.suffix(3000))")
         let steps = try sandbox.store().steps()
         for id in ["k3s.server", "k3s.join/worker-1", "cluster.ready", "monitoring", "platform", "workloads"] {
             #expect(steps[StepID(id)]?.state == .succeeded, "\(id): \(steps[StepID(id)]?.lastError ?? "missing")")
@@ -77,7 +77,7 @@ import Testing
         defer { sandbox.cleanUp() }
         sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 2)
         let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         let nodes = try SandboxNodes(sandbox)
         #expect(try await Self.running(nodes) == ["control-plane": K3sSandbox.version, "worker-1": K3sSandbox.version, "worker-2": K3sSandbox.version])
 
@@ -98,7 +98,7 @@ import Testing
         let next = "v1.33.5+k3s1"
         K3sSandbox.writePlan(sandbox, workers: 2, version: next, binary: try binary(next))
         let upgrade = try await K3sSandbox.run(sandbox, ["up", "--json"])
-        #expect(upgrade.code == 0, "\(upgrade.stderr.suffix(3000))")
+        #expect(upgrade.code == 0, "\(upgrade.failure)")
         #expect(try await Self.running(nodes) == ["control-plane": next, "worker-1": next, "worker-2": next], "every node runs the new version")
 
         // worker-1's restart leaves the old process running: its join fails naming both versions and the fix.

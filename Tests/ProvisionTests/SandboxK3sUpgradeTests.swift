@@ -41,7 +41,7 @@ import Glibc
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
         sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: workers, deploy: tree.path)
         let up = try await Self.run(sandbox, ["up"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         return (tree, try SandboxNodes(sandbox))
     }
 
@@ -126,7 +126,7 @@ import Glibc
         K3sSandbox.writePlan(sandbox, workers: 3, version: next, deploy: tree.path, binary: try Self.binary(next, in: sandbox),
                                   k3sExtra: ["drain_timeout: 60s"])
         let upgrade = try await Self.run(sandbox, ["up", "--json"])
-        #expect(upgrade.code == 0, "\(upgrade.stderr.suffix(3000))")
+        #expect(upgrade.code == 0, "\(upgrade.failure)")
         let events = Array(try await Self.timeline(nodes).dropFirst(before))
         let problems = Self.rollingProblems(events, version: next, nodes: names, server: "control-plane")
         #expect(problems.isEmpty, "\(problems)\n\(events.map(\.description).joined(separator: "\n"))")

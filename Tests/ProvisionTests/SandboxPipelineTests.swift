@@ -70,7 +70,7 @@ import Glibc
         let sandbox = Sandbox(name: "pipe-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: SandboxRuns.pipeline(rate: 30))
         defer { sandbox.cleanUp() }
         let up = try await sandbox.run(["up", "--json"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         #expect(SandboxRuns.stepOutcomes(up)["verify"] == "applied")
         let verify = try await sandbox.run(["verify", "--json"])
         #expect(verify.code == 0 && !verify.signaled, "\(verify.stdout)\(verify.stderr.suffix(2000))")
@@ -117,7 +117,7 @@ import Glibc
         let sandbox = Sandbox(name: "pipk-\(UInt16.random(in: 1000...65000))", workers: 2, pipeline: SandboxRuns.pipeline(rate: 30))
         defer { sandbox.cleanUp() }
         let up = try await sandbox.run(["up"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         let nodes = try SandboxNodes(sandbox)
         let workers = nodes.inventory.workers
 
@@ -191,7 +191,7 @@ import Glibc
             #expect(try await sandbox.run(["unlock"]).code == 0)
             let resume = try await sandbox.run(["resume"])
             let resumeLogs = resume.code == 0 ? "" : try await serviceLogs(sandbox)
-            #expect(resume.code == 0, "killed at \(phase): \(resume.stderr.suffix(3000))\(resumeLogs)")
+            #expect(resume.code == 0, "killed at \(phase): \(resume.failure)\(resumeLogs)")
             let instances = try await sandbox.liveInstances()
             #expect(instances.count == 2, "killed at \(phase): no duplicate instance, found \(instances.map(\.id))")
             let nodes = try SandboxNodes(sandbox)

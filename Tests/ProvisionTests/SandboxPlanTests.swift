@@ -12,7 +12,7 @@ import Testing
                               pipeline: "rate: 20\ngpus_per_producer: 2\nbatch_size: 200\nbatch_wait_ms: 100\npartitions: 3")
         defer { sandbox.cleanUp() }
         let up = try await sandbox.run(["up"])
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         let nodes = try SandboxNodes(sandbox)
         let worker = try #require(nodes.inventory.workers.first)
         let stop = try await nodes.run("rc-service pipeline-producer stop 2>/dev/null || systemctl stop pipeline-producer", on: worker)

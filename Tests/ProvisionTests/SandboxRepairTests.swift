@@ -35,7 +35,7 @@ extension SandboxSelfHealingTests {
             let sandbox = FaultSandbox.make("heal-topics", durable: false)
             defer { sandbox.cleanUp() }
             let up = try await FaultSandbox.firstUp(sandbox)
-            #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+            #expect(up.code == 0, "\(up.failure)")
             let nodes = try Nodes(sandbox)
             defer { Task { await nodes.pool.closeAll() } }
             let broker = "--broker tcp://\(nodes.address):9092"
@@ -54,7 +54,7 @@ extension SandboxSelfHealingTests {
             #expect(audit.code == 6 && audit.stdout.split(separator: "\n").contains { $0.hasPrefix("service.broker ") && $0.contains("DRIFT") }, "\(audit.stdout)")
 
             let repaired = try await sandbox.run(["up", "--json"])
-            #expect(repaired.code == 0, "\(repaired.stdout.suffix(3000))\(repaired.stderr.suffix(3000))")
+            #expect(repaired.code == 0, "\(repaired.failure)")
             #expect(SandboxRuns.applied(repaired).isSuperset(of: ["service.broker", "verify"]), "\(SandboxRuns.stepOutcomes(repaired))")
             let list = try await nodes.run("/usr/local/bin/tansu topic list \(broker)", on: nodes.control).stdout
             let topics = (try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [[String: Any]] ?? [])
@@ -92,7 +92,7 @@ extension SandboxSelfHealingTests {
             let sandbox = FaultSandbox.make("heal-super", durable: false)
             defer { sandbox.cleanUp() }
             let up = try await FaultSandbox.firstUp(sandbox)
-            #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+            #expect(up.code == 0, "\(up.failure)")
             let nodes = try Nodes(sandbox)
             defer { Task { await nodes.pool.closeAll() } }
             let program = "/opt/provision/bin/processor"
@@ -106,7 +106,7 @@ extension SandboxSelfHealingTests {
                 #expect(audit.stdout.split(separator: "\n").contains { $0.hasPrefix("service.processor ") && $0.contains("not running") }, "\(audit.stdout)")
 
                 let repaired = try await sandbox.run(["up", "--json"])
-                #expect(repaired.code == 0, "orphan killed too: \(killOrphanToo): \(repaired.stderr.suffix(3000))")
+                #expect(repaired.code == 0, "orphan killed too: \(killOrphanToo): \(repaired.failure)")
                 #expect(SandboxRuns.applied(repaired).contains("service.processor"), "\(SandboxRuns.stepOutcomes(repaired))")
                 let running = try await Self.processes(of: program, on: nodes.control, nodes)
                 let supervisor = try await nodes.run("cat /run/supervise-pipeline-processor.pid", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -124,7 +124,7 @@ extension SandboxSelfHealingTests {
             let sandbox = FaultSandbox.make("heal-alert", durable: false)
             defer { sandbox.cleanUp() }
             let up = try await FaultSandbox.firstUp(sandbox)
-            #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+            #expect(up.code == 0, "\(up.failure)")
             let nodes = try Nodes(sandbox)
             defer { Task { await nodes.pool.closeAll() } }
             #expect(await Self.alerts(nodes)["PipelineFlowStopped"] == nil)

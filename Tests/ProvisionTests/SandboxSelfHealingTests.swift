@@ -23,7 +23,7 @@ import Glibc
         let sandbox = FaultSandbox.make("heal-broker")
         defer { sandbox.cleanUp() }
         let up = try await FaultSandbox.firstUp(sandbox)
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         let nodes = try Nodes(sandbox)
         defer { Task { await nodes.pool.closeAll() } }
         let runs = try sandbox.store().lastRun()?.id
@@ -77,7 +77,7 @@ import Glibc
         let sandbox = FaultSandbox.make("chaos")
         defer { sandbox.cleanUp() }
         let up = try await FaultSandbox.firstUp(sandbox)
-        #expect(up.code == 0, "\(up.stderr.suffix(3000))")
+        #expect(up.code == 0, "\(up.failure)")
         var nodes = try Nodes(sandbox)
         let started = ContinuousClock.now
         let units = ["pipeline-broker", "pipeline-mongodb", "pipeline-processor", "pipeline-producer"]

@@ -26,6 +26,13 @@ package struct CLI {
             self.stderr = stderr
             self.signaled = signaled
         }
+
+        /// What to print when a run was expected to pass: the end of stderr and, for `--json` runs
+        /// (whose errors are events on stdout), the end of stdout.
+        package var failure: String {
+            let events = stdout.split(separator: "\n").suffix(12).joined(separator: "\n")
+            return "stderr: \(stderr.suffix(3000))\nstdout: \(events.suffix(4000))"
+        }
     }
 
     /// A working directory with a plan and a state root, removed afterwards.
