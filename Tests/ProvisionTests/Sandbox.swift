@@ -79,7 +79,7 @@ struct Sandbox {
     /// The sandbox EC2 API as recorded by `sandbox.cloud`.
     func ec2() throws -> EC2Client {
         guard let record = SandboxCloud.load(stateDirectory) else { throw StepFailure("sandbox.cloud has no record in \(stateDirectory.path)") }
-        return EC2Client(endpoint: record.endpoint, region: "us-east-1", accessKey: "sandbox", secretKey: "sandbox")
+        return SandboxCloud.client(record.endpoint)
     }
 
     /// Instances tagged for the plan that are not terminated.

@@ -18,7 +18,7 @@ import Testing
         let motoLog = (try? String(contentsOf: directory.appendingPathComponent("sandbox/moto.log"), encoding: .utf8)) ?? ""
         #expect(motoLog.contains("\"POST / HTTP/1.1\" 200"), "moto's log: \(motoLog.suffix(500))")
         do {
-            try await sweepEveryKind(EC2Client(endpoint: record.endpoint, region: "us-east-1", accessKey: "sandbox", secretKey: "sandbox"))
+            try await sweepEveryKind(SandboxCloud.client(record.endpoint))
         } catch {
             await cloud.stop()
             throw error

@@ -1,3 +1,4 @@
+import Infra
 import Transport
 
 /// Where the broker (Tansu) keeps its log, its topics and the consumer groups' offsets.
@@ -30,7 +31,7 @@ public enum BrokerStorage: Sendable, Equatable {
         case .memory: [:]
         case .objectStore(let endpoint, _):
             ["AWS_ENDPOINT": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_DEFAULT_REGION": "us-east-1",
-             "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox"]
+             "AWS_ACCESS_KEY_ID": SandboxCloud.accessKey, "AWS_SECRET_ACCESS_KEY": SandboxCloud.secretKey]
         }
     }
 

@@ -14,12 +14,12 @@ package struct CloudAccess: Sendable {
     /// The sandbox: moto at `endpoint`, fake credentials (moto accepts any; they are not secrets).
     static func sandbox(endpoint: String, region: String) -> CloudAccess {
         let override: JSONValue = .object(["provider": .object(["aws": .object([
-            "access_key": .string("sandbox"), "secret_key": .string("sandbox"),
+            "access_key": .string(SandboxCloud.accessKey), "secret_key": .string(SandboxCloud.secretKey),
             "skip_credentials_validation": .bool(true), "skip_metadata_api_check": .bool(true),
             "skip_region_validation": .bool(true), "skip_requesting_account_id": .bool(false),
             "endpoints": .array([.object(["ec2": .string(endpoint), "sts": .string(endpoint), "iam": .string(endpoint)])]),
         ])])])
-        return CloudAccess(region: region, ec2: EC2Client(endpoint: endpoint, region: region, accessKey: "sandbox", secretKey: "sandbox"),
+        return CloudAccess(region: region, ec2: SandboxCloud.client(endpoint, region: region),
                            environment: ["AWS_EC2_METADATA_DISABLED": "true"], providerOverride: override)
     }
 

@@ -73,14 +73,21 @@ package struct SandboxCloud: Sendable {
         // That call is made here, with a budget of its own, so that no later one (terraform's, the
         // sweep's) waits for it; a moto that never answers it still fails the start.
         do {
-            _ = try await EC2Client(endpoint: record.endpoint, region: "us-east-1", accessKey: "sandbox", secretKey: "sandbox",
-                                    timeout: Self.firstCallBudget)
-                .call("DescribeRegions", [:])
+            _ = try await Self.client(record.endpoint, timeout: Self.firstCallBudget).call("DescribeRegions", [:])
         } catch {
             await process.stop()
             throw StepFailure(SandboxError.cloudFailed(reason: "its first EC2 call failed: \(error)", log: logFile).description)
         }
         return record
+    }
+
+    /// What the sandbox's services give moto as credentials: it takes any, so these are fixed and
+    /// no secret (terraform's provider, the EC2 client, the broker's object store use them).
+    package static let accessKey = "sandbox", secretKey = "sandbox"
+
+    /// An EC2 client of the moto at `endpoint`.
+    package static func client(_ endpoint: String, region: String = "us-east-1", timeout: Duration = .seconds(60)) -> EC2Client {
+        EC2Client(endpoint: endpoint, region: region, accessKey: accessKey, secretKey: secretKey, timeout: timeout)
     }
 
     /// How long moto's first EC2 call may take: it builds the EC2 backend then.
