@@ -38,8 +38,9 @@ package enum SandboxFlow {
     /// node.ready ─► runtime.artifacts/<node> ──────────────┐
     ///          ├──► service.broker ──┬──────────────────────┴► service.processor ─┐
     ///          ├──► service.mongodb ─┘      service.producer/<worker> ◄─ broker,  │
-    ///          ├──► service.node-exporter/<node> ─┐          artifacts            ├─► verify
-    ///          └──► service.alertmanager ─────────┴► service.prometheus ──────────┘
+    ///          ├──► service.node-exporter/<node>             artifacts            ├─► verify
+    ///          ├──► service.alertmanager                                          │
+    ///          └──► service.prometheus ───────────────────────────────────────────┘
     /// ```
     static func processes(_ plan: Plan, sandbox: SandboxSpec, ssh: SSHPool?) -> [StepGraph.Node] {
         let runtime = runtime(plan, sandbox: sandbox)
@@ -55,11 +56,13 @@ package enum SandboxFlow {
                            dependencies: [NodeReadyStep.id]) { node in
                 ArtifactsStep(node: node, workloads: workloads, librdkafka: librdkafka, programs: runtime.programs, access: access)
             }),
+            // Prometheus first of the services: with the plan's parallelism used up by this wave,
+            // its 5 s before the first scrape begin as early as they can.
+            .step(ServiceStep(.prometheus, runtime: runtime, access: access)),
             .step(ServiceStep(.broker, runtime: runtime, access: access)),
             .step(ServiceStep(.mongodb, runtime: runtime, access: access)),
             perNode(.nodeExporter, over: ClusterInventory.nodeNamesOutput),
             .step(ServiceStep(.alertmanager, runtime: runtime, access: access)),
-            .step(ServiceStep(.prometheus, runtime: runtime, access: access)),
             .step(ServiceStep(.processor, runtime: runtime, access: access)),
             perNode(.producer, over: ClusterInventory.workerNamesOutput),
             .step(VerifyStep(runtime: runtime, access: access)),

@@ -123,7 +123,8 @@ public struct ProcessesRuntime: Sendable {
             node: node, health: .http(host: node.address, port: Port.processor, path: "/ready"))
     }
 
-    /// Prometheus: scrapes the processor, every node's node-exporter and itself; evaluates the
+    /// Prometheus: scrapes the processor (every 2 s: verify's rates need two of its samples),
+    /// every node's node-exporter and itself (every 5 s); evaluates the
     /// pipeline's alert rules and sends alerts to Alertmanager.
     public func prometheus(on node: RuntimeNode, nodes: [RuntimeNode]) -> PlacedService {
         let exporters = nodes.map { "'\($0.address):\(Port.nodeExporter)'" }.joined(separator: ", ")
@@ -140,6 +141,7 @@ public struct ProcessesRuntime: Sendable {
               - job_name: prometheus
                 static_configs: [{targets: ['\(node.address):\(Port.prometheus)']}]
               - job_name: processor
+                scrape_interval: 2s
                 static_configs: [{targets: ['\(node.address):\(Port.processor)']}]
               - job_name: node
                 static_configs: [{targets: [\(exporters)]}]

@@ -27,8 +27,11 @@ package struct ServiceStep: Step {
         package var needs: [StepID] {
             switch self {
             case .broker: [SandboxCloudStep.id]  // the object store that keeps the broker's log
-            case .mongodb, .nodeExporter, .alertmanager: []
-            case .prometheus: [Kind.alertmanager.id, Kind.nodeExporter.id]
+            // Prometheus needs nothing running to start (a target that does not answer yet is
+            // up 0 until it does; notifications are retried), and it starts scraping only after
+            // its target discovery's first update, 5 s after its start: it starts with the first
+            // services so that this wait overlaps theirs.
+            case .mongodb, .nodeExporter, .alertmanager, .prometheus: []
             case .processor: [Kind.broker.id, Kind.mongodb.id, ArtifactsStep.id]
             case .producer: [Kind.broker.id, ArtifactsStep.id]
             }
