@@ -160,6 +160,11 @@ import Glibc
         #expect(metrics.contains("processor_batch_size_count"))
         #expect(metrics.contains("processor_consumer_lag{topic=\"gpu.metrics.v1\",partition=\"0\"}"))
         try await waitUntil(timeout: .seconds(90)) { Self.lagTotal(port) == 0 }
+        // Every batch finished (rollups added, offsets committed), and nothing failed on the way: no
+        // write (documents, rollups, dead letters) was retried.
+        let failures = (Services.get(port: port, "/metrics")?.body ?? "").split(separator: "\n").filter { $0.hasPrefix("processor_write_failures_total") }
+        #expect(failures == ["processor_write_failures_total 0"], "\(failures)")
+        #expect(!processor.stderr.contains("failed ("), "\(processor.stderr.suffix(2000))")
         #expect(Services.get(port: port, "/nope")?.status == 404)
         let rollups = try await pipeline.checkRollups()
         #expect(rollups.counted == 1000 && rollups.buckets >= 4 && rollups.mismatches.isEmpty, "\(rollups)")

@@ -142,8 +142,13 @@ final class MongoStore: @unchecked Sendable {  // each instance is used by one t
                 }
             }
         }
-        guard outcome.succeeded, outcome.reply["nMatched"] as? Int == updates.count, outcome.reply["nInserted"] as? Int == inserts.count else {
-            throw MongoError("rollups in \(collection) moved meanwhile or failed (\(outcome.message)); they will be read again")
+        guard outcome.succeeded else {
+            throw MongoError("writing rollups in \(collection) failed (\(outcome.message)); they will be read again")
+        }
+        let matched = outcome.reply["nMatched"]?.int ?? 0, inserted = outcome.reply["nInserted"]?.int ?? 0
+        guard matched == updates.count, inserted == inserts.count else {
+            throw MongoError("rollups in \(collection) moved meanwhile (\(matched) of \(updates.count) updates found their mark, "
+                             + "\(inserted) of \(inserts.count) new buckets inserted); they will be read again")
         }
     }
 
