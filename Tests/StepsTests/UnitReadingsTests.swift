@@ -3,6 +3,7 @@ import Engine
 import Foundation
 @testable import Infra
 @testable import NodeRuntime
+import PlanLanguage
 import Testing
 @testable import Transport
 
@@ -81,6 +82,88 @@ import Testing
         #expect(one.stdout == "[ pipeline-broker ]\n")
         let short = try await runner.run("\(path); \(ServiceControl.activePrelude(of: ["pipeline-broker", "pipeline-node"])); echo \"[${__pb_active-unset}]\"", timeout: .seconds(10))
         #expect(short.stdout == "[unset]\n", "systemctl answered for one unit of two")
+    }
+
+    @Test func theBrokersNodeListsItsTopicsOnceForTheBrokersReadinessAndTheTopicCheck() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("topics-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // A tansu that counts its listings and lists what `listing` holds.
+        let tansu = directory.appendingPathComponent("tansu"), listing = directory.appendingPathComponent("listing")
+        try "#!/bin/sh\necho x >> '\(directory.path)/count'\ncat '\(listing.path)'\n".write(to: tansu, atomically: true, encoding: .utf8)
+        chmod(tansu.path, 0o755)
+        let all = PipelineSpec.topics.map { #"{"name":"\#($0)","partitions":[0,1,2]}"# }
+        var programs = ProcessesRuntime.Programs()
+        programs.tansu = tansu.path
+        let broker = ProcessesRuntime(pipeline: PipelineSpec(), programs: programs, rules: "")
+            .broker(on: RuntimeNode(name: "control-plane", address: "127.0.0.1", isControlPlane: true))
+        let ready = try #require(broker.ready)
+        let runner = LocalCommandRunner(processes: ProcessSupervisor())
+        func listings() throws -> Int {
+            ((try? String(contentsOf: directory.appendingPathComponent("count"), encoding: .utf8)) ?? "").split(separator: "\n").count
+        }
+
+        for (topics, isReady) in [(all, true), (Array(all.dropLast()), false)] {
+            try? FileManager.default.removeItem(at: directory.appendingPathComponent("count"))
+            try "[\(topics.joined(separator: ","))]\n".write(to: listing, atomically: true, encoding: .utf8)
+            let batch = CommandBatch(["(\(ready)) && echo ready || echo not", ProcessesRuntime.topicsCommand(broker)],
+                                     prelude: ProcessesRuntime.topicsPrelude(broker))
+            let outputs = try await batch.run(on: runner, timeout: .seconds(30))
+            #expect(outputs.first == (isReady ? "ready\n" : "not\n"), "\(topics.count) topics: \(outputs)")
+            #expect(ProcessesRuntime.topics(listed: outputs.last ?? "")?.count == topics.count, "\(outputs)")
+            #expect(try listings() == 1, "one listing for both")
+        }
+        // Alone (no batch, no prelude), each lists for itself.
+        try "[\(all.joined(separator: ","))]\n".write(to: listing, atomically: true, encoding: .utf8)
+        let alone = try await runner.run("(\(ready)) && \(ProcessesRuntime.topicsCommand(broker))", timeout: .seconds(30))
+        #expect(alone.succeeded && ProcessesRuntime.topics(listed: alone.stdout)?.count == all.count, "\(alone.stdout)")
+        #expect(try listings() == 3)
+    }
+
+    /// Answers `connections` HTTP requests on 127.0.0.1 with `status`; returns its port.
+    static func answering(_ status: String, connections: Int) throws -> Int {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        guard bound else { throw POSIXError(.EADDRNOTAVAIL) }
+        Thread.detachNewThread {
+            for _ in 0..<connections {
+                let client = accept(listener, nil, nil)
+                // The whole request first, as a real server reads it (bash may write it in parts).
+                var request: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 1024)
+                while !String(decoding: request, as: UTF8.self).contains("\r\n\r\n") {
+                    let count = read(client, &chunk, chunk.count)
+                    if count <= 0 { break }
+                    request += chunk.prefix(count)
+                }
+                let response = Array("HTTP/1.0 \(status)\r\nContent-Length: 0\r\n\r\n".utf8)
+                _ = write(client, response, response.count)
+                close(client)
+            }
+            close(listener)
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @Test func anHTTPProbePassesOnA2xxAndFailsOtherwiseInBashItselfAndFromAPOSIXShell() async throws {
+        let runner = LocalCommandRunner(processes: ProcessSupervisor())
+        let control = ServiceControl(unit: ServiceUnit(name: "pipeline-web", description: "d", command: "/bin/true"), initSystem: .systemd)
+        for (status, passes) in [("200 OK", true), ("503 Service Unavailable", false)] {
+            let port = try Self.answering(status, connections: 2)
+            let service = PlacedService(unit: control.unit, node: RuntimeNode(name: "n", address: "127.0.0.1", isControlPlane: true),
+                                        health: .http(host: "127.0.0.1", port: port, path: "/ready"))
+            let probe = ServiceInstaller.probeCommand(service, control: control)
+            // The runner's shell is /bin/sh (dash here: the probe runs in a bash of its own), then bash.
+            for command in [probe, "bash -c \(Shell.quoted(probe))"] {
+                let result = try await runner.run(command, timeout: .seconds(10))
+                #expect(result.succeeded == passes, "\(status): \(command) \(result.summary)")
+            }
+        }
     }
 
     @Test func oneBatchPerNodeReadsEveryUnitAndStillFindsAStoppedOne() async throws {

@@ -165,7 +165,8 @@ package struct ServiceStep: Step {
     /// Every node's batch for the snapshot: the state script of each service the plan places
     /// there and the broker's topic list, from this step's view of the inventory (a step whose
     /// own command differs, because its view differs, reads live). On a systemd node the batch's
-    /// prelude asks systemd once for all of the node's units.
+    /// prelude asks systemd once for all of the node's units; on the broker's, it lists the topics
+    /// once for the broker's readiness and the topic check.
     private func batches(_ context: StepContext) throws -> [String: UnitReadings.NodeBatch] {
         let inventory = try RuntimeAccess.inventory(context.upstream)
         let steps = Kind.allCases.filter { !$0.perNode }.map { ServiceStep($0, runtime: runtime, access: access) }
@@ -173,18 +174,23 @@ package struct ServiceStep: Step {
             + inventory.workers.map { ServiceStep(.producer, node: $0.name, runtime: runtime, access: access) }
         var commands: [String: [String]] = [:]
         var units: [String: [String]] = [:]
+        var preludes: [String: [String]] = [:]
         for step in steps {
             guard let service = try? step.placed(context.upstream) else { continue }
             let initSystem = inventory.node(named: service.node.name)?.initSystem ?? .openrc
             commands[service.node.name, default: []].append(ServiceInstaller.stateScript(of: service, initSystem: initSystem))
             units[service.node.name, default: []].append(service.unit.name)
-            if step.kind == .broker { commands[service.node.name, default: []].append(ProcessesRuntime.topicsCommand(service)) }
+            if step.kind == .broker {
+                commands[service.node.name, default: []].append(ProcessesRuntime.topicsCommand(service))
+                preludes[service.node.name, default: []].append(ProcessesRuntime.topicsPrelude(service))
+            }
         }
         var batches: [String: UnitReadings.NodeBatch] = [:]
         for (name, list) in commands {
             guard let node = inventory.node(named: name) else { continue }
-            let prelude = node.initSystem == .systemd ? ServiceControl.activePrelude(of: units[name] ?? []) : nil
-            batches[name] = UnitReadings.NodeBatch(runner: try access.reader(node, context), batch: CommandBatch(list, prelude: prelude))
+            let prelude = (node.initSystem == .systemd ? [ServiceControl.activePrelude(of: units[name] ?? [])] : []) + (preludes[name] ?? [])
+            batches[name] = UnitReadings.NodeBatch(runner: try access.reader(node, context),
+                                                   batch: CommandBatch(list, prelude: prelude.isEmpty ? nil : prelude.joined(separator: "\n")))
         }
         return batches
     }

@@ -295,6 +295,15 @@ final class SSHSession: @unchecked Sendable {
         if directions & LIBSSH2_SESSION_BLOCK_INBOUND != 0 { events |= Int16(POLLIN) }
         if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { events |= Int16(POLLOUT) }
         if events == 0 { events = Int16(POLLIN) }
+        if events & Int16(POLLIN) != 0 {
+            // Acknowledge what arrives at once: sshd does not set TCP_NODELAY for a command
+            // without a terminal, so its next message waits (Nagle) on the ACK of its previous one,
+            // which Linux delays up to 40 ms while this side has nothing to send (the channel's
+            // confirmation after the server's post-login message, every connection). The kernel
+            // leaves quick-ACK mode by itself, so it is asked again before every wait.
+            var one: Int32 = 1
+            setsockopt(socket, Int32(IPPROTO_TCP), TCP_QUICKACK, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         var descriptor = pollfd(fd: socket, events: events, revents: 0)
         _ = poll(&descriptor, 1, slice)
     }
