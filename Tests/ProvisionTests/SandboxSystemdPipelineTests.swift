@@ -102,7 +102,8 @@ import Testing
         let offAudit = try await sandbox.run(["status", "--audit"])
         #expect(offAudit.code == 6 && offAudit.stdout.contains("sandbox host is not running"), "\(offAudit.stdout)\(offAudit.stderr)")
         await nodes.pool.closeAll()
-        #expect(try await sandbox.run(["down"]).code == 0)
+        let down = try await sandbox.run(["down"])
+        #expect(down.code == 0, "\(down.failure)")
         #expect(sandbox.processesLeft().isEmpty)
     }
 }
