@@ -36,7 +36,6 @@ package struct SandboxFleet: Sendable {
             recorded[id] = nil
         }
         var result: [String: SandboxHost] = [:]
-        var boots: [(instance: Instance, previous: SandboxHost?, userData: String?)] = []
         for instance in instances {
             if let host = recorded[instance.id], host.isRunning {
                 if host.initSystem == initSystem {
@@ -46,50 +45,22 @@ package struct SandboxFleet: Sendable {
                 log.write("\(instance.node) boots \(host.initSystem.rawValue) but the plan says \(initSystem.rawValue): stopping its host to boot it again")
                 await host.stop()
             }
+            let previous = recorded[instance.id]
             let userData = initSystem == .systemd ? try await cloud?.userData(instance: instance.id) : nil
-            boots.append((instance, recorded[instance.id], userData))
-        }
-        guard !boots.isEmpty else { return result }
-        // The machines boot together (a systemd one takes seconds to reach its sshd), their
-        // addresses chosen and their sshd listening within one hold of the lock.
-        let started = try await SandboxLock.withLock {
-            var taken = Set(try Self.hosts(store).values.map(\.address))
-            var specs: [SandboxHost.Spec] = []
-            for boot in boots {
+            let host = try await SandboxLock.withLock {
+                let taken = Set(try Self.hosts(store).values.map(\.address))
                 // A restarted node keeps its address unless something else took it meanwhile.
-                let kept = boot.previous.flatMap { LoopbackAddress.isFree($0.address, port: 22) ? $0.address : nil }
+                let kept = previous.flatMap { LoopbackAddress.isFree($0.address, port: 22) ? $0.address : nil }
                 let address = try kept ?? LoopbackAddress.allocate(port: 22, taken: taken)
-                taken.insert(address)
-                specs.append(.init(
-                    instanceID: boot.instance.id, node: boot.instance.node, address: address,
-                    directory: stateDirectory.appendingPathComponent("sandbox/hosts/\(boot.instance.id)"),
-                    authorizedKey: authorizedKey, cloudInitDelay: cloudInitDelay, image: image, initSystem: initSystem, userData: boot.userData))
+                return try await SandboxHost.start(.init(
+                    instanceID: instance.id, node: instance.node, address: address,
+                    directory: stateDirectory.appendingPathComponent("sandbox/hosts/\(instance.id)"),
+                    authorizedKey: authorizedKey, cloudInitDelay: cloudInitDelay, image: image, initSystem: initSystem, userData: userData))
             }
-            return await withTaskGroup(of: (Int, Result<SandboxHost, any Error>).self) { group in
-                for (index, spec) in specs.enumerated() {
-                    group.addTask {
-                        do { return (index, .success(try await SandboxHost.start(spec))) } catch { return (index, .failure(error)) }
-                    }
-                }
-                var outcomes = [Result<SandboxHost, any Error>?](repeating: nil, count: specs.count)
-                for await (index, outcome) in group { outcomes[index] = outcome }
-                return outcomes.compactMap { $0 }
-            }
+            try store.saveResource(kind: Self.kind, key: instance.id, value: String(decoding: try JSONEncoder().encode(host), as: UTF8.self))
+            log.write("\(previous == nil ? "started" : "restarted") SSH host for \(instance.node) (\(instance.id)) on \(host.address):\(host.port)")
+            result[instance.node] = host
         }
-        // Every machine that booted is recorded (and so stopped by `down`) before a failure of
-        // another is reported.
-        var failure: (any Error)?
-        for (boot, outcome) in zip(boots, started) {
-            switch outcome {
-            case .success(let host):
-                try store.saveResource(kind: Self.kind, key: boot.instance.id, value: String(decoding: try JSONEncoder().encode(host), as: UTF8.self))
-                log.write("\(boot.previous == nil ? "started" : "restarted") SSH host for \(boot.instance.node) (\(boot.instance.id)) on \(host.address):\(host.port)")
-                result[boot.instance.node] = host
-            case .failure(let error):
-                failure = failure ?? error
-            }
-        }
-        if let failure { throw failure }
         return result
     }
 
