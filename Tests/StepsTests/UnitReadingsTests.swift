@@ -72,15 +72,12 @@ import Testing
         // Without a prelude's answer each unit asks systemctl itself, and a systemctl that answers
         // for fewer units than asked leaves no answer at all.
         #expect(broker.running.contains("systemctl is-active --quiet pipeline-broker"))
-        let fake = FileManager.default.temporaryDirectory.appendingPathComponent("systemctl-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: fake, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: fake) }
-        try "#!/bin/sh\necho active\n".write(to: fake.appendingPathComponent("systemctl"), atomically: true, encoding: .utf8)
-        chmod(fake.appendingPathComponent("systemctl").path, 0o755)
-        let path = "PATH='\(fake.path)':\"$PATH\""
-        let one = try await runner.run("\(path); \(ServiceControl.activePrelude(of: ["pipeline-broker"])); echo \"[${__pb_active-unset}]\"", timeout: .seconds(10))
+        // A systemctl that says "active" once, whatever it is asked: a shell function (a script
+        // written and executed at once can be "text file busy" under parallel tests).
+        let fake = "systemctl() { echo active; }"
+        let one = try await runner.run("\(fake); \(ServiceControl.activePrelude(of: ["pipeline-broker"])); echo \"[${__pb_active-unset}]\"", timeout: .seconds(10))
         #expect(one.stdout == "[ pipeline-broker ]\n")
-        let short = try await runner.run("\(path); \(ServiceControl.activePrelude(of: ["pipeline-broker", "pipeline-node"])); echo \"[${__pb_active-unset}]\"", timeout: .seconds(10))
+        let short = try await runner.run("\(fake); \(ServiceControl.activePrelude(of: ["pipeline-broker", "pipeline-node"])); echo \"[${__pb_active-unset}]\"", timeout: .seconds(10))
         #expect(short.stdout == "[unset]\n", "systemctl answered for one unit of two")
     }
 
@@ -90,11 +87,12 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         // A tansu that counts its listings and lists what `listing` holds.
         let tansu = directory.appendingPathComponent("tansu"), listing = directory.appendingPathComponent("listing")
-        try "#!/bin/sh\necho x >> '\(directory.path)/count'\ncat '\(listing.path)'\n".write(to: tansu, atomically: true, encoding: .utf8)
-        chmod(tansu.path, 0o755)
+        try "echo x >> '\(directory.path)/count'\ncat '\(listing.path)'\n".write(to: tansu, atomically: true, encoding: .utf8)
         let all = PipelineSpec.topics.map { #"{"name":"\#($0)","partitions":[0,1,2]}"# }
         var programs = ProcessesRuntime.Programs()
-        programs.tansu = tansu.path
+        // Run by /bin/sh, not executed itself: a file just written can be "text file busy" while a
+        // process that another test spawned meanwhile still holds the writer's descriptor.
+        programs.tansu = "/bin/sh \(tansu.path)"
         let broker = ProcessesRuntime(pipeline: PipelineSpec(), programs: programs, rules: "")
             .broker(on: RuntimeNode(name: "control-plane", address: "127.0.0.1", isControlPlane: true))
         let ready = try #require(broker.ready)
