@@ -160,14 +160,13 @@ import Glibc
         // delivered for 60 s (the batch never fills at 5 events/s).
         let running = try cli.start(["--brokers", broker.address, "--source", "synthetic", "--state-file", file, "--continuous", "--rate", "5"],
                                     executable: Self.producer, environment: Services.libraryPath.merging(["LINGER_MS": "60000", "MESSAGE_TIMEOUT_MS": "120000"]) { $1 })
-        defer { kill(running.pid, SIGKILL) }
+        defer { if running.isRunning { kill(running.pid, SIGKILL); running.wait() } }  // a failed wait's leftover only
         let acknowledged = { SelfHealingTests.state(file)?.runs.last?["acknowledged"] as? Int ?? 0 }
         try await waitUntil(timeout: .seconds(20)) { acknowledged() > 0 }
         #expect(acknowledged() == 2, "one event of each topic, flushed at once")
         try await waitUntil(timeout: .seconds(20)) { (SelfHealingTests.state(file)?.runs.last?["produced"] as? Int ?? 0) >= 20 }
         #expect(acknowledged() == 2, "the later events wait for the linger")
-        kill(running.pid, SIGTERM)
-        try await running.finish()
+        try await Services.terminate(running)
         #expect(running.exitCode == 0 && acknowledged() >= 20, "on SIGTERM the rest is flushed: \(running.stderr)")
     }
 
