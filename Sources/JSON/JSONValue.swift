@@ -90,7 +90,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
         if case .array(let v) = self { v } else { nil }
     }
 
-    /// Compact, key-sorted JSON (what is sent to kubectl).
+    /// Compact, key-sorted JSON (what is sent to the Kubernetes API).
     public var compactData: Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

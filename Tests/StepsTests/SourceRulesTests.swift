@@ -38,17 +38,33 @@ import Testing
         // The rule itself catches what it is for.
         #expect(Self.kubectlCommandLines([#"try await node.run("k3s kubectl get pods -o json")"#, #"let drain = "flock \(lock) k3s kubectl drain""#,
                                           #"ProcessCommand("kubectl", ["kustomize"])"#]).count == 3)
-        #expect(Self.kubectlCommandLines([#"hint: "'k3s kubectl logs -n app deploy/processor' on \(control)""#, "control.kubectl().get([\"pods\"])"]).isEmpty)
+        #expect(Self.kubectlCommandLines([#"hint: "'k3s kubectl logs -n app deploy/processor' on \(control)""#, "control.kube().get([\"pods\"])"]).isEmpty)
         var clientFiles: [String] = []
         for (path, lines) in try Self.sourceLines() {
             let found = Self.kubectlCommandLines(lines)
-            if path == "Sources/Steps/Kube/K3s/Kubectl.swift" {
+            if path == "Sources/Steps/Kube/Client/Kubectl.swift" {
                 if !found.isEmpty { clientFiles.append(path) }
                 continue
             }
-            #expect(found.isEmpty, "\(path) builds a kubectl command line; add a method to Kubectl (Sources/Steps/Kube/K3s/Kubectl.swift): \(found)")
+            #expect(found.isEmpty, "\(path) builds a kubectl command line; add a method to Kubectl (Sources/Steps/Kube/Client/Kubectl.swift): \(found)")
         }
-        #expect(clientFiles == ["Sources/Steps/Kube/K3s/Kubectl.swift"], "the typed client is where kubectl command lines are built")
+        #expect(clientFiles == ["Sources/Steps/Kube/Client/Kubectl.swift"], "the typed client is where kubectl command lines are built")
+    }
+
+    /// `grep -rn kubectl Sources` finds only the typed client's folder: other code calls the client
+    /// (`node.kube()`), and hints name a command through `Kubectl.shown`, comments and help included.
+    @Test func kubectlIsSpelledOnlyInTheTypedClientsFolder() throws {
+        let client = "Sources/Steps/Kube/Client/"
+        let sources = repositoryRoot.appendingPathComponent("Sources")
+        let files = FileManager.default.enumerator(atPath: sources.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
+        var inClient = 0
+        for file in files.sorted() {
+            let lines = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
+                .split(separator: "\n").filter { $0.contains("kubectl") }
+            if ("Sources/" + file).hasPrefix(client) { inClient += lines.count; continue }
+            #expect(lines.isEmpty, "Sources/\(file) spells kubectl; call the typed client (\(client)) or name the command with Kubectl.shown: \(lines)")
+        }
+        #expect(inClient > 0, "the typed client in \(client) builds the kubectl command lines")
     }
 
     @Test func childProcessesStartOnlyInTheEnginesSupervisor() throws {

@@ -10,10 +10,10 @@ struct KubeconfigCommand: AsyncParsableCommand {
             The kubeconfig step writes state/<plan>/kubeconfig (0600): K3s's admin kubeconfig with the server \
             this machine reaches and the cluster, user and context named after the plan.
 
-              KUBECONFIG=$(provision kubeconfig --plan plans/aws.yaml) kubectl get nodes
+              KUBECONFIG=$(provision kubeconfig --plan plans/aws.yaml) helm list -A
 
             With 'k3s.api_access: forward' the server is https://127.0.0.1:<k3s.api_local_port>: keep \
-            'provision port-forward api' running while kubectl uses it (a note on stderr says so).
+            'provision port-forward api' running while a client uses it (a note on stderr says so).
             """
     )
 

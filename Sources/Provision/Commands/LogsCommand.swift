@@ -9,7 +9,7 @@ struct LogsCommand: AsyncParsableCommand {
         abstract: "Print a step's log: every attempt's output, secrets redacted; for a service, the service's own log.",
         discussion: """
             For a service step of the pipeline (service.processor, service.producer/worker-1, ...) this prints \
-            the service's own log from its node, as 'kubectl logs' would; --step-log prints provision's log of \
+            the service's own log from its node (journald or the OpenRC log file); --step-log prints provision's log of \
             the step.
 
               provision logs node.ready/worker-2 --tail 50

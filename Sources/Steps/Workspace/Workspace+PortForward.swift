@@ -20,7 +20,7 @@ public struct OpenForward: Sendable {
 
 extension Workspace {
     /// Forwards a local port through an SSH session to the recorded control plane to `target`:
-    /// a monitoring Service's cluster address (looked up with `k3s kubectl get svc` on the control
+    /// a monitoring Service's cluster address (looked up through the typed client on the control
     /// plane), or for `api` the API server at the control plane's cluster address, port 6443.
     /// - Parameter localPort: nil: for `api`, `k3s.api_local_port` (the port a kubeconfig written
     ///   with `api_access: forward` names); for a Service, a free port.
@@ -83,7 +83,7 @@ extension Workspace {
         }, isRoot: endpoint.user == "root")
     }
 
-    /// The cluster address of Service `namespace/name` (`k3s kubectl get svc` on the control plane).
+    /// The cluster address of Service `namespace/name` (read through the typed client on the control plane).
     func serviceAddress(namespace: String, name: String, port: Int, cluster: RecordedK3sCluster, pool: SSHPool) async throws -> (host: String, port: Int) {
         try await verification(cluster, pool: pool).serviceAddress((namespace, name, port))
     }

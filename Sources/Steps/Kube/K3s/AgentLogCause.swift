@@ -42,7 +42,7 @@ package enum AgentLogCause: Equatable, Sendable {
             cause = """
                 the server on \(server) rejected \(worker)'s node password ("Node password rejected"): a node named \(worker) joined \
                 before from a machine that no longer exists (it was re-created under the same name). Fix: delete the stale node \
-                object on the control plane ('k3s kubectl delete node \(worker)', which also removes its \(worker).node-password.k3s \
+                object on the control plane (\(Kubectl.shown("delete node \(worker)")), which also removes its \(worker).node-password.k3s \
                 secret), then 'provision resume'
                 """
         case .wrongToken:
@@ -60,7 +60,7 @@ package enum AgentLogCause: Equatable, Sendable {
         case .serverNotAnswering:
             cause = """
                 the server at \(url) takes \(worker)'s connection but never answers its join (the agent keeps waiting). Fix: look at \
-                the server's log on \(server) ('journalctl -u k3s' under systemd, /var/log/k3s.log under OpenRC; an overloaded or stuck server; 'k3s kubectl get --raw /readyz'), then 'provision resume'
+                the server's log on \(server) ('journalctl -u k3s' under systemd, /var/log/k3s.log under OpenRC; an overloaded or stuck server; \(Kubectl.shown("get --raw /readyz"))), then 'provision resume'
                 """
         case .unknown:
             cause = "no known cause in its log; look at \(logFile) on \(worker), fix, then 'provision resume'"

@@ -34,7 +34,7 @@ package struct AppliedSet: Sendable {
     /// Deletes `stale` from the cluster, namespaces last (`--ignore-not-found`: a resumed prune repeats).
     static func prune(_ stale: [KubeObject], on control: K3sNode, context: StepContext) async throws {
         for object in stale.sorted(by: { ($0.kind == "Namespace" ? 1 : 0, $0) < ($1.kind == "Namespace" ? 1 : 0, $1) }) {
-            try await control.kubectl().delete(object.resource, object.name, namespace: object.namespace, ignoreNotFound: true, what: "pruning \(object)")
+            try await control.kube().delete(object.resource, object.name, namespace: object.namespace, ignoreNotFound: true, what: "pruning \(object)")
             context.log.write("pruned \(object) (no longer rendered)")
         }
     }
@@ -45,7 +45,7 @@ package struct AppliedSet: Sendable {
         var problems: [String] = []
         let lasting = objects.filter { !($0.kind == "Job" && $0.group == "batch") }
         for (namespace, group) in Dictionary(grouping: lasting, by: \.namespace).sorted(by: { $0.key < $1.key }) {
-            let result = try await control.kubectl().names(group.map(\.reference), namespace: namespace)
+            let result = try await control.kube().names(group.map(\.reference), namespace: namespace)
             if !result.succeeded { problems.append(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
         return problems.joined(separator: "; ")

@@ -39,9 +39,9 @@ package struct ClusterReadyStep: Step {
             guard let node = nodes.first(where: { $0.name == name }) else { missing.append("\(name): not in the cluster"); continue }
             if !node.isReady { missing.append("\(name): \(node.condition)") }
         }
-        let kubectl = control.kubectl(until: deadline)
-        let result = try await kubectl.get(["deployments"], namespace: "kube-system")
-        guard result.succeeded else { throw kubectl.failure("'k3s kubectl get deployments -n kube-system'", result) }
+        let kube = control.kube(until: deadline)
+        let result = try await kube.get(["deployments"], namespace: "kube-system")
+        guard result.succeeded else { throw kube.failure("\(Kubectl.shown("get deployments -n kube-system"))", result) }
         let items = (try? JSONDecoder().decode(DeploymentList.self, from: Data(result.stdout.utf8)))?.items ?? []
         for name in coreDeployments {
             guard let item = items.first(where: { $0.metadata.name == name }) else {

@@ -6,12 +6,12 @@ import NodeRuntime
 
 /// `platform` and `workloads`: one namespace of the k8s/ tree (`platform`: Kafka, MongoDB;
 /// `workloads`: the app namespace's processor, producers, HPA), rendered here from the plan's
-/// overlay (`kubectl kustomize`), uploaded to the control plane as JSON and applied there
-/// server-side (`k3s kubectl apply --server-side --field-manager=provision`) with the generated
+/// overlay (kustomize), uploaded to the control plane as JSON and applied there
+/// server-side (field manager `provision`) with the generated
 /// Secrets (DeploySecrets). Objects the previous apply made that the new rendering lacks are
 /// deleted: the applied set is recorded in the store (resource kind `k8s.applied`, before the apply
 /// as the union of old and new, after the prune as the new set, with the rendered digest once the
-/// rollouts finished), so a run killed in between still prunes them. Then every Deployment and StatefulSet must roll out (the conditions `kubectl rollout
+/// rollouts finished), so a run killed in between still prunes them. Then every Deployment and StatefulSet must roll out (the conditions `rollout
 /// status` uses) within `k3s.rollout_timeout`; the error names each failing pod and its reason.
 /// `check`: the rendered digest is the recorded one and every recorded object exists.
 ///
@@ -131,7 +131,7 @@ package struct DeployStep: Step {
         let file = "\(Self.directory)/\(part.rawValue).json"
         try await control.put(manifests.list, at: file, mode: 0o600)
         try record(AppliedSet.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
-        let applied = try await control.kubectl(until: .now + settings.spec.rolloutTimeout).apply(
+        let applied = try await control.kube(until: .now + settings.spec.rolloutTimeout).apply(
             [file, DeploySecrets.file(namespace: part.namespace)], what: "applying \(file) server-side")
         context.log.write(applied.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
@@ -158,7 +158,7 @@ package struct DeployStep: Step {
         var failed = false
         while true {
             pending = []
-            let result = try await control.kubectl(until: deadline).get(workloads.map(\.reference), namespace: part.namespace)
+            let result = try await control.kube(until: deadline).get(workloads.map(\.reference), namespace: part.namespace)
             let items = KubeList<KubeWorkload>.decode(result.stdout) ?? []
             for object in workloads {
                 guard let item = items.first(where: { $0.metadata?.name == object.name && $0.kind == object.kind }) else {
@@ -184,7 +184,7 @@ package struct DeployStep: Step {
         for (object, reason, item) in pending {
             lines.append("  \(object.kind.lowercased()) \(part.namespace)/\(object.name): \(reason)")
             if object.kind == "Job" {
-                let logs = try await control.kubectl().logs("job/\(object.name)", namespace: part.namespace, tail: 10)
+                let logs = try await control.kube().logs("job/\(object.name)", namespace: part.namespace, tail: 10)
                 let text = logs.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
                 if logs.succeeded, !text.isEmpty { lines.append("    its last log lines:\n" + text.split(separator: "\n").map { "      \($0)" }.joined(separator: "\n")) }
                 continue
@@ -202,7 +202,7 @@ package struct DeployStep: Step {
 
     /// The pods of this part's namespace.
     private func pods(on control: K3sNode) async throws -> [KubePod] {
-        let result = try await control.kubectl().get(["pods"], namespace: part.namespace)
+        let result = try await control.kube().get(["pods"], namespace: part.namespace)
         return KubeList<KubePod>.decode(result.stdout) ?? []
     }
 
@@ -212,7 +212,7 @@ package struct DeployStep: Step {
         var logs: [String: String] = [:]
         for container in pod.status?.containerStatuses ?? [] {
             guard container.state?.waiting?.reason == "CrashLoopBackOff", let containerName = container.name else { continue }
-            let result = try await control.kubectl().logs(name, namespace: part.namespace, container: containerName, tail: 10)
+            let result = try await control.kube().logs(name, namespace: part.namespace, container: containerName, tail: 10)
             logs[containerName] = result.succeeded ? result.stdout : result.stderr
         }
         return logs

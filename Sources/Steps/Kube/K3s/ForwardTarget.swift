@@ -40,13 +40,13 @@ public enum ForwardTarget: String, Sendable, CaseIterable {
     /// The scheme of the local URL.
     public var scheme: String { self == .api ? "https" : "http" }
 
-    /// The cluster address and port of a Service from `kubectl get svc NAME -o json`: its
+    /// The cluster address and port of a Service from the API's JSON for it: its
     /// `spec.clusterIP` and the port named by `servicePort` (or its only port).
     public func address(fromServiceJSON data: Data) throws -> (host: String, port: Int) {
         try Self.serviceAddress(data, namespace: Self.namespace, name: serviceName ?? rawValue, port: servicePort)
     }
 
-    /// The cluster address of Service `namespace/name` from `kubectl get svc -o json`: its
+    /// The cluster address of Service `namespace/name` from the API's JSON for it: its
     /// `spec.clusterIP` and `port` (or its only port).
     public static func serviceAddress(_ data: Data, namespace: String, name: String, port wanted: Int) throws -> (host: String, port: Int) {
         guard let spec = (try? JSONDecoder().decode(KubeService.self, from: data))?.spec else {

@@ -5,7 +5,7 @@ import NodeRuntime
 import Transport
 
 /// What every K3s step needs besides its plan section: the nodes (over the run's SSH pool), the
-/// addresses K3s uses on them, and `k3s kubectl` on the control plane.
+/// addresses K3s uses on them, and the typed Kubernetes client on the control plane.
 package struct K3sAccess: Sendable {
     /// The run's SSH pool; nil in a graph built only to be shown or validated.
     let ssh: SSHPool?
@@ -65,12 +65,12 @@ package struct K3sAccess: Sendable {
         return address
     }
 
-    /// The nodes the cluster reports (`k3s kubectl get nodes -o json` on the control plane);
+    /// The nodes the cluster reports (the typed client's node listing on the control plane);
     /// transient API errors are retried until `deadline` (default: `Kubectl.patience` from now).
     static func clusterNodes(on control: K3sNode, until deadline: ContinuousClock.Instant? = nil) async throws -> [KubeNode] {
-        let kubectl = control.kubectl(until: deadline)
-        let result = try await kubectl.get(["nodes"])
-        guard result.succeeded else { throw kubectl.failure("'k3s kubectl get nodes'", result) }
+        let kube = control.kube(until: deadline)
+        let result = try await kube.get(["nodes"])
+        guard result.succeeded else { throw kube.failure("\(Kubectl.shown("get nodes"))", result) }
         return try KubeNode.list(Data(result.stdout.utf8))
     }
 
@@ -78,7 +78,7 @@ package struct K3sAccess: Sendable {
     /// (one try when it has passed): a real API server fails a share of calls while it settles.
     static func apiReady(on control: K3sNode, until deadline: ContinuousClock.Instant = .now) async throws -> Bool {
         while true {
-            let result = try await control.kubectl(until: .now).raw("/readyz")
+            let result = try await control.kube(until: .now).raw("/readyz")
             if result.succeeded && result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok" { return true }
             guard ContinuousClock.now < deadline else { return false }
             try await Task.sleep(for: .milliseconds(500))

@@ -75,7 +75,7 @@ package struct K3sJoinStep: Step {
         let joinedAs = try await control.read(joinedAsPath).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !joinedAs.isEmpty, joinedAs != node.entry.instanceID, try await clusterNode(context) != nil else { return }
         log.write("\(worker) is machine \(node.entry.instanceID) now but joined as \(joinedAs): deleting its stale node object so that its new node password is accepted")
-        try await control.kubectl().delete("node", worker, what: "deleting the stale node \(worker)", timeout: .seconds(30))
+        try await control.kube().delete("node", worker, what: "deleting the stale node \(worker)", timeout: .seconds(30))
     }
 
     /// The error of an agent that did not join in time: the cause its log names since this attempt
@@ -213,7 +213,7 @@ package struct K3sJoinStep: Step {
                                       retryable: false)
                 }
                 guard try await clusterNode(context, until: deadline, since: installed) == nil else {
-                    throw StepFailure("\(problem) \(timeout.formatted) after its install began; see 'k3s kubectl describe node \(worker)' on \(control.name)",
+                    throw StepFailure("\(problem) \(timeout.formatted) after its install began; see \(Kubectl.shown("describe node \(worker)")) on \(control.name)",
                                       retryable: false)
                 }
                 throw try await notJoined(node: node, control: control, url: url, timeout: timeout, log: agentLog, mark: logMark)

@@ -1,7 +1,7 @@
 import Engine
 import Foundation
 
-/// A node as the Kubernetes API reports it (`kubectl get nodes -o json`): what the K3s steps read.
+/// A node as the Kubernetes API reports it (its node listing as JSON): what the K3s steps read.
 package struct KubeNode: Sendable, Equatable {
     /// `metadata.name`.
     var name: String
@@ -27,7 +27,7 @@ package struct KubeNode: Sendable, Equatable {
     /// Decodes a `NodeList`.
     static func list(_ data: Data) throws -> [KubeNode] {
         guard let list = try? JSONDecoder().decode(NodeList.self, from: data) else {
-            throw StepFailure("'kubectl get nodes -o json' did not answer a NodeList: \(String(decoding: data.prefix(300), as: UTF8.self))")
+            throw StepFailure("the API's node listing was no NodeList: \(String(decoding: data.prefix(300), as: UTF8.self))")
         }
         return list.items.map { item in
             let ready = item.status?.conditions?.first { $0.type == "Ready" }

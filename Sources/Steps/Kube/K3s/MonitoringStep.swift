@@ -16,7 +16,7 @@ import NodeRuntime
 /// error is a retry under way (its error is shown while the step waits), a failed Job or the
 /// HelmChart's condition Failed fail the step at once, and a chart still installing (or retrying) at
 /// `k3s.monitoring_timeout` (counted from the step's start) fails it then; either error names the
-/// chart, the Job's state and its last log lines (`k3s kubectl logs job/helm-install-<name> --tail=20`).
+/// chart, the Job's state and its last log lines (the Job's `logs`, last 20 lines).
 /// A chart whose spec this apply changes is judged by the Job the controller makes for the new
 /// spec, never by the old one. Pruning and the record in the store are as DeployStep's (key `monitoring`).
 /// `check`: the rendered digest is the recorded one, every recorded object exists and every chart's
@@ -105,12 +105,12 @@ package struct MonitoringStep: Step {
 
     private func live(_ charts: [KubeObject], on control: K3sNode, until deadline: ContinuousClock.Instant? = nil) async throws -> Live {
         var live = Live()
-        let kubectl = control.kubectl(until: deadline)
+        let kube = control.kube(until: deadline)
         for namespace in Set(charts.map(\.namespace)).sorted() {
             for resource in ["helmcharts.helm.cattle.io", "jobs.batch", "pods"] {
-                let result = try await kubectl.get([resource], namespace: namespace)
+                let result = try await kube.get([resource], namespace: namespace)
                 guard result.succeeded else {
-                    live.problems.append("'k3s kubectl get \(resource) -n \(namespace)' failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))")
+                    live.problems.append("\(Kubectl.shown("get \(resource) -n \(namespace)")) failed: \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(300))")
                     continue
                 }
                 switch resource {
@@ -127,7 +127,7 @@ package struct MonitoringStep: Step {
     private func jobLog(_ chart: KubeObject, on control: K3sNode) async throws -> (text: String, error: String?) {
         let job = "job/\(HelmInstall.jobName(chart.name))"
         let command = Kubectl.commandLine(["logs", job, "-n", chart.namespace, "--tail=\(Self.logLines)"])
-        let result = try await control.kubectl().logs(job, namespace: chart.namespace, tail: Self.logLines)
+        let result = try await control.kube().logs(job, namespace: chart.namespace, tail: Self.logLines)
         let output = (result.succeeded ? result.stdout : result.stderr).trimmingCharacters(in: .whitespacesAndNewlines)
         let lines = output.isEmpty ? ["(no output)"] : output.split(separator: "\n").suffix(Self.logLines).map(String.init)
         let text = "    last log lines of job \(chart.namespace)/\(HelmInstall.jobName(chart.name)) (\(command)):\n" + lines.map { "      \($0)" }.joined(separator: "\n")
@@ -167,7 +167,7 @@ package struct MonitoringStep: Step {
                     throw StepFailure("\(describe(chart)) failed to install: \(log.error.map { "\($0) (\(why))" } ?? why)\n\(log.text)\n"
                                       + "  fix the cause (the chart's version, repository or values in its HelmChart under \(tree.path)/base/monitoring/charts, "
                                       + "or what its log names), then run 'provision up'; see the controller's attempts with "
-                                      + "'k3s kubectl -n \(chart.id.namespace) describe job \(HelmInstall.jobName(chart.id.name))' on the control plane",
+                                      + "\(Kubectl.shown("-n \(chart.id.namespace) describe job \(HelmInstall.jobName(chart.id.name))")) on the control plane",
                                       retryable: false)
                 }
             }
@@ -243,14 +243,14 @@ package struct MonitoringStep: Step {
         let (first, late) = manifests.splitByCRDs
         try await control.put(first.list, at: Self.file, mode: 0o600)
         try record(AppliedSet.Record(digest: "", objects: Set(previous).union(manifests.ids).sorted().map(\.description)), context)
-        let applied = try await control.kubectl(until: deadline).apply([Self.file, GrafanaAdmin.secretFile], what: "applying \(Self.file) server-side")
+        let applied = try await control.kube(until: deadline).apply([Self.file, GrafanaAdmin.secretFile], what: "applying \(Self.file) server-side")
         context.log.write(applied.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
 
         try await waitForCharts(manifests, replaced: replaced, deadline: deadline, on: control, context: context)
 
         if !late.objects.isEmpty {
             try await control.put(late.list, at: Self.lateFile, mode: 0o600)
-            let resources = try await control.kubectl(until: deadline).apply([Self.lateFile],
+            let resources = try await control.kube(until: deadline).apply([Self.lateFile],
                                                                              what: "applying \(Self.lateFile) server-side (the charts' custom resources)")
             context.log.write(resources.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         }

@@ -18,7 +18,7 @@ package struct NodeUpgrade: Sendable {
     static let markers = "\(K3sInstall.directory)/cordoned"
     static let drainLock = "\(K3sInstall.directory)/drain.lock"
 
-    /// Where `k3s kubectl` runs.
+    /// Where the typed client runs.
     let control: K3sNode
     /// `k3s.drain_timeout`.
     let drainTimeout: Duration
@@ -56,9 +56,9 @@ package struct NodeUpgrade: Sendable {
     /// Cordons and drains `node`. When the drain does not finish within `drainTimeout`, puts the
     /// node back and fails naming the pods it could not evict and the budgets that protect them.
     func takeOut(_ node: String, version: String, log: StepLog) async throws {
-        try await control.kubectl().cordon(node, outOfService(node))
+        try await control.kube().cordon(node, outOfService(node))
         log.write("\(node): cordoned; draining it (k3s.drain_timeout \(drainTimeout.formatted))")
-        let result = try await control.kubectl().drain(node, timeout: drainTimeout, outOfService(node))
+        let result = try await control.kube().drain(node, timeout: drainTimeout, outOfService(node))
         guard result.succeeded else {
             let blocked = try await blockers(result.stderr)
             try await putBack(node, log: log)
@@ -75,11 +75,11 @@ package struct NodeUpgrade: Sendable {
 
     /// Uncordons `node` and removes its marker.
     func putBack(_ node: String, log: StepLog) async throws {
-        try await control.kubectl().uncordon(node, outOfService(node))
+        try await control.kube().uncordon(node, outOfService(node))
         log.write("\(node): uncordoned")
     }
 
-    /// Each pod the drain could not evict (kubectl names them `pods/"NAME" -n "NS"`), with the
+    /// Each pod the drain could not evict (the drain names them `pods/"NAME" -n "NS"`), with the
     /// PodDisruptionBudgets that select it and their status.
     private func blockers(_ stderr: String) async throws -> [String] {
         var pods: [(namespace: String, name: String)] = []
@@ -98,18 +98,18 @@ package struct NodeUpgrade: Sendable {
             let budgets = blocking.isEmpty ? selecting : blocking
             let named = budgets.map { "PodDisruptionBudget \(pod.namespace)/\($0.name) (\($0.rule); \($0.health))" }
             lines.append("pod \(pod.namespace)/\(pod.name) could not be evicted: "
-                         + (named.isEmpty ? "no PodDisruptionBudget selects it (see 'k3s kubectl describe pod \(pod.name) -n \(pod.namespace)')"
+                         + (named.isEmpty ? "no PodDisruptionBudget selects it (see \(Kubectl.shown("describe pod \(pod.name) -n \(pod.namespace)")))"
                                           : "protected by " + named.joined(separator: ", ")))
         }
         return lines
     }
 
     private func podLabels(_ name: String, namespace: String) async throws -> [String: String] {
-        try await control.kubectl().read(PodLabels.self, ["pod/\(name)"], namespace: namespace, what: "reading pod \(namespace)/\(name)").metadata.labels ?? [:]
+        try await control.kube().read(PodLabels.self, ["pod/\(name)"], namespace: namespace, what: "reading pod \(namespace)/\(name)").metadata.labels ?? [:]
     }
 
     private func budgets(in namespace: String) async throws -> [Budget] {
-        try await control.kubectl().read(BudgetList.self, ["poddisruptionbudgets"], namespace: namespace, what: "listing the PodDisruptionBudgets of \(namespace)").items
+        try await control.kube().read(BudgetList.self, ["poddisruptionbudgets"], namespace: namespace, what: "listing the PodDisruptionBudgets of \(namespace)").items
     }
 
     /// The fields of a Pod read here.

@@ -2,10 +2,10 @@ import Engine
 import Foundation
 
 /// One watcher of node registration for every `k3s.join` of a run: the joins' checks and their
-/// polls for their node to be Ready share `k3s kubectl get nodes` listings instead of each
+/// polls for their node to be Ready share node listings instead of each
 /// asking the control plane on its own.
 ///
-/// Twenty joins polling four times a second would queue twenty kubectl calls on the control
+/// Twenty joins polling four times a second would queue twenty API calls on the control
 /// plane's SSH session (one command at a time) and on its API server; through the watch, a
 /// caller takes the listing in flight or the last one when it began at most `freshness` before
 /// the caller asked, and otherwise starts a new one that the callers after it share. A listing
@@ -38,7 +38,7 @@ package actor NodeWatch {
             task = Task { try await list() }
             inFlight = (began, task)
         }
-        // Not cancelled with one caller: the others share it (the kubectl call has its own timeout).
+        // Not cancelled with one caller: the others share it (the API call has its own timeout).
         let result = await task.result
         if inFlight?.began == began { inFlight = nil }
         try Task.checkCancellation()

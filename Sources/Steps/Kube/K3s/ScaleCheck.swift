@@ -3,7 +3,7 @@ import Foundation
 import JSON
 
 /// `provision verify --scale`: proves that the producers' HorizontalPodAutoscaler scales, over the
-/// control plane's SSH session with `k3s kubectl`. It reads the producers' RATE (their ConfigMap)
+/// control plane's SSH session with the typed client (`Kubectl`). It reads the producers' RATE (their ConfigMap)
 /// and the HPA; raises RATE by `factor` (a merge patch by field manager `provision-verify-scale`);
 /// restarts the producers (they read the ConfigMap through `envFrom`, at start only); waits until
 /// the HPA's desired replicas rise above where they started and the Deployment has that many ready;
@@ -68,12 +68,12 @@ package struct ScaleCheck: Sendable {
         }
         guard start.desiredReplicas >= max(1, start.minReplicas) else {
             report.error = "the HPA \(namespace)/\(autoscaler) has not decided its replicas yet (desired \(start.desiredReplicas), min \(start.minReplicas)): "
-                + "its controller has not evaluated it; wait a minute ('k3s kubectl -n \(namespace) get hpa \(autoscaler)'), then run this again"
+                + "its controller has not evaluated it; wait a minute (\(Kubectl.shown("-n \(namespace) get hpa \(autoscaler)"))), then run this again"
             return report
         }
         guard start.desiredReplicas < start.maxReplicas else {
             report.error = "the HPA \(namespace)/\(autoscaler) already wants its maximum of \(start.maxReplicas) producers, so a higher rate cannot "
-                + "scale it out; wait until it has scaled in ('k3s kubectl -n \(namespace) get hpa \(autoscaler)') or raise maxReplicas, then run this again"
+                + "scale it out; wait until it has scaled in (\(Kubectl.shown("-n \(namespace) get hpa \(autoscaler)"))) or raise maxReplicas, then run this again"
             return report
         }
         let original = Self.format(rate)
@@ -165,7 +165,7 @@ package struct ScaleCheck: Sendable {
                         \(try await podProblems())
                           its conditions:
                         \(now.conditionLines())
-                          check that the nodes have room for more producers ('k3s kubectl -n \(namespace) get pods', 'k3s kubectl describe nodes')
+                          check that the nodes have room for more producers (\(Kubectl.shown("-n \(namespace) get pods")), \(Kubectl.shown("describe nodes")))
                         """)
                 }
                 throw Failure(description: """
@@ -173,8 +173,8 @@ package struct ScaleCheck: Sendable {
                     desired replicas stayed \(desired) (min \(now.minReplicas), max \(now.maxReplicas))\(now.cpuUtilization.map { ", cpu \($0)% of request" } ?? "")
                       its conditions:
                     \(now.conditionLines())
-                      check that metrics-server runs in kube-system ('k3s kubectl -n kube-system get deployment metrics-server', \
-                    'k3s kubectl top pods -n \(namespace)') and that the producers' containers have CPU requests (the HPA's target is a share of them); \
+                      check that metrics-server runs in kube-system (\(Kubectl.shown("-n kube-system get deployment metrics-server")), \
+                    \(Kubectl.shown("top pods -n \(namespace)"))) and that the producers' containers have CPU requests (the HPA's target is a share of them); \
                     a longer --scale-timeout gives it more time
                     """)
             }
@@ -199,7 +199,7 @@ package struct ScaleCheck: Sendable {
                       its conditions:
                     \(now.conditionLines())
                       its scale-down stabilization window (spec.behavior.scaleDown.stabilizationWindowSeconds) must fit in half of --scale-timeout; \
-                    check it with 'k3s kubectl -n \(namespace) describe hpa \(autoscaler)'
+                    check it with \(Kubectl.shown("-n \(namespace) describe hpa \(autoscaler)"))
                     """)
             }
             try await Task.sleep(for: poll)
@@ -212,7 +212,7 @@ package struct ScaleCheck: Sendable {
         if let object = Self.configMap(configMap, in: Data(manifest.utf8), rate: rate) {
             let file = "\(DeployStep.directory)/verify-scale-restore.json"
             try await control.put(object, at: file, mode: 0o600)
-            try await control.kubectl().apply([file], forceConflicts: true, what: "re-applying configmap \(namespace)/\(configMap) with RATE \(rate)",
+            try await control.kube().apply([file], forceConflicts: true, what: "re-applying configmap \(namespace)/\(configMap) with RATE \(rate)",
                                               timeout: .seconds(60))
         } else {
             try await patchRate(rate)
@@ -225,7 +225,7 @@ package struct ScaleCheck: Sendable {
     private var hpaReference: String { "horizontalpodautoscaler.autoscaling/\(autoscaler)" }
 
     private func hpa() async throws -> HPAStatus {
-        let result = try await control.kubectl().get([hpaReference], namespace: namespace)
+        let result = try await control.kube().get([hpaReference], namespace: namespace)
         guard result.succeeded else {
             throw Failure(description: "cannot read the HPA \(namespace)/\(autoscaler) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
                           + "deploy the workloads with 'provision up' (k3s.deploy: true)")
@@ -234,7 +234,7 @@ package struct ScaleCheck: Sendable {
     }
 
     private func currentRate() async throws -> Double {
-        let result = try await control.kubectl().get(["configmap/\(configMap)"], namespace: namespace)
+        let result = try await control.kube().get(["configmap/\(configMap)"], namespace: namespace)
         guard result.succeeded else {
             throw Failure(description: "cannot read the ConfigMap \(namespace)/\(configMap) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400)); "
                           + "deploy the workloads with 'provision up'")
@@ -248,19 +248,19 @@ package struct ScaleCheck: Sendable {
     }
 
     private func patchRate(_ rate: String) async throws {
-        try await control.kubectl().mergePatch("configmap/\(configMap)", namespace: namespace, ["data": ["RATE": .string(rate)]], fieldManager: Self.fieldManager,
+        try await control.kube().mergePatch("configmap/\(configMap)", namespace: namespace, ["data": ["RATE": .string(rate)]], fieldManager: Self.fieldManager,
                                                what: "setting RATE of configmap \(namespace)/\(configMap) to \(rate)")
     }
 
     /// Restarts the producers with a pod-template annotation unique to this restart (its time and a
     /// random suffix).
     ///
-    /// `kubectl rollout restart` writes the time to the second: a restore within the same second as
+    /// A `rollout restart` writes the time to the second: a restore within the same second as
     /// the raise (a quick Ctrl-C) would change nothing and leave the pods on the raised RATE.
     private func restart() async throws {
         let stamp = "\(Date().formatted(.iso8601)) \(UUID().uuidString.prefix(8).lowercased())"
         let patch: JSONValue = ["spec": ["template": ["metadata": ["annotations": [Self.restartAnnotation: .string(stamp)]]]]]
-        try await control.kubectl().mergePatch("deployment/\(deployment)", namespace: namespace, patch, fieldManager: Self.fieldManager,
+        try await control.kube().mergePatch("deployment/\(deployment)", namespace: namespace, patch, fieldManager: Self.fieldManager,
                                                what: "restarting deployment \(namespace)/\(deployment)")
     }
 
@@ -269,7 +269,7 @@ package struct ScaleCheck: Sendable {
 
     /// The Deployment's ready replicas, its wanted replicas, and what its rollout still waits for.
     private func readiness() async throws -> (ready: Int, replicas: Int, pending: String?) {
-        let result = try await control.kubectl().get(["deployment.apps/\(deployment)"], namespace: namespace)
+        let result = try await control.kube().get(["deployment.apps/\(deployment)"], namespace: namespace)
         guard result.succeeded, let object = try? JSONDecoder().decode(KubeWorkload.self, from: Data(result.stdout.utf8)) else {
             throw Failure(description: "cannot read deployment \(namespace)/\(deployment) (\(result.summary)): \(result.stderr.trimmingCharacters(in: .whitespacesAndNewlines).suffix(400))")
         }
@@ -278,7 +278,7 @@ package struct ScaleCheck: Sendable {
 
     /// Why the producers' pods that are not running are not, a line each.
     private func podProblems() async throws -> String {
-        let result = try await control.kubectl().get(["pods"], namespace: namespace)
+        let result = try await control.kube().get(["pods"], namespace: namespace)
         let pods = KubeList<KubePod>.decode(result.stdout) ?? []
         let problems = pods.filter { ($0.metadata?.name ?? "").hasPrefix(deployment + "-") }.compactMap { Rollout.problem($0) }
         return problems.isEmpty ? "    (no pod reports a problem: they are still starting)" : problems.map { "    \($0)" }.joined(separator: "\n")

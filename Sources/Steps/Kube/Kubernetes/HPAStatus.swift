@@ -1,6 +1,6 @@
 import Foundation
 
-/// A HorizontalPodAutoscaler (`autoscaling/v2`) as `kubectl get -o json` answers it: its bounds,
+/// A HorizontalPodAutoscaler (`autoscaling/v2`) as the API answers a `get` of it as JSON: its bounds,
 /// the replicas its controller computed and the conditions that say why it does or does not scale.
 public struct HPAStatus: Sendable, Equatable {
     /// One entry of `status.conditions`.
@@ -66,7 +66,7 @@ public struct HPAStatus: Sendable, Equatable {
         var status: Status?
     }
 
-    /// Parses one HPA object (`kubectl get horizontalpodautoscaler NAME -o json`).
+    /// Parses one HPA object (a `get horizontalpodautoscaler NAME` as JSON).
     public init(json: Data) throws {
         guard let object = try? JSONDecoder().decode(Answer.self, from: json) else {
             throw ParseError(description: "the answer is not a JSON object: \(String(decoding: json.prefix(200), as: UTF8.self))")

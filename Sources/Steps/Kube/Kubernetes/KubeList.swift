@@ -1,6 +1,6 @@
 import Foundation
 
-/// A `kubectl get -o json` answer: a `List` of items, or one object when one was asked for.
+/// The API's answer to a `get` as JSON: a `List` of items, or one object when one was asked for.
 package struct KubeList<Item: Decodable & Sendable>: Decodable, Sendable {
     var items: [Item]
 

@@ -13,7 +13,7 @@ package struct KubeObject: Sendable, Hashable, Comparable, CustomStringConvertib
     /// The API group ("" for the core group).
     var group: String { apiVersion.contains("/") ? String(apiVersion.split(separator: "/")[0]) : "" }
 
-    /// What kubectl takes as the resource type: `deployment.apps`, `configmap`.
+    /// The resource type as the typed client names it: `deployment.apps`, `configmap`.
     var resource: String { kind.lowercased() + (group.isEmpty ? "" : ".\(group)") }
 
     /// `deployment.apps/processor`.

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The fields provision reads of a Deployment, StatefulSet or Job as the API server answers them
-/// (`kubectl get -o json`); every field optional, as the API may leave any out.
+/// (a `get` as JSON); every field optional, as the API may leave any out.
 package struct KubeWorkload: Decodable, Sendable {
     struct Metadata: Decodable, Sendable {
         var name: String?

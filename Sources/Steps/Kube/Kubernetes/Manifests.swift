@@ -4,7 +4,7 @@ import JSON
 import Yams
 
 /// A rendered set of manifests: the objects of one namespace from a kustomize overlay, as JSON
-/// (what the control plane receives: a `v1 List` that `kubectl apply -f` reads), with a digest.
+/// (what the control plane receives: a `v1 List` that an apply reads), with a digest.
 package struct Manifests: Sendable {
     /// Each object as canonical JSON (sorted keys), in the order kustomize rendered them.
     let objects: [(id: KubeObject, json: String)]

@@ -1,7 +1,7 @@
 import Foundation
 
-/// Whether a Deployment or StatefulSet has rolled out, judged as `kubectl rollout status` does (a
-/// Job: whether it completed, as `kubectl wait --for=condition=complete`), and why its pods are not
+/// Whether a Deployment or StatefulSet has rolled out, judged as the `rollout status` command does (a
+/// Job: whether it completed, as a wait for condition `complete`), and why its pods are not
 /// running when it has not.
 package enum Rollout {
     /// What is still missing for `object` (a Deployment, StatefulSet or Job as the API answers it);

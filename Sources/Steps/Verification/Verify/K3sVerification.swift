@@ -6,7 +6,7 @@ import Transport
 
 /// `PipelineVerifier` on a K3s cluster, shared by `provision verify` and the `verify` step: the
 /// processor's, Prometheus's and Loki's Services reached through local ports forwarded over SSH
-/// to the control plane (`SSHPortForward`: no kubectl here, nothing exposed), the topics as the
+/// to the control plane (`SSHPortForward`: no Kubernetes client here, nothing exposed), the topics as the
 /// broker describes them (`kafka-topics.sh` in `kafka-0`) against the kafka-topics ConfigMap, the producers
 /// as their running pods, every node's exporter scraped by kube-prometheus-stack.
 package struct K3sVerification: Sendable {
@@ -32,7 +32,7 @@ package struct K3sVerification: Sendable {
 
     /// The cluster's client, trying again after transient API errors for up to 30 s: an API server
     /// that fails a share of calls does not fail verify.
-    private var kubectl: Kubectl { controlPlane.kubectl(until: .now + .seconds(30)) }
+    private var kube: Kubectl { controlPlane.kube(until: .now + .seconds(30)) }
 
     /// The control plane's name (for hints).
     private var control: String { controlPlane.name }
@@ -43,14 +43,14 @@ package struct K3sVerification: Sendable {
         let processor = try await serviceAddress(K3sPipeline.processor)
         let prometheus = try await serviceAddress((ForwardTarget.namespace, ForwardTarget.prometheus.serviceName!, ForwardTarget.prometheus.servicePort))
         let loki = try await serviceAddress(K3sPipeline.loki)
-        let configMap = try await kubectl.get(["configmap/\(K3sPipeline.topicsConfigMap.name)"], namespace: K3sPipeline.topicsConfigMap.namespace)
+        let configMap = try await kube.get(["configmap/\(K3sPipeline.topicsConfigMap.name)"], namespace: K3sPipeline.topicsConfigMap.namespace)
         let wanted = K3sPipeline.topics(fromConfigMapJSON: configMap.standardOutput)
         guard configMap.succeeded, !wanted.isEmpty else {
             throw PipelineUnavailable(description: "the cluster has no topics in ConfigMap "
                 + "\(K3sPipeline.topicsConfigMap.namespace)/\(K3sPipeline.topicsConfigMap.name); run 'provision up' (with k3s.deploy)")
         }
         // Producers run as pods of an HPA-scaled Deployment: each reports its pod's name.
-        let producers = K3sPipeline.runningPods(fromJSON: try await kubectl.get(["pods"], namespace: K3sPipeline.producers.namespace,
+        let producers = K3sPipeline.runningPods(fromJSON: try await kube.get(["pods"], namespace: K3sPipeline.producers.namespace,
                                                                                  selector: K3sPipeline.producers.selector).standardOutput)
 
         var forwards: [SSHPortForward] = []
@@ -69,7 +69,7 @@ package struct K3sVerification: Sendable {
             workers: producers, nodes: nodes,
             topics: {
                 let broker = K3sPipeline.broker
-                let result = try await verification.kubectl.exec(broker.pod, namespace: broker.namespace, broker.describeTopics)
+                let result = try await verification.kube.exec(broker.pod, namespace: broker.namespace, broker.describeTopics)
                 guard result.succeeded else { throw PipelineUnavailable(description: "kafka-topics.sh --describe failed: \(String(result.stderr.suffix(300)).trimmed)") }
                 return K3sPipeline.topics(fromDescribe: result.stdout)
             },
@@ -88,29 +88,29 @@ package struct K3sVerification: Sendable {
     /// Where to look when a check fails, by check.
     private var hints: [String: String] {
         [
-            "processor /health": "'k3s kubectl logs -n app deploy/processor' on \(control)",
-            "processor /ready": "'k3s kubectl logs -n app deploy/processor', 'k3s kubectl logs -n platform mongodb-0' on \(control)",
-            "topics": "'k3s kubectl get jobs -n platform', then 'k3s kubectl logs -n platform job/<the kafka-topics-… job>'; 'k3s kubectl logs -n platform kafka-0' on \(control)",
-            "gpu_metrics documents rise": "'k3s kubectl logs -n app deploy/processor', 'k3s kubectl logs -n app deploy/producer' on \(control)",
-            "token_usage documents rise": "'k3s kubectl logs -n app deploy/processor' on \(control)",
-            "producers seen in /gpu/info": "'k3s kubectl get pods -n app -o wide' on \(control)",
+            "processor /health": "\(Kubectl.shown("logs -n app deploy/processor")) on \(control)",
+            "processor /ready": "\(Kubectl.shown("logs -n app deploy/processor")), \(Kubectl.shown("logs -n platform mongodb-0")) on \(control)",
+            "topics": "\(Kubectl.shown("get jobs -n platform")), then \(Kubectl.shown("logs -n platform job/<the kafka-topics-… job>")); \(Kubectl.shown("logs -n platform kafka-0")) on \(control)",
+            "gpu_metrics documents rise": "\(Kubectl.shown("logs -n app deploy/processor")), \(Kubectl.shown("logs -n app deploy/producer")) on \(control)",
+            "token_usage documents rise": "\(Kubectl.shown("logs -n app deploy/processor")) on \(control)",
+            "producers seen in /gpu/info": "\(Kubectl.shown("get pods -n app -o wide")) on \(control)",
             "Prometheus scrapes the processor": "provision port-forward prometheus, then its /targets page",
             "Prometheus scrapes every node": "provision port-forward prometheus, then its /targets page (job \(K3sPipeline.nodeExporterJob))",
-            "ingest rate": "'k3s kubectl logs -n app deploy/processor' on \(control)",
+            "ingest rate": "\(Kubectl.shown("logs -n app deploy/processor")) on \(control)",
             "no critical alert firing": "provision port-forward prometheus, then its /alerts page",
-            "Loki has the processor's logs": "'k3s kubectl logs -n monitoring -l app.kubernetes.io/name=alloy', 'k3s kubectl logs -n monitoring loki-0' on \(control)",
+            "Loki has the processor's logs": "\(Kubectl.shown("logs -n monitoring -l app.kubernetes.io/name=alloy")), \(Kubectl.shown("logs -n monitoring loki-0")) on \(control)",
         ]
     }
 
     /// The cluster address of a Service (its ClusterIP, as the control plane's API reports it).
     package func serviceAddress(_ service: (namespace: String, name: String, port: Int)) async throws -> (host: String, port: Int) {
-        let result = try await kubectl.get(["service/\(service.name)"], namespace: service.namespace)
+        let result = try await kube.get(["service/\(service.name)"], namespace: service.namespace)
         guard result.succeeded else {
             if result.stderr.contains("NotFound") || result.stderr.contains("not found") {
                 throw PipelineUnavailable(description: "the cluster has no Service \(service.namespace)/\(service.name); "
                     + "run 'provision up' (with k3s.deploy, it deploys the k8s/ tree)")
             }
-            throw PipelineUnavailable(description: "'k3s kubectl get svc' on \(control) failed (\(result.summary)): \(String(result.stderr.suffix(400)).trimmed); "
+            throw PipelineUnavailable(description: "\(Kubectl.shown("get svc")) on \(control) failed (\(result.summary)): \(String(result.stderr.suffix(400)).trimmed); "
                 + "is the cluster up? 'provision status' says")
         }
         return try ForwardTarget.serviceAddress(result.standardOutput, namespace: service.namespace, name: service.name, port: service.port)

@@ -162,6 +162,13 @@ package struct Kubectl: Sendable {
 
     // MARK: The command line
 
+    /// A command a person may run on the control plane, as hints and errors show it:
+    /// `shown("logs -n app deploy/processor")` is `'k3s kubectl logs -n app deploy/processor'`.
+    /// Hints name commands through this, so that no other code spells a kubectl command line.
+    package static func shown(_ arguments: String) -> String {
+        "'k3s kubectl \(arguments)'"
+    }
+
     /// `arguments` as the command line on the node (each quoted for sh).
     static func commandLine(_ arguments: [String]) -> String {
         "k3s kubectl " + arguments.map { $0.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,".contains($0) } ? $0 : Shell.quoted($0) }.joined(separator: " ")
@@ -210,7 +217,7 @@ package struct Kubectl: Sendable {
         }
         return StepFailure("""
             \(what) on \(node.name) failed: the API server did not answer before the step's deadline; its last error: \(error)
-              check the K3s server on \(node.name) ('k3s kubectl get --raw /readyz'; its log: 'journalctl -u k3s' under systemd, \
+              check the K3s server on \(node.name) (\(Self.shown("get --raw /readyz")); its log: 'journalctl -u k3s' under systemd, \
             /var/log/k3s.log under OpenRC), then run 'provision up'
             """)
     }
