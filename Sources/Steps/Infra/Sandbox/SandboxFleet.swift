@@ -36,6 +36,7 @@ package struct SandboxFleet: Sendable {
             recorded[id] = nil
         }
         var result: [String: SandboxHost] = [:]
+        var boots: [Boot] = []
         for instance in instances {
             if let host = recorded[instance.id], host.isRunning {
                 if host.initSystem == initSystem {
@@ -45,23 +46,76 @@ package struct SandboxFleet: Sendable {
                 log.write("\(instance.node) boots \(host.initSystem.rawValue) but the plan says \(initSystem.rawValue): stopping its host to boot it again")
                 await host.stop()
             }
-            let previous = recorded[instance.id]
             let userData = initSystem == .systemd ? try await cloud?.userData(instance: instance.id) : nil
-            let host = try await SandboxLock.withLock {
-                let taken = Set(try Self.hosts(store).values.map(\.address))
-                // A restarted node keeps its address unless something else took it meanwhile.
-                let kept = previous.flatMap { LoopbackAddress.isFree($0.address, port: 22) ? $0.address : nil }
-                let address = try kept ?? LoopbackAddress.allocate(port: 22, taken: taken)
-                return try await SandboxHost.start(.init(
-                    instanceID: instance.id, node: instance.node, address: address,
-                    directory: stateDirectory.appendingPathComponent("sandbox/hosts/\(instance.id)"),
-                    authorizedKey: authorizedKey, cloudInitDelay: cloudInitDelay, image: image, initSystem: initSystem, userData: userData))
-            }
-            try store.saveResource(kind: Self.kind, key: instance.id, value: String(decoding: try JSONEncoder().encode(host), as: UTF8.self))
-            log.write("\(previous == nil ? "started" : "restarted") SSH host for \(instance.node) (\(instance.id)) on \(host.address):\(host.port)")
-            result[instance.node] = host
+            boots.append(Boot(instance: instance, previous: recorded[instance.id], userData: userData))
         }
+        guard !boots.isEmpty else { return result }
+        let outcomes = try await SandboxLock.withLock { try await boot(boots, store: store) }
+        // Every machine that booted is recorded (so `down` stops it) before another's failure is reported.
+        var failure: (any Error)?
+        for (boot, outcome) in zip(boots, outcomes) {
+            switch outcome {
+            case .success(let booted):
+                let host = booted.host
+                try store.saveResource(kind: Self.kind, key: boot.instance.id, value: String(decoding: try JSONEncoder().encode(host), as: UTF8.self))
+                log.write("\(boot.previous == nil ? "started" : "restarted") SSH host for \(boot.instance.node) (\(boot.instance.id)) on \(host.address):\(host.port), "
+                          + "its sshd up \(booted.bootTime.formatted) after launch (\(host.initSystem.rawValue))")
+                result[boot.instance.node] = host
+            case .failure(let error):
+                failure = failure ?? error
+            }
+        }
+        if let failure { throw failure }
         return result
+    }
+
+    /// A machine to boot: its instance, its host before (a restart keeps its address), its user data.
+    struct Boot {
+        let instance: Instance
+        let previous: SandboxHost?
+        let userData: String?
+    }
+
+    /// A machine whose sshd answers, and how long after its launch it did (the node's boot time).
+    struct Booted {
+        let host: SandboxHost
+        let bootTime: Duration
+    }
+
+    /// Launches every machine, one after another, then awaits each one's sshd: the machines boot
+    /// side by side (a systemd machine takes seconds to reach its sshd), and their addresses are
+    /// chosen and listening within one hold of the sandbox lock. One outcome per boot, in order.
+    private func boot(_ boots: [Boot], store: any StepStore) async throws -> [Result<Booted, any Error>] {
+        var taken = Set(try Self.hosts(store).values.map(\.address))
+        var launched: [(outcome: Result<SandboxHost, any Error>, at: ContinuousClock.Instant)] = []
+        for boot in boots {
+            let at = ContinuousClock.now
+            let outcome = await Self.outcome {
+                // A restarted node keeps its address unless something else took it meanwhile.
+                let kept = boot.previous.flatMap { LoopbackAddress.isFree($0.address, port: 22) ? $0.address : nil }
+                let address = try kept ?? LoopbackAddress.allocate(port: 22, taken: taken)
+                taken.insert(address)
+                return try await SandboxHost.launch(.init(
+                    instanceID: boot.instance.id, node: boot.instance.node, address: address,
+                    directory: stateDirectory.appendingPathComponent("sandbox/hosts/\(boot.instance.id)"),
+                    authorizedKey: authorizedKey, cloudInitDelay: cloudInitDelay, image: image, initSystem: initSystem, userData: boot.userData))
+            }
+            launched.append((outcome, at))
+        }
+        var outcomes: [Result<Booted, any Error>] = []
+        for (outcome, at) in launched {
+            outcomes.append(await Self.outcome {
+                let host = try outcome.get()
+                try await host.awaitSSH()
+                return Booted(host: host, bootTime: .now - at)
+            })
+        }
+        return outcomes
+    }
+
+    /// `body`'s value or error.
+    private static func outcome<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
     }
 
     /// The recorded hosts by instance id.

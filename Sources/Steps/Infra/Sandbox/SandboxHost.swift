@@ -71,6 +71,15 @@ public struct SandboxHost: Codable, Sendable, Hashable {
     /// Boots a node and waits until its sshd accepts connections.
     /// The host key is generated once and kept, so restarting a node does not change it.
     public static func start(_ spec: Spec) async throws -> SandboxHost {
+        let host = try await launch(spec)
+        try await host.awaitSSH()
+        return host
+    }
+
+    /// Starts the node (its files written, its namespaces entered, its init started) without
+    /// waiting for its sshd: machines launched one after another boot side by side, each then
+    /// awaited with `awaitSSH`.
+    static func launch(_ spec: Spec) async throws -> SandboxHost {
         let dir = spec.directory
         let files = FileManager.default
         try files.createDirectory(at: dir.appendingPathComponent("root/.ssh"), withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -92,18 +101,24 @@ public struct SandboxHost: Codable, Sendable, Hashable {
         let process = try DetachedProcess.launch(
             "/usr/bin/unshare", ["--mount", "--uts", "--pid", "--fork", "--kill-child", "--mount-proc", "/bin/sh", dir.appendingPathComponent("boot.sh").path],
             environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], logFile: log)
-        let host = SandboxHost(instanceID: spec.instanceID, node: spec.node, address: spec.address, port: spec.port, directory: dir.path,
-                               process: process, bootedInit: spec.initSystem)
-        let deadline = ContinuousClock.now + (spec.initSystem == .systemd ? .seconds(60) : .seconds(15))
-        while !LoopbackAddress.accepts(spec.address, port: spec.port) {
+        return SandboxHost(instanceID: spec.instanceID, node: spec.node, address: spec.address, port: spec.port, directory: dir.path,
+                           process: process, bootedInit: spec.initSystem)
+    }
+
+    /// Waits until the node's sshd accepts on its address (within 60 s of now under systemd, 15 s
+    /// under OpenRC); a node that dies or misses the deadline is stopped and its log's last lines
+    /// are the error.
+    func awaitSSH() async throws {
+        let deadline = ContinuousClock.now + (initSystem == .systemd ? .seconds(60) : .seconds(15))
+        while !LoopbackAddress.accepts(address, port: port) {
             guard process.isRunning, ContinuousClock.now < deadline else {
-                await process.stop()
+                await stop()
+                let log = URL(fileURLWithPath: directory).appendingPathComponent("node.log").path
                 let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
-                throw SandboxError.hostFailed(node: spec.node, reason: "sshd did not start on \(spec.address):\(spec.port): \(tail)", log: log)
+                throw SandboxError.hostFailed(node: node, reason: "sshd did not start on \(address):\(port): \(tail)", log: log)
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        return host
     }
 
     /// Whether the node is still running.
