@@ -7,17 +7,20 @@ import Testing
 /// Kubernetes client that alone builds kubectl command lines, no child process started outside the
 /// engine's supervisor, one as-root wrapper.
 @Suite struct SourceRulesTests {
-    /// Each Swift file under Sources, by its path from the repository root, with its lines outside comments.
-    static func sourceLines() throws -> [(path: String, lines: [String])] {
+    /// Each Swift file under Sources, by its path from the repository root, with all its lines.
+    static func sourceFiles() throws -> [(path: String, lines: [String])] {
         let sources = repositoryRoot.appendingPathComponent("Sources")
         let files = FileManager.default.enumerator(atPath: sources.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
         #expect(files.count > 100, "Sources must be found (\(files.count) Swift files)")
         return try files.sorted().map { file in
             let text = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
-            let code = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-                .filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("//") }
-            return ("Sources/" + file, code)
+            return ("Sources/" + file, text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
         }
+    }
+
+    /// Each Swift file under Sources, by its path from the repository root, with its lines outside comments.
+    static func sourceLines() throws -> [(path: String, lines: [String])] {
+        try sourceFiles().map { file in (file.path, file.lines.filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("//") }) }
     }
 
     /// Lines that build a kubectl command line: a string that starts with one (not a hint in quotes
@@ -55,14 +58,11 @@ import Testing
     /// (`node.kube()`), and hints name a command through `Kubectl.shown`, comments and help included.
     @Test func kubectlIsSpelledOnlyInTheTypedClientsFolder() throws {
         let client = "Sources/Steps/Kube/Client/"
-        let sources = repositoryRoot.appendingPathComponent("Sources")
-        let files = FileManager.default.enumerator(atPath: sources.path)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") } ?? []
         var inClient = 0
-        for file in files.sorted() {
-            let lines = try String(contentsOf: sources.appendingPathComponent(file), encoding: .utf8)
-                .split(separator: "\n").filter { $0.contains("kubectl") }
-            if ("Sources/" + file).hasPrefix(client) { inClient += lines.count; continue }
-            #expect(lines.isEmpty, "Sources/\(file) spells kubectl; call the typed client (\(client)) or name the command with Kubectl.shown: \(lines)")
+        for (path, lines) in try Self.sourceFiles() {
+            let spelled = lines.filter { $0.contains("kubectl") }
+            if path.hasPrefix(client) { inClient += spelled.count; continue }
+            #expect(spelled.isEmpty, "\(path) spells kubectl; call the typed client (\(client)) or name the command with Kubectl.shown: \(spelled)")
         }
         #expect(inClient > 0, "the typed client in \(client) builds the kubectl command lines")
     }

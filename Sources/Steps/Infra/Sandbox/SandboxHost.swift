@@ -76,6 +76,9 @@ public struct SandboxHost: Codable, Sendable, Hashable {
         return host
     }
 
+    /// The node's console log (its init's output) in its directory.
+    static let logName = "node.log"
+
     /// Starts the node (its files written, its namespaces entered, its init started) without
     /// waiting for its sshd: machines launched one after another boot side by side, each then
     /// awaited with `awaitSSH`.
@@ -95,7 +98,7 @@ public struct SandboxHost: Codable, Sendable, Hashable {
         case .openrc: try write(bootScript(spec), to: dir.appendingPathComponent("boot.sh"), mode: 0o700)
         case .systemd: try prepareSystemd(spec)
         }
-        let log = dir.appendingPathComponent("node.log").path
+        let log = dir.appendingPathComponent(logName).path
         // The node's namespaces end with the `unshare` process (--kill-child): under systemd, its
         // PID 1 is systemd-nspawn, whose own PID namespace (the machine) is nested in it.
         let process = try DetachedProcess.launch(
@@ -113,7 +116,7 @@ public struct SandboxHost: Codable, Sendable, Hashable {
         while !LoopbackAddress.accepts(address, port: port) {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 await stop()
-                let log = URL(fileURLWithPath: directory).appendingPathComponent("node.log").path
+                let log = URL(fileURLWithPath: directory).appendingPathComponent(Self.logName).path
                 let tail = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").suffix(3).joined(separator: " | ") ?? ""
                 throw SandboxError.hostFailed(node: node, reason: "sshd did not start on \(address):\(port): \(tail)", log: log)
             }

@@ -41,7 +41,7 @@ package struct ClusterReadyStep: Step {
         }
         let kube = control.kube(until: deadline)
         let result = try await kube.get(["deployments"], namespace: "kube-system")
-        guard result.succeeded else { throw kube.failure("\(Kubectl.shown("get deployments -n kube-system"))", result) }
+        guard result.succeeded else { throw kube.failure(Kubectl.shown("get deployments -n kube-system"), result) }
         let items = (try? JSONDecoder().decode(DeploymentList.self, from: Data(result.stdout.utf8)))?.items ?? []
         for name in coreDeployments {
             guard let item = items.first(where: { $0.metadata.name == name }) else {

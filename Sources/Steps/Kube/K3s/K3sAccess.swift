@@ -70,7 +70,7 @@ package struct K3sAccess: Sendable {
     static func clusterNodes(on control: K3sNode, until deadline: ContinuousClock.Instant? = nil) async throws -> [KubeNode] {
         let kube = control.kube(until: deadline)
         let result = try await kube.get(["nodes"])
-        guard result.succeeded else { throw kube.failure("\(Kubectl.shown("get nodes"))", result) }
+        guard result.succeeded else { throw kube.failure(Kubectl.shown("get nodes"), result) }
         return try KubeNode.list(Data(result.stdout.utf8))
     }
 
