@@ -7,11 +7,10 @@ import TestSupport
 import Testing
 
 extension SandboxSelfHealingTests {
-    /// Faults that plain `up` repairs in a running sandbox pipeline: the broker's topics deleted, the
-    /// database stopped (its alert fires first); a killed supervisor is `SandboxSupervisorRepairTests`.
+    /// Faults that plain `up` repairs in a running sandbox pipeline: the broker's topics deleted, a
+    /// service supervisor killed and then its orphan, the database stopped (its alert fires first).
     /// The broker keeps its log in memory here (none of these restarts it). Nested in the serialized
-    /// `SandboxSelfHealingTests`, and run before its tests: they bring the durable-broker tests past
-    /// a full run's busiest part, which their time bounds need.
+    /// `SandboxSelfHealingTests`: one of these sandboxes at a time beside the rest of the run.
     @Suite struct Repair {
         typealias Nodes = SandboxNodes
 
@@ -89,6 +88,38 @@ extension SandboxSelfHealingTests {
             #expect(try await sandbox.run(["down"]).code == 0)
         }
 
+        @Test func aKilledSupervisorAndThenItsOrphanLeaveTheUnitRunningUnderItsSupervisorAfterUp() async throws {
+            let sandbox = FaultSandbox.make("heal-super", durable: false)
+            defer { sandbox.cleanUp() }
+            let up = try await FaultSandbox.firstUp(sandbox)
+            #expect(up.code == 0, "\(up.failure)")
+            let nodes = try Nodes(sandbox)
+            defer { Task { await nodes.pool.closeAll() } }
+            let program = "/opt/provision/bin/processor"
+
+            for killOrphanToo in [false, true] {
+                let orphan = try await FaultSandbox.child("pipeline-processor", on: nodes.control, nodes)
+                _ = try await nodes.run("kill -9 $(cat /run/supervise-pipeline-processor.pid)", on: nodes.control)
+                if killOrphanToo { _ = try await nodes.run("kill -9 \(orphan)", on: nodes.control) }
+                let audit = try await sandbox.run(["status", "--audit"])
+                #expect(audit.code == 6, "\(audit.stdout)")
+                #expect(audit.stdout.split(separator: "\n").contains { $0.hasPrefix("service.processor ") && $0.contains("not running") }, "\(audit.stdout)")
+
+                let repaired = try await sandbox.run(["up", "--json"])
+                #expect(repaired.code == 0, "orphan killed too: \(killOrphanToo): \(repaired.failure)")
+                #expect(SandboxRuns.applied(repaired).contains("service.processor"), "\(SandboxRuns.stepOutcomes(repaired))")
+                let running = try await Self.processes(of: program, on: nodes.control, nodes)
+                let supervisor = try await nodes.run("cat /run/supervise-pipeline-processor.pid", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(running.count == 1 && running.first?.split(separator: " ").dropFirst().first.map(String.init) == supervisor,
+                        "one processor, its parent the unit's supervisor \(supervisor): \(running)")
+                #expect(!running.contains { $0.hasPrefix("\(orphan) ") }, "the orphan \(orphan) is gone: \(running)")
+                let status = try await nodes.run("rc-service pipeline-processor status", on: nodes.control)
+                #expect(status.succeeded, "\(status.stdout)\(status.stderr)")
+                #expect(try await sandbox.run(["status", "--audit"]).code == 0)
+            }
+            #expect(try await sandbox.run(["down"]).code == 0)
+        }
+
         @Test func aStoppedDatabaseFiresPipelineFlowStoppedInTheSandboxsPrometheusAndUpRepairsTheFlow() async throws {
             let sandbox = FaultSandbox.make("heal-alert", durable: false)
             defer { sandbox.cleanUp() }
@@ -123,44 +154,5 @@ extension SandboxSelfHealingTests {
             #expect(checks.count == 12 && failed.allSatisfy { $0 == "no critical alert firing" }, "\(failed): \(verify.stdout.suffix(2000))")
             #expect(try await sandbox.run(["down"]).code == 0)
         }
-    }
-}
-
-/// A service supervisor killed, then its orphan too: plain `up` leaves the unit running under its
-/// supervisor. Split from `SandboxSelfHealingTests.Repair` (whose helpers it uses) so that a full
-/// run does not queue it in that serialized chain.
-@Suite struct SandboxSupervisorRepairTests {
-    typealias Nodes = SandboxNodes
-
-    @Test func aKilledSupervisorAndThenItsOrphanLeaveTheUnitRunningUnderItsSupervisorAfterUp() async throws {
-        let sandbox = FaultSandbox.make("heal-super", durable: false)
-        defer { sandbox.cleanUp() }
-        let up = try await FaultSandbox.firstUp(sandbox)
-        #expect(up.code == 0, "\(up.failure)")
-        let nodes = try Nodes(sandbox)
-        defer { Task { await nodes.pool.closeAll() } }
-        let program = "/opt/provision/bin/processor"
-
-        for killOrphanToo in [false, true] {
-            let orphan = try await FaultSandbox.child("pipeline-processor", on: nodes.control, nodes)
-            _ = try await nodes.run("kill -9 $(cat /run/supervise-pipeline-processor.pid)", on: nodes.control)
-            if killOrphanToo { _ = try await nodes.run("kill -9 \(orphan)", on: nodes.control) }
-            let audit = try await sandbox.run(["status", "--audit"])
-            #expect(audit.code == 6, "\(audit.stdout)")
-            #expect(audit.stdout.split(separator: "\n").contains { $0.hasPrefix("service.processor ") && $0.contains("not running") }, "\(audit.stdout)")
-
-            let repaired = try await sandbox.run(["up", "--json"])
-            #expect(repaired.code == 0, "orphan killed too: \(killOrphanToo): \(repaired.failure)")
-            #expect(SandboxRuns.applied(repaired).contains("service.processor"), "\(SandboxRuns.stepOutcomes(repaired))")
-            let running = try await SandboxSelfHealingTests.Repair.processes(of: program, on: nodes.control, nodes)
-            let supervisor = try await nodes.run("cat /run/supervise-pipeline-processor.pid", on: nodes.control).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            #expect(running.count == 1 && running.first?.split(separator: " ").dropFirst().first.map(String.init) == supervisor,
-                    "one processor, its parent the unit's supervisor \(supervisor): \(running)")
-            #expect(!running.contains { $0.hasPrefix("\(orphan) ") }, "the orphan \(orphan) is gone: \(running)")
-            let status = try await nodes.run("rc-service pipeline-processor status", on: nodes.control)
-            #expect(status.succeeded, "\(status.stdout)\(status.stderr)")
-            #expect(try await sandbox.run(["status", "--audit"]).code == 0)
-        }
-        #expect(try await sandbox.run(["down"]).code == 0)
     }
 }
