@@ -42,7 +42,9 @@ import Testing
         let supervisor = ProcessSupervisor(interruptGrace: .seconds(5))
         let script = "trap 'echo got-int > \(marker); exit 130' INT; while true; do sleep 0.05; done"
         let task = Task { try await supervisor.run(.shell(script, environment: environment), redactor: Redactor(), log: nil) }
-        try await waitUntil { !supervisor.running.isEmpty }
+        // The child's start is the premise, not the point: a full parallel run's first seconds once
+        // kept the task from starting it within 10 s.
+        try await waitUntil(timeout: .seconds(60)) { !supervisor.running.isEmpty }
         try await Task.sleep(for: .milliseconds(100))
         task.cancel()
         await #expect(throws: CancellationError.self) { try await task.value }
