@@ -26,7 +26,7 @@ import Glibc
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s")
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path)
         let up = try await K3sSandbox.run(sandbox, ["up", "--json"])
         #expect(up.code == 0, "\(up.failure)")
         let nodes = try SandboxNodes(sandbox)

@@ -32,7 +32,7 @@ import Testing
         defer { sandbox.cleanUp() }
         let tree = sandbox.cli.directory.appendingPathComponent("k8s")
         try FileManager.default.copyItem(at: CLI.repository.appendingPathComponent("k8s"), to: tree)
-        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", monitoring: true, monitoringTimeout: "60s")
+        sandbox.planPath = K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, monitoring: true)
 
         // The faults go in as soon as the control plane's machine exists: before K3s is installed.
         let process = try sandbox.cli.start(["up", "--json", "--plan", sandbox.planPath])
@@ -55,7 +55,7 @@ import Testing
 
         // The API down for longer than cluster.ready's deadline: the step polls until then and names the last error.
         try await StandIn.fault("apiflaky 100", nodes)
-        K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, rolloutTimeout: "60s", monitoring: true, monitoringTimeout: "60s", readyTimeout: "5s")
+        K3sSandbox.writePlan(sandbox, workers: 1, deploy: tree.path, monitoring: true, readyTimeout: "5s")
         let started = ContinuousClock.now
         let down = try await K3sSandbox.run(sandbox, ["up"])
         let took = ContinuousClock.now - started
