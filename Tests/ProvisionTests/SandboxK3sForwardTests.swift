@@ -125,7 +125,7 @@ import Glibc
             body = await SandboxNodes.get(url + "/index.html")?.1 ?? ""
             return body.contains(marker)
         }
-        let localPort = Int(url.split(separator: ":").last!)!
+        let localPort = try #require(url.split(separator: ":").last.flatMap { Int($0) }, "no port in \(url)")
         try await Self.stop(prometheus, with: SIGINT)
         #expect(!prometheus.signaled && prometheus.exitCode == 0, "\(prometheus.stderr)")
         #expect(!Self.accepts(port: localPort), "Ctrl-C closed the port")

@@ -54,17 +54,18 @@ import Testing
         // A second worker whose node password the server rejects: the cause, read from journald, within the deadline.
         _ = try await nodes.run("mkdir -p /var/lib/rancher/k3s/server/standin && echo 'reject-password worker-2' > /var/lib/rancher/k3s/server/standin/faults",
                                 on: nodes.control)
-        K3sSandbox.writePlan(sandbox, workers: 2, token: true, initSystem: .systemd)
+        K3sSandbox.writePlan(sandbox, workers: 2, token: true, installTimeout: "15s", initSystem: .systemd)
         let started = ContinuousClock.now
         let rejected = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(rejected.code == 1)
         #expect(rejected.stderr.contains("k3s.join/worker-2") && rejected.stderr.contains("Node password rejected")
                 && rejected.stderr.contains("k3s kubectl delete node worker-2"), "\(rejected.failure)")
         let store = try sandbox.store()
-        let failed = try #require(try store.attempts(of: StepID("k3s.join/worker-2"), run: try store.lastRun()!.id).last)
+        let last = try #require(try store.lastRun())
+        let failed = try #require(try store.attempts(of: StepID("k3s.join/worker-2"), run: last.id).last)
         // The deadline holds: the step ends soon after its 15 s (a bound a loaded machine keeps; a join
         // without a deadline would wait for ever).
-        #expect(failed.finishedAt!.timeIntervalSince(failed.startedAt) < 120, "the 15 s deadline holds")
+        #expect(try #require(failed.finishedAt).timeIntervalSince(failed.startedAt) < 120, "the 15 s deadline holds")
         let error = try store.steps()[StepID("k3s.join/worker-2")]?.lastError ?? ""
         #expect(error.contains("last lines of journalctl -u k3s-agent") && error.contains("Node password rejected"), "\(error)")
         print("systemd K3s: rejected join failed after \(ContinuousClock.now - started)")

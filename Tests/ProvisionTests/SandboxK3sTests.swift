@@ -58,7 +58,8 @@ import Glibc
             let attempt = try #require(try store.attempts(of: StepID("k3s.join/\(worker)"), run: run).last)
             return (attempt.startedAt, try #require(attempt.finishedAt))
         }
-        #expect(intervals.map(\.0).max()! < intervals.map(\.1).min()!, "join intervals overlap: \(intervals)")
+        let (lastStart, firstEnd) = (try #require(intervals.map(\.0).max()), try #require(intervals.map(\.1).min()))
+        #expect(lastStart < firstEnd, "join intervals overlap: \(intervals)")
 
         let nodes = try SandboxNodes(sandbox)
         #expect(try await K3sSandbox.installs(nodes) == ["control-plane": 1, "worker-1": 1, "worker-2": 1, "worker-3": 1])
@@ -140,16 +141,17 @@ import Glibc
         // A new worker whose node password the server rejects: its own message and fix, within the deadline.
         _ = try await nodes.run("mkdir -p /var/lib/rancher/k3s/server/standin && echo 'reject-password worker-3' > /var/lib/rancher/k3s/server/standin/faults",
                                 on: nodes.control)
-        K3sSandbox.writePlan(sandbox, workers: 3, token: true)
+        K3sSandbox.writePlan(sandbox, workers: 3, token: true, installTimeout: "15s")
         let rejected = try await K3sSandbox.run(sandbox, ["up"], environment: environment)
         #expect(rejected.code == 1)
         #expect(rejected.stderr.contains("k3s.join/worker-3") && rejected.stderr.contains("Node password rejected")
                 && rejected.stderr.contains("k3s kubectl delete node worker-3"), "\(rejected.failure)")
         let store = try sandbox.store()
-        let failed = try #require(try store.attempts(of: StepID("k3s.join/worker-3"), run: try store.lastRun()!.id).last)
+        let last = try #require(try store.lastRun())
+        let failed = try #require(try store.attempts(of: StepID("k3s.join/worker-3"), run: last.id).last)
         // The deadline holds: the step ends soon after its 15 s (not a timing bound: a loaded machine
         // has taken tens of seconds more; a join without a deadline would wait for ever).
-        #expect(failed.finishedAt!.timeIntervalSince(failed.startedAt) < 120, "the 15 s deadline holds")
+        #expect(try #require(failed.finishedAt).timeIntervalSince(failed.startedAt) < 120, "the 15 s deadline holds")
         outputs.append(("rejected", rejected.stdout + rejected.stderr))
 
         // A server that never answers the join: the agent hangs; the join fails within its deadline with the agent's last lines.

@@ -104,7 +104,7 @@ import Testing
         // worker-1's restart leaves the old process running: its join fails naming both versions and the fix.
         _ = try await nodes.run("echo keep-old-process > /var/lib/k3s-standin/faults", on: try #require(nodes.inventory.node(named: "worker-1")))
         let later = "v1.33.6+k3s1"
-        K3sSandbox.writePlan(sandbox, workers: 2, version: later, binary: try binary(later))
+        K3sSandbox.writePlan(sandbox, workers: 2, version: later, installTimeout: "15s", binary: try binary(later))
         let stuck = try await K3sSandbox.run(sandbox, ["up"])
         #expect(stuck.code == 1, "\(stuck.stderr.suffix(2000))")
         let error = try sandbox.store().steps()[StepID("k3s.join/worker-1")]?.lastError ?? ""

@@ -11,13 +11,13 @@ enum K3sSandbox {
     /// A sandbox plan with `runtime: k3s` in `sandbox`'s directory; `deploy`: the k8s/ tree that
     /// `platform` and `workloads` deploy (nil: they are left out, `k3s.deploy: false`); `monitoring`:
     /// whether the `monitoring` step installs the charts first (off unless a test asks).
-    /// The waits no test measures (nodes answering, the cluster Ready, rollouts, charts) are generous: a clean-clone
+    /// The waits no test measures (nodes answering, K3s installed, the cluster Ready, rollouts, charts) are generous: a clean-clone
     /// test run on two loaded cores has missed 30 s.
     @discardableResult
     static func writePlan(_ sandbox: Sandbox, workers: Int, version: String = version, token: Bool = false, merge: Bool = false,
                           extraArgs: [String] = [], deploy: String? = nil, rolloutTimeout: String = "90s",
                           monitoring: Bool = false, monitoringTimeout: String = "90s", verify: Bool = false,
-                          pipeline: String = "", readyTimeout: String = "120s", binary: String? = nil, initSystem: InitSystem = .openrc,
+                          pipeline: String = "", readyTimeout: String = "120s", installTimeout: String = "90s", binary: String? = nil, initSystem: InitSystem = .openrc,
                           k3sExtra: [String] = []) -> String {
         let repository = CLI.repository.path
         let directory = sandbox.cli.directory.path
@@ -40,7 +40,7 @@ enum K3sSandbox {
             k3s:
               version: \(version)
               \(token ? "token: join" : "")
-              install_timeout: 15s
+              install_timeout: \(installTimeout)
               extra_args: [\(extraArgs.joined(separator: ", "))]
               ready_timeout: \(readyTimeout)
               merge_kubeconfig: \(merge)
