@@ -10,7 +10,7 @@ import Testing
         steps:
           - id: slow
             exec:
-              run: sleep 1
+              run: while [ ! -f release ]; do sleep 0.05; done
         """
 
     @Test func concurrentUpOnANewStateRunsOnceAndTheOtherGetsTheLockErrorNamingTheHolder() async throws {
@@ -20,6 +20,11 @@ import Testing
             let plan = cli.write("plan.yaml", Self.plan)
             let a = try cli.start(["up", "--plan", plan])
             let b = try cli.start(["up", "--plan", plan])
+            // The step runs until released, so the two overlap however late a loaded machine starts
+            // the second: the loser ends at once, the winner when released (both running after two
+            // minutes would be the race this test is for; the assertions below then fail).
+            try? await waitUntil(timeout: .seconds(120), every: .milliseconds(50)) { !a.isRunning || !b.isRunning }
+            _ = cli.write("release", "")
             try await a.finish()
             try await b.finish()
             let results = [(a, b), (b, a)]

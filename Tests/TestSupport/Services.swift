@@ -41,8 +41,10 @@ package enum Services {
         try await process.finish()
     }
 
+    /// Whether `process` accepts connections on `port` before it exits (a port taken: another try)
+    /// or 60 s pass: a Python server's start alone has taken over 10 s on a loaded machine.
     package static func accepts(port: Int, while process: CLI.Running) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline && process.isRunning {
             if let fd = connectLoopback(port) { close(fd); return true }
             try await Task.sleep(for: .milliseconds(20))
