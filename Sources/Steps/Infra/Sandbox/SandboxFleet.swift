@@ -46,18 +46,40 @@ package struct SandboxFleet: Sendable {
                 log.write("\(instance.node) boots \(host.initSystem.rawValue) but the plan says \(initSystem.rawValue): stopping its host to boot it again")
                 await host.stop()
             }
-            let userData = initSystem == .systemd ? try await cloud?.userData(instance: instance.id) : nil
-            boots.append(Boot(instance: instance, previous: recorded[instance.id], userData: userData))
+            boots.append(try await Boot(instance: instance, previous: recorded[instance.id], userData: userData(instance)))
         }
-        guard !boots.isEmpty else { return result }
+        return result.merging(try await start(boots, store: store, log: log)) { $1 }
+    }
+
+    /// Boots the machines of those `instances` that have no host recorded (running or not) and
+    /// records them, touching no other host: what `SandboxEarlyBoot` does while terraform still
+    /// waits for the instances it created. Returns the new hosts by node name.
+    func bootNew(_ instances: [Instance], store: any StepStore, log: StepLog) async throws -> [String: SandboxHost] {
+        let recorded = try Self.hosts(store)
+        var boots: [Boot] = []
+        for instance in instances where recorded[instance.id] == nil {
+            boots.append(try await Boot(instance: instance, previous: nil, userData: userData(instance)))
+        }
+        return try await start(boots, store: store, log: log)
+    }
+
+    /// A systemd node's NoCloud seed: its instance's user data as the EC2 API holds it.
+    private func userData(_ instance: Instance) async throws -> String? {
+        initSystem == .systemd ? try await cloud?.userData(instance: instance.id) : nil
+    }
+
+    /// Boots `boots`; every machine is recorded as soon as it is launched (so `down` stops it, and
+    /// a SIGKILL while it boots leaves no machine unrecorded). Returns the hosts by node name, or
+    /// throws the first machine's failure.
+    private func start(_ boots: [Boot], store: any StepStore, log: StepLog) async throws -> [String: SandboxHost] {
+        guard !boots.isEmpty else { return [:] }
         let outcomes = try await SandboxLock.withLock { try await boot(boots, store: store) }
-        // Every machine that booted is recorded (so `down` stops it) before another's failure is reported.
+        var result: [String: SandboxHost] = [:]
         var failure: (any Error)?
         for (boot, outcome) in zip(boots, outcomes) {
             switch outcome {
             case .success(let booted):
                 let host = booted.host
-                try store.saveResource(kind: Self.kind, key: boot.instance.id, value: String(decoding: try JSONEncoder().encode(host), as: UTF8.self))
                 log.write("\(boot.previous == nil ? "started" : "restarted") SSH host for \(boot.instance.node) (\(boot.instance.id)) on \(host.address):\(host.port), "
                           + "its sshd up \(booted.bootTime.formatted) after launch (\(host.initSystem.rawValue))")
                 result[boot.instance.node] = host
@@ -82,9 +104,10 @@ package struct SandboxFleet: Sendable {
         let bootTime: Duration
     }
 
-    /// Launches every machine, one after another, then awaits each one's sshd: the machines boot
-    /// side by side (a systemd machine takes seconds to reach its sshd), and their addresses are
-    /// chosen and listening within one hold of the sandbox lock. One outcome per boot, in order.
+    /// Launches and records every machine, one after another, then awaits each one's sshd: the
+    /// machines boot side by side (a systemd machine takes seconds to reach its sshd), and their
+    /// addresses are chosen and listening within one hold of the sandbox lock. One outcome per
+    /// boot, in order.
     private func boot(_ boots: [Boot], store: any StepStore) async throws -> [Result<Booted, any Error>] {
         var taken = Set(try Self.hosts(store).values.map(\.address))
         var launched: [(outcome: Result<SandboxHost, any Error>, at: ContinuousClock.Instant)] = []
@@ -95,10 +118,12 @@ package struct SandboxFleet: Sendable {
                 let kept = boot.previous.flatMap { LoopbackAddress.isFree($0.address, port: 22) ? $0.address : nil }
                 let address = try kept ?? LoopbackAddress.allocate(port: 22, taken: taken)
                 taken.insert(address)
-                return try await SandboxHost.launch(.init(
+                let host = try await SandboxHost.launch(.init(
                     instanceID: boot.instance.id, node: boot.instance.node, address: address,
                     directory: stateDirectory.appendingPathComponent("sandbox/hosts/\(boot.instance.id)"),
                     authorizedKey: authorizedKey, cloudInitDelay: cloudInitDelay, image: image, initSystem: initSystem, userData: boot.userData))
+                try store.saveResource(kind: Self.kind, key: boot.instance.id, value: String(decoding: try JSONEncoder().encode(host), as: UTF8.self))
+                return host
             }
             launched.append((outcome, at))
         }

@@ -110,7 +110,11 @@ package struct TerraformApplyStep: Step {
         let (runner, cloud) = try setUp(context)
         try await runner.prepare(context)
         try await sweeper(cloud).sweep(keeping: runner.recordedResources(), log: context.log.write)
-        let reported = try await runner.apply(context)
+        // In the sandbox, each instance's machine boots while terraform still waits for it, as on EC2.
+        let reported = target == .sandbox
+            ? try await SandboxEarlyBoot(fleet: try fleet(context), ec2: cloud.ec2, plan: planName)
+                .during({ try await runner.apply(context) }, store: context.store, log: context.log)
+            : try await runner.apply(context)
         let outputs = if let reported { reported } else { try await runner.outputs(context) }
         if case .map(let ami)? = outputs["ami"], case .string(let id)? = ami["id"], case .string(let source)? = ami["source"] {
             context.log.write("the nodes run \(id) (\(source == "plan" ? "cluster.ami" : source.replacingOccurrences(of: "canonical:", with: "Canonical's ")))")
