@@ -59,6 +59,9 @@ public struct PipelineVerifier: Sendable {
     public var partitions: Int
     /// How long checks that need time (first scrapes, first rates) may take to pass.
     public var timeout: Duration = .seconds(150)
+    /// How long a check that has not passed yet waits before it asks again: a pipeline that has just
+    /// started passes within this of its first documents and scrapes (`up` waits for verify).
+    static let pollInterval = Duration.milliseconds(400)
     /// The longest wait for the document counts to rise after their first sample.
     public var sampleGap: Duration = .seconds(5)
     /// The end-to-end latency p99 must stay under this.
@@ -147,7 +150,7 @@ public struct PipelineVerifier: Sendable {
     }
 
     /// gpu_metrics and token_usage counts must rise within `sampleGap` of a first sample (asked
-    /// again every second, so a flowing pipeline passes as soon as both rose).
+    /// again every `pollInterval`, so a flowing pipeline passes as soon as both rose).
     private func countChecks() async -> [Check] {
         let collections = ["gpu_metrics", "token_usage"]
         guard let first = try? await stats() else {
@@ -159,7 +162,7 @@ public struct PipelineVerifier: Sendable {
         let start = ContinuousClock.now
         var second: [String: Int] = [:]
         repeat {
-            try? await Task.sleep(for: min(.seconds(1), sampleGap))
+            try? await Task.sleep(for: min(Self.pollInterval, sampleGap))
             second = (try? await stats()) ?? second
         } while !collections.allSatisfy({ rose(second, $0) }) && ContinuousClock.now - start < sampleGap
         let waited = String(format: "%.1f s", (ContinuousClock.now - start).seconds)
@@ -216,7 +219,7 @@ public struct PipelineVerifier: Sendable {
                 seen = "\(error)"
             }
             guard ContinuousClock.now < deadline else { return Check(name: name, expected: expected, seen: seen, ok: false) }
-            try? await Task.sleep(for: .seconds(1))
+            try? await Task.sleep(for: Self.pollInterval)
         }
     }
 
