@@ -30,6 +30,7 @@ struct SandboxEarlyBoot: Sendable {
     /// one that fails to boot is left to the reconcile after the apply, which reports its error.
     private func watch(until finished: Finished, store: any StepStore, log: StepLog) async {
         var tried: Set<String> = []
+        var lastError = ""
         while await !finished.value {
             do {
                 let new = try await ec2.liveInstances(plan: plan).compactMap { instance -> SandboxFleet.Instance? in
@@ -39,7 +40,11 @@ struct SandboxEarlyBoot: Sendable {
                 tried.formUnion(new.map(\.id))
                 if !new.isEmpty { _ = try await fleet.bootNew(new, store: store, log: log) }
             } catch {
-                log.write("a machine did not boot while terraform ran; the step boots it again after the apply: \(error)")
+                // Logged once while it repeats (an EC2 API that does not answer fails every poll).
+                if "\(error)" != lastError {
+                    log.write("a machine did not boot while terraform ran; the step boots it again after the apply: \(error)")
+                }
+                lastError = "\(error)"
             }
             try? await Task.sleep(for: interval)
         }

@@ -73,7 +73,7 @@ package struct SandboxFleet: Sendable {
     /// throws the first machine's failure.
     private func start(_ boots: [Boot], store: any StepStore, log: StepLog) async throws -> [String: SandboxHost] {
         guard !boots.isEmpty else { return [:] }
-        let outcomes = try await SandboxLock.withLock { try await boot(boots, store: store) }
+        let outcomes = try await SandboxLock.withLock { try await boot(boots, store: store, log: log) }
         var result: [String: SandboxHost] = [:]
         var failure: (any Error)?
         for (boot, outcome) in zip(boots, outcomes) {
@@ -104,11 +104,11 @@ package struct SandboxFleet: Sendable {
         let bootTime: Duration
     }
 
-    /// Launches and records every machine, one after another, then awaits each one's sshd: the
+    /// Launches and records (and logs) every machine, one after another, then awaits each one's sshd: the
     /// machines boot side by side (a systemd machine takes seconds to reach its sshd), and their
     /// addresses are chosen and listening within one hold of the sandbox lock. One outcome per
     /// boot, in order.
-    private func boot(_ boots: [Boot], store: any StepStore) async throws -> [Result<Booted, any Error>] {
+    private func boot(_ boots: [Boot], store: any StepStore, log: StepLog) async throws -> [Result<Booted, any Error>] {
         var taken = Set(try Self.hosts(store).values.map(\.address))
         var launched: [(outcome: Result<SandboxHost, any Error>, at: ContinuousClock.Instant)] = []
         for boot in boots {
@@ -123,6 +123,7 @@ package struct SandboxFleet: Sendable {
                     directory: stateDirectory.appendingPathComponent("sandbox/hosts/\(boot.instance.id)"),
                     authorizedKey: authorizedKey, cloudInitDelay: cloudInitDelay, image: image, initSystem: initSystem, userData: boot.userData))
                 try store.saveResource(kind: Self.kind, key: boot.instance.id, value: String(decoding: try JSONEncoder().encode(host), as: UTF8.self))
+                log.write("launched the machine of \(boot.instance.node) (\(boot.instance.id)) on \(address)")
                 return host
             }
             launched.append((outcome, at))

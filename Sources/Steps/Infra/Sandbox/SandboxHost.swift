@@ -128,10 +128,19 @@ public struct SandboxHost: Codable, Sendable, Hashable {
     public var isRunning: Bool { process.isRunning }
 
     /// Ends the node (every process in it), like pulling the power: `unshare` ignores SIGTERM,
-    /// and its SIGKILL takes the node's PID 1 (and so the whole PID namespace) with it.
+    /// and its SIGKILL takes the node's PID 1 (and so the whole PID namespace) with it. The
+    /// namespace's processes die after `unshare` does, so this returns once the node's sshd no
+    /// longer accepts on its address (at most 10 s): a node started there again binds it, and a
+    /// client does not reach the dying one.
     public func stop() async {
+        let wasRunning = process.isRunning
         await process.stop(grace: .zero)
         if initSystem == .systemd { await Self.removeCgroups(instanceID) }
+        guard wasRunning else { return }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while LoopbackAddress.accepts(address, port: port), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     static func write(_ text: String, to url: URL, mode: mode_t) throws {
