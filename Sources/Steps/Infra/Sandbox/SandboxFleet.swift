@@ -104,10 +104,10 @@ package struct SandboxFleet: Sendable {
         let bootTime: Duration
     }
 
-    /// Launches and records (and logs) every machine, one after another, then awaits each one's sshd: the
-    /// machines boot side by side (a systemd machine takes seconds to reach its sshd), and their
-    /// addresses are chosen and listening within one hold of the sandbox lock. One outcome per
-    /// boot, in order.
+    /// Launches, records and logs every machine, one after another, then awaits each one's sshd:
+    /// the machines boot side by side (a systemd machine takes seconds to reach its sshd), and
+    /// their addresses are chosen and listening within one hold of the sandbox lock. One outcome
+    /// per boot, in order.
     private func boot(_ boots: [Boot], store: any StepStore, log: StepLog) async throws -> [Result<Booted, any Error>] {
         var taken = Set(try Self.hosts(store).values.map(\.address))
         var launched: [(outcome: Result<SandboxHost, any Error>, at: ContinuousClock.Instant)] = []
