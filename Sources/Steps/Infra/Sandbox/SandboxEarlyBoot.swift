@@ -28,8 +28,12 @@ struct SandboxEarlyBoot: Sendable {
 
     /// Boots every pending or running instance of the plan that has no machine, each tried once:
     /// one that fails to boot is left to the reconcile after the apply, which reports its error.
+    /// Each poll's new instances boot in a task of their own, so an instance that appears while
+    /// another boots (or waits for the machine-wide sandbox lock) is seen at once; all of them
+    /// have ended when this returns.
     private func watch(until finished: Finished, store: any StepStore, log: StepLog) async {
         var tried: Set<String> = []
+        var boots: [Task<Void, Never>] = []
         var lastError = ""
         while await !finished.value {
             do {
@@ -38,16 +42,24 @@ struct SandboxEarlyBoot: Sendable {
                     return .init(id: instance.id, node: node)
                 }
                 tried.formUnion(new.map(\.id))
-                if !new.isEmpty { _ = try await fleet.bootNew(new, store: store, log: log) }
+                for instance in new {
+                    log.write("instance \(instance.id) of \(instance.node) exists: booting its machine while terraform waits for it")
+                }
+                if !new.isEmpty {
+                    boots.append(Task { [fleet] in
+                        do { _ = try await fleet.bootNew(new, store: store, log: log) } catch {
+                            log.write("a machine did not boot while terraform ran; the step boots it again after the apply: \(error)")
+                        }
+                    })
+                }
             } catch {
                 // Logged once while it repeats (an EC2 API that does not answer fails every poll).
-                if "\(error)" != lastError {
-                    log.write("a machine did not boot while terraform ran; the step boots it again after the apply: \(error)")
-                }
+                if "\(error)" != lastError { log.write("asking the EC2 API for the plan's instances failed: \(error)") }
                 lastError = "\(error)"
             }
             try? await Task.sleep(for: interval)
         }
+        for boot in boots { await boot.value }
     }
 
     /// Set once the apply has returned.
