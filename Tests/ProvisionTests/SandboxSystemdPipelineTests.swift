@@ -33,6 +33,9 @@ import Testing
             #expect(created < booting && booting < applied, "\(node)'s boot began between its RunInstances and the apply's end: \(applyLog.suffix(30))")
             #expect(applyLog.contains { $0.hasPrefix("launched the machine of \(node) ") }, "\(applyLog.suffix(30))")
         }
+        // node.ready names the node and what it found, in words (not a runner's debug description).
+        let ready = try await sandbox.run(["logs", "node.ready/worker-1"]).stdout
+        #expect(ready.contains("worker-1: SSH answers, cloud-init done, init systemd"), "\(ready)")
 
         // cloud-init itself wrote what terraform's template asks for.
         let cloudInit = try await nodes.run("""

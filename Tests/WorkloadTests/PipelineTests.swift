@@ -183,6 +183,21 @@ import Glibc
     /// right after a start does (`resume` after a kill in the middle of `up`): the next processor
     /// must still be assigned the partitions and store what waits (Tansu 0.6.0 never assigned them
     /// again once a member left during its first join: `KafkaConsumer.close`).
+    /// Counters exported at 0 from the start: a rate over them sees the first documents at the
+    /// first scrape after them (verify waits for that), not the second.
+    @Test func thePerTopicCountersAreExportedAtZeroBeforeTheFirstRecord() async throws {
+        let pipeline = try await Pipeline()
+        defer { pipeline.stop() }
+        let (processor, port) = try await pipeline.startProcessor()
+        defer { Services.stop(processor) }
+        let metrics = Services.get(port: port, "/metrics")?.body ?? ""
+        for topic in ["gpu.metrics.v1", "token.usage.v1"] {
+            #expect(metrics.contains("processor_consumed_total{topic=\"\(topic)\"} 0\n"), "\(metrics.prefix(600))")
+            #expect(metrics.contains("processor_written_total{topic=\"\(topic)\"} 0\n"), "\(metrics.prefix(600))")
+        }
+        #expect(!metrics.contains("topic=\"pipeline.deadletter.v1\""), "the dead-letter topic is written, not consumed")
+    }
+
     @Test func aProcessorStoppedWhileJoiningItsGroupLeavesThePartitionsToTheNextOne() async throws {
         for delay in [300, 1000] {
             let pipeline = try await Pipeline()

@@ -66,7 +66,7 @@ struct ProcessorCommand: ParsableCommand {
 
     func run() throws {
         let shutdown = ShutdownSignal()
-        let metrics = ProcessorMetrics()
+        let metrics = ProcessorMetrics(topics: [metricsTopic, tokensTopic])
         let mongo = try MongoStore(uri: mongoURI, database: database)
         let stats = try MongoStore(uri: mongoURI, database: database)  // the HTTP thread's own client
         let lag = Mutex<(@Sendable () -> [TopicPartition: Int64])?>(nil)

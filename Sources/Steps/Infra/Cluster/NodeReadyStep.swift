@@ -36,31 +36,30 @@ package struct NodeReadyStep: Step {
     }
 
     package func check(_ context: StepContext) async throws -> CheckResult {
-        let node = try runner(context)
-        let endpoint = node.endpoint
-        let result = try await node.run("cloud-init status", timeout: .seconds(20))
+        let remote = try runner(context)
+        let result = try await remote.run("cloud-init status", timeout: .seconds(20))
         guard Self.status(result.stdout) == "done" else { return .unsatisfied("cloud-init on \(node): \(result.stdout.trimmed)") }
-        return .satisfied(outputs(endpoint, context, initSystem: try await initSystem(node, context)))
+        return .satisfied(outputs(remote.endpoint, context, initSystem: try await initSystem(remote, context)))
     }
 
     package func apply(_ context: StepContext) async throws -> StepOutputs {
-        let node = try runner(context)
-        let endpoint = node.endpoint
+        let remote = try runner(context)
+        let endpoint = remote.endpoint
         let deadline = ContinuousClock.now + timeout
         var lastSeen = "nothing yet"
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
             do {
                 let remaining = deadline - ContinuousClock.now
-                let result = try await node.run("cloud-init status --wait", timeout: remaining)
+                let result = try await remote.run("cloud-init status --wait", timeout: remaining)
                 let status = Self.status(result.stdout)
                 switch status {
                 case "done":
-                    let initSystem = try await initSystem(node, context)
+                    let initSystem = try await initSystem(remote, context)
                     context.log.write("\(node): SSH answers, cloud-init done, init \(initSystem.rawValue)")
                     return outputs(endpoint, context, initSystem: initSystem)
                 case "error", "degraded":
-                    let long = try? await node.run("cloud-init status --long", timeout: .seconds(20))
+                    let long = try? await remote.run("cloud-init status --long", timeout: .seconds(20))
                     throw StepFailure("cloud-init failed on \(endpoint): \((long?.stdout ?? result.stdout).trimmed)", retryable: false)
                 case nil where result.exitStatus == 127:
                     throw StepFailure("cloud-init is not installed on \(endpoint); the node image must include it", retryable: false)

@@ -76,10 +76,15 @@ public struct PipelineVerifier: Sendable {
     /// Runs every check and returns the table, failed checks included (never throws for a
     /// failed check: the table says what was seen).
     public func run(log: (@Sendable (String) -> Void)? = nil) async -> [Check] {
-        let deadline = ContinuousClock.now + timeout
+        let started = ContinuousClock.now
+        let deadline = started + timeout
         var checks: [Check] = []
+        // Each line says when its check settled, from verify's start: what a slow verify waited for.
+        func line(_ check: Check) -> String {
+            "\(check.ok ? "ok  " : "FAIL") \(check.name): \(check.seen) (at \(String(format: "%.1f", (ContinuousClock.now - started).seconds)) s)"
+        }
         func add(_ check: Check) {
-            log?("\(check.ok ? "ok  " : "FAIL") \(check.name): \(check.seen)")
+            log?(line(check))
             checks.append(check)
         }
         add(await eventually("processor /health", expected: "200", until: deadline) { try await status("\(targets.processor)/health") })
@@ -90,7 +95,7 @@ public struct PipelineVerifier: Sendable {
         async let counts = countChecks()
         var later: [Check] = []
         func addLater(_ check: Check) {
-            log?("\(check.ok ? "ok  " : "FAIL") \(check.name): \(check.seen)")
+            log?(line(check))
             later.append(check)
         }
         addLater(await eventually("producers seen in /gpu/info", expected: targets.workers.sorted().joined(separator: ", "), until: deadline) {

@@ -35,7 +35,19 @@ final class ProcessorMetrics: Sendable {
         }
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+
+    /// Metrics whose per-topic counters start at 0 for `topics` (the topics it consumes): a
+    /// counter exported only from its first increase needs two scrapes after it before a rate
+    /// sees it, one exported at 0 from the start needs one.
+    init(topics: [String] = []) {
+        var state = State()
+        for topic in topics {
+            state.consumed[topic] = 0
+            state.written[topic] = 0
+        }
+        self.state = Mutex(state)
+    }
 
     func consumed(_ topic: String) { state.withLock { $0.consumed[topic, default: 0] += 1 } }
     func deadLettered() { state.withLock { $0.deadLettered += 1 } }
