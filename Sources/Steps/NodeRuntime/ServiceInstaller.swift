@@ -115,7 +115,10 @@ public struct ServiceInstaller: Sendable {
             case .systemd:
                 try await upload(Data(service.unit.environmentFile.utf8), service.unit.environmentPath, 0o600)
                 try await upload(Data(service.unit.systemdUnit.utf8), service.unit.unitPath, 0o644)
-                try await check(run("systemctl daemon-reload && systemctl enable \(service.unit.name) 2>&1", .seconds(60)), "enable \(service.unit.name)")
+                // One reload: `enable` would reload again by itself (systemd's PID 1 reloads every unit,
+                // and a node's service steps run side by side).
+                try await check(run("systemctl daemon-reload && systemctl enable --no-reload \(service.unit.name) 2>&1", .seconds(60)),
+                                "enable \(service.unit.name)")
             }
             try await prepare(service)
             if before.running {
@@ -163,14 +166,16 @@ public struct ServiceInstaller: Sendable {
             // systemd is the node's PID 1: a unit's processes live in its cgroup and end with it, so
             // nothing runs on unsupervised; a unit that gave up (its start limit) is reset first.
             log("\(service.node.name): start \(name) (\(reason))")
-            try await check(run("systemctl reset-failed \(name) >/dev/null 2>&1; systemctl start \(name)", .seconds(60)), "start \(name)")
-            let active = try await run("systemctl is-active \(name)", .seconds(20))
-            guard active.succeeded else {
+            // Started, then asked whether it runs, in one round trip (exit 93: started, not active).
+            let started = try await run("systemctl reset-failed \(name) >/dev/null 2>&1; systemctl start \(name) || exit; systemctl is-active \(name) || exit 93",
+                                        .seconds(60))
+            guard started.exitStatus != 93 else {
                 throw StepFailure("""
-                    \(name) on \(service.node.name) was started but systemd does not run it (\(active.stdout.trimmingCharacters(in: .whitespacesAndNewlines))); \
+                    \(name) on \(service.node.name) was started but systemd does not run it (\(started.stdout.trimmingCharacters(in: .whitespacesAndNewlines))); \
                     'journalctl -u \(name)' on \(service.node.name) says why ('provision logs' shows it)
                     """)
             }
+            try check(started, "start \(name)")
             return
         }
         // The orphan is the recorded child only while its command line still names the unit's

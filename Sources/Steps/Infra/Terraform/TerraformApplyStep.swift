@@ -108,8 +108,12 @@ package struct TerraformApplyStep: Step {
 
     package func apply(_ context: StepContext) async throws -> StepOutputs {
         let (runner, cloud) = try setUp(context)
-        try await runner.prepare(context)
+        // An orphaned terraform is stopped (it saves its state) before the sweep reads that state;
+        // then `init` and the sweep, which need each other for nothing, run side by side.
+        try await runner.interruptOrphan(context)
+        async let prepared: Void = runner.prepare(context)
         try await sweeper(cloud).sweep(keeping: runner.recordedResources(), log: context.log.write)
+        try await prepared
         // In the sandbox, each instance's machine boots while terraform still waits for it, as on EC2.
         let reported = target == .sandbox
             ? try await SandboxEarlyBoot(fleet: try fleet(context), ec2: cloud.ec2, plan: planName)

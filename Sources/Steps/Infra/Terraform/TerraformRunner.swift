@@ -176,7 +176,8 @@ public struct TerraformRunner: Sendable {
 
     /// A terraform left running by a `provision` that was killed holds the state lock and may
     /// still be creating instances: interrupt it (it then saves its state) before going on.
-    private func interruptOrphan(_ context: StepContext) async throws {
+    /// `prepare` does this first; a caller that reads the state before `prepare` ends calls it itself.
+    func interruptOrphan(_ context: StepContext) async throws {
         guard let text = try? String(contentsOf: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
               pid != getpid(), !context.processes.running.contains(pid) else { return }
         let process = DetachedProcess(pid: pid, processStart: LockHolder.processStart(pid))
