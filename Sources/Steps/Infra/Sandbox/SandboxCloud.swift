@@ -45,12 +45,14 @@ package struct SandboxCloud: Sendable {
         return record
     }
 
-    /// Starts moto on a free port other than the last one's and waits until it answers.
-    func start(log: StepLog) async throws -> Record {
+    /// Starts moto on a free port other than the last one's and waits until it answers; `warm`:
+    /// and until it answers EC2 (`warmUp`). `sandbox.cloud` leaves that to `terraform.apply`,
+    /// which warms it up beside `terraform init`.
+    func start(log: StepLog, warm: Bool = true) async throws -> Record {
         let directory = stateDirectory.appendingPathComponent("sandbox", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let port = try Self.freePort(other: Self.load(stateDirectory)?.port)
-        let logFile = directory.appendingPathComponent("moto.log").path
+        let logFile = Self.logFile(stateDirectory)
         let executable = try motoServer()
         log.write("starting moto (\(executable)) on 127.0.0.1:\(port)")
         let process = try DetachedProcess.launch(executable, ["-H", "127.0.0.1", "-p", String(port)],
@@ -68,17 +70,32 @@ package struct SandboxCloud: Sendable {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        // moto builds its EC2 backend (regions, images, instance types) on the first EC2 call: 1.3 s
-        // on a quiet machine, 3.5 s with one of its two cores busy, over 60 s under a full test run.
-        // That call is made here, with a budget of its own, so that no later one (terraform's, the
-        // sweep's) waits for it; a moto that never answers it still fails the start.
-        do {
-            _ = try await Self.client(record.endpoint, timeout: Self.firstCallBudget).call("DescribeRegions", [:])
-        } catch {
-            await process.stop()
-            throw StepFailure(SandboxError.cloudFailed(reason: "its first EC2 call failed: \(error)", log: logFile).description)
+        if warm {
+            do {
+                try await Self.warmUp(record.endpoint, logFile: logFile)
+            } catch {
+                await process.stop()
+                throw error
+            }
         }
         return record
+    }
+
+    /// moto builds its EC2 backend (regions, images, instance types) on the first EC2 call: 1.3 s
+    /// on a quiet machine, 3.5 s with one of its two cores busy, over 60 s under a full test run.
+    /// That call is made here, with a budget of its own, before any other (terraform's, the
+    /// sweep's) so that none waits for it; on a warm moto it is one quick call.
+    package static func warmUp(_ endpoint: String, logFile: String) async throws {
+        do {
+            _ = try await client(endpoint, timeout: firstCallBudget).call("DescribeRegions", [:])
+        } catch {
+            throw StepFailure(SandboxError.cloudFailed(reason: "its first EC2 call failed: \(error)", log: logFile).description)
+        }
+    }
+
+    /// The log file of the plan's moto.
+    static func logFile(_ stateDirectory: URL) -> String {
+        stateDirectory.appendingPathComponent("sandbox/moto.log").path
     }
 
     /// What the sandbox's services give moto as credentials: it takes any, so these are fixed and

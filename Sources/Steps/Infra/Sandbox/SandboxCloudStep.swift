@@ -56,7 +56,8 @@ package struct SandboxCloudStep: Step {
         if let previous = SandboxCloud.load(context.stateDirectory) {
             context.log.write("the sandbox EC2 API on port \(previous.port) is gone (the machine rebooted, or moto was killed), and what it held with it: starting a new, empty one; terraform.apply creates the cluster again")
         }
-        return ["endpoint": .string(try await cloud(context).start(log: context.log).endpoint)]
+        // Its first EC2 call (the slow one) is terraform.apply's warm-up, beside `terraform init`.
+        return ["endpoint": .string(try await cloud(context).start(log: context.log, warm: false).endpoint)]
     }
 
     package func teardown(_ context: StepContext) async throws {

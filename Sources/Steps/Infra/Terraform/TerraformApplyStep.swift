@@ -92,6 +92,7 @@ package struct TerraformApplyStep: Step {
         let (runner, cloud) = try setUp(context)
         guard FileManager.default.fileExists(atPath: runner.stateFile.path) else { return .unsatisfied("terraform has not created anything yet") }
         try await runner.prepare(context)
+        try await warmUp(cloud, context)
         let leaked = try await sweeper(cloud).leaks(keeping: runner.recordedResources())
         guard leaked.isEmpty else { return .unsatisfied("tagged for the plan but not in the terraform state: \(leaked)") }
         guard try await runner.isConverged(context) else { return .unsatisfied("terraform plan shows changes") }
@@ -109,9 +110,10 @@ package struct TerraformApplyStep: Step {
     package func apply(_ context: StepContext) async throws -> StepOutputs {
         let (runner, cloud) = try setUp(context)
         // An orphaned terraform is stopped (it saves its state) before the sweep reads that state;
-        // then `init` and the sweep, which need each other for nothing, run side by side.
+        // then `init` runs beside the sandbox's EC2 warm-up and the sweep, which need it for nothing.
         try await runner.interruptOrphan(context)
         async let prepared: Void = runner.prepare(context)
+        try await warmUp(cloud, context)
         try await sweeper(cloud).sweep(keeping: runner.recordedResources(), log: context.log.write)
         try await prepared
         // In the sandbox, each instance's machine boots while terraform still waits for it, as on EC2.
@@ -129,6 +131,7 @@ package struct TerraformApplyStep: Step {
     package func teardown(_ context: StepContext) async throws {
         let (runner, cloud) = try setUp(context, endpoint: target == .sandbox ? try await runningSandboxCloud(context) : nil)
         try await runner.prepare(context)
+        try await warmUp(cloud, context)
         let sweeper = sweeper(cloud)
         try await sweeper.sweep(keeping: runner.recordedResources(), log: context.log.write)
         try await runner.destroy(context)
@@ -159,6 +162,13 @@ package struct TerraformApplyStep: Step {
         let runner = TerraformRunner(moduleSource: moduleSource, stateDirectory: context.stateDirectory, variables: variables,
                                      providerOverride: cloud.providerOverride, environment: cloud.environment)
         return (runner, cloud)
+    }
+
+    /// The sandbox's moto answers EC2 (`SandboxCloud.warmUp`: its first call builds its EC2
+    /// backend, with a budget of its own); nothing on AWS.
+    private func warmUp(_ cloud: CloudAccess, _ context: StepContext) async throws {
+        guard target == .sandbox else { return }
+        try await SandboxCloud.warmUp(cloud.ec2.endpoint, logFile: SandboxCloud.logFile(context.stateDirectory))
     }
 
     private func sweeper(_ cloud: CloudAccess) -> CloudSweeper {
