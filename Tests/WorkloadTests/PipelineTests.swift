@@ -179,10 +179,6 @@ import Glibc
         try await waitUntil(timeout: .seconds(180)) { pipeline.stats(port2).map { $0.metrics == 1010 && $0.tokens == 1010 } ?? false }
     }
 
-    /// A processor stopped (SIGTERM) while it is still joining its consumer group, as a restart
-    /// right after a start does (`resume` after a kill in the middle of `up`): the next processor
-    /// must still be assigned the partitions and store what waits (Tansu 0.6.0 never assigned them
-    /// again once a member left during its first join: `KafkaConsumer.close`).
     /// Counters exported at 0 from the start: a rate over them sees the first documents at the
     /// first scrape after them (verify waits for that), not the second.
     @Test func thePerTopicCountersAreExportedAtZeroBeforeTheFirstRecord() async throws {
@@ -198,6 +194,10 @@ import Glibc
         #expect(!metrics.contains("topic=\"pipeline.deadletter.v1\""), "the dead-letter topic is written, not consumed")
     }
 
+    /// A processor stopped (SIGTERM) while it is still joining its consumer group, as a restart
+    /// right after a start does (`resume` after a kill in the middle of `up`): the next processor
+    /// must still be assigned the partitions and store what waits (Tansu 0.6.0 never assigned them
+    /// again once a member left during its first join: `KafkaConsumer.close`).
     @Test func aProcessorStoppedWhileJoiningItsGroupLeavesThePartitionsToTheNextOne() async throws {
         for delay in [300, 1000] {
             let pipeline = try await Pipeline()
