@@ -32,11 +32,12 @@ package struct SandboxCloud: Sendable {
         return try? JSONDecoder().decode(Record.self, from: data)
     }
 
-    /// Whether the recorded process runs and answers HTTP.
+    /// Whether the recorded process runs and accepts connections on its port. Not an HTTP
+    /// request: moto answers a path that names no service (`GET /`) by building its S3 app first, which a full
+    /// test run has made take over 90 s, and a cloud that is only slow is not gone (moto keeps
+    /// its resources in memory: a new one would be empty).
     static func answers(_ record: Record) async -> Bool {
-        guard record.process.isRunning else { return false }
-        let response = try? await HTTPClient(timeout: .seconds(5)).send("GET", record.endpoint + "/")
-        return response.map { (200..<500).contains($0.status) } ?? false
+        record.process.isRunning && LoopbackAddress.accepts("127.0.0.1", port: record.port)
     }
 
     /// The recorded cloud when it runs and answers.
@@ -45,7 +46,7 @@ package struct SandboxCloud: Sendable {
         return record
     }
 
-    /// Starts moto on a free port other than the last one's and waits until it answers; `warm`:
+    /// Starts moto on a free port other than the last one's and waits until it listens; `warm`:
     /// and until it answers EC2 (`warmUp`). `sandbox.cloud` leaves that to `terraform.apply`,
     /// which warms it up beside `terraform init`.
     func start(log: StepLog, warm: Bool = true) async throws -> Record {
@@ -59,7 +60,7 @@ package struct SandboxCloud: Sendable {
                                                  environment: ProcessInfo.processInfo.environment, logFile: logFile)
         let record = Record(process: process, port: port)
         try JSONEncoder().encode(record).write(to: Self.recordFile(stateDirectory))
-        // moto answers within seconds; a machine busy with many sandboxes at once (a full test run)
+        // moto listens within seconds; a machine busy with many sandboxes at once (a full test run)
         // has taken over 30 s to let this wait look again. A moto that exits fails at once.
         let deadline = ContinuousClock.now + .seconds(90)
         while !(await Self.answers(record)) {
