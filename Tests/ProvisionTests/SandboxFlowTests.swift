@@ -89,6 +89,8 @@ import Glibc
             #expect(reached, "trial \(index): moto never held a \(trial.kind.rawValue) for the plan")
             let terraformPid = (try? String(contentsOf: sandbox.stateDirectory.appendingPathComponent("terraform.pid"), encoding: .utf8))
                 .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            // The provider process that served the apply (the sandbox's one per step) outlives the kill.
+            let providerServer = try? JSONDecoder().decode(DetachedProcess.self, from: Data(contentsOf: sandbox.stateDirectory.appendingPathComponent("terraform-provider.json")))
             kill(process.pid, SIGKILL)
             if trial.killTerraform, let terraformPid { kill(terraformPid, SIGKILL) }
             while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
@@ -101,6 +103,8 @@ import Glibc
             #expect(try await sandbox.run(["unlock"]).code == 0)
             let resume = try await sandbox.run(["resume"])
             #expect(resume.code == 0, "trial \(index): \(resume.stderr)")
+            let orphan = try #require(providerServer, "trial \(index): no provider server was recorded while terraform applied")
+            #expect(!orphan.isRunning, "trial \(index): the killed run's provider server (pid \(orphan.pid)) still runs after the resume")
             let held = try await sandbox.taggedResources()
             let recorded = try sandbox.recordedResources()
             #expect(held == recorded, "trial \(index): moto holds \(held); the state records \(recorded)")

@@ -125,4 +125,38 @@ import Testing
         #expect(tuned["GOGC"] == "400" && tuned["AWS_ACCESS_KEY_ID"] == "k" && tuned["PATH"] == "/bin" && tuned["TF_DATA_DIR"] == "/s/terraform-data")
         #expect(runner.commandEnvironment(["GOGC": "100"])["GOGC"] == "100", "the user's GOGC wins")
     }
+
+    @Test func theProviderServersReattachLineIsReadOnlyWhenCompleteAndNamingAnAddress() {
+        let line = #"{"registry.terraform.io/hashicorp/aws":{"Protocol":"grpc","ProtocolVersion":5,"Pid":42,"Test":true,"Addr":{"Network":"unix","String":"/tmp/plugin1"}}}"#
+        let output = "Provider started. To attach Terraform CLI, set the TF_REATTACH_PROVIDERS environment variable with the following:\n\n\tTF_REATTACH_PROVIDERS='\(line)'\n"
+        #expect(ProviderServer.reattachConfiguration(in: output) == line)
+        #expect(ProviderServer.reattachConfiguration(in: String(output.prefix(150))) == nil, "a line not yet written in full")
+        #expect(ProviderServer.reattachConfiguration(in: "TF_REATTACH_PROVIDERS='{\"aws\":{\"Pid\":1}}'") == nil, "no address")
+        #expect(ProviderServer.reattachConfiguration(in: "Starting github.com/hashicorp/terraform-provider-aws") == nil)
+    }
+
+    /// The AWS provider from the filesystem mirror bootstrap installs, started as a server the way
+    /// a sandbox step starts it, then stopped: by its step, and as an orphan a killed run left.
+    @Test func theProviderServerServesUntilStoppedAndAnOrphanIsStoppedByTheNextRun() async throws {
+        let mirror = URL(fileURLWithPath: TerraformRunner.filesystemMirror).appendingPathComponent("registry.terraform.io/hashicorp/aws")
+        let version = try #require(try FileManager.default.contentsOfDirectory(atPath: mirror.path).sorted().last, "no AWS provider in \(mirror.path); run scripts/bootstrap")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("provider-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let installed = directory.appendingPathComponent("data/providers/registry.terraform.io/hashicorp/aws/\(version)")
+        try FileManager.default.createDirectory(at: installed, withIntermediateDirectories: true)
+        for platform in try FileManager.default.contentsOfDirectory(atPath: mirror.appendingPathComponent(version).path) {
+            try FileManager.default.createSymbolicLink(at: installed.appendingPathComponent(platform), withDestinationURL: mirror.appendingPathComponent("\(version)/\(platform)"))
+        }
+        let record = ProviderServer.recordFile(directory)
+        let environment = ProcessInfo.processInfo.environment
+        let server = try await ProviderServer.start(dataDirectory: directory.appendingPathComponent("data"), stateDirectory: directory, environment: environment)
+        let pid = try #require(JSONValue.parse(server.reattach)?["registry.terraform.io/hashicorp/aws"]?["Pid"]?.int)
+        #expect(Int32(pid) == server.process.pid && server.process.isRunning && FileManager.default.fileExists(atPath: record.path))
+        await server.stop(stateDirectory: directory)
+        #expect(!server.process.isRunning && !FileManager.default.fileExists(atPath: record.path))
+
+        let orphan = try await ProviderServer.start(dataDirectory: directory.appendingPathComponent("data"), stateDirectory: directory, environment: environment)
+        await ProviderServer.stopOrphan(stateDirectory: directory)
+        #expect(!orphan.process.isRunning && !FileManager.default.fileExists(atPath: record.path))
+    }
 }

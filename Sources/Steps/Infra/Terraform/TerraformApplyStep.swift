@@ -95,8 +95,11 @@ package struct TerraformApplyStep: Step {
         try await warmUp(cloud, context)
         let leaked = try await sweeper(cloud).leaks(keeping: runner.recordedResources())
         guard leaked.isEmpty else { return .unsatisfied("tagged for the plan but not in the terraform state: \(leaked)") }
-        guard try await runner.isConverged(context) else { return .unsatisfied("terraform plan shows changes") }
-        let outputs = try await runner.outputs(context)
+        let outputs: StepOutputs? = try await withProvider(runner, context) { runner in
+            guard try await runner.isConverged(context) else { return nil }
+            return try await runner.outputs(context)
+        }
+        guard let outputs else { return .unsatisfied("terraform plan shows changes") }
         if target == .sandbox {
             let hosts = try SandboxFleet.hosts(context.store)
             let running = Set(hosts.values.filter(\.isRunning).map(\.instanceID))
@@ -117,11 +120,13 @@ package struct TerraformApplyStep: Step {
         try await sweeper(cloud).sweep(keeping: runner.recordedResources(), log: context.log.write)
         try await prepared
         // In the sandbox, each instance's machine boots while terraform still waits for it, as on EC2.
-        let reported = target == .sandbox
-            ? try await SandboxEarlyBoot(fleet: try fleet(context), ec2: cloud.ec2, plan: planName)
-                .during({ try await runner.apply(context) }, store: context.store, log: context.log)
-            : try await runner.apply(context)
-        let outputs = if let reported { reported } else { try await runner.outputs(context) }
+        let outputs = try await withProvider(runner, context) { runner in
+            let reported = target == .sandbox
+                ? try await SandboxEarlyBoot(fleet: try fleet(context), ec2: cloud.ec2, plan: planName)
+                    .during({ try await runner.apply(context) }, store: context.store, log: context.log)
+                : try await runner.apply(context)
+            return if let reported { reported } else { try await runner.outputs(context) }
+        }
         if case .map(let ami)? = outputs["ami"], case .string(let id)? = ami["id"], case .string(let source)? = ami["source"] {
             context.log.write("the nodes run \(id) (\(source == "plan" ? "cluster.ami" : source.replacingOccurrences(of: "canonical:", with: "Canonical's ")))")
         }
@@ -134,7 +139,7 @@ package struct TerraformApplyStep: Step {
         try await warmUp(cloud, context)
         let sweeper = sweeper(cloud)
         try await sweeper.sweep(keeping: runner.recordedResources(), log: context.log.write)
-        try await runner.destroy(context)
+        try await withProvider(runner, context) { try await $0.destroy(context) }
         try await sweeper.sweep(keeping: runner.recordedResources(), log: context.log.write)
         let left = try await cloud.ec2.resources(plan: planName)
         if target == .sandbox { _ = try await fleet(context).reconcile([], store: context.store, log: context.log) }
@@ -169,6 +174,13 @@ package struct TerraformApplyStep: Step {
     private func warmUp(_ cloud: CloudAccess, _ context: StepContext) async throws {
         guard target == .sandbox else { return }
         try await SandboxCloud.warmUp(cloud.ec2.endpoint, logFile: SandboxCloud.logFile(context.stateDirectory))
+    }
+
+    /// Runs `body` with one provider process for all its terraform commands in the sandbox
+    /// (`ProviderServer`); on AWS terraform starts its provider itself.
+    private func withProvider<T>(_ runner: TerraformRunner, _ context: StepContext, _ body: (TerraformRunner) async throws -> T) async throws -> T {
+        guard target == .sandbox else { return try await body(runner) }
+        return try await runner.sharingProvider(context, body)
     }
 
     private func sweeper(_ cloud: CloudAccess) -> CloudSweeper {

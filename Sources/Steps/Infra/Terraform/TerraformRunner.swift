@@ -24,6 +24,8 @@ public struct TerraformRunner: Sendable {
     public let providerOverride: JSONValue?
     /// Extra environment (credentials).
     public let environment: [String: String]
+    /// `TF_REATTACH_PROVIDERS` while a `ProviderServer` serves this runner's commands.
+    private var reattach: String?
 
     /// Go's GOGC for terraform and its providers unless the environment sets one (`commandEnvironment`).
     static let collectorPercent = "400"
@@ -148,7 +150,31 @@ public struct TerraformRunner: Sendable {
         env["TF_INPUT"] = "0"
         env["CHECKPOINT_DISABLE"] = "1"
         if env["GOGC"] == nil { env["GOGC"] = Self.collectorPercent }
+        if let reattach {
+            env["TF_REATTACH_PROVIDERS"] = reattach
+            env["AWS_CA_BUNDLE"] = nil
+        }
         return env
+    }
+
+    /// Runs `body` with a runner whose commands share one AWS provider process
+    /// (`ProviderServer`), which is stopped when `body` ends, however it ends. Call after
+    /// `prepare`: `init` installs the provider.
+    public func sharingProvider<T>(_ context: StepContext, _ body: (TerraformRunner) async throws -> T) async throws -> T {
+        let stateDirectory = workingDirectory.deletingLastPathComponent()
+        let server = try await ProviderServer.start(dataDirectory: dataDirectory, stateDirectory: stateDirectory,
+                                                    environment: commandEnvironment(ProcessInfo.processInfo.environment))
+        context.log.write("terraform's AWS provider: one process (pid \(server.process.pid)) serves this step's terraform commands")
+        var served = self
+        served.reattach = server.reattach
+        do {
+            let result = try await body(served)
+            await server.stop(stateDirectory: stateDirectory)
+            return result
+        } catch {
+            await server.stop(stateDirectory: stateDirectory)
+            throw error
+        }
     }
 
     private func run(_ arguments: [String], _ context: StepContext, readable: Bool = false, logOutput: Bool = true) async throws -> ProcessResult {
@@ -178,6 +204,12 @@ public struct TerraformRunner: Sendable {
     /// still be creating instances: interrupt it (it then saves its state) before going on.
     /// `prepare` does this first; a caller that reads the state before `prepare` ends calls it itself.
     func interruptOrphan(_ context: StepContext) async throws {
+        try await interruptOrphanTerraform(context)
+        // Only now: the orphaned terraform needed its provider to finish the calls in flight.
+        await ProviderServer.stopOrphan(stateDirectory: workingDirectory.deletingLastPathComponent())
+    }
+
+    private func interruptOrphanTerraform(_ context: StepContext) async throws {
         guard let text = try? String(contentsOf: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
               pid != getpid(), !context.processes.running.contains(pid) else { return }
         let process = DetachedProcess(pid: pid, processStart: LockHolder.processStart(pid))
