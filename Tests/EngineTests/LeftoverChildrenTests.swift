@@ -142,4 +142,28 @@ import Glibc
             try await Task.sleep(for: .milliseconds(10))
         }
     }
+
+    /// What a killed run left is told apart from what a live run still owns: a process is an
+    /// orphan once the `provision` that started it is gone (a shell copied as `provision` here).
+    @Test func aProcessIsOrphanedOnlyOnceTheProvisionThatStartedItIsGone() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orphan-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let provision = directory.appendingPathComponent("provision")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath(), to: provision)
+        let pidFile = directory.appendingPathComponent("child.pid")
+        let parent = try DetachedProcess.launch(provision.path, ["-c", "sleep 60 & echo $! > \"$0\"; wait", pidFile.path],
+                                                environment: environment, logFile: directory.appendingPathComponent("log").path)
+        let deadline = ContinuousClock.now + .seconds(30)
+        var childPid: Int32?
+        while childPid == nil && ContinuousClock.now < deadline {
+            childPid = (try? String(contentsOf: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if childPid == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let child = DetachedProcess(pid: try #require(childPid, "the shell never started its child"), processStart: LockHolder.processStart(try #require(childPid)))
+        #expect(child.isRunning && !child.isOrphaned, "its provision still runs")
+        await parent.stop(grace: .zero)
+        #expect(child.isRunning && child.isOrphaned, "its provision is gone")
+        await child.stop(grace: .zero)
+    }
 }

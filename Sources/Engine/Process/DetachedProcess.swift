@@ -52,6 +52,16 @@ public struct DetachedProcess: Codable, Sendable, Hashable {
         return processStart == nil || LockHolder.processStart(pid) == processStart
     }
 
+    /// Whether the `provision` that started it is gone: its parent is no longer a `provision`
+    /// process (the kernel gave it to init or a subreaper).
+    public var isOrphaned: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 1, let parent = Int32(fields[1]), parent > 1 else { return true }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(parent)/exe")) ?? ""
+        return URL(fileURLWithPath: executable).lastPathComponent != "provision"
+    }
+
     /// Sends SIGTERM, then SIGKILL after `grace`, and waits until it is gone.
     public func stop(grace: Duration = .seconds(5)) async {
         guard isRunning else { return }

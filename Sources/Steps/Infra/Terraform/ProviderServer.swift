@@ -66,10 +66,11 @@ struct ProviderServer: Sendable {
         try? FileManager.default.removeItem(at: Self.recordFile(stateDirectory))
     }
 
-    /// Stops a server a killed `provision` left running, if any.
+    /// Stops a server a killed `provision` left running, if any (not one a live run serves).
     static func stopOrphan(stateDirectory: URL) async {
         guard let data = try? Data(contentsOf: recordFile(stateDirectory)),
               let process = try? JSONDecoder().decode(DetachedProcess.self, from: data) else { return }
+        if process.isRunning && !process.isOrphaned { return }
         await process.stop()
         try? FileManager.default.removeItem(at: recordFile(stateDirectory))
     }

@@ -95,11 +95,10 @@ package struct TerraformApplyStep: Step {
         try await warmUp(cloud, context)
         let leaked = try await sweeper(cloud).leaks(keeping: runner.recordedResources())
         guard leaked.isEmpty else { return .unsatisfied("tagged for the plan but not in the terraform state: \(leaked)") }
-        let outputs: StepOutputs? = try await withProvider(runner, context) { runner in
-            guard try await runner.isConverged(context) else { return nil }
-            return try await runner.outputs(context)
-        }
-        guard let outputs else { return .unsatisfied("terraform plan shows changes") }
+        // terraform starts its provider itself here: a check takes no lock (`status --audit`), and
+        // the provider server's record is the locked run's.
+        guard try await runner.isConverged(context) else { return .unsatisfied("terraform plan shows changes") }
+        let outputs = try await runner.outputs(context)
         if target == .sandbox {
             let hosts = try SandboxFleet.hosts(context.store)
             let running = Set(hosts.values.filter(\.isRunning).map(\.instanceID))

@@ -203,6 +203,8 @@ public struct TerraformRunner: Sendable {
     /// A terraform left running by a `provision` that was killed holds the state lock and may
     /// still be creating instances: interrupt it (it then saves its state) before going on.
     /// `prepare` does this first; a caller that reads the state before `prepare` ends calls it itself.
+    /// One whose parent is a live `provision` is no orphan (a lock-free `status --audit` beside a
+    /// running `up`): it is left alone, as is that run's provider server.
     func interruptOrphan(_ context: StepContext) async throws {
         try await interruptOrphanTerraform(context)
         // Only now: the orphaned terraform needed its provider to finish the calls in flight.
@@ -213,7 +215,8 @@ public struct TerraformRunner: Sendable {
         guard let text = try? String(contentsOf: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
               pid != getpid(), !context.processes.running.contains(pid) else { return }
         let process = DetachedProcess(pid: pid, processStart: LockHolder.processStart(pid))
-        guard process.isRunning, (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("terraform") == true else {
+        guard process.isRunning, (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("terraform") == true,
+              process.isOrphaned else {
             try? FileManager.default.removeItem(at: pidFile)
             return
         }
