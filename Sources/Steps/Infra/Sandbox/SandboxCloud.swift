@@ -33,9 +33,9 @@ package struct SandboxCloud: Sendable {
     }
 
     /// Whether the recorded process runs and accepts connections on its port. Not an HTTP
-    /// request: moto answers a path that names no service (`GET /`) by building its S3 app first, which a full
-    /// test run has made take over 90 s, and a cloud that is only slow is not gone (moto keeps
-    /// its resources in memory: a new one would be empty).
+    /// request: moto answers a path that names no service (`GET /`) by building its S3 app
+    /// first, which a full test run has made take over 90 s, and a cloud that is only slow is not
+    /// gone (moto keeps its resources in memory: a new one would be empty).
     static func answers(_ record: Record) async -> Bool {
         record.process.isRunning && LoopbackAddress.accepts("127.0.0.1", port: record.port)
     }

@@ -12,9 +12,10 @@ import Glibc
 /// Left to itself, terraform starts the provider anew for each phase of each command (an `apply`
 /// starts it four times, a `destroy` five: strace of one each), and each start of the AWS provider
 /// loads a 700 MB binary before its first call. One server started once per step saves those
-/// starts: ~1.2 s of CPU per apply and ~3 s of a sandbox apply's wall time (BENCHMARKS.md). The sandbox uses it; the aws target keeps terraform's
-/// own launches, where a custom CA bundle (`AWS_CA_BUNDLE`) cannot be configured twice in one
-/// provider process and credentials may be refreshed per process.
+/// starts: ~1.2 s of CPU per apply and ~3 s of a sandbox apply's wall time (BENCHMARKS.md).
+/// The sandbox uses it; the aws target keeps terraform's own launches, where a custom CA bundle
+/// (`AWS_CA_BUNDLE`) cannot be configured twice in one provider process and credentials may be
+/// refreshed per process.
 ///
 /// The server is recorded in `state/<plan>/terraform-provider.json`: one left running by a
 /// `provision` that was killed is stopped by the next run's `TerraformRunner.interruptOrphan`,

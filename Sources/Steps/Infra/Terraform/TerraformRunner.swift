@@ -215,11 +215,11 @@ public struct TerraformRunner: Sendable {
         guard let text = try? String(contentsOf: pidFile, encoding: .utf8), let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
               pid != getpid(), !context.processes.running.contains(pid) else { return }
         let process = DetachedProcess(pid: pid, processStart: LockHolder.processStart(pid))
-        guard process.isRunning, (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("terraform") == true,
-              process.isOrphaned else {
+        guard process.isRunning, (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.contains("terraform") == true else {
             try? FileManager.default.removeItem(at: pidFile)
             return
         }
+        guard process.isOrphaned else { return }
         context.log.write("terraform pid \(pid) from an interrupted run is still running; interrupting it so it saves its state")
         kill(pid, SIGINT)
         let deadline = ContinuousClock.now + .seconds(90)
