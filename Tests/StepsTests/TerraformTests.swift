@@ -159,4 +159,39 @@ import Testing
         await ProviderServer.stopOrphan(stateDirectory: directory)
         #expect(!orphan.process.isRunning && !FileManager.default.fileExists(atPath: record.path))
     }
+
+    /// A lock-free `status --audit` beside a running `up` must not stop that run's terraform; what a
+    /// killed run left is interrupted. A shell copied as `provision` starts a `terraform` (a copy of
+    /// perl that sleeps, SIGINT at its default: a shell's background job ignores it) here, as `up`
+    /// does; then the shell is killed, as a SIGKILLed `up` would be.
+    @Test func aTerraformWhoseProvisionStillRunsIsLeftAloneAndInterruptedOnceItIsOrphaned() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orphan-tf-\(UUID().uuidString)")
+        let bin = directory.appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath(), to: bin.appendingPathComponent("provision"))
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/usr/bin/perl").resolvingSymlinksInPath(), to: bin.appendingPathComponent("terraform"))
+        let runner = TerraformRunner(moduleSource: URL(fileURLWithPath: "/m"), stateDirectory: directory, variables: [:], providerOverride: nil, environment: [:])
+        let provision = try DetachedProcess.launch(bin.appendingPathComponent("provision").path,
+                                                   ["-c", "\"$0\" -e '$SIG{INT} = q(DEFAULT); sleep 120' & echo $! > \"$1\"; wait", bin.appendingPathComponent("terraform").path, runner.pidFile.path],
+                                                   environment: ProcessInfo.processInfo.environment, logFile: directory.appendingPathComponent("log").path)
+        defer { kill(provision.pid, SIGKILL) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while (try? String(contentsOf: runner.pidFile, encoding: .utf8))?.hasSuffix("\n") != true && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let pid = try #require(Int32(try String(contentsOf: runner.pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let terraform = DetachedProcess(pid: pid, processStart: LockHolder.processStart(pid))
+        defer { kill(pid, SIGKILL) }
+        let context = StepContext(runID: 1, stepID: "terraform.apply", attempt: 1, upstream: [:], item: nil, stateDirectory: directory,
+                                  log: StepLog(path: directory.appendingPathComponent("step.log"), redactor: Redactor()), redactor: Redactor(),
+                                  processes: ProcessSupervisor(), store: try SQLiteRunStore(directory: directory))
+
+        try await runner.interruptOrphan(context)
+        #expect(terraform.isRunning && FileManager.default.fileExists(atPath: runner.pidFile.path), "its provision runs: not an orphan")
+
+        await provision.stop(grace: .zero)
+        try await runner.interruptOrphan(context)
+        #expect(!terraform.isRunning && !FileManager.default.fileExists(atPath: runner.pidFile.path), "orphaned: interrupted")
+    }
 }
