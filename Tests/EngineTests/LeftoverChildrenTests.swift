@@ -154,13 +154,16 @@ import Glibc
         let pidFile = directory.appendingPathComponent("child.pid")
         let parent = try DetachedProcess.launch(provision.path, ["-c", "sleep 60 & echo $! > \"$0\"; wait", pidFile.path],
                                                 environment: environment, logFile: directory.appendingPathComponent("log").path)
-        let deadline = ContinuousClock.now + .seconds(30)
+        // Its premise, not a timing: a full test run's first minutes have kept a child from starting for over 30 s.
+        let deadline = ContinuousClock.now + .seconds(120)
         var childPid: Int32?
         while childPid == nil && ContinuousClock.now < deadline {
             childPid = (try? String(contentsOf: pidFile, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
             if childPid == nil { try await Task.sleep(for: .milliseconds(20)) }
         }
-        let child = DetachedProcess(pid: try #require(childPid, "the shell never started its child"), processStart: LockHolder.processStart(try #require(childPid)))
+        let log = (try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? ""
+        let child = DetachedProcess(pid: try #require(childPid, "the shell never started its child (shell running: \(parent.isRunning), its output: \(log))"),
+                                    processStart: LockHolder.processStart(try #require(childPid)))
         #expect(child.isRunning && !child.isOrphaned, "its provision still runs")
         await parent.stop(grace: .zero)
         #expect(child.isRunning && child.isOrphaned, "its provision is gone")

@@ -176,11 +176,15 @@ import Testing
                                                    ["-c", "\"$0\" -e '$SIG{INT} = q(DEFAULT); sleep 120' & echo $! > \"$1\"; wait", bin.appendingPathComponent("terraform").path, runner.pidFile.path],
                                                    environment: ProcessInfo.processInfo.environment, logFile: directory.appendingPathComponent("log").path)
         defer { kill(provision.pid, SIGKILL) }
-        let deadline = ContinuousClock.now + .seconds(30)
+        // Its premise, not a timing: a full test run's first minutes have kept a child from starting for over 30 s.
+        let deadline = ContinuousClock.now + .seconds(120)
         while (try? String(contentsOf: runner.pidFile, encoding: .utf8))?.hasSuffix("\n") != true && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(20))
         }
-        let pid = try #require(Int32(try String(contentsOf: runner.pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let recorded = (try? String(contentsOf: runner.pidFile, encoding: .utf8)) ?? ""
+        let output = (try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? ""
+        let pid = try #require(Int32(recorded.trimmingCharacters(in: .whitespacesAndNewlines)),
+                               "no terraform started (shell running: \(provision.isRunning), its output: \(output))")
         let terraform = DetachedProcess(pid: pid, processStart: LockHolder.processStart(pid))
         defer { kill(pid, SIGKILL) }
         let context = StepContext(runID: 1, stepID: "terraform.apply", attempt: 1, upstream: [:], item: nil, stateDirectory: directory,
