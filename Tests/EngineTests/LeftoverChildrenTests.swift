@@ -150,7 +150,10 @@ import Glibc
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let provision = directory.appendingPathComponent("provision")
-        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath(), to: provision)
+        // A hard link, not a copy (another test's fork may hold a fresh copy open for writing, and
+        // running it then fails: "Text file busy"); /proc/PID/exe names the link.
+        let shell = URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath()
+        do { try FileManager.default.linkItem(at: shell, to: provision) } catch { try FileManager.default.copyItem(at: shell, to: provision) }
         let pidFile = directory.appendingPathComponent("child.pid")
         let parent = try DetachedProcess.launch(provision.path, ["-c", "sleep 60 & echo $! > \"$0\"; wait", pidFile.path],
                                                 environment: environment, logFile: directory.appendingPathComponent("log").path)

@@ -169,8 +169,12 @@ import Testing
         let bin = directory.appendingPathComponent("bin")
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath(), to: bin.appendingPathComponent("provision"))
-        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/usr/bin/perl").resolvingSymlinksInPath(), to: bin.appendingPathComponent("terraform"))
+        // Hard links, not copies (another test's fork may hold a fresh copy open for writing, and
+        // running it then fails: "Text file busy"); /proc/PID/exe names the link.
+        for (name, program) in [("provision", "/bin/sh"), ("terraform", "/usr/bin/perl")] {
+            let source = URL(fileURLWithPath: program).resolvingSymlinksInPath(), link = bin.appendingPathComponent(name)
+            do { try FileManager.default.linkItem(at: source, to: link) } catch { try FileManager.default.copyItem(at: source, to: link) }
+        }
         let runner = TerraformRunner(moduleSource: URL(fileURLWithPath: "/m"), stateDirectory: directory, variables: [:], providerOverride: nil, environment: [:])
         let provision = try DetachedProcess.launch(bin.appendingPathComponent("provision").path,
                                                    ["-c", "\"$0\" -e '$SIG{INT} = q(DEFAULT); sleep 120' & echo $! > \"$1\"; wait", bin.appendingPathComponent("terraform").path, runner.pidFile.path],
