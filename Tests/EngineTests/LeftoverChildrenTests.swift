@@ -144,7 +144,7 @@ import Glibc
     }
 
     /// What a killed run left is told apart from what a live run still owns: a process is an
-    /// orphan once the `provision` that started it is gone (a shell copied as `provision` here).
+    /// orphan once the `provision` that started it is gone (a shell linked as `provision` here).
     @Test func aProcessIsOrphanedOnlyOnceTheProvisionThatStartedItIsGone() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orphan-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

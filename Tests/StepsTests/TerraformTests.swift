@@ -161,8 +161,8 @@ import Testing
     }
 
     /// A lock-free `status --audit` beside a running `up` must not stop that run's terraform; what a
-    /// killed run left is interrupted. A shell copied as `provision` starts a `terraform` (a copy of
-    /// perl that sleeps, SIGINT at its default: a shell's background job ignores it) here, as `up`
+    /// killed run left is interrupted. A shell linked as `provision` starts a `terraform` (perl
+    /// linked so, sleeping with SIGINT at its default: a shell's background job ignores it), as `up`
     /// does; then the shell is killed, as a SIGKILLed `up` would be.
     @Test func aTerraformWhoseProvisionStillRunsIsLeftAloneAndInterruptedOnceItIsOrphaned() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orphan-tf-\(UUID().uuidString)")

@@ -42,9 +42,7 @@ public struct LockHolder: Sendable, Codable, Equatable, CustomStringConvertible 
 
     /// Field 22 of /proc/PID/stat: the process start time in clock ticks since boot.
     public static func processStart(_ pid: Int32) -> String? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? String(fields[19]) : nil
+        guard let fields = ProcStat.fields(pid), fields.count > 19 else { return nil }
+        return String(fields[19])
     }
 }

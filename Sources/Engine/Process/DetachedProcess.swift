@@ -47,17 +47,15 @@ public struct DetachedProcess: Codable, Sendable, Hashable {
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid { return false }
         guard kill(pid, 0) == 0 else { return false }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
-        if let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].hasPrefix(" Z") { return false }
+        guard let fields = ProcStat.fields(pid) else { return false }
+        if fields.first == "Z" { return false }
         return processStart == nil || LockHolder.processStart(pid) == processStart
     }
 
     /// Whether the `provision` that started it is gone: its parent is no longer a `provision`
     /// process (the kernel gave it to init or a subreaper).
     public var isOrphaned: Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 1, let parent = Int32(fields[1]), parent > 1 else { return true }
+        guard let fields = ProcStat.fields(pid), fields.count > 1, let parent = Int32(fields[1]), parent > 1 else { return true }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(parent)/exe")) ?? ""
         return URL(fileURLWithPath: executable).lastPathComponent != "provision"
     }

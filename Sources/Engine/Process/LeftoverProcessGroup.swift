@@ -30,11 +30,8 @@ public struct LeftoverProcessGroup: Sendable, Hashable {
         if let current = LockHolder.processStart(pgid), current != leaderStart { return [] }
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap { name -> Int32? in
-            guard let pid = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            // After the command name: state, ppid, pgrp, ...
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 2, fields[0] != "Z", fields[0] != "X", Int32(fields[2]) == pgid else { return nil }
+            guard let pid = Int32(name), let fields = ProcStat.fields(pid),
+                  fields.count > 2, fields[0] != "Z", fields[0] != "X", Int32(fields[2]) == pgid else { return nil }
             return pid
         }
     }

@@ -1,6 +1,5 @@
 import Engine
 import Foundation
-import Transport
 
 /// **Stand-in for AWS itself**: the sandbox's EC2 API, a real `moto_server` on a loopback port,
 /// started detached so that it outlives the command that started it, and recorded in
@@ -36,13 +35,13 @@ package struct SandboxCloud: Sendable {
     /// request: moto answers a path that names no service (`GET /`) by building its S3 app
     /// first, which a full test run has made take over 90 s, and a cloud that is only slow is not
     /// gone (moto keeps its resources in memory: a new one would be empty).
-    static func answers(_ record: Record) async -> Bool {
+    static func answers(_ record: Record) -> Bool {
         record.process.isRunning && LoopbackAddress.accepts("127.0.0.1", port: record.port)
     }
 
     /// The recorded cloud when it runs and answers.
-    func running() async -> Record? {
-        guard let record = Self.load(stateDirectory), await Self.answers(record) else { return nil }
+    func running() -> Record? {
+        guard let record = Self.load(stateDirectory), Self.answers(record) else { return nil }
         return record
     }
 
@@ -63,7 +62,7 @@ package struct SandboxCloud: Sendable {
         // moto listens within seconds; a machine busy with many sandboxes at once (a full test run)
         // has taken over 30 s to let this wait look again. A moto that exits fails at once.
         let deadline = ContinuousClock.now + .seconds(90)
-        while !(await Self.answers(record)) {
+        while !Self.answers(record) {
             guard process.isRunning, ContinuousClock.now < deadline else {
                 await process.stop()
                 let tail = (try? String(contentsOfFile: logFile, encoding: .utf8))?.split(separator: "\n").suffix(2).joined(separator: " | ") ?? ""

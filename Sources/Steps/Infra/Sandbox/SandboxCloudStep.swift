@@ -36,7 +36,7 @@ package struct SandboxCloudStep: Step {
     package var retry: RetryPolicy { RetryPolicy(attempts: 2, backoff: .seconds(1)) }
 
     package func check(_ context: StepContext) async throws -> CheckResult {
-        guard let record = await cloud(context).running() else { return .unsatisfied("the sandbox EC2 API is not running") }
+        guard let record = cloud(context).running() else { return .unsatisfied("the sandbox EC2 API is not running") }
         let stopped = try deadHosts(context)
         guard stopped.isEmpty else { return .unsatisfied("sandbox hosts are not running: \(stopped.joined(separator: ", "))") }
         return .satisfied(["endpoint": .string(record.endpoint)])
@@ -46,7 +46,7 @@ package struct SandboxCloudStep: Step {
         guard FileManager.default.fileExists(atPath: nodeImage.appendingPathComponent("usr/bin/cloud-init").path) else {
             throw StepFailure(SandboxError.missingImage(path: nodeImage.path).description, retryable: false)
         }
-        if let record = await cloud(context).running() {
+        if let record = cloud(context).running() {
             let stopped = try deadHosts(context)
             if !stopped.isEmpty {
                 context.log.write("sandbox hosts are not running: \(stopped.joined(separator: ", ")); terraform.apply runs again and restarts them")

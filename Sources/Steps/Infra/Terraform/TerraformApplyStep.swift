@@ -191,7 +191,7 @@ package struct TerraformApplyStep: Step {
     /// to destroy, and `sandbox.cloud`'s teardown stops the new moto.
     private func runningSandboxCloud(_ context: StepContext) async throws -> String {
         let cloud = SandboxCloud(stateDirectory: context.stateDirectory, nodeImage: nodeImage)
-        if let record = await cloud.running() { return record.endpoint }
+        if let record = cloud.running() { return record.endpoint }
         context.log.write("the sandbox EC2 API is not running (the machine rebooted, or moto was killed): starting it to tear down; what it held is gone with it")
         return try await cloud.start(log: context.log).endpoint
     }

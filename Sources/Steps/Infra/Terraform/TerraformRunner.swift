@@ -150,10 +150,7 @@ public struct TerraformRunner: Sendable {
         env["TF_INPUT"] = "0"
         env["CHECKPOINT_DISABLE"] = "1"
         if env["GOGC"] == nil { env["GOGC"] = Self.collectorPercent }
-        if let reattach {
-            env["TF_REATTACH_PROVIDERS"] = reattach
-            env["AWS_CA_BUNDLE"] = nil
-        }
+        if let reattach { env["TF_REATTACH_PROVIDERS"] = reattach }
         return env
     }
 
