@@ -17,10 +17,13 @@ public enum LoopbackAddress {
         withSocket(address, port: port) { fd, pointer, length in bind(fd, pointer, length) == 0 }
     }
 
-    /// The first 127.0.1.N (N from 2) not in `taken` whose `port` is free on this machine.
-    /// Callers hold `SandboxLock` so two provisioners cannot pick the same one.
+    /// A 127.0.1.N (N from 2 to 254, in random order) not in `taken` whose `port` is free on this
+    /// machine. Callers hold `SandboxLock` so two provisioners cannot pick the same one. Random,
+    /// not the lowest: a node powered off keeps its address on EC2, but here it frees it, and
+    /// lowest-first handed it straight to another plan's next node, whose host key `down` of the
+    /// first plan then met on it.
     public static func allocate(port: Int, taken: Set<String>) throws -> String {
-        for n in 2...254 {
+        for n in (2...254).shuffled() {
             let candidate = "127.0.1.\(n)"
             if !taken.contains(candidate) && isFree(candidate, port: port) { return candidate }
         }
