@@ -155,9 +155,10 @@ import Glibc
         let shell = URL(fileURLWithPath: "/bin/sh").resolvingSymlinksInPath()
         do { try FileManager.default.linkItem(at: shell, to: provision) } catch { try FileManager.default.copyItem(at: shell, to: provision) }
         let pidFile = directory.appendingPathComponent("child.pid")
-        let parent = try DetachedProcess.launch(provision.path, ["-c", "sleep 60 & echo $! > \"$0\"; wait", pidFile.path],
+        let parent = try DetachedProcess.launch(provision.path, ["-c", "sleep 600 & echo $! > \"$0\"; wait", pidFile.path],
                                                 environment: environment, logFile: directory.appendingPathComponent("log").path)
-        // Its premise, not a timing: a full test run's first minutes have kept a child from starting for over 30 s.
+        // Its premise, not a timing: a full test run's first minutes have kept a child from starting
+        // for over 60 s, so the child sleeps far longer than this wait.
         let deadline = ContinuousClock.now + .seconds(120)
         var childPid: Int32?
         while childPid == nil && ContinuousClock.now < deadline {

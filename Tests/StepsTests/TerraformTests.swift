@@ -177,7 +177,7 @@ import Testing
         }
         let runner = TerraformRunner(moduleSource: URL(fileURLWithPath: "/m"), stateDirectory: directory, variables: [:], providerOverride: nil, environment: [:])
         let provision = try DetachedProcess.launch(bin.appendingPathComponent("provision").path,
-                                                   ["-c", "\"$0\" -e '$SIG{INT} = q(DEFAULT); sleep 120' & echo $! > \"$1\"; wait", bin.appendingPathComponent("terraform").path, runner.pidFile.path],
+                                                   ["-c", "\"$0\" -e '$SIG{INT} = q(DEFAULT); sleep 600' & echo $! > \"$1\"; wait", bin.appendingPathComponent("terraform").path, runner.pidFile.path],
                                                    environment: ProcessInfo.processInfo.environment, logFile: directory.appendingPathComponent("log").path)
         defer { kill(provision.pid, SIGKILL) }
         // Its premise, not a timing: a full test run's first minutes have kept a child from starting for over 30 s.
